@@ -1,0 +1,34 @@
+"""hf-mdm: masked diffusion language models on the Hugging Face stack.
+
+Importing the package registers model_type "mdm" with `AutoConfig`, `AutoModel` and `AutoModelForMaskedLM`.
+`AutoModel.from_pretrained` returns `MDMForMaskedGeneration` (head included), as LLaDA and Dream map `AutoModel`.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+
+from .configuration_mdm import MDMConfig
+from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
+from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
+from .training import DataCollatorForMaskedDiffusion, enable_diffusion_training, masked_diffusion_loss
+
+
+__version__ = "0.1.0"
+
+AutoConfig.register(MDMConfig.model_type, MDMConfig, exist_ok=True)
+AutoModel.register(MDMConfig, MDMForMaskedGeneration, exist_ok=True)
+AutoModelForMaskedLM.register(MDMConfig, MDMForMaskedGeneration, exist_ok=True)
+
+__all__ = [
+    "MDMConfig",
+    "MDMModel",
+    "MDMPreTrainedModel",
+    "MDMForMaskedGeneration",
+    "MaskedDiffusionOutput",
+    "NoiseSchedule",
+    "SCHEDULES",
+    "get_schedule",
+    "register_schedule",
+    "DataCollatorForMaskedDiffusion",
+    "enable_diffusion_training",
+    "masked_diffusion_loss",
+]

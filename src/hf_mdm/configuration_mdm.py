@@ -1,0 +1,134 @@
+"""MDMConfig: the configuration of a masked diffusion language model (a bidirectional LLaMA-style stack)."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+from transformers.modeling_rope_utils import RopeParameters
+
+from .schedules import get_schedule
+
+
+MASK_TOKEN_HELP = (
+    "A masked diffusion model needs a [MASK] token inside its vocabulary. Add one to the tokenizer and make room in "
+    "the embeddings, then pass its id:\n"
+    "    tokenizer.add_special_tokens({'mask_token': '<|mask|>'})\n"
+    "    model.resize_token_embeddings(len(tokenizer))   # or MDMConfig(vocab_size=len(tokenizer), ...)\n"
+    "    config.mask_token_id = tokenizer.mask_token_id"
+)
+
+
+@strict
+class MDMConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`MDMModel`] and [`MDMForMaskedGeneration`].
+
+    The architecture is LLaMA's (RoPE, RMSNorm, SwiGLU MLP, grouped-query attention) with **bidirectional** attention.
+    The diffusion-specific fields are `mask_token_id` (required, inside the vocabulary) and the training noise schedule
+    (`schedule`, `schedule_kwargs`, see `hf_mdm.schedules`).
+
+    Args:
+        vocab_size: Number of token ids, the [MASK] id included.
+        hidden_size: Width of the residual stream.
+        intermediate_size: Width of the SwiGLU MLP.
+        num_hidden_layers: Number of transformer blocks.
+        num_attention_heads: Query heads.
+        num_key_value_heads: Key/value heads (grouped-query attention); defaults to `num_attention_heads`.
+        head_dim: Per-head width; defaults to `hidden_size // num_attention_heads`.
+        hidden_act: MLP activation of the gate projection.
+        max_position_embeddings: Longest sequence the model accepts.
+        initializer_range: Standard deviation of the normal weight initialisation.
+        rms_norm_eps: RMSNorm epsilon.
+        rope_parameters: RoPE parameters as in LLaMA (`rope_theta` may also be passed directly).
+        attention_bias: Biases on the q/k/v/o projections.
+        attention_dropout: Dropout on attention probabilities (training only).
+        mlp_bias: Biases on the MLP projections.
+        tie_word_embeddings: Share the input embedding matrix with the LM head.
+        mask_token_id: Id of the [MASK] token. Required.
+        schedule: Name of the training noise schedule alpha(t) (`linear`, `cosine`, `log-linear`, `polynomial`).
+        schedule_kwargs: Keyword arguments of that schedule (e.g. `{"exponent": 2}` for `polynomial`).
+        loss_weighting: `"elbo"` (NELBO weights -alpha'/(1-alpha), `exp(loss)` bounds perplexity) or `"uniform"`
+            (plain masked cross-entropy).
+        logits_shift: `0` when `logits[:, i]` predicts token i (MDLM, LLaDA); `1` when it predicts token i+1 (Dream,
+            adapted causal LMs).
+        is_causal: Run the stack with a causal mask. Only for checking an AR -> MDM conversion against its source.
+    """
+
+    model_type = "mdm"
+    keys_to_ignore_at_inference = ["past_key_values"]
+    base_model_tp_plan = {
+        "layers.*.self_attn.q_proj": "colwise",
+        "layers.*.self_attn.k_proj": "colwise",
+        "layers.*.self_attn.v_proj": "colwise",
+        "layers.*.self_attn.o_proj": "rowwise",
+        "layers.*.mlp.gate_proj": "colwise",
+        "layers.*.mlp.up_proj": "colwise",
+        "layers.*.mlp.down_proj": "rowwise",
+    }
+    base_model_pp_plan = {
+        "embed_tokens": (["input_ids"], ["inputs_embeds"]),
+        "layers": (["hidden_states", "attention_mask"], ["hidden_states"]),
+        "norm": (["hidden_states"], ["hidden_states"]),
+    }
+
+    vocab_size: int = 32000
+    hidden_size: int = 2048
+    intermediate_size: int = 5632
+    num_hidden_layers: int = 22
+    num_attention_heads: int = 32
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None
+    hidden_act: str = "silu"
+    max_position_embeddings: int = 2048
+    initializer_range: float = 0.02
+    rms_norm_eps: float = 1e-6
+    rope_parameters: RopeParameters | dict | None = None
+    attention_bias: bool = False
+    attention_dropout: float = 0.0
+    mlp_bias: bool = False
+    tie_word_embeddings: bool = False
+    use_cache: bool = False
+    mask_token_id: int | None = None
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None
+    schedule: str = "linear"
+    schedule_kwargs: dict | None = None
+    loss_weighting: str = "elbo"
+    logits_shift: int = 0
+    is_causal: bool = False
+
+    def __post_init__(self, **kwargs):
+        if self.head_dim is None:
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        """Part of `@strict` validation: shapes, the [MASK] id and the objective fields."""
+        if self.mask_token_id is None:
+            raise ValueError(f"MDMConfig needs `mask_token_id`. {MASK_TOKEN_HELP}")
+        if not 0 <= self.mask_token_id < self.vocab_size:
+            raise ValueError(
+                f"mask_token_id={self.mask_token_id} is outside the vocabulary (vocab_size={self.vocab_size}). "
+                f"{MASK_TOKEN_HELP}"
+            )
+        if self.hidden_size % self.num_attention_heads != 0 and self.head_dim * self.num_attention_heads == 0:
+            raise ValueError("hidden_size and num_attention_heads must give a positive head_dim.")
+        if self.num_attention_heads % self.num_key_value_heads != 0:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of num_key_value_heads "
+                f"({self.num_key_value_heads}) for grouped-query attention."
+            )
+        get_schedule(self.schedule, **(self.schedule_kwargs or {}))
+        if self.loss_weighting not in ("elbo", "uniform"):
+            raise ValueError(f"loss_weighting must be 'elbo' or 'uniform', got {self.loss_weighting!r}.")
+        if self.logits_shift not in (0, 1):
+            raise ValueError(f"logits_shift must be 0 or 1, got {self.logits_shift}.")
+
+    @property
+    def noise_schedule(self):
+        """The training schedule as an object: `get_schedule(schedule, **schedule_kwargs)`."""
+        return get_schedule(self.schedule, **(self.schedule_kwargs or {}))
+
+
+__all__ = ["MDMConfig"]

@@ -1,0 +1,311 @@
+"""MDMModel (a bidirectional LLaMA-style stack) and MDMForMaskedGeneration (LM head + masked-diffusion objective).
+
+The layers are LLaMA's: RoPE, RMSNorm, SwiGLU MLP and grouped-query attention, reused from transformers where they
+exist. Two things differ: attention is bidirectional (every position sees every non-pad position), and the head never
+predicts [MASK]: its logit is set to the dtype's lowest value, so p([MASK] | x_t) = 0 exactly.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.cache_utils import Cache
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPast, ModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.llama.modeling_llama import (
+    LlamaMLP,
+    LlamaRMSNorm,
+    LlamaRotaryEmbedding,
+    apply_rotary_pos_emb,
+    eager_attention_forward,
+)
+from transformers.utils import can_return_tuple, logging
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
+
+from .configuration_mdm import MDMConfig
+from .training.masked_diffusion_loss import masked_diffusion_loss
+
+
+logger = logging.get_logger(__name__)
+
+
+class MDMRMSNorm(LlamaRMSNorm):
+    """w * x / sqrt(mean(x^2) + eps), computed in float32 (LLaMA's RMSNorm)."""
+
+
+class MDMRotaryEmbedding(LlamaRotaryEmbedding):
+    """RoPE, rotate-half form, inv_freq = 1 / theta^(2i/d) (LLaMA's, all RoPE variants of transformers included)."""
+
+
+class MDMMLP(LlamaMLP):
+    """SwiGLU: down(act(gate(x)) * up(x))."""
+
+
+class MDMAttention(nn.Module):
+    """Grouped-query attention without a causal mask, dispatched through transformers' attention-function registry."""
+
+    def __init__(self, config: MDMConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.head_dim = config.head_dim
+        self.num_key_value_groups = config.num_attention_heads // config.num_key_value_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_causal = config.is_causal
+        bias = config.attention_bias
+        self.q_proj = nn.Linear(config.hidden_size, config.num_attention_heads * self.head_dim, bias=bias)
+        self.k_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
+        self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=bias)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        input_shape = hidden_states.shape[:-1]
+        hidden_shape = (*input_shape, -1, self.head_dim)
+        query_states = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        key_states = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        value_states = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+
+        cos, sin = position_embeddings
+        query_states, key_states = apply_rotary_pos_emb(query_states, key_states, cos, sin)
+        if past_key_values is not None:
+            key_states, value_states = past_key_values.update(key_states, value_states, self.layer_idx)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query_states,
+            key_states,
+            value_states,
+            attention_mask,
+            dropout=0.0 if not self.training else self.attention_dropout,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.o_proj(attn_output), attn_weights
+
+
+class MDMDecoderLayer(GradientCheckpointingLayer):
+    """Pre-norm block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: MDMConfig, layer_idx: int):
+        super().__init__()
+        self.self_attn = MDMAttention(config, layer_idx)
+        self.mlp = MDMMLP(config)
+        self.input_layernorm = MDMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = MDMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        attn_output, _ = self.self_attn(
+            self.input_layernorm(hidden_states),
+            position_embeddings=position_embeddings,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            **kwargs,
+        )
+        hidden_states = hidden_states + attn_output
+        return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+
+
+class MDMPreTrainedModel(PreTrainedModel):
+    config: MDMConfig
+    config_class = MDMConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MDMDecoderLayer"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    _can_record_outputs = {"hidden_states": MDMDecoderLayer, "attentions": MDMAttention}
+
+
+class MDMModel(MDMPreTrainedModel):
+    """The bare bidirectional stack: embeddings -> N x MDMDecoderLayer -> final RMSNorm."""
+
+    def __init__(self, config: MDMConfig):
+        super().__init__(config)
+        self.padding_idx = config.pad_token_id
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
+        self.layers = nn.ModuleList([MDMDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = MDMRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = MDMRotaryEmbedding(config=config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        r"""
+        attention_mask: 2-D padding mask (1 = real token) or a prepared 4-D mask; padded keys are never attended.
+        position_ids: RoPE positions, `0..T-1` (offset by the cache length) when omitted.
+        past_key_values: a cache whose `update` returns the keys/values to attend to (used by cached decoding).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        seq_length = inputs_embeds.shape[1]
+        if seq_length == 0:
+            raise ValueError("MDMModel got an empty sequence (length 0); pass at least one token per row.")
+        past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if position_ids is None:
+            position_ids = torch.arange(past_seen, past_seen + seq_length, device=inputs_embeds.device).unsqueeze(0)
+        max_position = int(position_ids.max()) + 1
+        if max_position > self.config.max_position_embeddings:
+            raise ValueError(
+                f"Sequence needs position {max_position - 1} but the model was built for max_position_embeddings="
+                f"{self.config.max_position_embeddings}. Truncate the input (e.g. tokenizer(..., truncation=True, "
+                "max_length=...)) or build the model with a larger max_position_embeddings."
+            )
+
+        mask_factory = create_causal_mask if self.config.is_causal else create_bidirectional_mask
+        mask_kwargs = {"position_ids": position_ids} if self.config.is_causal else {}
+        attention_mask = mask_factory(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            **mask_kwargs,
+        )
+
+        hidden_states = inputs_embeds
+        position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
+        for layer in self.layers:
+            hidden_states = layer(
+                hidden_states,
+                position_embeddings=position_embeddings,
+                attention_mask=attention_mask,
+                past_key_values=past_key_values,
+                **kwargs,
+            )
+        return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden_states), past_key_values=past_key_values)
+
+
+@dataclass
+class MaskedDiffusionOutput(ModelOutput):
+    r"""
+    loss: per-token NELBO (or masked cross-entropy with `loss_weighting="uniform"`) when `labels` were given.
+    logits: `logits[:, i]` is the distribution of token i given the noisy input; the [MASK] column is never chosen.
+    t: the diffusion times the loss was computed at, passed through from the collator.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    t: torch.FloatTensor | None = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class MDMForMaskedGeneration(MDMPreTrainedModel):
+    """MDMModel with an LM head and the masked-diffusion objective; `AutoModel.from_pretrained` returns this class."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    accepts_loss_kwargs = True
+
+    def __init__(self, config: MDMConfig):
+        super().__init__(config)
+        self.model = MDMModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        t: torch.FloatTensor | None = None,
+        logits_to_keep: int | slice | torch.Tensor = 0,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> MaskedDiffusionOutput:
+        r"""
+        labels: token ids at masked positions, -100 elsewhere (as `DataCollatorForMaskedDiffusion` returns them).
+        t: per-row diffusion time in (0, 1] at which the input was masked; needed for the NELBO weights.
+        logits_to_keep: run the LM head only on these positions: an int keeps the last k, a slice or 1-D index
+            tensor keeps those positions (generation asks only for the current block); 0 keeps all.
+        """
+        if labels is not None:
+            reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
+            if labels.shape != reference.shape:
+                raise ValueError(
+                    f"labels have shape {tuple(labels.shape)} but input_ids have shape {tuple(reference.shape)}; "
+                    "they must match (-100 where a position is not scored)."
+                )
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        if self.config.logits_shift:
+            # logits[:, i] must predict token i: a shifted model's prediction of token i sits at position i - 1.
+            hidden_states = torch.cat([hidden_states[:, :1], hidden_states[:, :-1]], dim=1)
+        if isinstance(logits_to_keep, int):
+            kept = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
+        else:
+            kept = logits_to_keep
+        logits = self.lm_head(hidden_states[:, kept, :])
+        logits[..., self.config.mask_token_id] = torch.finfo(logits.dtype).min
+
+        loss = None
+        if labels is not None:
+            loss = masked_diffusion_loss(
+                logits,
+                labels,
+                num_items_in_batch=num_items_in_batch,
+                t=t,
+                attention_mask=attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None,
+                schedule=self.config.noise_schedule,
+                weighting=self.config.loss_weighting,
+            )
+        return MaskedDiffusionOutput(
+            loss=loss,
+            logits=logits,
+            t=t,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+__all__ = ["MDMPreTrainedModel", "MDMModel", "MDMForMaskedGeneration", "MaskedDiffusionOutput"]
