@@ -101,10 +101,11 @@ class MDMConfig(PreTrainedConfig):
             self.head_dim = self.hidden_size // self.num_attention_heads
         if self.num_key_value_heads is None:
             self.num_key_value_heads = self.num_attention_heads
+        self.validate_diffusion_fields()
         super().__post_init__(**kwargs)
 
-    def validate_architecture(self):
-        """Part of `@strict` validation: shapes, the [MASK] id and the objective fields."""
+    def validate_diffusion_fields(self):
+        """Raise a ValueError that names the fix for a bad [MASK] id, head layout or objective field."""
         if self.mask_token_id is None:
             raise ValueError(f"MDMConfig needs `mask_token_id`. {MASK_TOKEN_HELP}")
         if not 0 <= self.mask_token_id < self.vocab_size:
@@ -112,8 +113,8 @@ class MDMConfig(PreTrainedConfig):
                 f"mask_token_id={self.mask_token_id} is outside the vocabulary (vocab_size={self.vocab_size}). "
                 f"{MASK_TOKEN_HELP}"
             )
-        if self.hidden_size % self.num_attention_heads != 0 and self.head_dim * self.num_attention_heads == 0:
-            raise ValueError("hidden_size and num_attention_heads must give a positive head_dim.")
+        if self.head_dim <= 0:
+            raise ValueError(f"head_dim must be positive, got {self.head_dim}; set head_dim or raise hidden_size.")
         if self.num_attention_heads % self.num_key_value_heads != 0:
             raise ValueError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of num_key_value_heads "

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny configs, a word-level tokenizer and a toy corpus. Nothing here touches the network."""
+
+import os
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_DISABLED", "true")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
+from transformers import PreTrainedTokenizerFast  # noqa: E402
+
+from hf_mdm import MDMConfig  # noqa: E402
+
+
+TOY_WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "log", "fast", "slowly", "and"]
+
+
+def word_tokenizer(words=TOY_WORDS, with_mask=True) -> PreTrainedTokenizerFast:
+    """A whitespace word-level tokenizer: specials first ([PAD]=0, [UNK]=1, [BOS]=2, [EOS]=3, [MASK]=4), then words."""
+    specials = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"] + (["[MASK]"] if with_mask else [])
+    vocab = {token: i for i, token in enumerate(specials + list(words))}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    special = {"pad_token": "[PAD]", "unk_token": "[UNK]", "bos_token": "[BOS]", "eos_token": "[EOS]"}
+    if with_mask:
+        special["mask_token"] = "[MASK]"
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **special)
+
+
+def toy_corpus(num: int = 64, seed: int = 0) -> list[str]:
+    """Sentences of a tiny deterministic grammar: '<subject> <verb> on a <object>' with a little variation."""
+    generator = torch.Generator().manual_seed(seed)
+    subjects, verbs, objects = ["the cat", "the dog"], ["sat", "ran"], ["mat", "log"]
+    sentences = []
+    for _ in range(num):
+        s, v, o = (int(torch.randint(2, (1,), generator=generator)) for _ in range(3))
+        sentences.append(f"{subjects[s]} {verbs[v]} on a {objects[o]}")
+    return sentences
+
+
+def tiny_config(**overrides) -> MDMConfig:
+    values = dict(
+        vocab_size=len(TOY_WORDS) + 5,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        mask_token_id=4,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+    )
+    values.update(overrides)
+    return MDMConfig(**values)
+
+
+@pytest.fixture
+def tokenizer():
+    return word_tokenizer()
+
+
+@pytest.fixture
+def config():
+    return tiny_config()

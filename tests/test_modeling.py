@@ -1,0 +1,179 @@
+import os
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForMaskedLM, LlamaConfig, LlamaForCausalLM
+
+from hf_mdm import MDMForMaskedGeneration, masked_diffusion_loss
+
+from .conftest import tiny_config
+
+
+def build(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return MDMForMaskedGeneration(tiny_config(**overrides)).eval()
+
+
+def random_ids(batch=2, length=10, seed=1):
+    return torch.randint(5, 17, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def test_forward_returns_logits_and_never_predicts_mask():
+    model = build()
+    ids = random_ids()
+    ids[:, ::3] = model.config.mask_token_id
+    logits = model(ids).logits
+    assert logits.shape == (2, 10, model.config.vocab_size)
+    probs = logits.softmax(-1)
+    assert bool((probs[..., model.config.mask_token_id] == 0).all())
+    assert not bool((logits.argmax(-1) == model.config.mask_token_id).any())
+
+
+def test_auto_classes_return_the_generation_model(tmp_path):
+    model = build()
+    model.save_pretrained(tmp_path)
+    assert os.path.exists(tmp_path / "model.safetensors")
+    assert not os.path.exists(tmp_path / "pytorch_model.bin")
+    assert type(AutoModel.from_pretrained(tmp_path)) is MDMForMaskedGeneration
+    assert type(AutoModelForMaskedLM.from_pretrained(tmp_path)) is MDMForMaskedGeneration
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_save_load_gives_bit_identical_logits(tmp_path, tie):
+    model = build(tie_word_embeddings=tie)
+    if tie:
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    ids = random_ids()
+    assert torch.equal(model(ids).logits, reloaded(ids).logits)
+
+
+def test_attention_is_bidirectional_unless_checking_a_causal_conversion():
+    ids = random_ids(batch=1)
+    changed = ids.clone()
+    changed[0, -1] = 5 if ids[0, -1] != 5 else 6
+    model = build()
+    assert not torch.allclose(model(ids).logits[0, 0], model(changed).logits[0, 0])
+    causal = build(is_causal=True)
+    torch.testing.assert_close(causal(ids).logits[0, :-1], causal(changed).logits[0, :-1])
+
+
+def test_right_padding_leaves_real_token_logits_unchanged():
+    model = build()
+    ids = random_ids(batch=1, length=6)
+    padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    mask = torch.tensor([[1] * 6 + [0] * 4])
+    torch.testing.assert_close(model(padded, attention_mask=mask).logits[:, :6], model(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_left_padding_with_position_ids_leaves_real_token_logits_unchanged():
+    model = build()
+    ids = random_ids(batch=1, length=6)
+    padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), ids], dim=1)
+    mask = torch.tensor([[0] * 4 + [1] * 6])
+    position_ids = (mask.cumsum(-1) - 1).clamp_min(0)
+    logits = model(padded, attention_mask=mask, position_ids=position_ids).logits[:, 4:]
+    torch.testing.assert_close(logits, model(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_implementations_agree():
+    ids = random_ids()
+    mask = torch.ones_like(ids)
+    mask[1, -3:] = 0
+    logits = {}
+    for implementation in ("eager", "sdpa"):
+        torch.manual_seed(0)
+        model = AutoModelForMaskedLM.from_config(tiny_config(), attn_implementation=implementation).eval()
+        assert model.config._attn_implementation == implementation
+        logits[implementation] = model(ids, attention_mask=mask).logits[mask.bool()]
+    torch.testing.assert_close(logits["eager"], logits["sdpa"], atol=1e-5, rtol=1e-5)
+
+
+def test_hidden_states_and_attentions_are_returned():
+    model = AutoModelForMaskedLM.from_config(tiny_config(), attn_implementation="eager").eval()
+    out = model(random_ids(), output_hidden_states=True, output_attentions=True)
+    assert len(out.hidden_states) == model.config.num_hidden_layers + 1
+    assert out.attentions[0].shape == (2, model.config.num_attention_heads, 10, 10)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    ids, labels = random_ids(), random_ids(seed=2)
+    labels[:, ::2] = -100
+    t = torch.tensor([0.3, 0.8])
+    grads = []
+    for checkpointing in (False, True):
+        model = build().train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+            assert model.is_gradient_checkpointing
+        model(ids, labels=labels, t=t).loss.backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, msg=name)
+
+
+def test_weights_are_initialised_from_the_config():
+    model = build(hidden_size=64, intermediate_size=256, initializer_range=0.05)
+    weight = model.model.layers[0].mlp.up_proj.weight
+    assert weight.std().item() == pytest.approx(0.05, rel=0.1)
+    assert torch.equal(model.model.layers[0].input_layernorm.weight, torch.ones(64))
+    assert torch.equal(model.model.norm.weight, torch.ones(64))
+
+
+@pytest.mark.parametrize("keep", [3, slice(2, 6), torch.tensor([0, 4, 9])])
+def test_logits_to_keep_runs_the_head_on_those_positions(keep):
+    model = build()
+    ids = random_ids()
+    full = model(ids).logits
+    expected = full[:, -keep:] if isinstance(keep, int) else full[:, keep]
+    torch.testing.assert_close(model(ids, logits_to_keep=keep).logits, expected)
+
+
+def test_logits_shift_moves_predictions_one_position_right():
+    ids = random_ids()
+    plain, shifted = build(), build(logits_shift=1)
+    shifted.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(shifted(ids).logits[:, 1:], plain(ids).logits[:, :-1])
+    torch.testing.assert_close(shifted(ids).logits[:, 0], plain(ids).logits[:, 0])
+
+
+def test_causal_switch_reproduces_a_llama_with_the_same_weights():
+    config = tiny_config(is_causal=True)
+    torch.manual_seed(0)
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            **{k: getattr(config, k) for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers")},
+            num_attention_heads=config.num_attention_heads,
+            num_key_value_heads=config.num_key_value_heads,
+            max_position_embeddings=config.max_position_embeddings,
+            rms_norm_eps=config.rms_norm_eps,
+        )
+    ).eval()
+    ours = MDMForMaskedGeneration(config).eval()
+    ours.load_state_dict(llama.state_dict())
+    ids = random_ids()
+    keep = torch.arange(config.vocab_size) != config.mask_token_id
+    torch.testing.assert_close(ours(ids).logits[..., keep], llama(ids).logits[..., keep], atol=1e-6, rtol=1e-6)
+
+
+def test_forward_loss_is_the_configured_objective():
+    model = build(schedule="cosine")
+    ids, labels = random_ids(), random_ids(seed=3)
+    labels[:, 1::2] = -100
+    t = torch.tensor([0.25, 0.9])
+    out = model(ids, labels=labels, t=t)
+    expected = masked_diffusion_loss(out.logits, labels, t=t, schedule="cosine")
+    torch.testing.assert_close(out.loss, expected)
+    uniform = build(loss_weighting="uniform")(ids, labels=labels, t=t)
+    torch.testing.assert_close(uniform.loss, masked_diffusion_loss(uniform.logits, labels, weighting="uniform"))
+
+
+def test_bad_inputs_fail_before_the_forward():
+    model = build()
+    with pytest.raises(ValueError, match="labels have shape"):
+        model(random_ids(), labels=random_ids(length=9), t=torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError, match="max_position_embeddings=64.*Truncate"):
+        model(random_ids(batch=1, length=65))
+    with pytest.raises(ValueError, match="empty sequence"):
+        model(torch.zeros(1, 0, dtype=torch.long))

@@ -1,0 +1,101 @@
+"""The stock Trainer, nothing subclassed: our model + collator, resume, and a stock BERT on the same objective."""
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import BertConfig, BertForMaskedLM, Trainer, TrainingArguments
+
+from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration, enable_diffusion_training, masked_diffusion_loss
+
+from .conftest import tiny_config, toy_corpus
+
+
+def toy_dataset(tokenizer, num=64):
+    return Dataset.from_dict({"text": toy_corpus(num)}).map(lambda b: tokenizer(b["text"]), batched=True)
+
+
+def training_args(output_dir, max_steps, **overrides):
+    values = dict(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=16,
+        learning_rate=3e-3,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        data_seed=0,
+        dataloader_num_workers=0,
+    )
+    values.update(overrides)
+    return TrainingArguments(**values)
+
+
+def logged_losses(trainer):
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def new_model(seed=0):
+    torch.manual_seed(seed)
+    return MDMForMaskedGeneration(tiny_config())
+
+
+def test_stock_trainer_lowers_the_nelbo(tmp_path, tokenizer):
+    trainer = Trainer(
+        model=new_model(),
+        args=training_args(tmp_path, 60),
+        train_dataset=toy_dataset(tokenizer),
+        data_collator=DataCollatorForMaskedDiffusion(tokenizer),
+    )
+    trainer.train()
+    losses = logged_losses(trainer)
+    assert len(losses) == 60
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
+
+
+def test_resume_from_checkpoint_continues_the_same_run(tmp_path, tokenizer):
+    dataset = toy_dataset(tokenizer)
+
+    def trainer(output_dir):
+        return Trainer(
+            model=new_model(),
+            args=training_args(output_dir, 8, save_strategy="steps", save_steps=4),
+            train_dataset=dataset,
+            data_collator=DataCollatorForMaskedDiffusion(tokenizer),
+        )
+
+    uninterrupted = trainer(tmp_path / "full")
+    uninterrupted.train()
+    resumed = trainer(tmp_path / "full")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-4"))
+    after_checkpoint = logged_losses(resumed)[4:]
+    assert len(after_checkpoint) == 4
+    assert after_checkpoint == pytest.approx(logged_losses(uninterrupted)[4:], rel=1e-5)
+
+
+def test_stock_bert_trains_on_the_same_objective(tmp_path, tokenizer):
+    torch.manual_seed(0)
+    bert = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    trainer = Trainer(
+        model=enable_diffusion_training(bert),
+        args=training_args(tmp_path, 60),
+        train_dataset=toy_dataset(tokenizer),
+        data_collator=DataCollatorForMaskedDiffusion(tokenizer),
+        compute_loss_func=masked_diffusion_loss,
+    )
+    trainer.train()
+    losses = logged_losses(trainer)
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
