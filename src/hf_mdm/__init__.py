@@ -6,6 +6,7 @@ Importing the package registers model_type "mdm" with `AutoConfig`, `AutoModel` 
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
+from .checkpoint_formats import CHECKPOINT_FORMATS, CheckpointFormat, register_checkpoint_format
 from .configuration_mdm import MDMConfig
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
@@ -17,9 +18,18 @@ __version__ = "0.1.0"
 AutoConfig.register(MDMConfig.model_type, MDMConfig, exist_ok=True)
 AutoModel.register(MDMConfig, MDMForMaskedGeneration, exist_ok=True)
 AutoModelForMaskedLM.register(MDMConfig, MDMForMaskedGeneration, exist_ok=True)
+# LLaDA and Dream folders load through the Auto classes without remote code. One model class serves several config
+# formats here, which `AutoModel.register`'s one-config-per-class check forbids, so the mapping is written directly.
+for _format in CHECKPOINT_FORMATS.values():
+    AutoConfig.register(_format.model_type, _format.config_class, exist_ok=True)
+    for _auto_class in (AutoModel, AutoModelForMaskedLM):
+        _auto_class._model_mapping.register(_format.config_class, MDMForMaskedGeneration, exist_ok=True)
 
 __all__ = [
     "MDMConfig",
+    "CHECKPOINT_FORMATS",
+    "CheckpointFormat",
+    "register_checkpoint_format",
     "MDMModel",
     "MDMPreTrainedModel",
     "MDMForMaskedGeneration",

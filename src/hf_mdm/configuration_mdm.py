@@ -38,7 +38,8 @@ class MDMConfig(PreTrainedConfig):
         initializer_range: Standard deviation of the normal weight initialisation.
         rms_norm_eps: RMSNorm epsilon.
         rope_parameters: RoPE parameters as in LLaMA (`rope_theta` may also be passed directly).
-        attention_bias: Biases on the q/k/v/o projections.
+        attention_bias: Biases on the q/k/v/o projections (LLaMA's switch).
+        qkv_bias: Biases on the q/k/v projections only (Qwen2 and Dream).
         attention_dropout: Dropout on attention probabilities (training only).
         mlp_bias: Biases on the MLP projections.
         tie_word_embeddings: Share the input embedding matrix with the LM head.
@@ -82,6 +83,7 @@ class MDMConfig(PreTrainedConfig):
     rms_norm_eps: float = 1e-6
     rope_parameters: RopeParameters | dict | None = None
     attention_bias: bool = False
+    qkv_bias: bool = False
     attention_dropout: float = 0.0
     mlp_bias: bool = False
     tie_word_embeddings: bool = False

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.cache_utils import Cache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -27,6 +27,7 @@ from transformers.utils import can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
+from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
 from .configuration_mdm import MDMConfig
 from .training.masked_diffusion_loss import masked_diffusion_loss
 
@@ -58,11 +59,13 @@ class MDMAttention(nn.Module):
         self.scaling = self.head_dim**-0.5
         self.attention_dropout = config.attention_dropout
         self.is_causal = config.is_causal
-        bias = config.attention_bias
-        self.q_proj = nn.Linear(config.hidden_size, config.num_attention_heads * self.head_dim, bias=bias)
-        self.k_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
-        self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=bias)
-        self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=bias)
+        qkv_bias = config.attention_bias or config.qkv_bias
+        self.q_proj = nn.Linear(config.hidden_size, config.num_attention_heads * self.head_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=qkv_bias)
+        self.o_proj = nn.Linear(
+            config.num_attention_heads * self.head_dim, config.hidden_size, bias=config.attention_bias
+        )
 
     def forward(
         self,
@@ -240,6 +243,50 @@ class MDMForMaskedGeneration(MDMPreTrainedModel):
         self.model = MDMModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
+        """Load an hf-mdm folder, or a LLaDA or Dream folder in its own format, converted on the fly.
+
+        Foreign folders keep their config.json and weight names untouched: the config is converted to an `MDMConfig`
+        (mask/eos/pad ids and Dream's logit shift kept) and the weights are renamed while loading, no remote code.
+        """
+        checkpoint_format = None
+        if not isinstance(config, MDMConfig):
+            if config is None:
+                hub_keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+                hub_kwargs = {key: kwargs[key] for key in hub_keys if key in kwargs}
+                raw, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+            elif isinstance(config, PreTrainedConfig):
+                raw = config.to_dict()
+            else:
+                raw = None
+            model_type = raw.get("model_type") if raw is not None else None
+            if model_type in CHECKPOINT_FORMATS:
+                checkpoint_format = CHECKPOINT_FORMATS[model_type]
+                config = checkpoint_format.to_mdm_config(raw)
+                if checkpoint_format.key_mapping:
+                    kwargs.setdefault("key_mapping", checkpoint_format.key_mapping)
+            elif raw is not None and model_type != MDMConfig.model_type:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} holds a {model_type!r} checkpoint. MDMForMaskedGeneration reads "
+                    f"these formats: {known_formats()}. A causal LM converts with "
+                    "`MDMForMaskedGeneration.from_causal_lm`."
+                )
+        if checkpoint_format is None:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
+        return_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, config=config, output_loading_info=True, **kwargs
+        )
+        if info["missing_keys"] or info["unexpected_keys"]:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} does not match the {checkpoint_format.model_type} layout: missing "
+                f"{sorted(info['missing_keys'])}, unexpected {sorted(info['unexpected_keys'])}."
+            )
+        # The converted model is an hf-mdm model: save it under our names, not back in the format it came from.
+        model._weight_conversions = []
+        return (model, info) if return_info else model
 
     @can_return_tuple
     def forward(

@@ -1,0 +1,17 @@
+"""Foreign checkpoint formats that `MDMForMaskedGeneration.from_pretrained` reads without remote code."""
+
+from .base import CHECKPOINT_FORMATS, CheckpointFormat, known_formats, register_checkpoint_format
+from .dream import DreamFormat, DreamFormatConfig
+from .llada import LLaDAFormat, LLaDAFormatConfig
+
+
+__all__ = [
+    "CHECKPOINT_FORMATS",
+    "CheckpointFormat",
+    "DreamFormat",
+    "DreamFormatConfig",
+    "LLaDAFormat",
+    "LLaDAFormatConfig",
+    "known_formats",
+    "register_checkpoint_format",
+]
