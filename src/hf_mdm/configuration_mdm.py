@@ -40,6 +40,7 @@ class MDMConfig(PreTrainedConfig):
         rope_parameters: RoPE parameters as in LLaMA (`rope_theta` may also be passed directly).
         attention_bias: Biases on the q/k/v/o projections (LLaMA's switch).
         qkv_bias: Biases on the q/k/v projections only (Qwen2 and Dream).
+        qk_norm: Per-head RMSNorm on queries and keys before RoPE (Qwen3).
         attention_dropout: Dropout on attention probabilities (training only).
         mlp_bias: Biases on the MLP projections.
         tie_word_embeddings: Share the input embedding matrix with the LM head.
@@ -84,6 +85,7 @@ class MDMConfig(PreTrainedConfig):
     rope_parameters: RopeParameters | dict | None = None
     attention_bias: bool = False
     qkv_bias: bool = False
+    qk_norm: bool = False
     attention_dropout: float = 0.0
     mlp_bias: bool = False
     tie_word_embeddings: bool = False

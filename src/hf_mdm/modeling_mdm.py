@@ -27,6 +27,7 @@ from transformers.utils import can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
+from .causal_lm_adaptation import adapt_causal_lm
 from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
 from .configuration_mdm import MDMConfig
 from .training.masked_diffusion_loss import masked_diffusion_loss
@@ -58,7 +59,6 @@ class MDMAttention(nn.Module):
         self.num_key_value_groups = config.num_attention_heads // config.num_key_value_heads
         self.scaling = self.head_dim**-0.5
         self.attention_dropout = config.attention_dropout
-        self.is_causal = config.is_causal
         qkv_bias = config.attention_bias or config.qkv_bias
         self.q_proj = nn.Linear(config.hidden_size, config.num_attention_heads * self.head_dim, bias=qkv_bias)
         self.k_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=qkv_bias)
@@ -66,6 +66,14 @@ class MDMAttention(nn.Module):
         self.o_proj = nn.Linear(
             config.num_attention_heads * self.head_dim, config.hidden_size, bias=config.attention_bias
         )
+        if config.qk_norm:
+            self.q_norm = MDMRMSNorm(self.head_dim, eps=config.rms_norm_eps)
+            self.k_norm = MDMRMSNorm(self.head_dim, eps=config.rms_norm_eps)
+
+    @property
+    def is_causal(self) -> bool:
+        """Read by the attention backends; False except when checking a conversion against its causal source."""
+        return self.config.is_causal
 
     def forward(
         self,
@@ -77,8 +85,11 @@ class MDMAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
         hidden_shape = (*input_shape, -1, self.head_dim)
-        query_states = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
-        key_states = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        query_states = self.q_proj(hidden_states).view(hidden_shape)
+        key_states = self.k_proj(hidden_states).view(hidden_shape)
+        if self.config.qk_norm:
+            query_states, key_states = self.q_norm(query_states), self.k_norm(key_states)
+        query_states, key_states = query_states.transpose(1, 2), key_states.transpose(1, 2)
         value_states = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
 
         cos, sin = position_embeddings
@@ -287,6 +298,12 @@ class MDMForMaskedGeneration(MDMPreTrainedModel):
         # The converted model is an hf-mdm model: save it under our names, not back in the format it came from.
         model._weight_conversions = []
         return (model, info) if return_info else model
+
+    @classmethod
+    def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):
+        """Adapt a Llama / Mistral / Qwen2 / Qwen3 causal LM (instance or path): weights copied, attention made
+        bidirectional, a [MASK] token added to `tokenizer` and the embeddings. See `hf_mdm.causal_lm_adaptation`."""
+        return adapt_causal_lm(cls, model_or_path, tokenizer, mask_token, logits_shift, **from_pretrained_kwargs)
 
     @can_return_tuple
     def forward(
