@@ -30,6 +30,7 @@ from transformers.utils.output_capturing import capture_outputs
 from .causal_lm_adaptation import adapt_causal_lm
 from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
 from .configuration_mdm import MDMConfig
+from .remote_code import write_remote_code
 from .training.masked_diffusion_loss import masked_diffusion_loss
 
 
@@ -298,6 +299,14 @@ class MDMForMaskedGeneration(MDMPreTrainedModel):
         # The converted model is an hf-mdm model: save it under our names, not back in the format it came from.
         model._weight_conversions = []
         return (model, info) if return_info else model
+
+    def save_pretrained(self, save_directory, *args, remote_code: bool = False, **kwargs):
+        """`PreTrainedModel.save_pretrained`; with `remote_code=True` the folder also gets hf-mdm's modeling and
+        generation code and an `auto_map`, so `AutoModel.from_pretrained(dir, trust_remote_code=True)` works without
+        hf-mdm installed."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if remote_code:
+            write_remote_code(save_directory)
 
     @classmethod
     def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):
