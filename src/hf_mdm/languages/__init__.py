@@ -1,0 +1,26 @@
+"""Formal languages with exact probabilities: the testbed where token and sequence error are computed, not estimated.
+
+Symbols 0..V-1 of a language are token ids 0..V-1 of `language.tokenizer()`; <mask>, <pad>, <bos>, <eos> follow.
+"""
+
+from .base import EntropyRate, FormalLanguage
+from .copy_language import CopyLanguage
+from .hidden_markov import HiddenMarkovLanguage
+from .hmm import HMMLanguage
+from .ngram import NGramLanguage
+from .oracle import OracleDenoiser
+from .tokenization import SPECIAL_TOKENS, build_tokenizer, special_token_ids
+
+
+__all__ = [
+    "FormalLanguage",
+    "EntropyRate",
+    "HiddenMarkovLanguage",
+    "NGramLanguage",
+    "HMMLanguage",
+    "CopyLanguage",
+    "OracleDenoiser",
+    "SPECIAL_TOKENS",
+    "build_tokenizer",
+    "special_token_ids",
+]

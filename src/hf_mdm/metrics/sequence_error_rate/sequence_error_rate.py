@@ -1,0 +1,91 @@
+"""Sequence error rate: the fraction of generated sequences that are wrong as a whole, with a Wilson 95% interval."""
+
+import math
+
+import datasets
+import evaluate
+
+from hf_mdm.metrics import inputs  # a module, not its classes: evaluate loads the first Metric class it finds
+
+
+_DESCRIPTION = """
+Sequence error rate (SER): the probability that a generated sequence is wrong as a whole, estimated as k / n over n
+sequences with k wrong, reported with its Wilson score 95% interval
+
+    (k + z^2/2) / (n + z^2)  +-  z * sqrt(k (n - k) / n + z^2 / 4) / (n + z^2),      z = 1.96.
+
+A sequence is wrong when (exactly one source of truth):
+- `references`: it differs from its reference after `normalizer` (e.g. extracting the final answer);
+- `language`: it has probability 0 under a formal language of `hf_mdm.languages` (token ids = symbols);
+- `valid`: its flag, computed elsewhere (a verifier, unit tests), is False.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: strings, or token-id sequences.
+    references: optional; one per prediction, of the predictions' type.
+    normalizer: optional callable applied to every prediction and reference before exact matching.
+    language: optional `hf_mdm.languages.FormalLanguage`; predictions are then symbol-id sequences.
+    valid: optional list of booleans, one per prediction.
+Returns:
+    sequence_error_rate, num_errors, num_sequences, ci_low, ci_high (Wilson 95%).
+Examples:
+    >>> ser = evaluate.load(hf_mdm.metrics.path("sequence_error_rate"))
+    >>> ser.compute(predictions=["4", "5"], references=["4", "6"])["sequence_error_rate"]
+    0.5
+"""
+
+_Z = 1.959963984540054  # standard normal 97.5% quantile
+
+
+def wilson_interval(errors: int, total: int, z: float = _Z) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion errors / total."""
+    center = (errors + z * z / 2) / (total + z * z)
+    half = z * math.sqrt(errors * (total - errors) / total + z * z / 4) / (total + z * z)
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+class SequenceErrorRate(inputs.OptionalReferencesMetric):
+    def _info(self):
+        sequence = datasets.Sequence(datasets.Value("int64"))
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=[
+                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+                datasets.Features({"predictions": sequence, "references": sequence}),
+                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("null")}),
+            ],
+        )
+
+    def _compute(self, predictions, references, normalizer=None, language=None, valid=None):
+        given = {
+            "references": inputs.has_references(references),
+            "language": language is not None,
+            "valid": valid is not None,
+        }
+        sources = [name for name, present in given.items() if present]
+        if len(sources) != 1:
+            raise ValueError(
+                f"sequence_error_rate needs exactly one of references=, language= or valid=; got {sources or 'none'}."
+            )
+        if valid is not None:
+            if len(valid) != len(predictions):
+                raise ValueError(f"Got {len(valid)} validity flags for {len(predictions)} predictions; pass one each.")
+            wrong = [not bool(flag) for flag in valid]
+        elif language is not None:
+            flags = inputs.by_length(language, predictions, lambda lang, batch: lang.is_valid(batch).tolist())
+            wrong = [not flag for flag in flags]
+        else:
+            normalize = normalizer or (lambda value: value)
+            wrong = [normalize(p) != normalize(r) for p, r in zip(predictions, references)]
+        errors, total = sum(wrong), len(wrong)
+        low, high = wilson_interval(errors, total)
+        return {
+            "sequence_error_rate": errors / total,
+            "num_errors": errors,
+            "num_sequences": total,
+            "ci_low": low,
+            "ci_high": high,
+        }

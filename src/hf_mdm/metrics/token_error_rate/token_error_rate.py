@@ -1,0 +1,108 @@
+"""Token error rate: how likely each generated token is (against a formal language), or position-wise token error."""
+
+import math
+
+import datasets
+import evaluate
+import torch
+
+from hf_mdm.metrics import inputs  # a module, not its classes: evaluate loads the first Metric class it finds
+
+
+_DESCRIPTION = """
+Token error rate (TER), in one of two modes.
+
+Against a formal language (`language=`, an `hf_mdm.languages.FormalLanguage`; predictions are symbol-id sequences):
+every token is scored by its exact conditional log p(x_i | x_<i) under the language (`language.token_log_probs`).
+
+    log_perplexity   = mean over all generated tokens of -log p(x_i | x_<i)      (nats per token)
+    entropy_rate     = h, the language's entropy rate (the log-perplexity of the language itself)
+    token_error_rate = log_perplexity - entropy_rate                               (the gap: the paper's TER)
+
+A token with conditional probability 0 is *invalid*: it is counted in `num_invalid_tokens` / `invalid_token_rate`
+and scored at the floor `invalid_token_log_prob` (default log 1e-6, i.e. 13.8 nats) so the log-perplexity stays finite.
+For finite length L the gap of exact samples is slightly positive (H(X_1..X_L) / L >= h, by O(1/L)).
+
+Against references (`references=`): the fraction of positions whose token differs from the reference's
+(strings are split on whitespace); positions beyond the shorter of the two count as errors.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: token-id sequences (or, with references, whitespace-separated strings).
+    references: optional; one per prediction.
+    language: optional formal language to score against.
+    entropy_rate: optional precomputed entropy rate (a float or `EntropyRate`), to skip its computation.
+    invalid_token_log_prob: the log-probability an invalid token is scored at (default log 1e-6).
+Returns:
+    against a language: token_error_rate, log_perplexity, perplexity, entropy_rate, entropy_rate_standard_error,
+    invalid_token_rate, num_invalid_tokens, num_tokens;
+    against references: token_error_rate, num_token_errors, num_tokens.
+Examples:
+    >>> ter = evaluate.load(hf_mdm.metrics.path("token_error_rate"))
+    >>> ter.compute(predictions=[[0, 1, 1]], references=[[0, 1, 0]])["token_error_rate"]
+    0.3333333333333333
+"""
+
+DEFAULT_INVALID_TOKEN_LOG_PROB = math.log(1e-6)
+
+
+class TokenErrorRate(inputs.OptionalReferencesMetric):
+    def _info(self):
+        sequence = datasets.Sequence(datasets.Value("int64"))
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=[
+                datasets.Features({"predictions": sequence, "references": sequence}),
+                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            ],
+        )
+
+    def _compute(self, predictions, references, language=None, entropy_rate=None, invalid_token_log_prob=None):
+        with_references = inputs.has_references(references)
+        if with_references == (language is not None):
+            raise ValueError("token_error_rate needs exactly one of references= or language=.")
+        if with_references:
+            if language is not None or entropy_rate is not None or invalid_token_log_prob is not None:
+                raise ValueError("entropy_rate= and invalid_token_log_prob= apply only with language=.")
+            return _against_references(predictions, references)
+        floor = DEFAULT_INVALID_TOKEN_LOG_PROB if invalid_token_log_prob is None else float(invalid_token_log_prob)
+        return _against_language(predictions, language, entropy_rate, floor)
+
+
+def _against_references(predictions, references):
+    errors = total = 0
+    for prediction, reference in zip(predictions, references):
+        if isinstance(prediction, str) != isinstance(reference, str):
+            raise ValueError("Predictions and references must both be strings or both be token-id sequences.")
+        if isinstance(prediction, str):
+            prediction, reference = prediction.split(), reference.split()
+        length = max(len(prediction), len(reference))
+        errors += length - sum(p == r for p, r in zip(prediction, reference))
+        total += length
+    if total == 0:
+        raise ValueError("All predictions and references are empty; there are no tokens to compare.")
+    return {"token_error_rate": errors / total, "num_token_errors": errors, "num_tokens": total}
+
+
+def _against_language(predictions, language, entropy_rate, floor):
+    if any(isinstance(prediction, str) for prediction in predictions):
+        raise ValueError("With language=, predictions are token-id sequences; encode text with language.tokenizer().")
+    scores = torch.cat(inputs.by_length(language, predictions, lambda lang, batch: list(lang.token_log_probs(batch))))
+    invalid = torch.isneginf(scores)
+    log_perplexity = float(-torch.where(invalid, floor, scores).mean())
+    if entropy_rate is None:
+        entropy_rate = language.entropy_rate()
+    value, standard_error = entropy_rate if isinstance(entropy_rate, tuple) else (float(entropy_rate), 0.0)
+    return {
+        "token_error_rate": log_perplexity - value,
+        "log_perplexity": log_perplexity,
+        "perplexity": math.exp(log_perplexity),
+        "entropy_rate": value,
+        "entropy_rate_standard_error": standard_error,
+        "invalid_token_rate": float(invalid.float().mean()),
+        "num_invalid_tokens": int(invalid.sum()),
+        "num_tokens": scores.numel(),
+    }

@@ -1,0 +1,124 @@
+import itertools
+
+import pytest
+import torch
+
+from hf_mdm.languages import CopyLanguage, HMMLanguage, NGramLanguage
+
+
+LANGUAGES = [
+    NGramLanguage(3, n=3, support=2, seed=1),
+    NGramLanguage(4, n=2, support=2, seed=5),
+    HMMLanguage(3, 4, transition_support=2, emission_support=2, seed=3),
+    CopyLanguage(NGramLanguage(3, n=2, support=2)),
+]
+
+
+def brute_force_posterior(language, sequence, observed):
+    """p(x_i = v | observed symbols) by summing p(x) over every sequence of the same length."""
+    everything = torch.tensor(list(itertools.product(range(language.vocab_size), repeat=len(sequence))))
+    weights = language.log_prob(everything).exp() * ((everything == sequence) | ~observed).all(-1)
+    posterior = torch.zeros(len(sequence), language.vocab_size, dtype=torch.float64)
+    for i in range(len(sequence)):
+        posterior[i].index_add_(0, everything[:, i], weights)
+    return posterior / posterior.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("language", LANGUAGES, ids=repr)
+def test_oracle_matches_enumeration(language):
+    generator = torch.Generator().manual_seed(0)
+    sequences = language.sample(12, 6, generator)
+    masked = torch.rand(sequences.shape, generator=generator) < 0.6
+    oracle = language.oracle_model()
+    input_ids = torch.where(masked, oracle.config.mask_token_id, sequences)
+    probabilities = oracle(input_ids=input_ids).logits.double().softmax(-1)
+    for row in range(sequences.shape[0]):
+        expected = brute_force_posterior(language, sequences[row], ~masked[row])
+        got = probabilities[row, :, : language.vocab_size]
+        torch.testing.assert_close(got[masked[row]], expected[masked[row]], atol=1e-6, rtol=0)
+        # unmasked positions are copied through
+        assert bool((got[~masked[row]].argmax(-1) == sequences[row][~masked[row]]).all())
+
+
+def test_oracle_interface_and_padding():
+    language = NGramLanguage(4, n=3, support=2, seed=2)
+    oracle = language.oracle_model()
+    config = oracle.config
+    assert (config.vocab_size, config.mask_token_id, config.pad_token_id) == (8, 4, 5)
+    assert (config.bos_token_id, config.eos_token_id) == (6, 7)
+    sequence = language.sample(1, 7, torch.Generator().manual_seed(1))
+    input_ids = sequence.clone()
+    input_ids[0, [1, 4, 5]] = config.mask_token_id
+    logits = oracle(input_ids).logits
+    assert logits.shape == (1, 7, 8) and logits.dtype == torch.float32
+    assert bool((logits[..., 4:] == torch.finfo(torch.float32).min).all())  # no special token is ever chosen
+    # left padding and a <bos> are not part of the sequence: same posteriors
+    padded = torch.cat([torch.tensor([[config.pad_token_id, config.pad_token_id, config.bos_token_id]]), input_ids], 1)
+    attention_mask = torch.ones_like(padded)
+    attention_mask[0, :2] = 0
+    padded_logits = oracle(padded, attention_mask=attention_mask).logits
+    torch.testing.assert_close(padded_logits[:, 3:], logits)
+    assert padded_logits[0, 0].argmax() == config.pad_token_id
+    torch.testing.assert_close(oracle(input_ids, logits_to_keep=2).logits, logits[:, -2:])
+    with pytest.raises(ValueError, match="input_ids must lie in 0..7"):
+        oracle(torch.tensor([[0, 9]]))
+
+
+def test_oracle_survives_contradicting_tokens():
+    language = NGramLanguage.from_probabilities([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5], [1.0, 0.0, 0.0]])
+    oracle = language.oracle_model()
+    logits = oracle(torch.tensor([[0, 0, 3, 3, 2]])).logits  # 0 -> 0 is impossible
+    assert torch.isfinite(logits.softmax(-1)).all()
+
+
+def sample_with_oracle(oracle, num, length, steps, generator, one_per_step=False):
+    """Tiny reverse process (linear schedule), for these tests only.
+
+    `random`: at step t -> s every masked position is revealed with probability (t - s) / t, all independently,
+    each drawn from the oracle's posterior. `one_per_step`: exactly one random masked position per step.
+    """
+    mask_id = oracle.config.mask_token_id
+    tokens = torch.full((num, length), mask_id)
+    for step in range(steps):
+        masked = tokens == mask_id
+        if one_per_step:
+            scores = torch.rand(num, length, generator=generator).masked_fill(~masked, -1.0)
+            reveal = torch.zeros_like(masked).scatter_(1, scores.argmax(-1, keepdim=True), True)
+        else:
+            t, s = 1 - step / steps, 1 - (step + 1) / steps
+            reveal = masked & (torch.rand(num, length, generator=generator) < (t - s) / t)
+        probabilities = oracle(tokens).logits.double().softmax(-1)
+        draws = torch.multinomial(probabilities.view(-1, probabilities.shape[-1]), 1, generator=generator)
+        tokens = torch.where(reveal, draws.view(num, length), tokens)
+    return tokens
+
+
+def test_theory_token_error_flat_sequence_error_grows():
+    """At fixed steps the invalid-token rate does not grow with length, while the sequence error does."""
+    language = NGramLanguage(6, n=2, support=2, seed=0)
+    oracle = language.oracle_model()
+    generator = torch.Generator().manual_seed(0)
+    rates = {}
+    for length in (16, 128):
+        samples = sample_with_oracle(oracle, 64, length, steps=4, generator=generator)
+        rates[length] = (
+            float(language.invalid_token_mask(samples).double().mean()),
+            float((~language.is_valid(samples)).double().mean()),
+        )
+    (token_16, sequence_16), (token_128, sequence_128) = rates[16], rates[128]
+    assert token_16 > 0.02 and abs(token_128 - token_16) < 0.5 * token_16
+    assert sequence_128 > sequence_16 + 0.2 and sequence_128 > 0.95
+
+
+def test_theory_one_token_per_step_is_exact_random_needs_many_steps():
+    language = NGramLanguage(6, n=2, support=2, seed=0)
+    oracle = language.oracle_model()
+    generator = torch.Generator().manual_seed(1)
+    length = 16
+    exact = sample_with_oracle(oracle, 64, length, steps=length, generator=generator, one_per_step=True)
+    assert bool(language.is_valid(exact).all())
+    errors = [
+        float((~language.is_valid(sample_with_oracle(oracle, 64, length, steps, generator))).double().mean())
+        for steps in (4, length, 16 * length)
+    ]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.15
