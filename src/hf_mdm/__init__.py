@@ -11,6 +11,10 @@ from .configuration_mdm import MDMConfig
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
 from .training import DataCollatorForMaskedDiffusion, enable_diffusion_training, masked_diffusion_loss
+from . import evaluation, languages, metrics  # noqa: E402  (after the model: evaluation uses it)
+from .evaluation import LanguageTask, PromptTask, elbo_perplexity, sweep_steps, train_autoregressive_baseline
+from .hub import ModelCard
+from .languages import CopyLanguage, HMMLanguage, NGramLanguage
 
 
 __version__ = "0.1.0"
@@ -41,4 +45,16 @@ __all__ = [
     "DataCollatorForMaskedDiffusion",
     "enable_diffusion_training",
     "masked_diffusion_loss",
+    "evaluation",
+    "languages",
+    "metrics",
+    "LanguageTask",
+    "PromptTask",
+    "elbo_perplexity",
+    "sweep_steps",
+    "train_autoregressive_baseline",
+    "ModelCard",
+    "NGramLanguage",
+    "HMMLanguage",
+    "CopyLanguage",
 ]

@@ -11,32 +11,16 @@ A sweep table is a `datasets.Dataset` (or a list of dicts) with one row per cell
 with `strategy == "autoregressive"`.
 """
 
-import math
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCardData
 from huggingface_hub import ModelCard as HubModelCard
 
 from ..evaluation.step_scaling import fit_step_scaling
+from ..evaluation.sweep_table import is_present, markdown_table
 
 
 PLOT_FILE = "step_vs_error.png"
-TABLE_COLUMNS = [
-    ("strategy", "strategy", "{}"),
-    ("length", "length", "{}"),
-    ("steps", "steps", "{}"),
-    ("nfe", "NFE", "{:.1f}"),
-    ("ser", "SER", "{:.3f}"),
-    ("ser_low", "SER 95% low", "{:.3f}"),
-    ("ser_high", "SER 95% high", "{:.3f}"),
-    ("invalid_token_rate", "invalid tokens", "{:.4f}"),
-    ("log_perplexity", "log-ppl (true LM)", "{:.3f}"),
-    ("entropy_rate", "entropy rate", "{:.3f}"),
-    ("ter_gap", "TER gap", "{:.3f}"),
-    ("token_error", "token error", "{:.3f}"),
-    ("latency_s", "latency (s)", "{:.3f}"),
-    ("tokens_per_s", "tokens/s", "{:,.0f}"),
-]
 # Error columns published in the model-index: (column, metric_type, human-readable name).
 INDEXED_METRICS = [
     ("ser", "sequence_error_rate", "Sequence error rate"),
@@ -44,20 +28,6 @@ INDEXED_METRICS = [
     ("invalid_token_rate", "invalid_token_rate", "Invalid-token rate"),
     ("token_error", "token_error_rate", "Token error rate"),
 ]
-
-
-def _present(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """The sweep as a Markdown table, with the columns the rows actually fill."""
-    columns = [c for c in TABLE_COLUMNS if any(_present(row.get(c[0])) for row in rows)]
-    lines = ["| " + " | ".join(title for _, title, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [fmt.format(row[key]) if _present(row.get(key)) else "" for key, _, fmt in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def metric_config(row: dict) -> str:
@@ -74,7 +44,7 @@ def plot_step_vs_error(rows: list[dict], path: Path) -> bool:
     except ImportError:
         return False
     lengths = sorted({row["length"] for row in rows})
-    ter = "ter_gap" if any(_present(row.get("ter_gap")) for row in rows) else "token_error"
+    ter = "ter_gap" if any(is_present(row.get("ter_gap")) for row in rows) else "token_error"
     colors = {strategy: f"C{i}" for i, strategy in enumerate(sorted({row["strategy"] for row in rows}))}
     figure, axes = plt.subplots(2, len(lengths), figsize=(4 * len(lengths), 6), squeeze=False)
     for column, length in enumerate(lengths):
@@ -83,7 +53,7 @@ def plot_step_vs_error(rows: list[dict], path: Path) -> bool:
                 cells = sorted(
                     (r["steps"], r[metric])
                     for r in rows
-                    if r["strategy"] == strategy and r["length"] == length and _present(r.get(metric))
+                    if r["strategy"] == strategy and r["length"] == length and is_present(r.get(metric))
                 )
                 if cells:
                     steps, values = zip(*cells)
@@ -136,7 +106,7 @@ class ModelCard(HubModelCard):
             )
             for row in rows
             for column, metric_type, name in INDEXED_METRICS
-            if _present(row.get(column))
+            if is_present(row.get(column))
         ]
         data = ModelCardData(
             model_name=model_name,

@@ -1,0 +1,111 @@
+"""What a step-vs-error sweep generates and how it scores it: a formal language (exact errors) or prompts with answers.
+
+A task gives, for `num` samples at a generated length, the `generate()` inputs, and scores the generated token ids:
+`ser` with its Wilson interval and, where defined, token-error columns. Both use the evaluate modules of
+`hf_mdm.metrics`, loaded once per task.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import evaluate
+import torch
+
+from .. import metrics
+from ..languages import FormalLanguage
+
+
+def _ser_columns(result: dict) -> dict:
+    return {"ser": result["sequence_error_rate"], "ser_low": result["ci_low"], "ser_high": result["ci_high"]}
+
+
+@dataclass
+class LanguageTask:
+    """Unconditional samples of a formal language, scored exactly: SER = P(invalid sequence), TER against the
+    language's entropy rate. Special tokens are suppressed so every generated id is a symbol of the language."""
+
+    language: FormalLanguage
+    name: str = "formal language"
+    _metrics: dict = field(default_factory=dict, repr=False)
+
+    def check_length(self, length: int) -> None:
+        self.language.check_length(length)
+
+    def inputs(self, tokenizer, indices: list[int], length: int) -> dict:
+        return {"input_ids": None, "max_new_tokens": length}
+
+    def suppressed_ids(self, tokenizer) -> list[int]:
+        return [i for i in range(len(tokenizer)) if i >= self.language.vocab_size]
+
+    def prompt(self, tokenizer, indices: list[int]) -> torch.LongTensor:
+        """The autoregressive baseline's prompt: <bos> alone."""
+        return torch.full((len(indices), 1), tokenizer.bos_token_id)
+
+    def score(self, tokenizer, generated: list[list[int]], indices: list[int]) -> dict:
+        if not self._metrics:
+            self._metrics["ser"] = evaluate.load(metrics.path("sequence_error_rate"))
+            self._metrics["ter"] = evaluate.load(metrics.path("token_error_rate"))
+            self._metrics["entropy_rate"] = self.language.entropy_rate()
+        ser = self._metrics["ser"].compute(predictions=generated, language=self.language)
+        ter = self._metrics["ter"].compute(
+            predictions=generated, language=self.language, entropy_rate=self._metrics["entropy_rate"]
+        )
+        return {
+            **_ser_columns(ser),
+            "invalid_token_rate": ter["invalid_token_rate"],
+            "log_perplexity": ter["log_perplexity"],
+            "entropy_rate": ter["entropy_rate"],
+            "ter_gap": ter["token_error_rate"],
+            "token_error": None,
+        }
+
+
+@dataclass
+class PromptTask:
+    """Prompts with reference answers: SER = wrong answers after `normalizer` (e.g. extract the final number),
+    token error = position-wise disagreement of the normalised texts' words."""
+
+    dataset: object
+    prompt_column: str = "prompt"
+    reference_column: str = "answer"
+    normalizer: Callable[[str], str] | None = None
+    name: str = "prompts"
+    _metrics: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        missing = {self.prompt_column, self.reference_column} - set(self.dataset.column_names)
+        if missing:
+            raise ValueError(f"The task dataset has no column {sorted(missing)}; columns: {self.dataset.column_names}.")
+
+    def check_length(self, length: int) -> None:
+        if length < 1:
+            raise ValueError(f"Generated lengths must be positive, got {length}.")
+
+    def prompt(self, tokenizer, indices: list[int]) -> dict:
+        texts = [self.dataset[i % len(self.dataset)][self.prompt_column] for i in indices]
+        tokenizer.padding_side = "left"
+        return tokenizer(texts, return_tensors="pt", padding=True)
+
+    def inputs(self, tokenizer, indices: list[int], length: int) -> dict:
+        return {**self.prompt(tokenizer, indices), "max_new_tokens": length}
+
+    def suppressed_ids(self, tokenizer) -> list[int]:
+        return [tokenizer.mask_token_id] if tokenizer.mask_token_id is not None else []
+
+    def score(self, tokenizer, generated: list[list[int]], indices: list[int]) -> dict:
+        if not self._metrics:
+            self._metrics["ser"] = evaluate.load(metrics.path("sequence_error_rate"))
+            self._metrics["ter"] = evaluate.load(metrics.path("token_error_rate"))
+        normalize = self.normalizer or (lambda text: text.strip())
+        predictions = [normalize(text) for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+        references = [normalize(self.dataset[i % len(self.dataset)][self.reference_column]) for i in indices]
+        ser = self._metrics["ser"].compute(predictions=predictions, references=references)
+        ter = self._metrics["ter"].compute(predictions=predictions, references=references)
+        return {
+            **_ser_columns(ser),
+            "invalid_token_rate": None,
+            "log_perplexity": None,
+            "entropy_rate": None,
+            "ter_gap": None,
+            "token_error": ter["token_error_rate"],
+        }
