@@ -8,10 +8,18 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from .checkpoint_formats import CHECKPOINT_FORMATS, CheckpointFormat, register_checkpoint_format
 from .configuration_mdm import MDMConfig
+from .generation import (
+    DiffusionGenerationConfig,
+    DiffusionGenerationMixin,
+    DiffusionGenerationOutput,
+    enable_diffusion_generation,
+    register_reveal_counts,
+    register_strategy,
+)
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
 from .training import DataCollatorForMaskedDiffusion, enable_diffusion_training, masked_diffusion_loss
-from . import evaluation, languages, metrics  # noqa: E402  (after the model: evaluation uses it)
+from . import evaluation, languages, metrics
 from .evaluation import LanguageTask, PromptTask, elbo_perplexity, sweep_steps, train_autoregressive_baseline
 from .hub import ModelCard
 from .languages import CopyLanguage, HMMLanguage, NGramLanguage
@@ -31,6 +39,12 @@ for _format in CHECKPOINT_FORMATS.values():
 
 __all__ = [
     "MDMConfig",
+    "DiffusionGenerationConfig",
+    "DiffusionGenerationMixin",
+    "DiffusionGenerationOutput",
+    "enable_diffusion_generation",
+    "register_reveal_counts",
+    "register_strategy",
     "CHECKPOINT_FORMATS",
     "CheckpointFormat",
     "register_checkpoint_format",

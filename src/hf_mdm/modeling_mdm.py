@@ -30,6 +30,8 @@ from transformers.utils.output_capturing import capture_outputs
 from .causal_lm_adaptation import adapt_causal_lm
 from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
 from .configuration_mdm import MDMConfig
+from .generation.configuration import DiffusionGenerationConfig
+from .generation.mixin import DiffusionGenerationMixin
 from .remote_code import write_remote_code
 from .training.masked_diffusion_loss import masked_diffusion_loss
 
@@ -244,9 +246,15 @@ class MaskedDiffusionOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-class MDMForMaskedGeneration(MDMPreTrainedModel):
-    """MDMModel with an LM head and the masked-diffusion objective; `AutoModel.from_pretrained` returns this class."""
+class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
+    """MDMModel with an LM head and the masked-diffusion objective; `AutoModel.from_pretrained` returns this class.
 
+    `generate()` (from `DiffusionGenerationMixin`) decodes by masked diffusion under a step budget; its defaults live in
+    `generation_config` (a `DiffusionGenerationConfig`, saved as generation_config.json).
+    """
+
+    # PreTrainedModel's own (plain GenerationConfig) comes first in the MRO, so ours is set explicitly.
+    generation_config_class = DiffusionGenerationConfig
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
     accepts_loss_kwargs = True
 
@@ -300,13 +308,18 @@ class MDMForMaskedGeneration(MDMPreTrainedModel):
         model._weight_conversions = []
         return (model, info) if return_info else model
 
-    def save_pretrained(self, save_directory, *args, remote_code: bool = False, **kwargs):
-        """`PreTrainedModel.save_pretrained`; with `remote_code=True` the folder also gets hf-mdm's modeling and
-        generation code and an `auto_map`, so `AutoModel.from_pretrained(dir, trust_remote_code=True)` works without
-        hf-mdm installed."""
+    def save_pretrained(self, save_directory, *args, remote_code: bool = False, model_card=None, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus two options:
+
+        remote_code: also write hf-mdm's modeling and generation code and an `auto_map`, so that
+            `AutoModel.from_pretrained(dir, trust_remote_code=True)` works where hf-mdm is not installed.
+        model_card: an `hf_mdm.ModelCard` (e.g. `ModelCard.from_sweep(...)`) written as the folder's README.md.
+        """
         super().save_pretrained(save_directory, *args, **kwargs)
         if remote_code:
             write_remote_code(save_directory)
+        if model_card is not None:
+            model_card.save_pretrained(save_directory)
 
     @classmethod
     def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):

@@ -1,0 +1,171 @@
+"""DiffusionGenerationConfig: the parameters of `DiffusionGenerationMixin.generate` (`generation_config.json`)."""
+
+from typing import Any
+
+from transformers import GenerationConfig
+
+from ..schedules import get_schedule
+from .reveal_counts import REVEAL_COUNT_RULES, get_reveal_count_rule
+from .strategies import STRATEGIES
+
+CACHE_MODES = ("none", "prefix", "dual")
+MODEL_CONFIG_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id", "schedule", "schedule_kwargs")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class DiffusionGenerationConfig(GenerationConfig):
+    r"""
+    A [`GenerationConfig`] for masked diffusion decoding. The canvas is the prompt followed by `max_new_tokens` [MASK]
+    tokens (plus any [MASK] already inside the prompt, which are filled too); `steps` reverse steps t -> s reveal it.
+
+    Args:
+        max_new_tokens (`int`, *optional*):
+            [MASK] positions appended after the prompt. Unset: 0 when `input_ids` already holds [MASK] tokens (pure
+            infilling), 32 otherwise.
+        steps (`int`, *optional*):
+            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill.
+        block_length (`int`, *optional*):
+            Semi-autoregressive block size: a block is decoded only once the block before it is complete. Must divide
+            `max_new_tokens`. Unset: one block.
+        schedule (`str`, *optional*):
+            Noise schedule alpha(t) (see `hf_mdm.schedules`); unset: the model's training schedule, else `"linear"`.
+        schedule_kwargs (`dict`, *optional*):
+            Keyword arguments of that schedule.
+        strategy (`str`, *optional*, defaults to `"confidence"`):
+            Which masked positions a step reveals: `random` (exact ancestral sampler), `confidence`, `margin`,
+            `entropy`, `threshold`, or any name registered with `@register_strategy`.
+        reveal_counts (`str`, *optional*, defaults to `"schedule"`):
+            How ranked strategies spread a block's masked positions over its steps: `schedule` (follow alpha),
+            `even` (equal split, remainder first), `llada` / `dream` (the counts of LLaDA's and Dream's reference
+            samplers), or any name registered with `@register_reveal_counts`.
+        reveal_counts_kwargs (`dict`, *optional*):
+            Keyword arguments of that rule, e.g. `{"eps": 1e-3}` for `dream`.
+        threshold (`float`, *optional*, defaults to 0.9):
+            Confidence tau of the `threshold` strategy, in (0, 1].
+        strategy_temperature (`float`, *optional*, defaults to 0.0):
+            Scale of the Gumbel noise added to the ranking scores of ranked strategies (0: deterministic ranking).
+        mask_token_id (`int`, *optional*):
+            Id of [MASK]; unset: the model config's `mask_token_id`.
+        cache (`str`, *optional*, defaults to `"none"`):
+            `"none"`, `"prefix"` (keys/values left of the block computed once per block) or `"dual"` (the suffix too);
+            both approximate, Fast-dLLM style, and only for models whose forward takes `past_key_values`,
+            `position_ids` and `logits_to_keep` (such as `MDMForMaskedGeneration`).
+        output_history (`bool`, *optional*, defaults to `False`):
+            Return the canvas after every step (needs `return_dict_in_generate=True`).
+
+    Also used: `do_sample` (sample tokens from p(. | x_t) instead of taking the argmax), `temperature`, `top_k`,
+    `top_p` (applied with transformers' logits warpers when sampling), `eos_token_id`, `pad_token_id`,
+    `num_return_sequences`, `return_dict_in_generate`.
+    """
+
+    def __init__(self, **kwargs):
+        self.steps = kwargs.pop("steps", None)
+        self.block_length = kwargs.pop("block_length", None)
+        self.schedule = kwargs.pop("schedule", None)
+        self.schedule_kwargs = kwargs.pop("schedule_kwargs", None)
+        self.strategy = kwargs.pop("strategy", None)
+        self.reveal_counts = kwargs.pop("reveal_counts", None)
+        self.reveal_counts_kwargs = kwargs.pop("reveal_counts_kwargs", None)
+        self.threshold = kwargs.pop("threshold", None)
+        self.strategy_temperature = kwargs.pop("strategy_temperature", None)
+        self.mask_token_id = kwargs.pop("mask_token_id", None)
+        self.cache = kwargs.pop("cache", None)
+        self.output_history = kwargs.pop("output_history", None)
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def _get_default_generation_params() -> dict[str, Any]:
+        """Values that `generate` uses for fields neither the call, the passed config nor the model config set."""
+        return {
+            "strategy": "confidence",
+            "reveal_counts": "schedule",
+            "threshold": 0.9,
+            "strategy_temperature": 0.0,
+            "cache": "none",
+            "output_history": False,
+            "return_dict_in_generate": False,
+            "do_sample": False,
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "num_return_sequences": 1,
+        }
+
+    def validate(self, strict=False, user_set_attributes: set[str] | None = None):
+        """Check every diffusion field (and the shared ones generate uses), then run `GenerationConfig.validate`."""
+        for name in ("steps", "block_length", "max_new_tokens", "num_return_sequences"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+        if self.block_length is not None and self.max_new_tokens is not None:
+            if self.max_new_tokens % self.block_length != 0:
+                raise ValueError(
+                    f"block_length={self.block_length} does not divide max_new_tokens={self.max_new_tokens}. Pick a "
+                    "block_length that divides it (or a max_new_tokens that is a multiple of it)."
+                )
+        if self.schedule is not None:
+            get_schedule(self.schedule, **(self.schedule_kwargs or {}))
+        elif self.schedule_kwargs:
+            raise ValueError("`schedule_kwargs` were given without `schedule`; pass the schedule name as well.")
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy {self.strategy!r}. Choose one of {sorted(STRATEGIES)}, or register your own class "
+                "with `@hf_mdm.generation.register_strategy(name)`."
+            )
+        if self.reveal_counts is not None and self.reveal_counts not in REVEAL_COUNT_RULES:
+            raise ValueError(
+                f"Unknown reveal_counts rule {self.reveal_counts!r}. Choose one of {sorted(REVEAL_COUNT_RULES)}, or "
+                "register your own class with `@hf_mdm.generation.register_reveal_counts(name)`."
+            )
+        if self.reveal_counts_kwargs:
+            if self.reveal_counts is None:
+                raise ValueError(
+                    "`reveal_counts_kwargs` were given without `reveal_counts`; pass the rule name as well."
+                )
+            get_reveal_count_rule(self.reveal_counts, **self.reveal_counts_kwargs)
+        if self.threshold is not None and (isinstance(self.threshold, bool) or not 0.0 < self.threshold <= 1.0):
+            raise ValueError(f"`threshold` must be in (0, 1], got {self.threshold!r}; 0.9 is a common choice.")
+        if self.strategy_temperature is not None and (
+            isinstance(self.strategy_temperature, bool) or not self.strategy_temperature >= 0.0
+        ):
+            raise ValueError(
+                f"`strategy_temperature` must be >= 0 (0 = rank without noise), got {self.strategy_temperature!r}."
+            )
+        if self.cache is not None and self.cache not in CACHE_MODES:
+            raise ValueError(f"`cache` must be one of {CACHE_MODES}, got {self.cache!r}.")
+        for name in ("mask_token_id", "pad_token_id"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 0):
+                raise ValueError(f"`{name}` must be a non-negative token id, got {value!r}.")
+        eos = [self.eos_token_id] if _is_int(self.eos_token_id) else self.eos_token_id
+        if eos is not None and (not isinstance(eos, list) or not all(_is_int(i) and i >= 0 for i in eos)):
+            raise ValueError(f"`eos_token_id` must be a token id or a list of ids, got {self.eos_token_id!r}.")
+        if self.do_sample and self.temperature is not None and not self.temperature > 0.0:
+            raise ValueError(
+                f"`temperature` must be > 0 when sampling, got {self.temperature!r}; for greedy decoding pass "
+                "do_sample=False instead."
+            )
+        if self.top_k is not None and (not _is_int(self.top_k) or self.top_k < 0):
+            raise ValueError(f"`top_k` must be a non-negative integer (0 disables it), got {self.top_k!r}.")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"`top_p` must be in (0, 1] (1 disables it), got {self.top_p!r}.")
+        if self.num_beams not in (None, 1):
+            raise ValueError("Diffusion generation has no beam search; leave `num_beams` unset (or 1).")
+        if self.output_history and self.return_dict_in_generate is False:
+            raise ValueError("`output_history=True` needs `return_dict_in_generate=True` to return the history.")
+        super().validate(strict=strict, user_set_attributes=user_set_attributes)
+
+    @classmethod
+    def from_model_config(cls, model_config) -> "DiffusionGenerationConfig":
+        """Take the special token ids, the [MASK] id and the noise schedule from a model config (or its dict)."""
+        config_dict = model_config if isinstance(model_config, dict) else model_config.to_dict()
+        inherited = {key: config_dict[key] for key in MODEL_CONFIG_FIELDS if config_dict.get(key) is not None}
+        return cls(**inherited, _from_model_config=True)
+
+    def get_generation_mode(self, *args, **kwargs):
+        raise NotImplementedError("DiffusionGenerationConfig has no autoregressive generation mode.")
+
+
+__all__ = ["CACHE_MODES", "DiffusionGenerationConfig"]

@@ -1,0 +1,38 @@
+"""Random draws of generation: uniform noise, one stream per row when asked, and token draws from p(. | x_t).
+
+`generate(generator=...)` takes one `torch.Generator` (one stream shared by the batch, as in transformers) or a list of
+them, one per row (as in diffusers): then a row's draws depend only on its own generator, so its output does not
+depend on which other rows share its batch.
+"""
+
+import torch
+
+
+class RowRandomness:
+    """Uniform noise for a subset of batch rows, from a shared or a per-row generator."""
+
+    def __init__(self, generator: "torch.Generator | list[torch.Generator] | None", batch_size: int):
+        self.per_row = list(generator) if isinstance(generator, (list, tuple)) else None
+        self.shared = None if self.per_row is not None else generator
+        if self.per_row is not None and len(self.per_row) != batch_size:
+            raise ValueError(
+                f"Got {len(self.per_row)} generators for {batch_size} rows; pass one generator per row "
+                "(after num_return_sequences expansion) or a single generator."
+            )
+
+    def rand(self, rows: torch.LongTensor, size: int, device: torch.device) -> torch.Tensor:
+        """U(0, 1) noise of shape (len(rows), size)."""
+        if self.per_row is None:
+            return torch.rand((rows.numel(), size), generator=self.shared, device=device)
+        return torch.stack([torch.rand(size, generator=self.per_row[row], device=device) for row in rows.tolist()])
+
+
+def sample_categorical(probs: torch.Tensor, uniform: torch.Tensor) -> torch.LongTensor:
+    """One draw per position from `probs` (..., V) given U(0, 1) noise (...), by inverting the CDF (much faster than
+    `torch.multinomial` on CPU): the first token whose CDF exceeds u, always a token of positive probability."""
+    cdf = probs.cumsum(-1)
+    draws = torch.searchsorted(cdf, (uniform * cdf[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
+    return draws.clamp_max(probs.shape[-1] - 1)
+
+
+__all__ = ["RowRandomness", "sample_categorical"]

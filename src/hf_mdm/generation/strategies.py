@@ -1,0 +1,171 @@
+"""Reveal strategies: which still-masked positions of the current block one reverse step t -> s reveals.
+
+After every forward pass the decoder draws a candidate token x̂_i ~ p(. | x_t) (the argmax when not sampling) for each
+position and asks the strategy for a per-position `score` of the processed logits (p = softmax(logits)); at every step
+it calls `select`, which returns the positions to reveal (they take their candidate and never change again).
+
+* `random`: the exact ancestral sampler. Each masked position is revealed independently with probability
+  (alpha(s) - alpha(t)) / (1 - alpha(t)).
+* ranked (`confidence` p(x̂), `margin` p1 - p2, `entropy` -H(p)): reveal the scheduled count n_k of highest scores,
+  optionally after adding `strategy_temperature` x Gumbel noise to the scores.
+* `threshold`: reveal every position with confidence >= tau, at least the most confident one; runs until the block
+  is complete, so the number of forwards adapts.
+
+A strategy is one class registered by name: `@register_strategy("name")` adds one without editing the decoder.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from ..schedules import NoiseSchedule
+from .sampling import RowRandomness
+
+STRATEGIES: dict[str, type["RevealStrategy"]] = {}
+
+
+def register_strategy(name: str):
+    """Class decorator: make a `RevealStrategy` subclass available as `generate(strategy=name)`."""
+
+    def decorator(cls: type["RevealStrategy"]) -> type["RevealStrategy"]:
+        if name in STRATEGIES:
+            raise ValueError(f"A reveal strategy named {name!r} is already registered ({STRATEGIES[name].__name__}).")
+        cls.name = name
+        STRATEGIES[name] = cls
+        return cls
+
+    return decorator
+
+
+@dataclass
+class RevealStep:
+    r"""
+    What a strategy sees at one step, for the R rows still decoding the current block of width W.
+
+    masked: (R, W) positions still masked. scores: (R, W) `score` of the last forward (None if the strategy has none).
+    counts: (R,) scheduled reveals when `uses_counts`. t, s: the step goes from time t to time s < t.
+    rows: (R,) batch indices of these rows, for `randomness`.
+    """
+
+    masked: torch.BoolTensor
+    scores: torch.Tensor | None
+    counts: torch.LongTensor | None
+    t: float
+    s: float
+    rows: torch.LongTensor
+    randomness: RowRandomness
+
+
+class RevealStrategy:
+    """Base class. `fixed_steps=False` runs a block until it is complete instead of for its share of `steps`."""
+
+    name: str = "base"
+    uses_counts: bool = False
+    fixed_steps: bool = True
+
+    def __init__(self, schedule: NoiseSchedule, threshold: float = 0.9, strategy_temperature: float = 0.0):
+        self.schedule = schedule
+        self.threshold = threshold
+        self.strategy_temperature = strategy_temperature
+
+    def score(self, logits: torch.Tensor, tokens: torch.LongTensor) -> torch.Tensor | None:
+        """Per-position priority from the processed logits (R, W, V), p = softmax(logits), and the candidates (R, W);
+        None if the strategy does not rank."""
+        return None
+
+    def select(self, step: RevealStep) -> torch.BoolTensor:
+        """Positions to reveal at this step, a subset of `step.masked`; all of them when `step.s == 0`."""
+        raise NotImplementedError
+
+
+@register_strategy("random")
+class RandomStrategy(RevealStrategy):
+    """Ancestral sampling: reveal each masked position independently w.p. (alpha(s) - alpha(t)) / (1 - alpha(t))."""
+
+    def select(self, step):
+        if step.s <= 0.0:
+            return step.masked
+        t, s = torch.tensor(step.t, dtype=torch.float64), torch.tensor(step.s, dtype=torch.float64)
+        probability = float(self.schedule.reveal_probability(t, s))
+        noise = step.randomness.rand(step.rows, step.masked.shape[1], step.masked.device)
+        return step.masked & (noise < probability)
+
+
+class RankedStrategy(RevealStrategy):
+    """Reveal the `counts` highest-scoring masked positions; ties go to the leftmost position."""
+
+    uses_counts = True
+
+    def select(self, step):
+        key = step.scores.float()
+        if self.strategy_temperature > 0:
+            uniform = step.randomness.rand(step.rows, key.shape[1], key.device)
+            gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+            key = key + self.strategy_temperature * gumbel
+        key = key.masked_fill(~step.masked, float("-inf"))
+        order = key.argsort(dim=-1, descending=True, stable=True)
+        ranks = torch.empty_like(order).scatter_(
+            1, order, torch.arange(key.shape[1], device=key.device).expand_as(order)
+        )
+        return step.masked & (ranks < step.counts[:, None])
+
+
+@register_strategy("confidence")
+class ConfidenceStrategy(RankedStrategy):
+    """Low-confidence remasking (MaskGIT, LLaDA): score = p(x̂)."""
+
+    def score(self, logits, tokens):
+        return logits.softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+@register_strategy("margin")
+class MarginStrategy(RankedStrategy):
+    """score = p1 - p2, the gap between the two most likely tokens."""
+
+    def score(self, logits, tokens):
+        top = logits.softmax(-1).topk(2, dim=-1).values
+        return top[..., 0] - top[..., 1]
+
+
+@register_strategy("entropy")
+class EntropyStrategy(RankedStrategy):
+    """Dream's ordering: score = -H(p) = sum_v p_v log p_v (most certain first)."""
+
+    def score(self, logits, tokens):
+        return -torch.special.entr(logits.softmax(-1)).sum(-1)
+
+
+@register_strategy("threshold")
+class ThresholdStrategy(ConfidenceStrategy):
+    """Fast-dLLM parallel decoding: reveal every masked position with p(x̂) >= tau, at least the most confident one."""
+
+    uses_counts = False
+    fixed_steps = False
+
+    def select(self, step):
+        scores = step.scores.float().masked_fill(~step.masked, float("-inf"))
+        reveal = step.masked & (scores >= self.threshold)
+        best = torch.zeros_like(reveal).scatter_(1, scores.argmax(dim=-1, keepdim=True), True)
+        return reveal | (best & step.masked & ~reveal.any(dim=-1, keepdim=True))
+
+
+def get_strategy(name: str, **kwargs) -> RevealStrategy:
+    """Instantiate a registered strategy by name."""
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}. Choose one of {sorted(STRATEGIES)}.")
+    return STRATEGIES[name](**kwargs)
+
+
+__all__ = [
+    "STRATEGIES",
+    "ConfidenceStrategy",
+    "EntropyStrategy",
+    "MarginStrategy",
+    "RandomStrategy",
+    "RankedStrategy",
+    "RevealStep",
+    "RevealStrategy",
+    "ThresholdStrategy",
+    "get_strategy",
+    "register_strategy",
+]

@@ -1,0 +1,91 @@
+"""Strategies and reveal-count rules, one step at a time."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hf_mdm.generation import (
+    REVEAL_COUNT_RULES,
+    RevealStep,
+    RowRandomness,
+    get_reveal_count_rule,
+    get_strategy,
+    sample_categorical,
+)
+from hf_mdm.schedules import SCHEDULES, get_schedule
+
+
+def make_step(masked, scores=None, counts=None, t=1.0, s=0.5, seed=0):
+    rows = torch.arange(masked.shape[0])
+    randomness = RowRandomness(torch.Generator().manual_seed(seed), masked.shape[0])
+    return RevealStep(masked=masked, scores=scores, counts=counts, t=t, s=s, rows=rows, randomness=randomness)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rule=st.sampled_from(sorted(REVEAL_COUNT_RULES)),
+    schedule=st.sampled_from(sorted(SCHEDULES)),
+    masked=st.lists(st.integers(0, 40), min_size=1, max_size=4),
+    steps=st.integers(1, 50),
+)
+def test_reveal_counts_are_non_negative_and_sum_to_the_masked_count(rule, schedule, masked, steps):
+    num_masked = torch.tensor(masked)
+    counts = get_reveal_count_rule(rule)(num_masked, steps, get_schedule(schedule))
+    assert counts.shape == (len(masked), steps)
+    assert (counts >= 0).all()
+    assert torch.equal(counts.sum(1), num_masked)
+
+
+def test_even_rule_puts_the_remainder_first_and_linear_schedule_is_even():
+    even = get_reveal_count_rule("even")(torch.tensor([10]), 4, get_schedule("linear"))
+    assert even.tolist() == [[3, 3, 2, 2]]
+    schedule = get_reveal_count_rule("schedule")(torch.tensor([12]), 4, get_schedule("linear"))
+    assert schedule.tolist() == [[3, 3, 3, 3]]
+    cosine = get_reveal_count_rule("schedule")(torch.tensor([12]), 4, get_schedule("cosine"))
+    assert cosine.tolist() != schedule.tolist() and cosine.sum() == 12
+
+
+@pytest.mark.parametrize("name", ["confidence", "margin", "entropy"])
+def test_ranked_strategy_reveals_exactly_the_count_of_best_masked_positions(name):
+    strategy = get_strategy(name, schedule=get_schedule("linear"))
+    probs = torch.tensor([[0.9, 0.1, 0.0], [0.5, 0.5, 0.0], [0.6, 0.3, 0.1], [0.98, 0.01, 0.01]]).expand(2, 4, 3)
+    scores = strategy.score(probs.log(), probs.argmax(-1))
+    masked = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    reveal = strategy.select(make_step(masked, scores, counts=torch.tensor([1, 2])))
+    assert reveal.sum(1).tolist() == [1, 2] and not (reveal & ~masked).any()
+    assert reveal[0].tolist() == [True, False, False, False]  # position 3 is the best but not masked
+    assert reveal[1].tolist() == [True, False, False, True]
+
+
+def test_threshold_reveals_everything_above_tau_and_at_least_one():
+    strategy = get_strategy("threshold", schedule=get_schedule("linear"), threshold=0.7)
+    scores = torch.tensor([[0.9, 0.8, 0.2], [0.1, 0.3, 0.2]])
+    masked = torch.ones(2, 3, dtype=torch.bool)
+    assert strategy.select(make_step(masked, scores)).tolist() == [[True, True, False], [False, True, False]]
+
+
+def test_random_reveals_with_the_ancestral_probability():
+    strategy = get_strategy("random", schedule=get_schedule("linear"))
+    masked = torch.ones(4, 5000, dtype=torch.bool)
+    reveal = strategy.select(make_step(masked, t=0.8, s=0.6))
+    assert abs(reveal.float().mean().item() - 0.25) < 0.01  # (alpha(s) - alpha(t)) / (1 - alpha(t)) = 0.2 / 0.8
+    assert strategy.select(make_step(masked, t=0.1, s=0.0)).all()
+
+
+def test_categorical_draws_follow_the_distribution_and_never_pick_zero_probability_tokens():
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.25, 0.25]).expand(2, 20000, 5)
+    uniform = RowRandomness(torch.Generator().manual_seed(0), 2).rand(torch.arange(2), 20000, probs.device)
+    draws = sample_categorical(probs, uniform)
+    frequencies = torch.bincount(draws.flatten(), minlength=5) / draws.numel()
+    assert frequencies[0] == 0 and frequencies[2] == 0
+    torch.testing.assert_close(frequencies, probs[0, 0], atol=0.01, rtol=0)
+    assert sample_categorical(probs[:1, :3], torch.zeros(1, 3)).tolist() == [[1, 1, 1]]
+
+
+def test_per_row_generators_make_rows_independent_of_batch_mates():
+    together = RowRandomness([torch.Generator().manual_seed(row) for row in range(3)], 3).rand(
+        torch.arange(3), 6, "cpu"
+    )
+    alone = RowRandomness([torch.Generator().manual_seed(2)], 1).rand(torch.arange(1), 6, "cpu")
+    assert torch.equal(together[2], alone[0])
