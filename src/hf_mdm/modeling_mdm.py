@@ -306,6 +306,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             )
         # The converted model is an hf-mdm model: save it under our names, not back in the format it came from.
         model._weight_conversions = []
+        model.generation_config = checkpoint_format.to_generation_config(model.generation_config)
         return (model, info) if return_info else model
 
     def save_pretrained(self, save_directory, *args, remote_code: bool = False, model_card=None, **kwargs):

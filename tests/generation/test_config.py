@@ -18,6 +18,8 @@ BAD_GENERATE_ARGUMENTS = [
     (dict(strategy="nope"), "register_strategy"),
     (dict(schedule="nope"), "register_schedule"),
     (dict(reveal_counts="nope"), "register_reveal_counts"),
+    (dict(reveal_counts="dream", reveal_counts_kwargs={"eps": 1.5}), "eps"),
+    (dict(reveal_counts="even", reveal_counts_kwargs={"eps": 0.1}), "reveal_counts_kwargs"),
     (dict(strategy_temperature=-1.0), "strategy_temperature"),
     (dict(cache="kv"), "cache"),
     (dict(do_sample=True, temperature=0.0), "do_sample=False"),
@@ -67,6 +69,8 @@ def test_config_round_trips_through_generation_config_json(tmp_path):
         steps=16,
         block_length=8,
         strategy="margin",
+        reveal_counts="dream",
+        reveal_counts_kwargs={"eps": 0.01},
         cache="dual",
         mask_token_id=MASK,
         eos_token_id=[1, 2],
@@ -74,7 +78,8 @@ def test_config_round_trips_through_generation_config_json(tmp_path):
     config.save_pretrained(tmp_path)
     loaded = DiffusionGenerationConfig.from_pretrained(tmp_path)
     assert isinstance(loaded, DiffusionGenerationConfig)
-    for field in ("max_new_tokens", "steps", "block_length", "strategy", "cache", "mask_token_id", "eos_token_id"):
+    fields = ("max_new_tokens", "steps", "block_length", "strategy", "reveal_counts", "reveal_counts_kwargs", "cache")
+    for field in fields + ("mask_token_id", "eos_token_id"):
         assert getattr(loaded, field) == getattr(config, field)
 
 
@@ -100,3 +105,8 @@ def test_call_arguments_override_passed_config_which_overrides_model_config():
     assert out.sequences.shape[1] == 9 and out.nfe.tolist() == [2, 2]
     out = model.generate(PROMPTS, attention_mask=PROMPT_MASK, generation_config=passed, steps=1)
     assert out.nfe.tolist() == [1, 1]
+
+
+def test_rule_arguments_need_the_rule_name():
+    with pytest.raises(ValueError, match="without `reveal_counts`"):
+        DiffusionGenerationConfig(reveal_counts_kwargs={"eps": 0.1})

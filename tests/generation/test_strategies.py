@@ -46,6 +46,24 @@ def test_even_rule_puts_the_remainder_first_and_linear_schedule_is_even():
     assert cosine.tolist() != schedule.tolist() and cosine.sum() == 12
 
 
+def test_llada_rule_is_the_even_split_of_get_num_transfer_tokens():
+    num_masked = torch.tensor([0, 3, 8, 10, 37])
+    llada = get_reveal_count_rule("llada")(num_masked, 4, get_schedule("linear"))
+    assert torch.equal(llada, get_reveal_count_rule("even")(num_masked, 4, get_schedule("linear")))
+    assert llada[3].tolist() == [3, 3, 2, 2]
+
+
+def test_dream_rule_truncates_the_expected_reveals_of_what_is_still_masked():
+    dream = get_reveal_count_rule("dream")
+    # 8 * (1 - 0.75025 / 1) = 1.998 -> 1; 7 * (1 - 0.5005 / 0.75025) = 2.33 -> 2; 5 * 0.499 -> 2; the last step: 3.
+    assert dream(torch.tensor([8, 9, 0]), 4, get_schedule("cosine")).tolist() == [[1, 2, 2, 3], [2, 2, 2, 3], [0] * 4]
+    assert get_reveal_count_rule("dream", eps=0.5)(torch.tensor([8]), 2, get_schedule("linear")).tolist() == [[2, 6]]
+    with pytest.raises(ValueError, match="0 <= eps < 1"):
+        get_reveal_count_rule("dream", eps=1.0)
+    with pytest.raises(ValueError, match="do not fit the 'even' rule"):
+        get_reveal_count_rule("even", eps=0.1)
+
+
 @pytest.mark.parametrize("name", ["confidence", "margin", "entropy"])
 def test_ranked_strategy_reveals_exactly_the_count_of_best_masked_positions(name):
     strategy = get_strategy(name, schedule=get_schedule("linear"))

@@ -31,6 +31,11 @@ class CheckpointFormat:
         raise NotImplementedError
 
     @classmethod
+    def to_generation_config(cls, generation_config):
+        """Our generation config from the one loaded with the folder; identity unless a format overrides it."""
+        return generation_config
+
+    @classmethod
     def to_mdm_config(cls, raw: "dict | PreTrainedConfig") -> MDMConfig:
         raw = raw.to_dict() if isinstance(raw, PreTrainedConfig) else dict(raw)
         if raw.get("mask_token_id") is None:

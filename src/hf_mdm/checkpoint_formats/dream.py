@@ -2,11 +2,21 @@
 
 Dream keeps the next-token alignment of the Qwen2.5 it was initialised from: raw logits[:, i] predict token i + 1, so
 the converted config sets `logits_shift=1` and `logits[:, i]` of our model predicts token i, as its samplers expect.
+Its generation_config.json (a `DreamGenerationConfig`) is mapped onto a `DiffusionGenerationConfig` that selects the
+same sampler (`DreamFormat.to_generation_config`).
 """
 
-from transformers import PreTrainedConfig
+from transformers import GenerationConfig, PreTrainedConfig
+from transformers.utils import logging
 
+from ..generation.configuration import DiffusionGenerationConfig
 from .base import CheckpointFormat, register_checkpoint_format, unsupported
+
+
+logger = logging.get_logger(__name__)
+
+# Dream's `alg` -> our strategy. `origin` is the ancestral sampler of the linear schedule; the others rank.
+DREAM_ALGORITHMS = {"origin": "random", "maskgit_plus": "confidence", "topk_margin": "margin", "entropy": "entropy"}
 
 
 class DreamFormatConfig(PreTrainedConfig):
@@ -54,3 +64,62 @@ class DreamFormat(CheckpointFormat):
             bos_token_id=raw.get("bos_token_id"),
             logits_shift=1,
         )
+
+    @classmethod
+    def to_generation_config(cls, generation_config: "GenerationConfig | dict") -> DiffusionGenerationConfig:
+        r"""
+        A `DiffusionGenerationConfig` that runs Dream's `diffusion_generate` from the fields of a Dream
+        generation_config.json (as loaded, or its dict); fields that already have our names (`steps`, `top_p`,
+        `top_k`, `max_length`, `max_new_tokens`, `num_return_sequences`, `output_history`, the token ids) are kept.
+
+        * `alg` -> `strategy`: `origin` -> `random` (each masked position revealed w.p. 1 - s/t, the linear schedule's
+          ancestral sampler; our grid ends at 0 instead of `eps`), `maskgit_plus` -> `confidence` (max p),
+          `topk_margin` -> `margin` (p1 - p2), `entropy` -> `entropy` (sum p log p).
+        * `eps` -> `reveal_counts="dream"`, `reveal_counts_kwargs={"eps": eps}`: Dream's truncated counts
+          n_k = int(r_k (1 - t_{k+1}/t_k)) on linspace(1, eps, steps + 1), used by every ranked strategy.
+        * `temperature`: 0 or None -> `do_sample=False` (argmax); t > 0 -> `do_sample=True, temperature=t`.
+        * `alg_temp` -> `strategy_temperature`: Dream draws the reveal set from softmax(score / alg_temp) without
+          replacement, which is the top-k of score + alg_temp * Gumbel noise.
+        * `return_dict` (the dllm copy's name) -> `return_dict_in_generate`; `generation_kwargs` is dropped.
+
+        Any other field is ignored with a warning, so `generate()` never accepts an argument it would not use.
+        """
+        if isinstance(generation_config, GenerationConfig):
+            generation_config = generation_config.to_dict()
+        fields = {
+            key: value
+            for key, value in generation_config.items()
+            if value is not None and not key.startswith("_") and key != "transformers_version"
+        }
+        alg = fields.pop("alg", None)
+        eps = fields.pop("eps", None)
+        alg_temp = fields.pop("alg_temp", None)
+        temperature = fields.pop("temperature", None)
+        return_dict = fields.pop("return_dict", None)
+        fields.pop("generation_kwargs", None)
+        if alg is not None:
+            if alg not in DREAM_ALGORITHMS:
+                raise ValueError(
+                    f"This Dream generation_config.json sets alg={alg!r}; hf-mdm maps {sorted(DREAM_ALGORITHMS)}. Set "
+                    "one of them, or pass `strategy=` to generate()."
+                )
+            fields["strategy"] = DREAM_ALGORITHMS[alg]
+        if fields.get("reveal_counts") is None:
+            fields["reveal_counts"] = "dream"
+            if eps is not None:
+                fields["reveal_counts_kwargs"] = {"eps": eps}
+        if alg_temp:
+            fields["strategy_temperature"] = alg_temp
+        if temperature is not None:
+            fields["do_sample"] = temperature > 0
+            if temperature > 0:
+                fields["temperature"] = temperature
+        if return_dict is not None:
+            fields.setdefault("return_dict_in_generate", return_dict)
+        config = DiffusionGenerationConfig()
+        ignored = config.update(**fields)
+        if ignored:
+            logger.warning(
+                f"Ignoring fields of the Dream generation_config.json that hf-mdm does not use: {sorted(ignored)}."
+            )
+        return config

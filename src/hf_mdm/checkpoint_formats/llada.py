@@ -1,7 +1,8 @@
 """LLaDA checkpoints (GSAI-ML/LLaDA-8B-*, model_type "llada"): a bidirectional OLMo-style LLaMA, no logit shift."""
 
-from transformers import PreTrainedConfig
+from transformers import GenerationConfig, PreTrainedConfig
 
+from ..generation.configuration import DiffusionGenerationConfig
 from .base import CheckpointFormat, register_checkpoint_format, unsupported
 
 
@@ -73,3 +74,14 @@ class LLaDAFormat(CheckpointFormat):
             bos_token_id=raw.get("bos_token_id"),
             logits_shift=0,
         )
+
+    @classmethod
+    def to_generation_config(cls, generation_config: "GenerationConfig | dict") -> DiffusionGenerationConfig:
+        """LLaDA's generation_config.json holds only eos/pad ids (its `generate.py` takes everything else as
+        arguments); unless the folder says otherwise, rank as LLaDA's low-confidence remasking does:
+        `strategy="confidence"` (p(x̂)) with `reveal_counts="llada"` (its per-block `get_num_transfer_tokens`)."""
+        if isinstance(generation_config, GenerationConfig):
+            generation_config = generation_config.to_dict()
+        config = DiffusionGenerationConfig.from_dict(generation_config)
+        config.update(strategy="confidence", reveal_counts="llada", defaults_only=True)
+        return config

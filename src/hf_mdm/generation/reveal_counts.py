@@ -62,8 +62,9 @@ class DreamRevealCounts(RevealCountRule):
         n_k = floor(r_k (1 - t_{k+1} / t_k))   (k < K - 1),      n_{K-1} = r_{K-1},
 
     of the r_k positions still masked (r_0 = m, r_{k+1} = r_k - n_k), computed in float32 and truncated as Python's
-    `int()` does. 1 - s/t is the linear schedule's reveal probability, so n_k is the expected number of reveals,
-    rounded down: the early steps reveal less than `even` (m = 8, K = 4: 1, 2, 2, 3) and the last step the rest.
+    `int()` does. 1 - s/t is the linear schedule's reveal probability (whatever `schedule` is), so n_k is the expected
+    number of reveals rounded down: the early steps reveal less than `even` (m = 8, K = 4: 1, 2, 2, 3), the last step
+    the rest.
 
     Dream uses the batch mean of r_k for every row; each row uses its own r_k here. The two agree whenever the rows
     hold the same number of [MASK] (a left-padded batch whose prompts contain none), and per row a row's output does
@@ -120,8 +121,8 @@ def get_reveal_count_rule(name: str, **kwargs) -> RevealCountRule:
         return rule_class(**kwargs)
     except TypeError as error:
         raise ValueError(
-            f"reveal_counts_kwargs={kwargs!r} do not fit the {name!r} rule ({rule_class.__name__}: {error}). Pass only "
-            "the arguments of its constructor."
+            f"reveal_counts_kwargs={kwargs!r} do not fit the {name!r} rule ({rule_class.__name__}: {error}). Pass "
+            "only the arguments of its constructor."
         ) from None
 
 
