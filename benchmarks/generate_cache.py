@@ -19,6 +19,7 @@ import torch
 from hf_mdm import MDMConfig, MDMForMaskedGeneration
 from hf_mdm.generation import enable_diffusion_generation
 
+
 CASES = [
     ("confidence, no cache", dict(strategy="confidence", cache="none")),
     ("threshold 0.9, no cache", dict(strategy="threshold", cache="none")),

@@ -17,6 +17,7 @@ import torch
 from hf_mdm import MDMConfig, MDMForMaskedGeneration
 from hf_mdm.generation import enable_diffusion_generation
 
+
 CASES = [
     dict(strategy="confidence", steps=64, block_length=None),
     dict(strategy="confidence", steps=64, block_length=32),

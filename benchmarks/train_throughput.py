@@ -13,6 +13,7 @@ import time
 
 import torch
 from datasets import Dataset
+from tokenizers import Tokenizer, models
 from transformers import (
     DataCollatorForLanguageModeling,
     LlamaConfig,
@@ -22,7 +23,6 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
-from tokenizers import Tokenizer, models
 
 from hf_mdm import DataCollatorForMaskedDiffusion, MDMConfig, MDMForMaskedGeneration
 
@@ -67,7 +67,12 @@ def run(name, model, collator, dataset, args) -> dict:
     )
     Trainer(model=model, args=training_args, train_dataset=dataset, data_collator=collator, callbacks=[timer]).train()
     tokens = timer.timed_steps * args.batch_size * args.length
-    return {"model": name, "steps": timer.timed_steps, "seconds": timer.elapsed, "tokens_per_s": tokens / timer.elapsed}
+    return {
+        "model": name,
+        "steps": timer.timed_steps,
+        "seconds": timer.elapsed,
+        "tokens_per_s": tokens / timer.elapsed,
+    }
 
 
 def main():
@@ -86,7 +91,9 @@ def main():
 
     tokenizer = numbered_tokenizer(args.vocab_size)
     generator = torch.Generator().manual_seed(0)
-    rows = torch.randint(3, args.vocab_size, (args.batch_size * (args.steps + args.warmup), args.length), generator=generator)
+    rows = torch.randint(
+        3, args.vocab_size, (args.batch_size * (args.steps + args.warmup), args.length), generator=generator
+    )
     dataset = Dataset.from_dict({"input_ids": rows.tolist()})
     dims = dict(
         vocab_size=args.vocab_size,

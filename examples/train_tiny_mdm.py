@@ -44,7 +44,8 @@ def loss_curve(losses: list[float], buckets: int = 12, width: int = 40) -> str:
     means = [sum(losses[i : i + size]) / len(losses[i : i + size]) for i in range(0, len(losses), size)]
     top = max(means)
     return "\n".join(
-        f"  steps {i * size + 1:>4}-{min((i + 1) * size, len(losses)):>4} | {'#' * max(1, round(width * m / top))} {m:.3f}"
+        f"  steps {i * size + 1:>4}-{min((i + 1) * size, len(losses)):>4} | "
+        f"{'#' * max(1, round(width * m / top))} {m:.3f}"
         for i, m in enumerate(means)
     )
 

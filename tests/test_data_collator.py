@@ -49,7 +49,9 @@ def test_prompt_tokens_are_never_masked(padding_side):
 
 
 def test_text_examples_are_tokenized_and_truncated(tokenizer):
-    batch = collate(tokenizer, [{"text": "the cat sat on a mat"}, {"text": "a dog"}], max_length=4, padding="max_length")
+    batch = collate(
+        tokenizer, [{"text": "the cat sat on a mat"}, {"text": "a dog"}], max_length=4, padding="max_length"
+    )
     assert batch["input_ids"].shape == (2, 4)
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
 

@@ -17,14 +17,43 @@ def sweep_rows():
     for length in (8, 16, 32):
         for steps in (2, 4, 8, 16, 32):
             rows.append(
-                dict(strategy="random", length=length, steps=steps, nfe=float(min(steps, length)), num_samples=64,
-                     ser=0.05 if steps >= length else 0.6, ser_low=0.01, ser_high=0.2, invalid_token_rate=0.01,
-                     log_perplexity=1.2, entropy_rate=1.1, ter_gap=0.1, token_error=None, latency_s=0.01,
-                     tokens_per_s=1000.0)
+                dict(
+                    strategy="random",
+                    length=length,
+                    steps=steps,
+                    nfe=float(min(steps, length)),
+                    num_samples=64,
+                    ser=0.05 if steps >= length else 0.6,
+                    ser_low=0.01,
+                    ser_high=0.2,
+                    invalid_token_rate=0.01,
+                    log_perplexity=1.2,
+                    entropy_rate=1.1,
+                    ter_gap=0.1,
+                    token_error=None,
+                    latency_s=0.01,
+                    tokens_per_s=1000.0,
+                )
             )
-    rows.append(dict(strategy="autoregressive", length=8, steps=8, nfe=8.0, num_samples=64, ser=0.0, ser_low=0.0,
-                     ser_high=0.05, invalid_token_rate=0.0, log_perplexity=1.1, entropy_rate=1.1, ter_gap=0.0,
-                     token_error=None, latency_s=0.02, tokens_per_s=400.0))
+    rows.append(
+        dict(
+            strategy="autoregressive",
+            length=8,
+            steps=8,
+            nfe=8.0,
+            num_samples=64,
+            ser=0.0,
+            ser_low=0.0,
+            ser_high=0.05,
+            invalid_token_rate=0.0,
+            log_perplexity=1.1,
+            entropy_rate=1.1,
+            ter_gap=0.0,
+            token_error=None,
+            latency_s=0.02,
+            tokens_per_s=400.0,
+        )
+    )
     return rows
 
 
@@ -32,8 +61,13 @@ def test_card_round_trips_through_huggingface_hub(tmp_path):
     from hf_mdm import MDMForMaskedGeneration
 
     rows = sweep_rows()
-    card = ModelCard.from_sweep(rows, model=MDMForMaskedGeneration(tiny_config()), model_name="tiny-mdm",
-                                task_name="bigram language", training={"steps": 100})
+    card = ModelCard.from_sweep(
+        rows,
+        model=MDMForMaskedGeneration(tiny_config()),
+        model_name="tiny-mdm",
+        task_name="bigram language",
+        training={"steps": 100},
+    )
     card.save_pretrained(tmp_path)
     assert (tmp_path / "step_vs_error.png").stat().st_size > 0
     loaded = HubModelCard.load(tmp_path / "README.md")

@@ -64,7 +64,9 @@ def test_right_padding_leaves_real_token_logits_unchanged():
     ids = random_ids(batch=1, length=6)
     padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
     mask = torch.tensor([[1] * 6 + [0] * 4])
-    torch.testing.assert_close(model(padded, attention_mask=mask).logits[:, :6], model(ids).logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        model(padded, attention_mask=mask).logits[:, :6], model(ids).logits, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_left_padding_with_position_ids_leaves_real_token_logits_unchanged():

@@ -54,7 +54,7 @@ def test_unknown_schedule_names_the_choices():
 
 
 def test_bad_schedule_arguments():
-    with pytest.raises(ValueError, match="Bad arguments"):
+    with pytest.raises(ValueError, match="Bad schedule_kwargs"):
         get_schedule("linear", exponent=2)
     with pytest.raises(ValueError, match="positive exponent"):
         get_schedule("polynomial", exponent=0)

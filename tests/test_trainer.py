@@ -5,7 +5,12 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForMaskedLM, Trainer, TrainingArguments
 
-from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration, enable_diffusion_training, masked_diffusion_loss
+from hf_mdm import (
+    DataCollatorForMaskedDiffusion,
+    MDMForMaskedGeneration,
+    enable_diffusion_training,
+    masked_diffusion_loss,
+)
 
 from .conftest import tiny_config, toy_corpus
 

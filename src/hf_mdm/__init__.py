@@ -6,8 +6,10 @@ Importing the package registers model_type "mdm" with `AutoConfig`, `AutoModel` 
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
+from . import evaluation, languages, metrics
 from .checkpoint_formats import CHECKPOINT_FORMATS, CheckpointFormat, register_checkpoint_format
 from .configuration_mdm import MDMConfig
+from .evaluation import LanguageTask, PromptTask, elbo_perplexity, sweep_steps, train_autoregressive_baseline
 from .generation import (
     DiffusionGenerationConfig,
     DiffusionGenerationMixin,
@@ -16,13 +18,11 @@ from .generation import (
     register_reveal_counts,
     register_strategy,
 )
+from .hub import ModelCard
+from .languages import CopyLanguage, HMMLanguage, NGramLanguage
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
 from .training import DataCollatorForMaskedDiffusion, enable_diffusion_training, masked_diffusion_loss
-from . import evaluation, languages, metrics
-from .evaluation import LanguageTask, PromptTask, elbo_perplexity, sweep_steps, train_autoregressive_baseline
-from .hub import ModelCard
-from .languages import CopyLanguage, HMMLanguage, NGramLanguage
 
 
 __version__ = "0.1.0"

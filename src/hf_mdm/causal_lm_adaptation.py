@@ -2,7 +2,8 @@
 
 The weights are copied unchanged (the layer names are the same), attention becomes bidirectional and a [MASK] token is
 added. The converted model keeps the causal LM's next-token alignment (`logits_shift=1`, as Dream does when it starts
-from Qwen2.5): hidden state i still predicts token i + 1, and the head shifts it so that `logits[:, i]` predicts token i.
+from Qwen2.5): hidden state i still predicts token i + 1, and the head shifts it so that `logits[:, i]` predicts
+token i.
 A new [MASK] embedding row starts at the mean of the existing rows (transformers' mean resizing).
 """
 

@@ -249,8 +249,8 @@ class MaskedDiffusionOutput(ModelOutput):
 class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
     """MDMModel with an LM head and the masked-diffusion objective; `AutoModel.from_pretrained` returns this class.
 
-    `generate()` (from `DiffusionGenerationMixin`) decodes by masked diffusion under a step budget; its defaults live in
-    `generation_config` (a `DiffusionGenerationConfig`, saved as generation_config.json).
+    `generate()` (from `DiffusionGenerationMixin`) decodes by masked diffusion under a step budget; its defaults live
+    in `generation_config` (a `DiffusionGenerationConfig`, saved as generation_config.json).
     """
 
     # PreTrainedModel's own (plain GenerationConfig) comes first in the MRO, so ours is set explicitly.

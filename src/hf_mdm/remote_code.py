@@ -56,7 +56,9 @@ def flattened_sources(root: str = f"{PACKAGE}.modeling_mdm") -> dict[str, str]:
                 pending.append(target)
                 names = ", ".join(a.name if a.asname is None else f"{a.name} as {a.asname}" for a in node.names)
                 indent = " " * node.col_offset
-                replacements.append((node.lineno, node.end_lineno, f"{indent}from .{flat_name(target)} import {names}\n"))
+                replacements.append(
+                    (node.lineno, node.end_lineno, f"{indent}from .{flat_name(target)} import {names}\n")
+                )
         for start, end, text in sorted(replacements, reverse=True):
             lines[start - 1 : end] = [text]
         sources[flat_name(module) + ".py"] = "".join(lines)

@@ -14,21 +14,11 @@ import math
 
 import torch
 
+from .registry import Registry
 
-SCHEDULES: dict[str, type["NoiseSchedule"]] = {}
 
-
-def register_schedule(name: str):
-    """Class decorator: make a `NoiseSchedule` subclass available under `name` (config fields, CLI, generate)."""
-
-    def decorator(cls: type["NoiseSchedule"]) -> type["NoiseSchedule"]:
-        if name in SCHEDULES:
-            raise ValueError(f"A noise schedule named {name!r} is already registered ({SCHEDULES[name].__name__}).")
-        cls.name = name
-        SCHEDULES[name] = cls
-        return cls
-
-    return decorator
+SCHEDULES = Registry("noise schedule", "hf_mdm.register_schedule", "schedule_kwargs")
+register_schedule = SCHEDULES.register
 
 
 class NoiseSchedule:
@@ -122,12 +112,4 @@ def get_schedule(schedule: "str | NoiseSchedule", **kwargs) -> NoiseSchedule:
         if kwargs:
             raise ValueError("Schedule keyword arguments are only accepted together with a schedule name.")
         return schedule
-    if not isinstance(schedule, str) or schedule not in SCHEDULES:
-        raise ValueError(
-            f"Unknown noise schedule {schedule!r}. Choose one of {sorted(SCHEDULES)}, or register your own class "
-            "with `@hf_mdm.register_schedule(name)`."
-        )
-    try:
-        return SCHEDULES[schedule](**kwargs)
-    except TypeError as error:
-        raise ValueError(f"Bad arguments {kwargs} for the {schedule!r} schedule: {error}") from None
+    return SCHEDULES.build(schedule, **kwargs)

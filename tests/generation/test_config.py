@@ -7,6 +7,7 @@ from hf_mdm.generation import DiffusionGenerationConfig
 
 from .test_generate import MASK, PROMPT_MASK, PROMPTS, tiny_mdm
 
+
 BAD_GENERATE_ARGUMENTS = [
     (dict(steps=0), "steps"),
     (dict(steps=2.5), "steps"),

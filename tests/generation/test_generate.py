@@ -20,6 +20,7 @@ from hf_mdm.generation import (
 )
 from hf_mdm.schedules import get_schedule
 
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MASK, PAD, EOS, VOCAB = 39, 0, 1, 40

@@ -11,6 +11,7 @@ from hf_mdm.schedules import SCHEDULES
 
 from .test_generate import MASK, PAD, STRATEGY_NAMES, tiny_mdm
 
+
 model = functools.cache(tiny_mdm)
 
 

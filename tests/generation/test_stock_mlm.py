@@ -23,6 +23,7 @@ from hf_mdm.generation import DiffusionGenerationMixin, enable_diffusion_generat
 
 from .test_generate import MASK, PROMPT_MASK, PROMPTS, VOCAB
 
+
 SIZES = dict(vocab_size=VOCAB, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
 
 

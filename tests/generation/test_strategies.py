@@ -60,7 +60,7 @@ def test_dream_rule_truncates_the_expected_reveals_of_what_is_still_masked():
     assert get_reveal_count_rule("dream", eps=0.5)(torch.tensor([8]), 2, get_schedule("linear")).tolist() == [[2, 6]]
     with pytest.raises(ValueError, match="0 <= eps < 1"):
         get_reveal_count_rule("dream", eps=1.0)
-    with pytest.raises(ValueError, match="do not fit the 'even' rule"):
+    with pytest.raises(ValueError, match="Bad reveal_counts_kwargs .* for the 'even' reveal_counts rule"):
         get_reveal_count_rule("even", eps=0.1)
 
 

@@ -1,4 +1,4 @@
-"""CheckpointFormat: how a foreign checkpoint folder (its config.json and weight names) maps onto MDMForMaskedGeneration.
+"""CheckpointFormat: how a foreign checkpoint folder (config.json and weight names) maps onto MDMForMaskedGeneration.
 
 A format is one registered class: the `model_type` its config.json declares, a config conversion into `MDMConfig`
 and a regex key mapping from its weight names to ours. Loading then goes through transformers' own `from_pretrained`

@@ -8,10 +8,15 @@ import importlib
 import sys
 
 from transformers import HfArgumentParser
+from transformers.utils import logging
 
 
 COMMANDS = {
     "train": "Train an MDM with the stock Trainer on a local dataset or a formal language.",
+    "generate": "Decode from a prompt, or fill the mask tokens of a template, showing drafts live.",
+    "sweep": "Measure sequence and token error against steps; write the table as JSON, Markdown and a plot.",
+    "card": "Write a model card (README.md with model-index, table and plot) from a sweep.",
+    "demo": "Train a small MDM and an AR baseline on a bigram language and print their step-vs-error table.",
 }
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, OSError)
 
@@ -26,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     name, arguments = argv[0], argv[1:]
+    logging.disable_progress_bar()  # weight-loading bars; training and sweep bars are tqdm's own
     command = importlib.import_module(f"{__name__}.{name}")
     parser = HfArgumentParser(command.ARGUMENTS, prog=f"hf-mdm {name}", description=COMMANDS[name])
     try:

@@ -75,7 +75,9 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
     else:
         source = model_args.tokenizer_name_or_path or model_args.model_name_or_path
         if source is None:
-            raise ValueError("A text dataset needs --tokenizer_name_or_path (or --model_name_or_path with a tokenizer).")
+            raise ValueError(
+                "A text dataset needs --tokenizer_name_or_path (or --model_name_or_path with a tokenizer)."
+            )
         text = load_text_dataset(data)
         tokenizer = AutoTokenizer.from_pretrained(source)
         dataset = text.map(

@@ -3,7 +3,7 @@
 from .autoregressive_baseline import autoregressive_config, train_autoregressive_baseline
 from .elbo_perplexity import elbo_perplexity
 from .step_scaling import StepScaling, fit_step_scaling
-from .sweep import sweep_steps
+from .sweep import read_sweep_rows, sweep_steps
 from .sweep_table import markdown_table
 from .sweep_tasks import LanguageTask, PromptTask
 
@@ -15,6 +15,7 @@ __all__ = [
     "StepScaling",
     "fit_step_scaling",
     "sweep_steps",
+    "read_sweep_rows",
     "markdown_table",
     "LanguageTask",
     "PromptTask",

@@ -76,7 +76,9 @@ def _autoregressive_batch(model, tokenizer, task, length, indices, seed):
     return sequences[:, -length:], torch.full((len(indices),), float(length))
 
 
-def run_cell(model, tokenizer, task, strategy, length, steps, num_samples, seed, batch_size, generation_kwargs) -> dict:
+def run_cell(
+    model, tokenizer, task, strategy, length, steps, num_samples, seed, batch_size, generation_kwargs
+) -> dict:
     """Generate and score one cell; `strategy == "autoregressive"` decodes with the causal `model`."""
     generated, nfe, elapsed, batches = [], [], 0.0, 0
     for start in range(0, num_samples, batch_size):
@@ -106,7 +108,9 @@ def run_cell(model, tokenizer, task, strategy, length, steps, num_samples, seed,
     }
 
 
-def read_rows(path: Path) -> list[dict]:
+def read_sweep_rows(path: "str | Path") -> list[dict]:
+    """The rows of a sweep's JSON-lines file (empty when it does not exist)."""
+    path = Path(path)
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
@@ -155,11 +159,12 @@ def sweep_steps(
     cells = [(strategy, int(length), int(n)) for strategy in strategies for length in lengths for n in steps]
     if autoregressive_model is not None:
         cells += [(AUTOREGRESSIVE, int(length), int(length)) for length in lengths]
-    rows = read_rows(Path(output_path)) if output_path is not None else []
+    rows = read_sweep_rows(output_path) if output_path is not None else []
     finished = {cell_key(row) for row in rows}
     pending = [cell for cell in cells if cell not in finished]
 
-    state = PartialState()
+    # On a CPU-only model the processes still form a group (gloo); PartialState needs to be told.
+    state = PartialState(cpu=getattr(model, "device", torch.device("cpu")).type == "cpu")
     bar = tqdm(total=len(cells), initial=len(cells) - len(pending), desc="sweep cells",
                disable=not progress or not state.is_main_process)  # fmt: skip
     for round_start in range(0, len(pending), state.num_processes):

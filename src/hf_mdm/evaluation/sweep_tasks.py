@@ -75,7 +75,9 @@ class PromptTask:
     def __post_init__(self):
         missing = {self.prompt_column, self.reference_column} - set(self.dataset.column_names)
         if missing:
-            raise ValueError(f"The task dataset has no column {sorted(missing)}; columns: {self.dataset.column_names}.")
+            raise ValueError(
+                f"The task dataset has no column {sorted(missing)}; columns: {self.dataset.column_names}."
+            )
 
     def check_length(self, length: int) -> None:
         if length < 1:

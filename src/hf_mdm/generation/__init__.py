@@ -30,6 +30,7 @@ from .strategies import (
     register_strategy,
 )
 
+
 __all__ = [
     "CACHE_MODES",
     "REVEAL_COUNT_RULES",

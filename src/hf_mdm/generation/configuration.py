@@ -8,6 +8,7 @@ from ..schedules import get_schedule
 from .reveal_counts import REVEAL_COUNT_RULES, get_reveal_count_rule
 from .strategies import STRATEGIES
 
+
 CACHE_MODES = ("none", "prefix", "dual")
 MODEL_CONFIG_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id", "schedule", "schedule_kwargs")
 
@@ -109,16 +110,10 @@ class DiffusionGenerationConfig(GenerationConfig):
             get_schedule(self.schedule, **(self.schedule_kwargs or {}))
         elif self.schedule_kwargs:
             raise ValueError("`schedule_kwargs` were given without `schedule`; pass the schedule name as well.")
-        if self.strategy is not None and self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"Unknown strategy {self.strategy!r}. Choose one of {sorted(STRATEGIES)}, or register your own class "
-                "with `@hf_mdm.generation.register_strategy(name)`."
-            )
-        if self.reveal_counts is not None and self.reveal_counts not in REVEAL_COUNT_RULES:
-            raise ValueError(
-                f"Unknown reveal_counts rule {self.reveal_counts!r}. Choose one of {sorted(REVEAL_COUNT_RULES)}, or "
-                "register your own class with `@hf_mdm.generation.register_reveal_counts(name)`."
-            )
+        if self.strategy is not None:
+            STRATEGIES.check(self.strategy)
+        if self.reveal_counts is not None:
+            REVEAL_COUNT_RULES.check(self.reveal_counts)
         if self.reveal_counts_kwargs:
             if self.reveal_counts is None:
                 raise ValueError(

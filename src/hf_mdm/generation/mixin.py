@@ -29,6 +29,7 @@ from .reveal_counts import get_reveal_count_rule
 from .sampling import RowRandomness, sample_categorical
 from .strategies import RevealStep, get_strategy
 
+
 logger = logging.get_logger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 32

@@ -11,22 +11,13 @@ reproduce the samplers' greedy outputs token for token (see docs/generation.md).
 
 import torch
 
+from ..registry import Registry
 from ..schedules import NoiseSchedule
 
-REVEAL_COUNT_RULES: dict[str, type["RevealCountRule"]] = {}
 
-
-def register_reveal_counts(name: str):
-    """Class decorator: make a `RevealCountRule` subclass available as `generate(reveal_counts=name)`."""
-
-    def decorator(cls: type["RevealCountRule"]) -> type["RevealCountRule"]:
-        if name in REVEAL_COUNT_RULES:
-            raise ValueError(f"A reveal-count rule named {name!r} is already registered ({REVEAL_COUNT_RULES[name]}).")
-        cls.name = name
-        REVEAL_COUNT_RULES[name] = cls
-        return cls
-
-    return decorator
+REVEAL_COUNT_RULES = Registry("reveal_counts rule", "hf_mdm.register_reveal_counts", "reveal_counts_kwargs")
+register_reveal_counts = REVEAL_COUNT_RULES.register
+get_reveal_count_rule = REVEAL_COUNT_RULES.build
 
 
 class RevealCountRule:
@@ -110,20 +101,6 @@ class ScheduleRevealCounts(RevealCountRule):
         revealed = torch.floor(num_masked[:, None].double() * fraction[None, :] + 0.5).long()
         revealed = torch.cummax(revealed, dim=1).values
         return torch.diff(revealed, dim=1, prepend=torch.zeros_like(revealed[:, :1]))
-
-
-def get_reveal_count_rule(name: str, **kwargs) -> RevealCountRule:
-    """Instantiate a registered rule by name, with the keyword arguments of its constructor."""
-    if name not in REVEAL_COUNT_RULES:
-        raise ValueError(f"Unknown reveal_counts rule {name!r}. Choose one of {sorted(REVEAL_COUNT_RULES)}.")
-    rule_class = REVEAL_COUNT_RULES[name]
-    try:
-        return rule_class(**kwargs)
-    except TypeError as error:
-        raise ValueError(
-            f"reveal_counts_kwargs={kwargs!r} do not fit the {name!r} rule ({rule_class.__name__}: {error}). Pass "
-            "only the arguments of its constructor."
-        ) from None
 
 
 __all__ = [

@@ -18,23 +18,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ..registry import Registry
 from ..schedules import NoiseSchedule
 from .sampling import RowRandomness
 
-STRATEGIES: dict[str, type["RevealStrategy"]] = {}
 
-
-def register_strategy(name: str):
-    """Class decorator: make a `RevealStrategy` subclass available as `generate(strategy=name)`."""
-
-    def decorator(cls: type["RevealStrategy"]) -> type["RevealStrategy"]:
-        if name in STRATEGIES:
-            raise ValueError(f"A reveal strategy named {name!r} is already registered ({STRATEGIES[name].__name__}).")
-        cls.name = name
-        STRATEGIES[name] = cls
-        return cls
-
-    return decorator
+STRATEGIES = Registry("strategy", "hf_mdm.register_strategy")
+register_strategy = STRATEGIES.register
+get_strategy = STRATEGIES.build
 
 
 @dataclass
@@ -147,13 +138,6 @@ class ThresholdStrategy(ConfidenceStrategy):
         reveal = step.masked & (scores >= self.threshold)
         best = torch.zeros_like(reveal).scatter_(1, scores.argmax(dim=-1, keepdim=True), True)
         return reveal | (best & step.masked & ~reveal.any(dim=-1, keepdim=True))
-
-
-def get_strategy(name: str, **kwargs) -> RevealStrategy:
-    """Instantiate a registered strategy by name."""
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}. Choose one of {sorted(STRATEGIES)}.")
-    return STRATEGIES[name](**kwargs)
 
 
 __all__ = [

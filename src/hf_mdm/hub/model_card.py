@@ -117,42 +117,71 @@ class ModelCard(HubModelCard):
             base_model=base_model,
             eval_results=eval_results,
         )
-        card = cls(f"---\n{data.to_yaml()}\n---\n\n{cls._body(rows, model, model_name, training, ser_target, plot_file)}")
+        card = cls(
+            f"---\n{data.to_yaml()}\n---\n\n{cls._body(rows, model, model_name, training, ser_target, plot_file)}"
+        )
         card.sweep_rows = rows
         return card
 
     @staticmethod
     def _body(rows, model, model_name, training, ser_target, plot_file) -> str:
-        parts = [f"# {model_name}", "", "A masked diffusion language model trained and evaluated with "
-                 "[hf-mdm](https://github.com/hf-mdm/hf-mdm)."]
+        parts = [
+            f"# {model_name}",
+            "",
+            "A masked diffusion language model trained and evaluated with [hf-mdm](https://github.com/hf-mdm/hf-mdm).",
+        ]
         if model is not None:
             config = model.config
             params = sum(p.numel() for p in model.parameters())
-            parts += ["", "## Model", "", f"- {params / 1e6:.2f}M parameters, {config.num_hidden_layers} layers, "
-                      f"hidden size {config.hidden_size}, vocabulary {config.vocab_size}, [MASK] id "
-                      f"{config.mask_token_id}", f"- training noise schedule: `{config.schedule}`"]
+            parts += [
+                "",
+                "## Model",
+                "",
+                f"- {params / 1e6:.2f}M parameters, {config.num_hidden_layers} layers, "
+                f"hidden size {config.hidden_size}, vocabulary {config.vocab_size}, [MASK] id "
+                f"{config.mask_token_id}",
+                f"- training noise schedule: `{config.schedule}`",
+            ]
         if training:
             parts += ["", "## Training", ""] + [f"- {key}: {value}" for key, value in training.items()]
-        parts += ["", "## Step-vs-error table", "",
-                  "SER: sequence error rate with its Wilson 95% interval. TER gap: generative log-perplexity under the "
-                  "true language minus its entropy rate (0 is perfect). NFE: forward passes per sequence.", "",
-                  markdown_table(rows)]
+        parts += [
+            "",
+            "## Step-vs-error table",
+            "",
+            "SER: sequence error rate with its Wilson 95% interval. TER gap: generative log-perplexity under the "
+            "true language minus its entropy rate (0 is perfect). NFE: forward passes per sequence.",
+            "",
+            markdown_table(rows),
+        ]
         if plot_file:
             parts += ["", f"![Sequence and token error against steps]({plot_file})"]
         else:
             parts += ["", "_No plot: install the `[plot]` extra (`pip install hf-mdm[plot]`) to draw one._"]
-        parts += ["", "## Limitation: steps needed grow with length", "",
-                  "Token error needs a number of steps that does not grow with the sequence length; whether the whole "
-                  "sequence is right (SER) needs steps proportional to the length (Feng et al. 2025). Fitted from "
-                  "this sweep:", ""]
+        parts += [
+            "",
+            "## Limitation: steps needed grow with length",
+            "",
+            "Token error needs a number of steps that does not grow with the sequence length; whether the whole "
+            "sequence is right (SER) needs steps proportional to the length (Feng et al. 2025). Fitted from "
+            "this sweep:",
+            "",
+        ]
         for strategy in sorted({row["strategy"] for row in rows} - {"autoregressive"}):
             parts.append(f"- {fit_step_scaling(rows, strategy, 'ser', ser_target).describe()}")
-        parts += ["", "## How to use", "", "```python", "import hf_mdm",
-                  "from transformers import AutoModel, AutoTokenizer", "",
-                  'model = AutoModel.from_pretrained("path/to/this/folder")',
-                  'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
-                  'inputs = tokenizer(["prompt"], return_tensors="pt")',
-                  'out = model.generate(**inputs, max_new_tokens=64, steps=64, strategy="confidence")', "```"]
+        parts += [
+            "",
+            "## How to use",
+            "",
+            "```python",
+            "import hf_mdm",
+            "from transformers import AutoModel, AutoTokenizer",
+            "",
+            'model = AutoModel.from_pretrained("path/to/this/folder")',
+            'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
+            'inputs = tokenizer(["prompt"], return_tensors="pt")',
+            'out = model.generate(**inputs, max_new_tokens=64, steps=64, strategy="confidence")',
+            "```",
+        ]
         return "\n".join(parts) + "\n"
 
     def save_pretrained(self, save_directory: "str | Path") -> Path:

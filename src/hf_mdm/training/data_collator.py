@@ -22,8 +22,8 @@ class DataCollatorForMaskedDiffusion:
 
     The affine map keeps t uniform on [eps, 1) instead of clipping, which would put a point mass at the largest weight
     w(eps). Pad tokens are never masked; with `prompt_length` or `prompt_mask` in an example, its prompt is never
-    masked either (instruction tuning). Randomness comes from `generator` when given, else from torch's global RNG, which
-    the Trainer seeds and restores on `resume_from_checkpoint`.
+    masked either (instruction tuning). Randomness comes from `generator` when given, else from torch's global RNG,
+    which the Trainer seeds and restores on `resume_from_checkpoint`.
 
     Examples are dicts with `input_ids` (lists or tensors; optional `attention_mask`) or with a `text` string, which is
     tokenized (truncated to `max_length` when set). Returns `input_ids` (masked), `attention_mask`, `labels` (original

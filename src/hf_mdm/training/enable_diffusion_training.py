@@ -1,4 +1,4 @@
-"""Let a stock masked LM (BERT, RoBERTa, ModernBERT, ...) train on the masked-diffusion objective with the stock Trainer.
+"""Let a stock masked LM (BERT, RoBERTa, ModernBERT, ...) train on the masked-diffusion objective, stock Trainer.
 
 Trainer calls `model(**batch)` and then `compute_loss_func(outputs, labels, num_items_in_batch)`: the loss never sees
 the batch. Stock forwards swallow the collator's `t`, so two hooks move `t` and `attention_mask` from the forward's

@@ -21,10 +21,10 @@ def masked_diffusion_loss(
 ) -> torch.Tensor:
     r"""Per-token masked-diffusion NELBO of a batch noised by `DataCollatorForMaskedDiffusion`.
 
-        loss = sum_b w(t_b) * sum_{i masked in b} -log p(x_i | x_t)  /  sum_b L_b,     w(t) = -alpha'(t) / (1 - alpha(t))
+        loss = sum_b w(t_b) * sum_{i masked in b} -log p(x_i | x_t) / sum_b L_b,    w(t) = -alpha'(t) / (1 - alpha(t))
 
     with L_b the real (non-pad) tokens of row b, so `exp(loss)` is a Monte-Carlo estimate of an upper bound on the
-    perplexity. `weighting="uniform"` gives the plain masked cross-entropy (sum of CE over masked tokens / their count).
+    perplexity. `weighting="uniform"` gives the plain masked cross-entropy (CE summed over masked tokens / count).
 
     Args:
         outputs: a model output with `logits` (and, from `enable_diffusion_training`, `t` and `attention_mask`), or
@@ -34,7 +34,7 @@ def masked_diffusion_loss(
             is then scaled by m / num_items_in_batch (m = its masked tokens), so the sum the Trainer accumulates is the
             masked-count-weighted mean of the micro-batch losses.
         t: per-row diffusion times in (0, 1]; taken from `outputs.t` when omitted.
-        attention_mask: 1 on real tokens; taken from `outputs.attention_mask` when omitted, else every position is real.
+        attention_mask: 1 on real tokens; from `outputs.attention_mask` when omitted, else every position is real.
         schedule: the noise schedule (name or instance) the collator used.
         weighting: "elbo" or "uniform".
     """

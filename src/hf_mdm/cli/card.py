@@ -1,0 +1,32 @@
+"""`hf-mdm card`: write a model card (README.md, plot, model-index) from a sweep."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..hub import ModelCard
+from ..modeling_mdm import MDMForMaskedGeneration
+
+
+@dataclass
+class CardArguments:
+    sweep: str = field(metadata={"help": "sweep.jsonl written by `hf-mdm sweep` (or sweep_steps(output_path=...))."})
+    output_dir: str = field(metadata={"help": "Folder to write README.md and the plot into (e.g. the model folder)."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Model folder, for its size facts."})
+    model_name: str = "hf-mdm model"
+    task_name: str = "formal language"
+    ser_target: float = field(default=0.1, metadata={"help": "SER level whose step count the card fits vs length."})
+
+
+ARGUMENTS = (CardArguments,)
+
+
+def run(args: CardArguments):
+    path = Path(args.sweep)
+    if not path.exists():
+        raise FileNotFoundError(f"--sweep {args.sweep} does not exist; run `hf-mdm sweep` first.")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    model = MDMForMaskedGeneration.from_pretrained(args.model_name_or_path) if args.model_name_or_path else None
+    card = ModelCard.from_sweep(rows, model=model, model_name=args.model_name, task_name=args.task_name,
+                                ser_target=args.ser_target)  # fmt: skip
+    print(f"Wrote {card.save_pretrained(args.output_dir)}")

@@ -1,0 +1,96 @@
+"""`hf-mdm sweep`: the step-vs-error table of a model on a formal language or a prompt/answer dataset."""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelerate import PartialState
+from datasets import load_dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ..evaluation import LanguageTask, PromptTask, markdown_table, sweep_steps
+from ..generation import enable_diffusion_generation
+from ..hub.model_card import plot_step_vs_error
+from ..modeling_mdm import MDMForMaskedGeneration
+from .language_arguments import LanguageArguments
+
+
+NORMALIZERS = {
+    "strip": lambda text: text.strip(),
+    "last_number": lambda text: (re.findall(r"-?\d+(?:\.\d+)?", text) or [""])[-1],
+}
+
+
+@dataclass
+class SweepArguments:
+    output_dir: str = field(metadata={"help": "Folder for sweep.jsonl, sweep.json, sweep.md and the plot."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "The MDM folder to evaluate."})
+    oracle: bool = field(default=False, metadata={"help": "Evaluate the language's exact denoiser instead."})
+    autoregressive_model: str | None = field(default=None, metadata={"help": "Causal LM folder for the AR row."})
+    dataset: str | None = field(default=None, metadata={"help": "JSON/JSONL file with prompt and answer columns."})
+    prompt_column: str = "prompt"
+    answer_column: str = "answer"
+    normalizer: str = field(default="strip", metadata={"help": f"Answer normaliser: {sorted(NORMALIZERS)}."})
+    steps: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32], metadata={"help": "Step counts."})
+    strategies: list[str] = field(default_factory=lambda: ["random", "confidence"], metadata={"help": "Strategies."})
+    lengths: list[int] = field(default_factory=lambda: [16, 32], metadata={"help": "Generated lengths."})
+    block_length: int | None = field(default=None, metadata={"help": "Semi-autoregressive block size."})
+    num_samples: int = 128
+    batch_size: int = 64
+    seed: int = 0
+    resume: bool = field(default=False, metadata={"help": "Keep the cells already in output_dir/sweep.jsonl."})
+
+
+ARGUMENTS = (SweepArguments, LanguageArguments)
+
+
+def load_task(args: SweepArguments, language_args: LanguageArguments):
+    if (args.dataset is None) == (language_args.language is None):
+        raise ValueError("Give exactly one task: --language (ngram, hmm, copy) or --dataset (prompt/answer JSON).")
+    if language_args.language is not None:
+        language = language_args.build()
+        return LanguageTask(language, name=language_args.describe())
+    if args.normalizer not in NORMALIZERS:
+        raise ValueError(f"--normalizer must be one of {sorted(NORMALIZERS)}, got {args.normalizer!r}.")
+    if not Path(args.dataset).exists():
+        raise FileNotFoundError(f"--dataset {args.dataset} does not exist.")
+    dataset = load_dataset("json", data_files=args.dataset, split="train")
+    return PromptTask(
+        dataset, args.prompt_column, args.answer_column, NORMALIZERS[args.normalizer], Path(args.dataset).stem
+    )
+
+
+def load_model(args: SweepArguments, task):
+    if args.oracle == (args.model_name_or_path is not None):
+        raise ValueError("Give exactly one of --model_name_or_path or --oracle (a formal language's exact denoiser).")
+    if args.oracle:
+        if not isinstance(task, LanguageTask):
+            raise ValueError("--oracle needs a formal language task (--language).")
+        return enable_diffusion_generation(task.language.oracle_model()), task.language.tokenizer()
+    model = MDMForMaskedGeneration.from_pretrained(args.model_name_or_path).eval()
+    tokenizer = task.language.tokenizer() if isinstance(task, LanguageTask) else None
+    return model, tokenizer or AutoTokenizer.from_pretrained(args.model_name_or_path)
+
+
+def run(args: SweepArguments, language_args: LanguageArguments):
+    task = load_task(args, language_args)
+    model, tokenizer = load_model(args, task)
+    autoregressive = None
+    if args.autoregressive_model is not None:
+        autoregressive = AutoModelForCausalLM.from_pretrained(args.autoregressive_model).eval()
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    extra = {"block_length": args.block_length} if args.block_length else {}
+    table = sweep_steps(
+        model, tokenizer, task, steps=args.steps, strategies=args.strategies, lengths=args.lengths,
+        num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size, autoregressive_model=autoregressive,
+        output_path=output_dir / "sweep.jsonl", resume=args.resume, **extra,
+    )  # fmt: skip
+    if not PartialState().is_main_process:
+        return
+    table.to_json(output_dir / "sweep.json")
+    rows = list(table)
+    (output_dir / "sweep.md").write_text(markdown_table(rows) + "\n")
+    plotted = plot_step_vs_error(rows, output_dir / "step_vs_error.png")
+    print(markdown_table(rows))
+    print(f"\nWrote {output_dir}/sweep.jsonl, sweep.json, sweep.md" + (" and step_vs_error.png" if plotted else ""))

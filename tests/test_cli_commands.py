@@ -1,0 +1,88 @@
+"""`hf-mdm generate | sweep | card | demo` end to end at a tiny size, and their one-line errors."""
+
+import json
+
+import pytest
+import torch
+from huggingface_hub import ModelCard as HubModelCard
+
+from hf_mdm import MDMForMaskedGeneration, NGramLanguage
+from hf_mdm.cli import main
+
+from .conftest import tiny_config, word_tokenizer
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    torch.manual_seed(0)
+    MDMForMaskedGeneration(tiny_config()).save_pretrained(tmp_path / "model")
+    word_tokenizer().save_pretrained(tmp_path / "model")
+    return tmp_path / "model"
+
+
+def test_generate_from_a_prompt_and_a_template(model_dir, capsys):
+    assert main(["generate", "--model_name_or_path", str(model_dir), "--prompt", "the cat",
+                 "--max_new_tokens", "4", "--steps", "2", "--live", "false"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith("the cat ")
+    assert main(["generate", "--model_name_or_path", str(model_dir), "--template", "the [MASK] sat on a [MASK]",
+                 "--live", "false"]) == 0  # fmt: skip
+    words = capsys.readouterr().out.split()
+    assert len(words) == 6 and words[0] == "the" and words[2:5] == ["sat", "on", "a"]
+
+
+def test_generate_streams_drafts(model_dir, capsys):
+    assert main(["generate", "--model_name_or_path", str(model_dir), "--prompt", "the", "--max_new_tokens", "3",
+                 "--steps", "3"]) == 0  # fmt: skip
+    assert "\0338" in capsys.readouterr().out  # TextDiffusionStreamer redraws the draft in place
+
+
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        ([], "exactly one of --prompt"),
+        (["--template", "the cat"], "must contain the tokenizer's mask token"),
+        (["--prompt", "the", "--strategy", "greedy"], "greedy"),
+        (["--prompt", "the", "--steps", "0"], "steps"),
+    ],
+)
+def test_generate_errors_are_one_line(model_dir, capsys, arguments, message):
+    assert main(["generate", "--model_name_or_path", str(model_dir), *arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("hf-mdm generate: error:") and message in error and len(error.splitlines()) == 1
+
+
+def test_sweep_then_card(tmp_path, capsys):
+    assert main(["sweep", "--oracle", "--language", "ngram", "--language_vocab_size", "6", "--language_support", "3",
+                 "--steps", "2", "8", "--lengths", "8", "16", "--strategies", "random", "--num_samples", "8",
+                 "--output_dir", str(tmp_path / "sweep")]) == 0  # fmt: skip
+    for name in ("sweep.jsonl", "sweep.json", "sweep.md", "step_vs_error.png"):
+        assert (tmp_path / "sweep" / name).exists(), name
+    assert "| random | 16 | 8 |" in capsys.readouterr().out
+    assert main(["card", "--sweep", str(tmp_path / "sweep" / "sweep.jsonl"), "--output_dir", str(tmp_path / "card"),
+                 "--model_name", "oracle"]) == 0  # fmt: skip
+    card = HubModelCard.load(tmp_path / "card" / "README.md")
+    assert card.data.library_name == "hf-mdm" and len(card.data.eval_results) == 12
+
+
+def test_sweep_errors_are_one_line(tmp_path, capsys):
+    assert main(["sweep", "--language", "ngram", "--output_dir", str(tmp_path)]) == 2
+    assert "exactly one of --model_name_or_path or --oracle" in capsys.readouterr().err
+    assert main(["sweep", "--oracle", "--output_dir", str(tmp_path)]) == 2
+    assert "exactly one task" in capsys.readouterr().err
+    assert main(["card", "--sweep", str(tmp_path / "missing.jsonl"), "--output_dir", str(tmp_path)]) == 2
+    assert "run `hf-mdm sweep` first" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_at_a_reduced_size(tmp_path, capsys):
+    assert main(["demo", "--output_dir", str(tmp_path), "--lengths", "8", "12", "--steps", "2", "12",
+                 "--train_examples", "64", "--train_steps", "4", "--hidden_size", "16", "--num_hidden_layers", "1",
+                 "--num_samples", "8", "--progress", "false"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "| autoregressive | 12 | 12 |" in out and "| confidence | 8 | 2 |" in out
+    model = MDMForMaskedGeneration.from_pretrained(tmp_path / "model")
+    assert model.generation_config.mask_token_id == NGramLanguage(8, 2, 4).tokenizer().mask_token_id
+    card = HubModelCard.load(tmp_path / "model" / "README.md")
+    assert len([r for r in card.data.eval_results if r.metric_type == "sequence_error_rate"]) == 2 * 2 * 2 + 2
+    assert (tmp_path / "model" / "step_vs_error.png").exists()
+    assert len(json.loads("[" + ",".join((tmp_path / "sweep.json").read_text().split("\n")[:-1]) + "]")) == 10

@@ -1,0 +1,185 @@
+"""sweep_steps on the exact oracle: the grid, determinism, resume, the AR row, prompt tasks, and bad input."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import LlamaConfig, LlamaForCausalLM
+
+import hf_mdm.evaluation.sweep as sweep_module
+from hf_mdm import NGramLanguage, enable_diffusion_generation
+from hf_mdm.evaluation import LanguageTask, PromptTask, read_sweep_rows, sweep_steps
+
+from .conftest import word_tokenizer
+
+
+TIMINGS = ("latency_s", "tokens_per_s")
+
+
+@pytest.fixture(scope="module")
+def language():
+    return NGramLanguage(6, n=2, support=3, seed=0)
+
+
+def oracle(language):
+    return enable_diffusion_generation(language.oracle_model())
+
+
+def without_timings(table):
+    return [{k: v for k, v in row.items() if k not in TIMINGS} for row in table]
+
+
+def test_grid_columns_and_ranges(language):
+    table = sweep_steps(
+        oracle(language),
+        language.tokenizer(),
+        LanguageTask(language),
+        steps=[2, 8],
+        strategies=["random", "confidence"],
+        lengths=[8, 12],
+        num_samples=16,
+        progress=False,
+    )
+    assert len(table) == 8
+    assert {
+        "strategy",
+        "length",
+        "steps",
+        "nfe",
+        "ser",
+        "ser_low",
+        "ser_high",
+        "invalid_token_rate",
+        "log_perplexity",
+        "entropy_rate",
+        "ter_gap",
+        "latency_s",
+        "tokens_per_s",
+    } <= set(table.column_names)
+    for row in table:
+        assert 0 <= row["ser_low"] <= row["ser"] <= row["ser_high"] <= 1
+        assert 1 <= row["nfe"] <= row["steps"]
+        assert row["entropy_rate"] == pytest.approx(language.entropy_rate().value)
+
+
+def test_cells_do_not_depend_on_batch_size(language):
+    kwargs = dict(steps=[3], strategies=["random"], lengths=[10], num_samples=12, progress=False)
+    small = sweep_steps(oracle(language), language.tokenizer(), LanguageTask(language), batch_size=5, **kwargs)
+    large = sweep_steps(oracle(language), language.tokenizer(), LanguageTask(language), batch_size=12, **kwargs)
+    assert without_timings(small) == without_timings(large)
+
+
+def test_resume_skips_finished_cells(language, tmp_path, monkeypatch):
+    path = tmp_path / "sweep.jsonl"
+    kwargs = dict(strategies=["random"], lengths=[8], num_samples=8, output_path=path, progress=False)
+    first = sweep_steps(oracle(language), language.tokenizer(), LanguageTask(language), steps=[2, 4], **kwargs)
+    assert len(read_sweep_rows(path)) == 2
+    computed = []
+    real_run_cell = sweep_module.run_cell
+    monkeypatch.setattr(sweep_module, "run_cell", lambda *a, **k: computed.append(a[3:6]) or real_run_cell(*a, **k))
+    resumed = sweep_steps(
+        oracle(language), language.tokenizer(), LanguageTask(language), steps=[2, 4, 8], resume=True, **kwargs
+    )
+    assert computed == [("random", 8, 8)]
+    assert without_timings(resumed)[:2] == without_timings(first)
+    assert len(read_sweep_rows(path)) == 3
+    with pytest.raises(ValueError, match="already exists; pass resume=True"):
+        sweep_steps(oracle(language), language.tokenizer(), LanguageTask(language), steps=[2], **kwargs)
+
+
+def test_autoregressive_row(language):
+    tokenizer = language.tokenizer()
+    torch.manual_seed(0)
+    causal = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    ).eval()
+    table = sweep_steps(
+        oracle(language),
+        tokenizer,
+        LanguageTask(language),
+        steps=[2],
+        strategies=["random"],
+        lengths=[6],
+        num_samples=8,
+        autoregressive_model=causal,
+        progress=False,
+    )
+    row = table[-1]
+    assert (row["strategy"], row["steps"], row["nfe"]) == ("autoregressive", 6, 6.0)
+    assert 0 <= row["ser"] <= 1 and row["invalid_token_rate"] is not None
+
+
+def test_prompt_task_scores_final_answers():
+    tokenizer = word_tokenizer()
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    bert = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        )
+    )
+    model = enable_diffusion_generation(bert.eval(), mask_token_id=tokenizer.mask_token_id)
+    task = PromptTask(Dataset.from_dict({"prompt": ["the cat", "a dog"], "answer": ["sat", "ran"]}), name="toy")
+    table = sweep_steps(
+        model, tokenizer, task, steps=[1, 2], strategies=["confidence"], lengths=[1], num_samples=4, progress=False
+    )
+    assert len(table) == 2
+    assert all(row["token_error"] is not None and row["invalid_token_rate"] is None for row in table)
+    with pytest.raises(ValueError, match="no column"):
+        PromptTask(Dataset.from_dict({"question": ["x"]}))
+
+
+def test_bad_sweep_input(language):
+    model, tokenizer, task = oracle(language), language.tokenizer(), LanguageTask(language)
+    with pytest.raises(ValueError, match="at least one value"):
+        sweep_steps(model, tokenizer, task, steps=[], progress=False)
+    with pytest.raises(ValueError, match=">= 1"):
+        sweep_steps(model, tokenizer, task, steps=[0], progress=False)
+    with pytest.raises(ValueError, match="autoregressive_model="):
+        sweep_steps(model, tokenizer, task, steps=[2], strategies=["autoregressive"], progress=False)
+    with pytest.raises(ValueError, match="even length"):
+        from hf_mdm import CopyLanguage
+
+        copy = CopyLanguage(language)
+        sweep_steps(model, tokenizer, LanguageTask(copy), steps=[2], lengths=[7], progress=False)
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_single_process_table(tmp_path, language):
+    arguments = ["sweep", "--oracle", "--language", "ngram", "--language_vocab_size", "6", "--language_support", "3",
+                 "--steps", "2", "4", "--lengths", "8", "--strategies", "random", "confidence", "--num_samples", "8",
+                 "--batch_size", "4"]  # fmt: skip
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "hf_mdm.cli", *arguments, "--output_dir", str(tmp_path / "two")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    single = sweep_steps(
+        oracle(language),
+        language.tokenizer(),
+        LanguageTask(language),
+        steps=[2, 4],
+        strategies=["random", "confidence"],
+        lengths=[8],
+        num_samples=8,
+        progress=False,
+    )
+    assert without_timings(read_sweep_rows(tmp_path / "two" / "sweep.jsonl")) == without_timings(single)
