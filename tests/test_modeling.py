@@ -175,6 +175,11 @@ def test_bad_inputs_fail_before_the_forward():
     model = build()
     with pytest.raises(ValueError, match="labels have shape"):
         model(random_ids(), labels=random_ids(length=9), t=torch.tensor([0.5, 0.5]))
+    calls = []
+    model.model.register_forward_pre_hook(lambda *args: calls.append(1))
+    with pytest.raises(ValueError, match=r"t must lie in \(0, 1\]"):
+        model(random_ids(), labels=random_ids(), t=torch.tensor([0.5, 1.5]))
+    assert calls == []  # refused before running the stack
     with pytest.raises(ValueError, match="max_position_embeddings=64.*Truncate"):
         model(random_ids(batch=1, length=65))
     with pytest.raises(ValueError, match="empty sequence"):

@@ -33,7 +33,7 @@ from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .remote_code import write_remote_code
-from .training.masked_diffusion_loss import masked_diffusion_loss
+from .training.masked_diffusion_loss import check_diffusion_times, masked_diffusion_loss
 
 
 logger = logging.get_logger(__name__)
@@ -355,6 +355,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                     f"labels have shape {tuple(labels.shape)} but input_ids have shape {tuple(reference.shape)}; "
                     "they must match (-100 where a position is not scored)."
                 )
+            if t is not None:
+                check_diffusion_times(t, labels.shape[0])
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

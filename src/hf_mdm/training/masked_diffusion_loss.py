@@ -9,6 +9,16 @@ from ..schedules import NoiseSchedule, get_schedule
 IGNORE_INDEX = -100
 
 
+def check_diffusion_times(t: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """`t` flattened to one time per row, or a ValueError when a row has none or a time is outside (0, 1]."""
+    t = t.reshape(-1)
+    if t.shape[0] != batch_size:
+        raise ValueError(f"t has {t.shape[0]} values for a batch of {batch_size} rows; give one per row.")
+    if bool(((t <= 0) | (t > 1)).any()):
+        raise ValueError(f"t must lie in (0, 1], got values in [{float(t.min())}, {float(t.max())}].")
+    return t
+
+
 def masked_diffusion_loss(
     outputs,
     labels: torch.LongTensor,
@@ -59,11 +69,7 @@ def masked_diffusion_loss(
                 "it; for a stock masked LM call `hf_mdm.enable_diffusion_training(model)` so its outputs carry it, "
                 "or pass weighting='uniform'."
             )
-        t = t.reshape(-1)
-        if t.shape[0] != labels.shape[0]:
-            raise ValueError(f"t has {t.shape[0]} values for a batch of {labels.shape[0]} rows; give one per row.")
-        if bool(((t <= 0) | (t > 1)).any()):
-            raise ValueError(f"t must lie in (0, 1], got values in [{float(t.min())}, {float(t.max())}].")
+        t = check_diffusion_times(t, labels.shape[0])
         schedule = get_schedule(schedule)
 
     selected = labels != IGNORE_INDEX
