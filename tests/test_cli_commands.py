@@ -30,6 +30,14 @@ def test_generate_from_a_prompt_and_a_template(model_dir, capsys):
     assert len(words) == 6 and words[0] == "the" and words[2:5] == ["sat", "on", "a"]
 
 
+def test_generate_refuses_a_tokenizer_with_another_mask_id(model_dir, capsys):
+    tokenizer = word_tokenizer()
+    tokenizer.add_special_tokens({"mask_token": "[OTHER]"})
+    tokenizer.save_pretrained(model_dir)
+    assert main(["generate", "--model_name_or_path", str(model_dir), "--template", "the [OTHER]"]) == 2
+    assert "disagrees with the model's mask_token_id 4" in capsys.readouterr().err
+
+
 def test_generate_streams_drafts(model_dir, capsys):
     assert main(["generate", "--model_name_or_path", str(model_dir), "--prompt", "the", "--max_new_tokens", "3",
                  "--steps", "3"]) == 0  # fmt: skip

@@ -32,6 +32,8 @@ def test_exported_folder_loads_without_hf_mdm(tmp_path):
         assert "hf_mdm" not in type(model).__module__, type(model).__module__
         expected = torch.load({str(tmp_path / "expected.pt")!r})
         assert torch.equal(model(torch.arange(5, 12)[None]).logits, expected)
+        assert model.generate(torch.tensor([[5, 6]]), max_new_tokens=3, steps=3).shape == (1, 5)
+        assert type(model.generation_config).__name__ == "DiffusionGenerationConfig"
         print("remote code OK")
         """
     )

@@ -156,6 +156,8 @@ def test_bad_sweep_input(language):
         sweep_steps(model, tokenizer, task, steps=[0], progress=False)
     with pytest.raises(ValueError, match="autoregressive_model="):
         sweep_steps(model, tokenizer, task, steps=[2], strategies=["autoregressive"], progress=False)
+    with pytest.raises(ValueError, match="disagrees with the model's mask_token_id"):
+        sweep_steps(model, NGramLanguage(7, n=2).tokenizer(), task, steps=[2], progress=False)
     with pytest.raises(ValueError, match="even length"):
         from hf_mdm import CopyLanguage
 

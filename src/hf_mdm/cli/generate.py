@@ -6,6 +6,7 @@ import torch
 from transformers import AutoTokenizer, TextDiffusionStreamer
 
 from ..modeling_mdm import MDMForMaskedGeneration
+from ..tokenizer_checks import check_mask_token
 
 
 @dataclass
@@ -35,6 +36,7 @@ def run(args: GenerateArguments):
     if args.template is not None and (tokenizer.mask_token is None or tokenizer.mask_token not in args.template):
         raise ValueError(f"--template must contain the tokenizer's mask token {tokenizer.mask_token!r}.")
     model = MDMForMaskedGeneration.from_pretrained(args.model_name_or_path).eval()
+    check_mask_token(model, tokenizer)
     inputs = tokenizer([args.prompt if args.prompt is not None else args.template], return_tensors="pt")
     streamer = TextDiffusionStreamer(tokenizer, skip_special_tokens=True) if args.live else None
     sequences = model.generate(

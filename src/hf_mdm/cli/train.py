@@ -8,6 +8,7 @@ from transformers import AutoTokenizer, Trainer, TrainingArguments
 
 from ..configuration_mdm import MDMConfig
 from ..modeling_mdm import MDMForMaskedGeneration
+from ..tokenizer_checks import check_mask_token
 from ..training import DataCollatorForMaskedDiffusion
 from .language_arguments import LanguageArguments
 
@@ -93,11 +94,7 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
         )
     if model_args.model_name_or_path is not None:
         model = MDMForMaskedGeneration.from_pretrained(model_args.model_name_or_path)
-        if model.config.mask_token_id != tokenizer.mask_token_id:
-            raise ValueError(
-                f"The tokenizer's mask id {tokenizer.mask_token_id} disagrees with the model's "
-                f"{model.config.mask_token_id}; use the tokenizer the model was trained with."
-            )
+        check_mask_token(model, tokenizer)
     else:
         config = MDMConfig(
             vocab_size=len(tokenizer),

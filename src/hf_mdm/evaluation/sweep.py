@@ -23,6 +23,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
+from ..tokenizer_checks import check_mask_token
 from .sweep_tasks import LanguageTask, PromptTask
 
 
@@ -153,6 +154,7 @@ def sweep_steps(
         raise ValueError("The autoregressive row comes from `autoregressive_model=`, not from `strategies`.")
     for length in lengths:
         task.check_length(int(length))
+    check_mask_token(model, tokenizer)
     if output_path is not None and Path(output_path).exists() and not resume:
         raise ValueError(f"{output_path} already exists; pass resume=True to continue it, or choose a new path.")
 

@@ -1,0 +1,23 @@
+"""A model and a tokenizer must agree on the [MASK] id, or decoding fills the wrong token silently."""
+
+
+def model_mask_token_id(model) -> int | None:
+    """The [MASK] id a model decodes with: its generation config's, else its config's."""
+    generation_config = getattr(model, "generation_config", None)
+    mask_token_id = getattr(generation_config, "mask_token_id", None)
+    return mask_token_id if mask_token_id is not None else getattr(model.config, "mask_token_id", None)
+
+
+def check_mask_token(model, tokenizer) -> None:
+    """Raise a ValueError naming the fix when `tokenizer` has no mask token or its id differs from the model's."""
+    model_id = model_mask_token_id(model)
+    if tokenizer.mask_token_id is None:
+        raise ValueError(
+            "The tokenizer has no mask token: add one with tokenizer.add_special_tokens({'mask_token': '<|mask|>'}) "
+            "and resize the model's embeddings, or use the tokenizer the model was trained with."
+        )
+    if model_id is not None and model_id != tokenizer.mask_token_id:
+        raise ValueError(
+            f"The tokenizer's mask id {tokenizer.mask_token_id} ({tokenizer.mask_token!r}) disagrees with the model's "
+            f"mask_token_id {model_id}; use the tokenizer the model was trained with."
+        )
