@@ -125,3 +125,17 @@ def test_text_diffusion_streamer_gets_drafts_and_final_blocks():
     assert torch.equal(drafts[-1], out[:, 5:])
     final = printed.getvalue().split("\x1b[J")[-1]  # what is left after the last draft was cleared
     assert final.split() == [str(i) for i in out[0, 9:].tolist()]
+
+
+def test_bert_tokenizer_outputs_can_be_passed_whole():
+    """`generate(**tokenizer(...))` works with the token_type_ids BERT tokenizers return; pairs are refused."""
+    torch.manual_seed(0)
+    bert = BertForMaskedLM(
+        BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ).eval()
+    model = enable_diffusion_generation(bert, mask_token_id=4)
+    ids = torch.tensor([[5, 6, 7]])
+    with_types = model.generate(input_ids=ids, token_type_ids=torch.zeros_like(ids), max_new_tokens=3, steps=3)
+    assert torch.equal(with_types, model.generate(input_ids=ids, max_new_tokens=3, steps=3))
+    with pytest.raises(ValueError, match="single segment"):
+        model.generate(input_ids=ids, token_type_ids=torch.tensor([[0, 1, 1]]), max_new_tokens=3, steps=3)

@@ -59,6 +59,7 @@ class DiffusionGenerationMixin:
         logits_processor: LogitsProcessorList | None = None,
         streamer: BaseStreamer | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> torch.LongTensor | DiffusionGenerationOutput:
         r"""
@@ -75,11 +76,18 @@ class DiffusionGenerationMixin:
                 has `put_draft`, e.g. `transformers.TextDiffusionStreamer`), each finished block and `end()`.
             generator: one generator shared by the batch, or one per row (then a row's output does not depend on
                 the other rows of its batch).
+            token_type_ids: accepted so that `generate(**bert_tokenizer(text, return_tensors="pt"))` works; the canvas
+                is one segment, so they must be all zeros (the BERT-family default, used for every position).
 
         Returns:
             `torch.LongTensor` (batch, prompt + max_new_tokens), or a [`DiffusionGenerationOutput`] with
             `return_dict_in_generate=True`.
         """
+        if token_type_ids is not None and bool(token_type_ids.ne(0).any()):
+            raise ValueError(
+                "generate() decodes a single segment, so token_type_ids must be all zeros; omit them, or tokenize "
+                "the prompt as one text instead of a pair."
+            )
         config = self._prepare_diffusion_generation_config(generation_config, **kwargs)
         input_ids, attention_mask = self._prepare_diffusion_inputs(input_ids, attention_mask, config, generator)
         mask_token_id = self._resolve_mask_token_id(config)
