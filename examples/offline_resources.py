@@ -48,7 +48,8 @@ def smollm2_dir(cache: "str | Path" = "outputs/smollm2-135m") -> Path:
         source, gguf_file=gguf, quantization_config=GgufConfig(dequantize=True)
     )
     config = quantized.config
-    del config.quantization_config
+    if hasattr(config, "quantization_config"):  # a plain, unquantized model from here on
+        del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(quantized.state_dict())
     model.save_pretrained(cache)
