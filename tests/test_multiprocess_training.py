@@ -32,6 +32,7 @@ def torchrun(*arguments):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command + TRAIN + list(arguments), capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.count("'loss':")  # optimizer steps this run logged (logging_steps=1)
 
 
 def losses(checkpoint):
@@ -41,17 +42,17 @@ def losses(checkpoint):
 
 @pytest.mark.slow
 def test_two_process_training_checkpoints_and_resumes(tmp_path):
-    torchrun("--output_dir", str(tmp_path / "full"))
+    assert torchrun("--output_dir", str(tmp_path / "full")) == 6
     full = losses(tmp_path / "full" / "checkpoint-6")
     assert len(full) == 6
     assert (tmp_path / "full" / "model.safetensors").exists()
 
-    # Resume from step 3 in a fresh folder: the run goes on to step 6 and keeps the first three logged losses.
+    # Resume from step 3 in a fresh folder: it trains steps 4-6 only and keeps the first three logged losses.
     # (Masks drawn after the checkpoint differ from the uninterrupted run under DDP: the prefetching dataloader has
     # already collated the next batch when the RNG state is saved. Single-process resumes are exact: test_trainer.)
     shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
     checkpoint = str(tmp_path / "resumed" / "checkpoint-3")
-    torchrun("--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint", checkpoint)
+    assert torchrun("--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint", checkpoint) == 3
     resumed = losses(tmp_path / "resumed" / "checkpoint-6")
     assert len(resumed) == 6 and resumed[:3] == full[:3]
     assert all(0 < loss < 10 for loss in resumed[3:])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForMaskedLM, Trainer, TrainingArguments
+from transformers import BertConfig, BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
 
 from hf_mdm import (
     DataCollatorForMaskedDiffusion,
@@ -37,6 +37,14 @@ def training_args(output_dir, max_steps, **overrides):
     )
     values.update(overrides)
     return TrainingArguments(**values)
+
+
+class StepCounter(TrainerCallback):
+    def __init__(self):
+        self.count = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.count += 1
 
 
 def logged_losses(trainer):
@@ -75,7 +83,10 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path, tokenizer):
     uninterrupted = trainer(tmp_path / "full")
     uninterrupted.train()
     resumed = trainer(tmp_path / "full")
+    steps_taken = StepCounter()
+    resumed.add_callback(steps_taken)
     resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-4"))
+    assert steps_taken.count == 4  # it continued from step 4 (a fresh seeded run would repeat all 8 losses)
     after_checkpoint = logged_losses(resumed)[4:]
     assert len(after_checkpoint) == 4
     assert after_checkpoint == pytest.approx(logged_losses(uninterrupted)[4:], rel=1e-5)

@@ -199,12 +199,13 @@ class MDMModel(MDMPreTrainedModel):
         past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
         if position_ids is None:
             position_ids = torch.arange(past_seen, past_seen + seq_length, device=inputs_embeds.device).unsqueeze(0)
-        max_position = int(position_ids.max()) + 1
-        if max_position > self.config.max_position_embeddings:
+        # Checked on Python ints (no device sync per forward): cached plus new tokens must fit the RoPE range.
+        if past_seen + seq_length > self.config.max_position_embeddings:
             raise ValueError(
-                f"Sequence needs position {max_position - 1} but the model was built for max_position_embeddings="
-                f"{self.config.max_position_embeddings}. Truncate the input (e.g. tokenizer(..., truncation=True, "
-                "max_length=...)) or build the model with a larger max_position_embeddings."
+                f"The sequence has {past_seen + seq_length} tokens but the model was built for "
+                f"max_position_embeddings={self.config.max_position_embeddings}. Truncate the input (e.g. "
+                "tokenizer(..., truncation=True, max_length=...)) or build the model with a larger "
+                "max_position_embeddings."
             )
 
         mask_factory = create_causal_mask if self.config.is_causal else create_bidirectional_mask

@@ -68,10 +68,7 @@ def flattened_sources(root: str = f"{PACKAGE}.modeling_mdm") -> dict[str, str]:
 def write_remote_code(save_directory: "str | Path") -> list[str]:
     """Write the flattened modules into `save_directory` and add `auto_map` to its config.json; return file names."""
     save_directory = Path(save_directory)
-    sources = flattened_sources()
-    sources.update(
-        {name: text for name, text in flattened_sources(f"{PACKAGE}.configuration_mdm").items() if name not in sources}
-    )
+    sources = flattened_sources()  # configuration_mdm is in the closure: modeling_mdm imports it
     for name, text in sources.items():
         (save_directory / name).write_text(text)
     config_path = save_directory / "config.json"

@@ -60,20 +60,20 @@ def _diffusion_batch(model, tokenizer, task, strategy, length, steps, indices, s
 
 
 def _autoregressive_batch(model, tokenizer, task, length, indices, seed):
-    prompt = task.prompt(tokenizer, indices)
-    inputs = {"input_ids": prompt} if isinstance(prompt, torch.Tensor) else dict(prompt)
-    torch.manual_seed(zlib.crc32(f"{seed}/{AUTOREGRESSIVE}/{length}/{indices[0]}".encode()))
-    sequences = model.generate(
-        **inputs,
-        do_sample=True,
-        temperature=1.0,
-        top_k=0,
-        top_p=1.0,
-        min_new_tokens=length,
-        max_new_tokens=length,
-        suppress_tokens=task.suppressed_ids(tokenizer) or None,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    # transformers' generate() samples from the global RNG: seed it per batch, and restore the caller's state after.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(zlib.crc32(f"{seed}/{AUTOREGRESSIVE}/{length}/{indices[0]}".encode()))
+        sequences = model.generate(
+            **task.prompt(tokenizer, indices),
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            min_new_tokens=length,
+            max_new_tokens=length,
+            suppress_tokens=task.suppressed_ids(tokenizer) or None,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     return sequences[:, -length:], torch.full((len(indices),), float(length))
 
 

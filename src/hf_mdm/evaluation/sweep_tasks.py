@@ -5,14 +5,21 @@ A task gives, for `num` samples at a generated length, the `generate()` inputs, 
 `hf_mdm.metrics`, loaded once per task.
 """
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import evaluate
 import torch
 
 from .. import metrics
 from ..languages import FormalLanguage
+
+
+@functools.cache
+def load_metric(name: str) -> evaluate.EvaluationModule:
+    """An hf-mdm evaluate module, loaded once per process."""
+    return evaluate.load(metrics.path(name))
 
 
 def _ser_columns(result: dict) -> dict:
@@ -26,7 +33,6 @@ class LanguageTask:
 
     language: FormalLanguage
     name: str = "formal language"
-    _metrics: dict = field(default_factory=dict, repr=False)
 
     def check_length(self, length: int) -> None:
         self.language.check_length(length)
@@ -37,18 +43,18 @@ class LanguageTask:
     def suppressed_ids(self, tokenizer) -> list[int]:
         return [i for i in range(len(tokenizer)) if i >= self.language.vocab_size]
 
-    def prompt(self, tokenizer, indices: list[int]) -> torch.LongTensor:
+    def prompt(self, tokenizer, indices: list[int]) -> dict:
         """The autoregressive baseline's prompt: <bos> alone."""
-        return torch.full((len(indices), 1), tokenizer.bos_token_id)
+        return {"input_ids": torch.full((len(indices), 1), tokenizer.bos_token_id)}
+
+    @functools.cached_property
+    def entropy_rate(self):
+        return self.language.entropy_rate()
 
     def score(self, tokenizer, generated: list[list[int]], indices: list[int]) -> dict:
-        if not self._metrics:
-            self._metrics["ser"] = evaluate.load(metrics.path("sequence_error_rate"))
-            self._metrics["ter"] = evaluate.load(metrics.path("token_error_rate"))
-            self._metrics["entropy_rate"] = self.language.entropy_rate()
-        ser = self._metrics["ser"].compute(predictions=generated, language=self.language)
-        ter = self._metrics["ter"].compute(
-            predictions=generated, language=self.language, entropy_rate=self._metrics["entropy_rate"]
+        ser = load_metric("sequence_error_rate").compute(predictions=generated, language=self.language)
+        ter = load_metric("token_error_rate").compute(
+            predictions=generated, language=self.language, entropy_rate=self.entropy_rate
         )
         return {
             **_ser_columns(ser),
@@ -70,7 +76,6 @@ class PromptTask:
     reference_column: str = "answer"
     normalizer: Callable[[str], str] | None = None
     name: str = "prompts"
-    _metrics: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         missing = {self.prompt_column, self.reference_column} - set(self.dataset.column_names)
@@ -85,8 +90,7 @@ class PromptTask:
 
     def prompt(self, tokenizer, indices: list[int]) -> dict:
         texts = [self.dataset[i % len(self.dataset)][self.prompt_column] for i in indices]
-        tokenizer.padding_side = "left"
-        return tokenizer(texts, return_tensors="pt", padding=True)
+        return tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
 
     def inputs(self, tokenizer, indices: list[int], length: int) -> dict:
         return {**self.prompt(tokenizer, indices), "max_new_tokens": length}
@@ -95,14 +99,11 @@ class PromptTask:
         return [tokenizer.mask_token_id] if tokenizer.mask_token_id is not None else []
 
     def score(self, tokenizer, generated: list[list[int]], indices: list[int]) -> dict:
-        if not self._metrics:
-            self._metrics["ser"] = evaluate.load(metrics.path("sequence_error_rate"))
-            self._metrics["ter"] = evaluate.load(metrics.path("token_error_rate"))
         normalize = self.normalizer or (lambda text: text.strip())
         predictions = [normalize(text) for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
         references = [normalize(self.dataset[i % len(self.dataset)][self.reference_column]) for i in indices]
-        ser = self._metrics["ser"].compute(predictions=predictions, references=references)
-        ter = self._metrics["ter"].compute(predictions=predictions, references=references)
+        ser = load_metric("sequence_error_rate").compute(predictions=predictions, references=references)
+        ter = load_metric("token_error_rate").compute(predictions=predictions, references=references)
         return {
             **_ser_columns(ser),
             "invalid_token_rate": None,
