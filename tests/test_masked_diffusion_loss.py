@@ -35,6 +35,19 @@ def test_matches_the_nelbo_formula(schedule):
     assert float(loss) == pytest.approx(float(expected / attention_mask.sum()), rel=1e-5)
 
 
+def test_per_row_reduction_sums_each_rows_weighted_nll():
+    logits, labels, attention_mask = noisy_batch()
+    t = torch.tensor([0.2, 0.5, 0.9])
+    rows = masked_diffusion_loss(logits, labels, t=t, reduction="none")
+    weight = get_schedule("linear").loss_weight(t)
+    for b in range(3):
+        masked = labels[b] != -100
+        expected = weight[b] * F.cross_entropy(logits[b][masked], labels[b][masked], reduction="sum")
+        assert float(rows[b]) == pytest.approx(float(expected), rel=1e-5)
+    mean = masked_diffusion_loss(logits, labels, t=t, attention_mask=attention_mask)
+    torch.testing.assert_close(rows.sum() / attention_mask.sum(), mean)
+
+
 def test_uniform_weighting_is_the_masked_cross_entropy():
     logits, labels, _ = noisy_batch()
     expected = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
@@ -89,6 +102,8 @@ def test_bad_inputs_name_the_fix():
         masked_diffusion_loss(logits, labels, t=torch.tensor([0.5]))
     with pytest.raises(ValueError, match="labels have shape"):
         masked_diffusion_loss(logits, labels[:, :-1], t=torch.tensor([0.5] * 3))
+    with pytest.raises(ValueError, match="reduction must be"):
+        masked_diffusion_loss(logits, labels, t=torch.tensor([0.5] * 3), reduction="sum")
     with pytest.raises(ValueError, match="weighting must be"):
         masked_diffusion_loss(logits, labels, t=torch.tensor([0.5] * 3), weighting="mean")
     with pytest.raises(ValueError, match="Unknown noise schedule"):

@@ -79,22 +79,12 @@ def elbo_perplexity(
         logits = model(
             input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
         ).logits
-        labels = batch["labels"].to(device)
-        row_nelbo = torch.zeros(logits.shape[0], dtype=torch.float64)
-        for row in (labels != -100).any(-1).nonzero()[:, 0].tolist():  # rows with nothing masked contribute 0
-            row_nelbo[row] = (
-                masked_diffusion_loss(
-                    logits[row : row + 1],
-                    labels[row : row + 1],
-                    t=batch["t"][row : row + 1],
-                    attention_mask=batch["attention_mask"][row : row + 1],
-                    schedule=schedule,
-                )
-                .double()
-                .cpu()
-            )
+        # One draw of N(x) per row: sum over its masked tokens of w(t) * -log p(x_i | x_t).
+        row_nelbo = masked_diffusion_loss(
+            logits, batch["labels"].to(device), t=batch["t"], schedule=schedule, reduction="none"
+        )
+        totals.append(row_nelbo.double().cpu().view(num_samples, len(chunk)).mean(0))
         row_length = batch["attention_mask"].sum(-1).double()
-        totals.append((row_nelbo * row_length).view(num_samples, len(chunk)).mean(0))
         lengths.append(row_length[: len(chunk)])
     model.train(was_training)
 

@@ -28,6 +28,7 @@ def masked_diffusion_loss(
     attention_mask: torch.Tensor | None = None,
     schedule: "str | NoiseSchedule" = "linear",
     weighting: str = "elbo",
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Per-token masked-diffusion NELBO of a batch noised by `DataCollatorForMaskedDiffusion`.
 
@@ -47,6 +48,8 @@ def masked_diffusion_loss(
         attention_mask: 1 on real tokens; from `outputs.attention_mask` when omitted, else every position is real.
         schedule: the noise schedule (name or instance) the collator used.
         weighting: "elbo" or "uniform".
+        reduction: "mean" (the loss above) or "none": per row, sum_{i masked} w(t_b) * -log p(x_i | x_t) (the row's
+            one-draw NELBO estimate, unnormalised; with "uniform", its summed cross-entropy).
     """
     logits = outputs if isinstance(outputs, torch.Tensor) else outputs["logits"]
     if t is None and not isinstance(outputs, torch.Tensor):
@@ -55,6 +58,8 @@ def masked_diffusion_loss(
         attention_mask = outputs.get("attention_mask")
     if weighting not in ("elbo", "uniform"):
         raise ValueError(f"weighting must be 'elbo' or 'uniform', got {weighting!r}.")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
     if labels is None:
         raise ValueError("masked_diffusion_loss needs `labels`; use DataCollatorForMaskedDiffusion to produce them.")
     if labels.shape != logits.shape[:2]:
@@ -73,19 +78,20 @@ def masked_diffusion_loss(
         schedule = get_schedule(schedule)
 
     selected = labels != IGNORE_INDEX
-    num_masked = selected.sum()
-    if not bool(num_masked):
-        return (logits * 0.0).sum()  # zero with a graph; logits.sum() would overflow on the finfo.min mask column
+    row_of_token = selected.nonzero()[:, 0]
     token_nll = F.cross_entropy(logits[selected].float(), labels[selected], reduction="none")
     if weighting == "elbo":
-        row_weight = schedule.loss_weight(t.float()).to(token_nll.device)
-        row_of_token = selected.nonzero()[:, 0]
-        total = (token_nll * row_weight[row_of_token]).sum()
-        real_tokens = attention_mask.sum() if attention_mask is not None else torch.tensor(labels.numel())
+        token_nll = token_nll * schedule.loss_weight(t.float()).to(token_nll.device)[row_of_token]
+    # Per-row sums; a batch with nothing masked gives zeros that still hang on the graph.
+    row_sums = token_nll.new_zeros(labels.shape[0]).index_add(0, row_of_token, token_nll)
+    if reduction == "none":
+        return row_sums
+    num_masked = selected.sum()
+    if weighting == "uniform":
+        denominator = num_masked
     else:
-        total = token_nll.sum()
-        real_tokens = num_masked
-    loss = total / real_tokens.clamp_min(1).to(total.device)
+        denominator = attention_mask.sum() if attention_mask is not None else torch.tensor(labels.numel())
+    loss = row_sums.sum() / denominator.clamp_min(1).to(row_sums.device)
     if num_items_in_batch is not None:
         loss = loss * num_masked.to(loss.device) / torch.as_tensor(num_items_in_batch, device=loss.device)
     return loss
