@@ -3,6 +3,7 @@ import math
 import evaluate
 import pytest
 import torch
+from datasets import Dataset
 from transformers import BertConfig, BertForMaskedLM, TrainingArguments
 
 import hf_mdm.metrics
@@ -98,5 +99,7 @@ def test_autoregressive_baseline_matches_size_and_trains(tmp_path):
 
 def test_autoregressive_baseline_bad_input():
     tokenizer = NGramLanguage(3).tokenizer()
-    with pytest.raises(ValueError, match="input_ids"):
+    with pytest.raises(ValueError, match="non-empty"):
         train_autoregressive_baseline(tiny_mdm(tokenizer), [], tokenizer)
+    with pytest.raises(ValueError, match="`input_ids` column"):
+        train_autoregressive_baseline(tiny_mdm(tokenizer), Dataset.from_dict({"text": ["0 1"]}), tokenizer)

@@ -7,10 +7,8 @@ error rises; revealing one token per step gives no sequence error, and `random` 
 import pytest
 import torch
 
+from hf_mdm import generation
 from hf_mdm.languages import NGramLanguage
-
-
-generation = pytest.importorskip("hf_mdm.generation")
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,21 @@ import torch
 class OptionalReferencesMetric(evaluate.Metric):
     """An `evaluate.Metric` whose `references` may be omitted (then stored as nulls, one per prediction).
 
-    Checks the inputs before anything is written: no empty batch, as many references as predictions.
+    Checks the inputs before anything is written: no empty batch, as many references as predictions. A subclass sets
+    DESCRIPTION, INPUTS_DESCRIPTION and FEATURES (the accepted input layouts); `_info` is built from them.
     """
+
+    DESCRIPTION: str
+    INPUTS_DESCRIPTION: str
+    FEATURES: list
+
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=self.DESCRIPTION,
+            citation="",
+            inputs_description=self.INPUTS_DESCRIPTION,
+            features=self.FEATURES,
+        )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
         """Add predictions and, optionally, references."""

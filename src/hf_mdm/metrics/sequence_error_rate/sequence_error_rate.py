@@ -3,7 +3,6 @@
 import math
 
 import datasets
-import evaluate
 
 from hf_mdm.metrics import inputs  # a module, not its classes: evaluate loads the first Metric class it finds
 
@@ -45,19 +44,17 @@ def wilson_interval(errors: int, total: int, z: float = _Z) -> tuple[float, floa
     return max(0.0, center - half), min(1.0, center + half)
 
 
+_SEQUENCE = datasets.Sequence(datasets.Value("int64"))
+
+
 class SequenceErrorRate(inputs.OptionalReferencesMetric):
-    def _info(self):
-        sequence = datasets.Sequence(datasets.Value("int64"))
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-                datasets.Features({"predictions": sequence, "references": sequence}),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("null")}),
-            ],
-        )
+    DESCRIPTION = _DESCRIPTION
+    INPUTS_DESCRIPTION = _KWARGS_DESCRIPTION
+    FEATURES = [
+        datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+        datasets.Features({"predictions": _SEQUENCE, "references": _SEQUENCE}),
+        datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("null")}),
+    ]
 
     def _compute(self, predictions, references, normalizer=None, language=None, valid=None):
         given = {

@@ -3,7 +3,6 @@
 import math
 
 import datasets
-import evaluate
 import torch
 
 from hf_mdm.metrics import inputs  # a module, not its classes: evaluate loads the first Metric class it finds
@@ -47,25 +46,23 @@ Examples:
 DEFAULT_INVALID_TOKEN_LOG_PROB = math.log(1e-6)
 
 
+_SEQUENCE = datasets.Sequence(datasets.Value("int64"))
+
+
 class TokenErrorRate(inputs.OptionalReferencesMetric):
-    def _info(self):
-        sequence = datasets.Sequence(datasets.Value("int64"))
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features({"predictions": sequence, "references": sequence}),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
-        )
+    DESCRIPTION = _DESCRIPTION
+    INPUTS_DESCRIPTION = _KWARGS_DESCRIPTION
+    FEATURES = [
+        datasets.Features({"predictions": _SEQUENCE, "references": _SEQUENCE}),
+        datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+    ]
 
     def _compute(self, predictions, references, language=None, entropy_rate=None, invalid_token_log_prob=None):
         with_references = inputs.has_references(references)
         if with_references == (language is not None):
             raise ValueError("token_error_rate needs exactly one of references= or language=.")
         if with_references:
-            if language is not None or entropy_rate is not None or invalid_token_log_prob is not None:
+            if entropy_rate is not None or invalid_token_log_prob is not None:
                 raise ValueError("entropy_rate= and invalid_token_log_prob= apply only with language=.")
             return _against_references(predictions, references)
         floor = DEFAULT_INVALID_TOKEN_LOG_PROB if invalid_token_log_prob is None else float(invalid_token_log_prob)
