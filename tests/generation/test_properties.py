@@ -44,6 +44,7 @@ def generation_cases(draw):
         pad_token_id=PAD,
         generator=[torch.Generator().manual_seed(draw(st.integers(0, 2**16))) for _ in range(batch)],
         return_dict_in_generate=True,
+        output_history=True,
     )
     return arguments
 
@@ -60,6 +61,11 @@ def test_generate_invariants(case):
     assert torch.equal(sequences[:, :width][keep], prompt[keep])  # prompt tokens and padding kept exactly
     fill = torch.cat([prompt_mask & (prompt == MASK), torch.ones(batch, case["max_new_tokens"], dtype=torch.bool)], 1)
     assert not (sequences[fill] == MASK).any()
+
+    # A revealed token never changes again (except that positions after a row's EOS become pad).
+    for before, after in zip(out.history, out.history[1:] + (sequences,)):
+        revealed = fill & (before != MASK)
+        assert ((after[revealed] == before[revealed]) | (after[revealed] == PAD)).all()
 
     to_fill = fill.sum(1)
     assert (out.nfe >= 1).all() and (out.nfe <= to_fill).all()

@@ -68,7 +68,7 @@ def test_dream_rule_truncates_the_expected_reveals_of_what_is_still_masked():
 def test_ranked_strategy_reveals_exactly_the_count_of_best_masked_positions(name):
     strategy = get_strategy(name, schedule=get_schedule("linear"))
     probs = torch.tensor([[0.9, 0.1, 0.0], [0.5, 0.5, 0.0], [0.6, 0.3, 0.1], [0.98, 0.01, 0.01]]).expand(2, 4, 3)
-    scores = strategy.score(probs.log(), probs.argmax(-1))
+    scores = strategy.score(probs, probs.argmax(-1))
     masked = torch.tensor([[True, True, True, False], [True, True, True, True]])
     reveal = strategy.select(make_step(masked, scores, counts=torch.tensor([1, 2])))
     assert reveal.sum(1).tolist() == [1, 2] and not (reveal & ~masked).any()
@@ -83,11 +83,15 @@ def test_threshold_reveals_everything_above_tau_and_at_least_one():
     assert strategy.select(make_step(masked, scores)).tolist() == [[True, True, False], [False, True, False]]
 
 
-def test_random_reveals_with_the_ancestral_probability():
-    strategy = get_strategy("random", schedule=get_schedule("linear"))
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_random_reveals_with_the_ancestral_probability(name):
+    schedule = get_schedule(name)
+    strategy = get_strategy("random", schedule=schedule)
     masked = torch.ones(4, 5000, dtype=torch.bool)
     reveal = strategy.select(make_step(masked, t=0.8, s=0.6))
-    assert abs(reveal.float().mean().item() - 0.25) < 0.01  # (alpha(s) - alpha(t)) / (1 - alpha(t)) = 0.2 / 0.8
+    t, s = torch.tensor(0.8), torch.tensor(0.6)
+    expected = float((schedule.alpha(s) - schedule.alpha(t)) / (1 - schedule.alpha(t)))
+    assert abs(reveal.float().mean().item() - expected) < 0.01
     assert strategy.select(make_step(masked, t=0.1, s=0.0)).all()
 
 

@@ -67,9 +67,6 @@ class DiffusionBlockCache(Cache):
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0 if self.recording else self.query_start
 
-    def get_query_offset(self, layer_idx: int = 0) -> int:
-        return self.get_seq_length(layer_idx)
-
     def get_mask_sizes(self, query_length: int, layer_idx: int = 0) -> tuple[int, int]:
         return self.total_length, 0
 

@@ -419,8 +419,9 @@ class DiffusionGenerationMixin:
         if len(processors) > 0:
             row_ids = row_canvas.unsqueeze(1).expand(-1, width, -1).reshape(num_rows * width, -1)
             logits = processors(row_ids, logits.reshape(num_rows * width, vocab)).view(num_rows, width, vocab)
-        candidates = logits.argmax(-1) if noise is None else sample_categorical(logits.softmax(-1), noise)
-        return candidates, strategy.score(logits, candidates)
+        probs = logits.softmax(-1)  # once per forward, shared by sampling and the strategy's score
+        candidates = probs.argmax(-1) if noise is None else sample_categorical(probs, noise)
+        return candidates, strategy.score(probs, candidates)
 
     @staticmethod
     def _finish_rows(canvas, fill, real, done, positions, eos, pad_token_id, mask_token_id) -> torch.BoolTensor:
@@ -432,9 +433,8 @@ class DiffusionGenerationMixin:
             return finished
         first_eos = torch.where(torch.isin(canvas, eos) & fill, positions, length).min(1).values
         stopped = ~done & (first_eos < first_masked)
-        if bool(stopped.any()):
-            after_eos = fill & stopped[:, None] & (positions[None, :] > first_eos[:, None])
-            canvas.masked_fill_(after_eos, pad_token_id)
+        # No host sync on stopped.any(): filling an all-false mask is a no-op.
+        canvas.masked_fill_(fill & stopped[:, None] & (positions[None, :] > first_eos[:, None]), pad_token_id)
         return finished | stopped
 
     def adjust_generation_fn(

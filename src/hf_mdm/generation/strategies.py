@@ -1,8 +1,8 @@
 """Reveal strategies: which still-masked positions of the current block one reverse step t -> s reveals.
 
-After every forward pass the decoder draws a candidate token x̂_i ~ p(. | x_t) (the argmax when not sampling) for each
-position and asks the strategy for a per-position `score` of the processed logits (p = softmax(logits)); at every step
-it calls `select`, which returns the positions to reveal (they take their candidate and never change again).
+After every forward pass the decoder computes p(. | x_t) = softmax(processed logits) once, draws a candidate token
+x̂_i ~ p (the argmax when not sampling) for each position and asks the strategy for a per-position `score` of p; at
+every step it calls `select`, which returns the positions to reveal (they take their candidate and never change again).
 
 * `random`: the exact ancestral sampler. Each masked position is revealed independently with probability
   (alpha(s) - alpha(t)) / (1 - alpha(t)).
@@ -59,8 +59,8 @@ class RevealStrategy:
         self.threshold = threshold
         self.strategy_temperature = strategy_temperature
 
-    def score(self, logits: torch.Tensor, tokens: torch.LongTensor) -> torch.Tensor | None:
-        """Per-position priority from the processed logits (R, W, V), p = softmax(logits), and the candidates (R, W);
+    def score(self, probs: torch.Tensor, tokens: torch.LongTensor) -> torch.Tensor | None:
+        """Per-position priority from p(. | x_t) after the logits processors (R, W, V) and the candidates (R, W);
         None if the strategy does not rank."""
         return None
 
@@ -105,16 +105,16 @@ class RankedStrategy(RevealStrategy):
 class ConfidenceStrategy(RankedStrategy):
     """Low-confidence remasking (MaskGIT, LLaDA): score = p(x̂)."""
 
-    def score(self, logits, tokens):
-        return logits.softmax(-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    def score(self, probs, tokens):
+        return probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 @register_strategy("margin")
 class MarginStrategy(RankedStrategy):
     """score = p1 - p2, the gap between the two most likely tokens."""
 
-    def score(self, logits, tokens):
-        top = logits.softmax(-1).topk(2, dim=-1).values
+    def score(self, probs, tokens):
+        top = probs.topk(2, dim=-1).values
         return top[..., 0] - top[..., 1]
 
 
@@ -122,8 +122,8 @@ class MarginStrategy(RankedStrategy):
 class EntropyStrategy(RankedStrategy):
     """Dream's ordering: score = -H(p) = sum_v p_v log p_v (most certain first)."""
 
-    def score(self, logits, tokens):
-        return -torch.special.entr(logits.softmax(-1)).sum(-1)
+    def score(self, probs, tokens):
+        return -torch.special.entr(probs).sum(-1)
 
 
 @register_strategy("threshold")
