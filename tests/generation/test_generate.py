@@ -216,6 +216,19 @@ def test_cache_is_exact_when_each_block_takes_one_forward(cache):
     assert torch.equal(plain.nfe, cached.nfe)
 
 
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+@pytest.mark.parametrize("logits_shift", [0, 1])
+def test_cached_replays_match_uncached_decoding_when_the_cache_is_exact(cache, logits_shift):
+    """With one layer a token's keys/values depend only on itself and its position, so the recorded prefix (and
+    suffix) are exact and every replayed forward of a block must give the uncached result."""
+    model = tiny_mdm(num_hidden_layers=1, logits_shift=logits_shift)
+    kwargs = dict(attention_mask=PROMPT_MASK, max_new_tokens=12, steps=12, block_length=4)
+    plain = model.generate(PROMPTS, return_dict_in_generate=True, **kwargs)
+    cached = model.generate(PROMPTS, cache=cache, return_dict_in_generate=True, **kwargs)
+    assert torch.equal(plain.sequences, cached.sequences)
+    assert (plain.nfe > 3).all()  # several forwards per block: the replay path ran
+
+
 @pytest.mark.parametrize("cache", ["none", "dual"])
 def test_lm_head_runs_only_on_the_still_masked_positions_of_the_block(cache):
     model = tiny_mdm()

@@ -13,6 +13,15 @@ CACHE_MODES = ("none", "prefix", "dual")
 MODEL_CONFIG_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id", "schedule", "schedule_kwargs")
 
 
+def check_block_length(block_length: int | None, max_new_tokens: int) -> None:
+    """Blocks tile the generated region exactly: block_length must divide max_new_tokens."""
+    if block_length is not None and max_new_tokens % block_length != 0:
+        raise ValueError(
+            f"block_length={block_length} does not divide max_new_tokens={max_new_tokens}. Pick a block_length that "
+            "divides it (or a max_new_tokens that is a multiple of it)."
+        )
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -100,12 +109,8 @@ class DiffusionGenerationConfig(GenerationConfig):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
                 raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
-        if self.block_length is not None and self.max_new_tokens is not None:
-            if self.max_new_tokens % self.block_length != 0:
-                raise ValueError(
-                    f"block_length={self.block_length} does not divide max_new_tokens={self.max_new_tokens}. Pick a "
-                    "block_length that divides it (or a max_new_tokens that is a multiple of it)."
-                )
+        if self.max_new_tokens is not None:
+            check_block_length(self.block_length, self.max_new_tokens)
         if self.schedule is not None:
             get_schedule(self.schedule, **(self.schedule_kwargs or {}))
         elif self.schedule_kwargs:

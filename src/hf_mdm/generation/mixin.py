@@ -23,7 +23,7 @@ from transformers.utils import logging
 
 from ..schedules import get_schedule
 from .caches import DiffusionBlockCache
-from .configuration import DiffusionGenerationConfig
+from .configuration import DiffusionGenerationConfig, check_block_length
 from .outputs import DiffusionGenerationOutput
 from .reveal_counts import get_reveal_count_rule
 from .sampling import RowRandomness, sample_categorical
@@ -305,11 +305,7 @@ class DiffusionGenerationMixin:
 
     def _check_diffusion_setup(self, config, canvas, max_new_tokens, blocks, steps, takes_cache) -> bool:
         """Input-dependent checks, before any forward; returns whether the block cache is used."""
-        if config.block_length is not None and max_new_tokens % config.block_length != 0:
-            raise ValueError(
-                f"block_length={config.block_length} does not divide max_new_tokens={max_new_tokens}. Pass a "
-                "max_new_tokens that is a multiple of block_length."
-            )
+        check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
         if steps < len(blocks):
             raise ValueError(
                 f"steps={steps} is fewer than the {len(blocks)} blocks; every block needs at least one step. Raise "
