@@ -21,6 +21,8 @@ BAD_GENERATE_ARGUMENTS = [
     (dict(reveal_counts="nope"), "register_reveal_counts"),
     (dict(reveal_counts="dream", reveal_counts_kwargs={"eps": 1.5}), "eps"),
     (dict(reveal_counts="even", reveal_counts_kwargs={"eps": 0.1}), "reveal_counts_kwargs"),
+    (dict(strategy_kwargs={"threshold": 0.5}), "strategy_kwargs"),
+    (dict(strategy="margin", strategy_kwargs={"threshold": 0.5}), "Bad strategy_kwargs"),
     (dict(strategy_temperature=-1.0), "strategy_temperature"),
     (dict(cache="kv"), "cache"),
     (dict(do_sample=True, temperature=0.0), "do_sample=False"),

@@ -261,12 +261,18 @@ def test_unconditional_generation_and_num_return_sequences():
     assert torch.equal(repeated[:3, :5], PROMPTS[:1].expand(3, -1))
 
 
-def test_a_registered_strategy_is_usable_without_touching_the_mixin():
+def test_a_registered_strategy_with_its_own_parameter_needs_no_other_edit():
     @register_strategy("leftmost-test")
     class LeftmostStrategy(RevealStrategy):
+        """Reveal the `width` leftmost masked positions per step (its own parameter, via strategy_kwargs)."""
+
+        def __init__(self, schedule, width=1):
+            super().__init__(schedule)
+            self.width = width
+
         def select(self, step):
-            first = step.masked.long().argmax(dim=1, keepdim=True)
-            return torch.zeros_like(step.masked).scatter_(1, first, True) & step.masked
+            ranks = step.masked.long().cumsum(1)
+            return step.masked & (ranks <= self.width)
 
     try:
         out = tiny_mdm().generate(
@@ -279,5 +285,17 @@ def test_a_registered_strategy_is_usable_without_touching_the_mixin():
         )
         assert [(canvas[:, 5:] == MASK).sum(1).tolist() for canvas in out.history] == [[3, 3], [2, 2], [1, 1], [0, 0]]
         assert [(canvas[0, 5 + i] != MASK).item() for i, canvas in enumerate(out.history)] == [True] * 4
+        wide = tiny_mdm().generate(
+            PROMPTS,
+            max_new_tokens=4,
+            steps=4,
+            strategy="leftmost-test",
+            strategy_kwargs={"width": 2},
+            return_dict_in_generate=True,
+            output_history=True,
+        )
+        assert [(canvas[:, 5:] == MASK).sum(1).tolist() for canvas in wide.history] == [[2, 2], [0, 0]]
+        with pytest.raises(ValueError, match="Bad strategy_kwargs .* 'leftmost-test'"):
+            tiny_mdm().generate(PROMPTS, max_new_tokens=4, strategy="leftmost-test", strategy_kwargs={"depth": 2})
     finally:
         STRATEGIES.pop("leftmost-test")

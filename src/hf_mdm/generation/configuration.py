@@ -57,6 +57,8 @@ class DiffusionGenerationConfig(GenerationConfig):
             Confidence tau of the `threshold` strategy, in (0, 1].
         strategy_temperature (`float`, *optional*, defaults to 0.0):
             Scale of the Gumbel noise added to the ranking scores of ranked strategies (0: deterministic ranking).
+        strategy_kwargs (`dict`, *optional*):
+            Further constructor arguments of the strategy (for strategies registered with their own parameters).
         mask_token_id (`int`, *optional*):
             Id of [MASK]; unset: the model config's `mask_token_id`.
         cache (`str`, *optional*, defaults to `"none"`):
@@ -81,10 +83,18 @@ class DiffusionGenerationConfig(GenerationConfig):
         self.reveal_counts_kwargs = kwargs.pop("reveal_counts_kwargs", None)
         self.threshold = kwargs.pop("threshold", None)
         self.strategy_temperature = kwargs.pop("strategy_temperature", None)
+        self.strategy_kwargs = kwargs.pop("strategy_kwargs", None)
         self.mask_token_id = kwargs.pop("mask_token_id", None)
         self.cache = kwargs.pop("cache", None)
         self.output_history = kwargs.pop("output_history", None)
         super().__init__(**kwargs)
+
+    def strategy_arguments(self) -> dict:
+        """The strategy's constructor arguments: the config fields it declares (`config_fields`, unset ones left to
+        its defaults), then `strategy_kwargs`."""
+        fields = STRATEGIES[self.strategy].config_fields
+        arguments = {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
+        return {**arguments, **(self.strategy_kwargs or {})}
 
     @staticmethod
     def _get_default_generation_params() -> dict[str, Any]:
@@ -117,6 +127,10 @@ class DiffusionGenerationConfig(GenerationConfig):
             raise ValueError("`schedule_kwargs` were given without `schedule`; pass the schedule name as well.")
         if self.strategy is not None:
             STRATEGIES.check(self.strategy)
+        if self.strategy_kwargs:
+            if self.strategy is None:
+                raise ValueError("`strategy_kwargs` were given without `strategy`; pass the strategy name as well.")
+            STRATEGIES.build(self.strategy, schedule=get_schedule("linear"), **self.strategy_arguments())
         if self.reveal_counts is not None:
             REVEAL_COUNT_RULES.check(self.reveal_counts)
         if self.reveal_counts_kwargs:

@@ -104,12 +104,7 @@ class DiffusionGenerationMixin:
         eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device)
 
         schedule = self._resolve_schedule(config)
-        strategy = get_strategy(
-            config.strategy,
-            schedule=schedule,
-            threshold=config.threshold,
-            strategy_temperature=config.strategy_temperature,
-        )
+        strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
         count_rule = get_reveal_count_rule(config.reveal_counts, **(config.reveal_counts_kwargs or {}))
         processors = self._diffusion_logits_processors(config, logits_processor)
         randomness = RowRandomness(generator, canvas.shape[0])

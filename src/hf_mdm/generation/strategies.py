@@ -23,7 +23,7 @@ from ..schedules import NoiseSchedule
 from .sampling import RowRandomness
 
 
-STRATEGIES = Registry("strategy", "hf_mdm.register_strategy")
+STRATEGIES = Registry("strategy", "hf_mdm.register_strategy", "strategy_kwargs")
 register_strategy = STRATEGIES.register
 get_strategy = STRATEGIES.build
 
@@ -48,16 +48,20 @@ class RevealStep:
 
 
 class RevealStrategy:
-    """Base class. `fixed_steps=False` runs a block until it is complete instead of for its share of `steps`."""
+    """Base class. `fixed_steps=False` runs a block until it is complete instead of for its share of `steps`.
+
+    A strategy's constructor takes the schedule and its own parameters. `config_fields` names the
+    `DiffusionGenerationConfig` fields passed to it (e.g. `threshold`); any other parameter comes from the config's
+    `strategy_kwargs`, so a new strategy needs no edit of the config or the decoder.
+    """
 
     name: str = "base"
     uses_counts: bool = False
     fixed_steps: bool = True
+    config_fields: tuple[str, ...] = ()
 
-    def __init__(self, schedule: NoiseSchedule, threshold: float = 0.9, strategy_temperature: float = 0.0):
+    def __init__(self, schedule: NoiseSchedule):
         self.schedule = schedule
-        self.threshold = threshold
-        self.strategy_temperature = strategy_temperature
 
     def score(self, probs: torch.Tensor, tokens: torch.LongTensor) -> torch.Tensor | None:
         """Per-position priority from p(. | x_t) after the logits processors (R, W, V) and the candidates (R, W);
@@ -83,9 +87,15 @@ class RandomStrategy(RevealStrategy):
 
 
 class RankedStrategy(RevealStrategy):
-    """Reveal the `counts` highest-scoring masked positions; ties go to the leftmost position."""
+    """Reveal the `counts` highest-scoring masked positions; ties go to the leftmost position. `strategy_temperature`
+    scales Gumbel noise added to the scores (0: deterministic ranking)."""
 
     uses_counts = True
+    config_fields = ("strategy_temperature",)
+
+    def __init__(self, schedule: NoiseSchedule, strategy_temperature: float = 0.0):
+        super().__init__(schedule)
+        self.strategy_temperature = strategy_temperature
 
     def select(self, step):
         key = step.scores.float()
@@ -132,6 +142,11 @@ class ThresholdStrategy(ConfidenceStrategy):
 
     uses_counts = False
     fixed_steps = False
+    config_fields = ("threshold",)
+
+    def __init__(self, schedule: NoiseSchedule, threshold: float = 0.9):
+        super().__init__(schedule)
+        self.threshold = threshold
 
     def select(self, step):
         scores = step.scores.float().masked_fill(~step.masked, float("-inf"))
