@@ -22,6 +22,8 @@ BAD_GENERATE_ARGUMENTS = [
     (dict(reveal_counts="dream", reveal_counts_kwargs={"eps": 1.5}), "eps"),
     (dict(reveal_counts="even", reveal_counts_kwargs={"eps": 0.1}), "reveal_counts_kwargs"),
     (dict(strategy_kwargs={"threshold": 0.5}), "strategy_kwargs"),
+    (dict(do_sample=True, min_p=0.1), "does not apply \\['min_p'\\]"),
+    (dict(repetition_penalty=1.2), "logits_processor"),
     (dict(strategy="margin", strategy_kwargs={"threshold": 0.5}), "Bad strategy_kwargs"),
     (dict(strategy_temperature=-1.0), "strategy_temperature"),
     (dict(cache="kv"), "cache"),

@@ -13,6 +13,33 @@ CACHE_MODES = ("none", "prefix", "dual")
 MODEL_CONFIG_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id", "schedule", "schedule_kwargs")
 
 
+# GenerationConfig fields of autoregressive decoding that diffusion generate() does not apply, with the values that
+# mean "off". Setting one to anything else is refused rather than silently ignored.
+UNSUPPORTED_FIELDS = {
+    "min_p": (None,),
+    "typical_p": (None, 1.0),
+    "epsilon_cutoff": (None, 0.0),
+    "eta_cutoff": (None, 0.0),
+    "top_h": (None,),
+    "repetition_penalty": (None, 1.0),
+    "encoder_repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,),
+    "sequence_bias": (None,),
+    "suppress_tokens": (None,),
+    "begin_suppress_tokens": (None,),
+    "min_new_tokens": (None, 0),
+    "min_length": (None, 0),
+    "num_beams": (None, 1),
+    "diversity_penalty": (None, 0.0),
+    "penalty_alpha": (None,),
+    "guidance_scale": (None, 1.0),
+    "exponential_decay_length_penalty": (None,),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+}
+
+
 def check_block_length(block_length: int | None, max_new_tokens: int) -> None:
     """Blocks tile the generated region exactly: block_length must divide max_new_tokens."""
     if block_length is not None and max_new_tokens % block_length != 0:
@@ -121,6 +148,12 @@ class DiffusionGenerationConfig(GenerationConfig):
                 raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
         if self.max_new_tokens is not None:
             check_block_length(self.block_length, self.max_new_tokens)
+        ignored = [name for name, off in UNSUPPORTED_FIELDS.items() if getattr(self, name, None) not in off]
+        if ignored:
+            raise ValueError(
+                f"Diffusion generate() does not apply {ignored}; unset them, or pass the transformers logits "
+                "processor that implements them as `logits_processor=LogitsProcessorList([...])`."
+            )
         if self.schedule is not None:
             get_schedule(self.schedule, **(self.schedule_kwargs or {}))
         elif self.schedule_kwargs:
