@@ -64,6 +64,20 @@ def test_elbo_of_trainable_and_stock_masked_lms():
         assert result["nelbo"] > language.entropy_rate().value
 
 
+def test_elbo_uses_the_models_training_schedule():
+    language = NGramLanguage(4, n=2, seed=0)
+    tokenizer, dataset = language.tokenizer(), language.dataset(6, 10, seed=0)
+    model = tiny_mdm(tokenizer)
+    model.config.schedule = "cosine"
+    default = elbo_perplexity(model, dataset, 2, tokenizer=tokenizer)["nelbo"]
+    assert default == pytest.approx(
+        elbo_perplexity(model, dataset, 2, tokenizer=tokenizer, schedule="cosine")["nelbo"]
+    )
+    assert default != pytest.approx(
+        elbo_perplexity(model, dataset, 2, tokenizer=tokenizer, schedule="linear")["nelbo"]
+    )
+
+
 def test_elbo_bad_input():
     language = NGramLanguage(3)
     with pytest.raises(ValueError, match="empty dataset"):

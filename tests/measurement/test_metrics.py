@@ -157,6 +157,18 @@ def test_generative_perplexity_matches_direct_scoring(gp, causal_lm):
     assert from_path["perplexities"] == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.parametrize("length,max_length,stride", [(50, 16, 8), (50, 16, 15), (7, 64, 32), (33, 8, 1)])
+def test_strided_windows_score_every_token_once_with_its_context(length, max_length, stride):
+    from hf_mdm.metrics.generative_perplexity.generative_perplexity import _windows
+
+    ids = list(range(length))
+    scored = []
+    for window, context in _windows(ids, max_length, stride):
+        assert len(window) <= max_length and window == ids[window[0] : window[0] + len(window)]
+        scored += window[context:]
+    assert scored == ids[1:]  # token 0 has no context; every other token exactly once, in order
+
+
 def test_generative_perplexity_stride(gp, causal_lm):
     model, tokenizer, _ = causal_lm
     text = " ".join(str(i % 5) for i in range(50))
