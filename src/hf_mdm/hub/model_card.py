@@ -21,6 +21,8 @@ from ..evaluation.sweep_table import is_present, markdown_table
 
 
 PLOT_FILE = "step_vs_error.png"
+PLOT_LINK = f"![Sequence and token error against steps]({PLOT_FILE})"
+NO_PLOT_NOTE = "_No plot: install the `[plot]` extra (`pip install hf-mdm[plot]`) to draw one._"
 # Error columns published in the model-index: (column, metric_type, human-readable name).
 INDEXED_METRICS = [
     ("ser", "sequence_error_rate", "Sequence error rate"),
@@ -87,9 +89,8 @@ class ModelCard(HubModelCard):
         base_model: str | None = None,
         license: str = "apache-2.0",
         ser_target: float = 0.1,
-        plot_file: str | None = PLOT_FILE,
     ) -> "ModelCard":
-        """Build the card; `plot_file` is the image the body links to (written by `save_pretrained`)."""
+        """Build the card; its body links the plot that `save_pretrained` draws next to it."""
         rows = [dict(row) for row in table]
         if not rows:
             raise ValueError("The sweep table is empty; run `hf_mdm.sweep_steps` over at least one cell first.")
@@ -117,14 +118,12 @@ class ModelCard(HubModelCard):
             base_model=base_model,
             eval_results=eval_results,
         )
-        card = cls(
-            f"---\n{data.to_yaml()}\n---\n\n{cls._body(rows, model, model_name, training, ser_target, plot_file)}"
-        )
+        card = cls(f"---\n{data.to_yaml()}\n---\n\n{cls._body(rows, model, model_name, training, ser_target)}")
         card.sweep_rows = rows
         return card
 
     @staticmethod
-    def _body(rows, model, model_name, training, ser_target, plot_file) -> str:
+    def _body(rows, model, model_name, training, ser_target) -> str:
         parts = [
             f"# {model_name}",
             "",
@@ -153,10 +152,7 @@ class ModelCard(HubModelCard):
             "",
             markdown_table(rows),
         ]
-        if plot_file:
-            parts += ["", f"![Sequence and token error against steps]({plot_file})"]
-        else:
-            parts += ["", "_No plot: install the `[plot]` extra (`pip install hf-mdm[plot]`) to draw one._"]
+        parts += ["", PLOT_LINK]
         parts += [
             "",
             "## Limitation: steps needed grow with length",
@@ -189,11 +185,7 @@ class ModelCard(HubModelCard):
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         content, rows = self.content, getattr(self, "sweep_rows", None)
-        plotted = rows is not None and PLOT_FILE in content and plot_step_vs_error(rows, save_directory / PLOT_FILE)
-        if PLOT_FILE in content and not plotted:
-            content = content.replace(
-                f"![Sequence and token error against steps]({PLOT_FILE})",
-                "_No plot: install the `[plot]` extra (`pip install hf-mdm[plot]`) to draw one._",
-            )
+        if PLOT_LINK in content and not (rows is not None and plot_step_vs_error(rows, save_directory / PLOT_FILE)):
+            content = content.replace(PLOT_LINK, NO_PLOT_NOTE)
         (save_directory / "README.md").write_text(content)
         return save_directory / "README.md"
