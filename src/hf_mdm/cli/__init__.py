@@ -7,6 +7,7 @@ A user error prints one line, `hf-mdm <command>: error: <what to fix>`, and exit
 import importlib
 import sys
 
+import torch
 from transformers import HfArgumentParser
 from transformers.utils import logging
 
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"hf-mdm {name}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        # Under torchrun / accelerate launch: a gloo group left alive at interpreter exit can abort the process
+        # ("terminate called without an active exception"), failing a run that finished its work.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     return 0
 
 
