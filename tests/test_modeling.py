@@ -5,6 +5,7 @@ import torch
 from transformers import AutoModel, AutoModelForMaskedLM, LlamaConfig, LlamaForCausalLM
 
 from hf_mdm import MDMForMaskedGeneration, masked_diffusion_loss
+from hf_mdm.transformers_compat import enable_activation_checkpointing
 
 from .conftest import tiny_config
 
@@ -107,8 +108,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for checkpointing in (False, True):
         model = build().train()
         if checkpointing:
-            model.gradient_checkpointing_enable()
-            assert model.is_gradient_checkpointing
+            assert enable_activation_checkpointing(model)
         model(ids, labels=labels, t=t).loss.backward()
         grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
     for name, grad in grads[0].items():

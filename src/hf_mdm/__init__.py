@@ -23,6 +23,7 @@ from .languages import CopyLanguage, HMMLanguage, NGramLanguage
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
 from .training import DataCollatorForMaskedDiffusion, enable_diffusion_training, masked_diffusion_loss
+from .transformers_compat import register_auto_model
 
 
 __version__ = "0.1.0"
@@ -30,12 +31,11 @@ __version__ = "0.1.0"
 AutoConfig.register(MDMConfig.model_type, MDMConfig, exist_ok=True)
 AutoModel.register(MDMConfig, MDMForMaskedGeneration, exist_ok=True)
 AutoModelForMaskedLM.register(MDMConfig, MDMForMaskedGeneration, exist_ok=True)
-# LLaDA and Dream folders load through the Auto classes without remote code. One model class serves several config
-# formats here, which `AutoModel.register`'s one-config-per-class check forbids, so the mapping is written directly.
+# LLaDA and Dream folders load through the Auto classes without remote code (one model class, several configs).
 for _format in CHECKPOINT_FORMATS.values():
     AutoConfig.register(_format.model_type, _format.config_class, exist_ok=True)
     for _auto_class in (AutoModel, AutoModelForMaskedLM):
-        _auto_class._model_mapping.register(_format.config_class, MDMForMaskedGeneration, exist_ok=True)
+        register_auto_model(_auto_class, _format.config_class, MDMForMaskedGeneration)
 
 __all__ = [
     "MDMConfig",

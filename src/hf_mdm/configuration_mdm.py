@@ -2,9 +2,9 @@
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
-from transformers.modeling_rope_utils import RopeParameters
 
 from .schedules import get_schedule
+from .transformers_compat import RopeParameters
 
 
 MASK_TOKEN_HELP = (
@@ -55,7 +55,6 @@ class MDMConfig(PreTrainedConfig):
     """
 
     model_type = "mdm"
-    keys_to_ignore_at_inference = ["past_key_values"]
     base_model_tp_plan = {
         "layers.*.self_attn.q_proj": "colwise",
         "layers.*.self_attn.k_proj": "colwise",

@@ -11,21 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.cache_utils import Cache
-from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
-from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPast, ModelOutput
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.llama.modeling_llama import (
-    LlamaMLP,
-    LlamaRMSNorm,
-    LlamaRotaryEmbedding,
-    apply_rotary_pos_emb,
-    eager_attention_forward,
-)
-from transformers.utils import can_return_tuple, logging
-from transformers.utils.generic import merge_with_config_defaults
-from transformers.utils.output_capturing import capture_outputs
+from transformers.modeling_outputs import BaseModelOutput, ModelOutput
+from transformers.utils import logging
 
 from .causal_lm_adaptation import adapt_causal_lm
 from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
@@ -34,6 +21,22 @@ from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .remote_code import write_remote_code
 from .training.masked_diffusion_loss import check_diffusion_times, masked_diffusion_loss
+from .transformers_compat import (
+    Cache,
+    GradientCheckpointingLayer,
+    LlamaMLP,
+    LlamaRMSNorm,
+    LlamaRotaryEmbedding,
+    accepts_legacy_cache_name,
+    apply_rotary_pos_emb,
+    attention_function,
+    bidirectional_mask,
+    can_return_tuple,
+    capture_outputs,
+    causal_mask,
+    forget_weight_conversions,
+    merge_with_config_defaults,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -83,7 +86,7 @@ class MDMAttention(nn.Module):
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
@@ -97,12 +100,10 @@ class MDMAttention(nn.Module):
 
         cos, sin = position_embeddings
         query_states, key_states = apply_rotary_pos_emb(query_states, key_states, cos, sin)
-        if past_key_values is not None:
-            key_states, value_states = past_key_values.update(key_states, value_states, self.layer_idx)
+        if cache is not None:
+            key_states, value_states = cache.update(key_states, value_states, self.layer_idx)
 
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
+        attention_interface: Callable = attention_function(self.config)
         attn_output, attn_weights = attention_interface(
             self,
             query_states,
@@ -132,14 +133,14 @@ class MDMDecoderLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> torch.Tensor:
         attn_output, _ = self.self_attn(
             self.input_layernorm(hidden_states),
             position_embeddings=position_embeddings,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             **kwargs,
         )
         hidden_states = hidden_states + attn_output
@@ -175,19 +176,21 @@ class MDMModel(MDMPreTrainedModel):
 
     @merge_with_config_defaults
     @capture_outputs
+    @accepts_legacy_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPast:
+    ) -> BaseModelOutput:
         r"""
         attention_mask: 2-D padding mask (1 = real token) or a prepared 4-D mask; padded keys are never attended.
         position_ids: RoPE positions, `0..T-1` (offset by the cache length) when omitted.
-        past_key_values: a cache whose `update` returns the keys/values to attend to (used by cached decoding).
+        cache: a cache whose `update` returns the keys/values to attend to (used by cached decoding); the
+            older name `past_key_values` is accepted too.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
@@ -196,7 +199,7 @@ class MDMModel(MDMPreTrainedModel):
         seq_length = inputs_embeds.shape[1]
         if seq_length == 0:
             raise ValueError("MDMModel got an empty sequence (length 0); pass at least one token per row.")
-        past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+        past_seen = cache.get_seq_length() if cache is not None else 0
         if position_ids is None:
             position_ids = torch.arange(past_seen, past_seen + seq_length, device=inputs_embeds.device).unsqueeze(0)
         # Checked on Python ints (no device sync per forward): cached plus new tokens must fit the RoPE range.
@@ -208,15 +211,10 @@ class MDMModel(MDMPreTrainedModel):
                 "max_position_embeddings."
             )
 
-        mask_factory = create_causal_mask if self.config.is_causal else create_bidirectional_mask
-        mask_kwargs = {"position_ids": position_ids} if self.config.is_causal else {}
-        attention_mask = mask_factory(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
-            **mask_kwargs,
-        )
+        if self.config.is_causal:
+            attention_mask = causal_mask(self.config, inputs_embeds, attention_mask, cache, position_ids)
+        else:
+            attention_mask = bidirectional_mask(self.config, inputs_embeds, attention_mask, cache)
 
         hidden_states = inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
@@ -225,10 +223,11 @@ class MDMModel(MDMPreTrainedModel):
                 hidden_states,
                 position_embeddings=position_embeddings,
                 attention_mask=attention_mask,
-                past_key_values=past_key_values,
+                cache=cache,
                 **kwargs,
             )
-        return BaseModelOutputWithPast(last_hidden_state=self.norm(hidden_states), past_key_values=past_key_values)
+        # The cache is the caller's (generation's block cache) and holds no new keys: it is not returned.
+        return BaseModelOutput(last_hidden_state=self.norm(hidden_states))
 
 
 @dataclass
@@ -242,7 +241,6 @@ class MaskedDiffusionOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     t: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
@@ -256,6 +254,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
 
     # PreTrainedModel's own (plain GenerationConfig) comes first in the MRO, so ours is set explicitly.
     generation_config_class = DiffusionGenerationConfig
+    denoiser_adapter = "mdm"
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
     accepts_loss_kwargs = True
 
@@ -306,7 +305,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 f"{sorted(info['missing_keys'])}, unexpected {sorted(info['unexpected_keys'])}."
             )
         # The converted model is an hf-mdm model: save it under our names, not back in the format it came from.
-        model._weight_conversions = []
+        forget_weight_conversions(model)
         model.generation_config = checkpoint_format.to_generation_config(model.generation_config)
         return (model, info) if return_info else model
 
@@ -330,12 +329,13 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         return adapt_causal_lm(cls, model_or_path, tokenizer, mask_token, logits_shift, **from_pretrained_kwargs)
 
     @can_return_tuple
+    @accepts_legacy_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         t: torch.FloatTensor | None = None,
@@ -362,7 +362,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             **kwargs,
         )
@@ -392,7 +392,6 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             loss=loss,
             logits=logits,
             t=t,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )

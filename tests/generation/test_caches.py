@@ -32,7 +32,7 @@ def test_replay_matches_the_full_forward_for_left_padded_rows(dual, logits_shift
         canvas,
         attention_mask=attention_mask,
         position_ids=position_ids,
-        past_key_values=cache,
+        cache=cache,
         logits_to_keep=slice(start, end),
     )
     torch.testing.assert_close(recorded.logits, full.logits)
@@ -43,7 +43,7 @@ def test_replay_matches_the_full_forward_for_left_padded_rows(dual, logits_shift
             canvas[rows, query_start:query_end],
             attention_mask=attention_mask[rows],
             position_ids=position_ids[rows, query_start:query_end],
-            past_key_values=cache,
+            cache=cache,
             logits_to_keep=slice(start - query_start, end - query_start),
         )
         torch.testing.assert_close(replayed.logits, full.logits[rows], rtol=1e-4, atol=1e-4)

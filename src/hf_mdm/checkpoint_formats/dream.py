@@ -20,9 +20,18 @@ DREAM_ALGORITHMS = {"origin": "random", "maskgit_plus": "confidence", "topk_marg
 
 
 class DreamFormatConfig(PreTrainedConfig):
-    """The fields of a Dream config.json, read without Dream's remote code (only converted, never instantiated)."""
+    """The fields of a Dream config.json, read without Dream's remote code (only converted, never instantiated).
+
+    Dream's config.json carries `rope_scaling: null` (the field transformers >= 5.24 deprecates in favour of
+    `rope_parameters`): null is dropped, any other value is refused here, since the converted model has no scaling.
+    """
 
     model_type = "Dream"
+
+    def __init__(self, rope_scaling=None, **kwargs):
+        if rope_scaling:
+            raise unsupported("Dream", "rope_scaling", rope_scaling)
+        super().__init__(**kwargs)
 
 
 @register_checkpoint_format

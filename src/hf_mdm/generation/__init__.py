@@ -1,7 +1,9 @@
-"""Generation: `DiffusionGenerationMixin.generate`, its config, strategies, reveal-count rules and block caches."""
+"""Generation: `DiffusionGenerationMixin.generate`, its config, strategies, reveal-count rules, block caches and
+denoiser adapters."""
 
 from .caches import DiffusionBlockCache
 from .configuration import CACHE_MODES, DiffusionGenerationConfig
+from .denoisers import DENOISERS, DenoiserAdapter, MaskedLMDenoiser, MDMDenoiser, register_denoiser
 from .enable_diffusion_generation import enable_diffusion_generation
 from .mixin import DiffusionGenerationMixin
 from .outputs import DiffusionGenerationOutput
@@ -33,6 +35,11 @@ from .strategies import (
 
 __all__ = [
     "CACHE_MODES",
+    "DENOISERS",
+    "DenoiserAdapter",
+    "MaskedLMDenoiser",
+    "MDMDenoiser",
+    "register_denoiser",
     "REVEAL_COUNT_RULES",
     "STRATEGIES",
     "ConfidenceStrategy",

@@ -8,14 +8,15 @@ canvas is the right key mask for any batch size and any left padding.
 """
 
 import torch
-from transformers.cache_utils import Cache
+
+from ..transformers_compat import LayerlessCache
 
 
-class DiffusionBlockCache(Cache):
+class DiffusionBlockCache(LayerlessCache):
     """A `Cache` whose `update` returns recorded prefix (and suffix) keys/values around the current query span."""
 
     def __init__(self, dual: bool = False):
-        super().__init__(layers=[])
+        super().__init__()
         self.dual = dual
         self.recording = False
         self.query_start = 0
@@ -69,10 +70,6 @@ class DiffusionBlockCache(Cache):
 
     def get_mask_sizes(self, query_length: int, layer_idx: int = 0) -> tuple[int, int]:
         return self.total_length, 0
-
-    @property
-    def is_compileable(self) -> bool:
-        return False
 
 
 __all__ = ["DiffusionBlockCache"]

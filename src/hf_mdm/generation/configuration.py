@@ -5,6 +5,7 @@ from typing import Any
 from transformers import GenerationConfig
 
 from ..schedules import get_schedule
+from ..transformers_compat import FROM_MODEL_CONFIG
 from .reveal_counts import REVEAL_COUNT_RULES, get_reveal_count_rule
 from .strategies import STRATEGIES
 
@@ -124,7 +125,7 @@ class DiffusionGenerationConfig(GenerationConfig):
         return {**arguments, **(self.strategy_kwargs or {})}
 
     @staticmethod
-    def _get_default_generation_params() -> dict[str, Any]:
+    def diffusion_defaults() -> dict[str, Any]:
         """Values that `generate` uses for fields neither the call, the passed config nor the model config set."""
         return {
             "strategy": "confidence",
@@ -209,7 +210,7 @@ class DiffusionGenerationConfig(GenerationConfig):
         """Take the special token ids, the [MASK] id and the noise schedule from a model config (or its dict)."""
         config_dict = model_config if isinstance(model_config, dict) else model_config.to_dict()
         inherited = {key: config_dict[key] for key in MODEL_CONFIG_FIELDS if config_dict.get(key) is not None}
-        return cls(**inherited, _from_model_config=True)
+        return cls(**inherited, **FROM_MODEL_CONFIG)
 
     def get_generation_mode(self, *args, **kwargs):
         raise NotImplementedError("DiffusionGenerationConfig has no autoregressive generation mode.")

@@ -14,7 +14,6 @@ t = 1 - k/K, s = 1 - (k+1)/K. A step:
 """
 
 import copy
-import inspect
 
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
@@ -23,7 +22,9 @@ from transformers.utils import logging
 
 from ..schedules import get_schedule
 from .caches import DiffusionBlockCache
+from ..transformers_compat import generation_config_load_kwargs
 from .configuration import DiffusionGenerationConfig, check_block_length
+from .denoisers import DENOISERS
 from .outputs import DiffusionGenerationOutput
 from .reveal_counts import get_reveal_count_rule
 from .sampling import RowRandomness, sample_categorical
@@ -33,7 +34,6 @@ from .strategies import RevealStep, get_strategy
 logger = logging.get_logger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 32
-CACHE_FORWARD_ARGUMENTS = frozenset({"past_key_values", "position_ids", "logits_to_keep"})
 
 
 def _as_diffusion_config(config) -> DiffusionGenerationConfig:
@@ -49,6 +49,8 @@ class DiffusionGenerationMixin:
     """Adds `generate()` (masked diffusion decoding) to a masked LM; its defaults live in `generation_config`."""
 
     generation_config_class = DiffusionGenerationConfig
+    # The registered `DenoiserAdapter` that runs this model (see `generation.denoisers`); subclasses name their own.
+    denoiser_adapter = "masked_lm"
 
     @torch.no_grad()
     def generate(
@@ -99,8 +101,8 @@ class DiffusionGenerationMixin:
         fill = (canvas == mask_token_id) & real
         blocks = self._plan_blocks(fill, prompt_length, max_new_tokens, config.block_length)
         steps = config.steps if config.steps is not None else max(int(fill.sum(1).max()), 1)
-        trims_head = CACHE_FORWARD_ARGUMENTS <= set(inspect.signature(self.forward).parameters)
-        uses_cache = self._check_diffusion_setup(config, canvas, max_new_tokens, blocks, steps, trims_head)
+        denoiser = DENOISERS.build(self.denoiser_adapter, model=self)
+        uses_cache = self._check_diffusion_setup(config, canvas, max_new_tokens, blocks, steps, denoiser)
         eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device)
 
         schedule = self._resolve_schedule(config)
@@ -146,6 +148,7 @@ class DiffusionGenerationMixin:
                 if need.numel() > 0:
                     columns = masked[need].any(0).nonzero().squeeze(1)  # block positions some of these rows need
                     logits = self._denoiser_logits(
+                        denoiser,
                         canvas,
                         attention_mask,
                         position_ids,
@@ -154,7 +157,6 @@ class DiffusionGenerationMixin:
                         (start, end),
                         cache,
                         refresh_cache,
-                        trims_head,
                     )
                     refresh_cache = False
                     # noise for the whole block, so that a row's draws do not depend on which columns its mates need
@@ -220,7 +222,7 @@ class DiffusionGenerationMixin:
         config = _as_diffusion_config(generation_config if generation_config is not None else model_config)
         if generation_config is not None and model_config is not None:
             config.update(**_as_diffusion_config(model_config).to_dict(), defaults_only=True)
-        config.update(**config._get_default_generation_params(), defaults_only=True)
+        config.update(**config.diffusion_defaults(), defaults_only=True)
         unused = config.update(**kwargs)
         if unused:
             raise ValueError(
@@ -298,7 +300,7 @@ class DiffusionGenerationMixin:
         ends = list(range(prompt_length + block_length, length + 1, block_length))
         return list(zip([first] + ends[:-1], ends))
 
-    def _check_diffusion_setup(self, config, canvas, max_new_tokens, blocks, steps, takes_cache) -> bool:
+    def _check_diffusion_setup(self, config, canvas, max_new_tokens, blocks, steps, denoiser) -> bool:
         """Input-dependent checks, before any forward; returns whether the block cache is used."""
         check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
         if steps < len(blocks):
@@ -314,10 +316,11 @@ class DiffusionGenerationMixin:
             )
         if config.cache == "none":
             return False
-        if not takes_cache:
+        if not denoiser.supports_cache:
             raise ValueError(
-                f"cache={config.cache!r} needs a model whose forward takes {sorted(CACHE_FORWARD_ARGUMENTS)} (such as "
-                f"MDMForMaskedGeneration); {type(self).__name__} does not. Use cache='none'."
+                f"cache={config.cache!r} needs a denoiser adapter that runs a block cache (such as "
+                f"MDMForMaskedGeneration's); {type(self).__name__} uses the {denoiser.name!r} adapter, which does not. "
+                "Use cache='none'."
             )
         return True
 
@@ -355,51 +358,12 @@ class DiffusionGenerationMixin:
                 processors.append(TopPLogitsWarper(config.top_p))
         return processors
 
-    def _denoiser_logits(
-        self, canvas, attention_mask, position_ids, rows, keep, block, cache, refresh_cache, trims_head
-    ):
-        """Logits (len(rows), len(keep), vocab) at canvas positions `keep` (inside `block`) for batch rows `rows`.
-
-        `trims_head`: the forward takes `logits_to_keep`, `position_ids` and `past_key_values`, so the LM head runs on
-        `keep` only and, with a cache, only the block (and the suffix, for the prefix cache) is recomputed.
-        """
-        every_row = rows.numel() == canvas.shape[0]
-        input_ids = canvas if every_row else canvas[rows]
-        attention_mask = attention_mask if every_row else attention_mask[rows]
-        if not trims_head:
-            return self._stock_logits(input_ids, attention_mask, keep)
-        position_ids = position_ids if every_row else position_ids[rows]
-        if cache is None or refresh_cache:
-            if cache is not None:
-                query_start = max(block[0] - int(getattr(self.config, "logits_shift", 0)), 0)
-                query_end = cache.query_span(query_start, block[1], canvas.shape[1])[1]
-                cache.record(query_start, query_end, canvas.shape[1], rows, canvas.shape[0])
-            return self(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                past_key_values=cache,
-                logits_to_keep=keep,
-            ).logits
-        query_start, query_end = cache.query_start, cache.query_end
-        cache.replay(rows)
-        return self(
-            input_ids=input_ids[:, query_start:query_end],
-            attention_mask=attention_mask,
-            position_ids=position_ids[:, query_start:query_end],
-            past_key_values=cache,
-            logits_to_keep=keep - query_start,
-        ).logits
-
-    def _stock_logits(self, input_ids, attention_mask, keep):
-        """Full forward of a stock masked LM. Padding is moved to the right first, so that models computing their own
-        position ids (BERT, RoBERTa, ModernBERT, ...) number every row's real tokens from 0."""
-        if bool(attention_mask.all()):
-            return self(input_ids=input_ids, attention_mask=attention_mask).logits[:, keep]
-        order = (1 - attention_mask).argsort(dim=1, stable=True)
-        logits = self(input_ids=input_ids.gather(1, order), attention_mask=attention_mask.gather(1, order)).logits
-        packed_index = order.argsort(dim=1)[:, keep]
-        return logits.gather(1, packed_index.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+    def _denoiser_logits(self, denoiser, canvas, attention_mask, position_ids, rows, keep, block, cache, refresh):
+        """Logits (len(rows), len(keep), vocab) at canvas positions `keep` (inside `block`) for batch rows `rows`."""
+        batch_size = canvas.shape[0]
+        if rows.numel() != batch_size:
+            canvas, attention_mask, position_ids = canvas[rows], attention_mask[rows], position_ids[rows]
+        return denoiser.logits(canvas, attention_mask, position_ids, keep, block, cache, refresh, rows, batch_size)
 
     @staticmethod
     def _propose(logits, row_canvas, processors, noise, strategy, mask_token_id):
@@ -458,8 +422,7 @@ class DiffusionGenerationMixin:
                     token=token,
                     revision=revision,
                     subfolder=subfolder,
-                    _from_auto=from_auto_class,
-                    _from_pipeline=from_pipeline,
+                    **generation_config_load_kwargs(from_auto_class, from_pipeline),
                 )
             except OSError:
                 logger.info(

@@ -5,9 +5,9 @@ from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
-from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 
 from ..schedules import NoiseSchedule, get_schedule
+from ..transformers_compat import pad_without_fast_tokenizer_warning
 from .masked_diffusion_loss import IGNORE_INDEX
 
 
