@@ -55,6 +55,9 @@ class MDMConfig(PreTrainedConfig):
     """
 
     model_type = "mdm"
+    # `mask_token_id` is required, so `MDMConfig()` raises: transformers before 5.20 builds a default instance to diff
+    # against unless told not to (5.20 dropped the flag, so it is inert there; see transformers_compat).
+    has_no_defaults_at_init = True
     base_model_tp_plan = {
         "layers.*.self_attn.q_proj": "colwise",
         "layers.*.self_attn.k_proj": "colwise",

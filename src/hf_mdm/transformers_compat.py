@@ -5,6 +5,11 @@ it is needed; the rest of the package imports these names from this module and s
 checks of the package live here alone. `tests/test_transformers_compat.py` fails when another module imports a
 `_`-prefixed transformers name.
 
+Class attributes that transformers reads by convention stay on the classes that need them, listed here: `MDMConfig.
+has_no_defaults_at_init` (read before 5.20, whose configs otherwise build `MDMConfig()` without the required
+`mask_token_id`), and `MDMPreTrainedModel`'s `_supports_*`, `_no_split_modules`, `_can_record_outputs` and
+`_tied_weights_keys` (PreTrainedModel's documented switches).
+
 Supported: transformers >= TRANSFORMERS_FLOOR (pyproject.toml declares the same floor; CI runs the suite at the floor
 and at the newest release).
 """
@@ -16,7 +21,7 @@ from packaging.version import Version
 
 
 # The oldest transformers on which the whole suite passes (CI proves it with ci/constraints-min.txt).
-TRANSFORMERS_FLOOR = "5.5.0"
+TRANSFORMERS_FLOOR = "5.18.0"
 TRANSFORMERS_VERSION = Version(importlib.metadata.version("transformers"))
 if TRANSFORMERS_VERSION < Version(TRANSFORMERS_FLOOR):
     raise ImportError(
