@@ -18,7 +18,7 @@ from transformers.utils import logging as transformers_logging
 
 import hf_mdm
 from hf_mdm import MDMForMaskedGeneration, enable_diffusion_generation
-from hf_mdm.generation import DiffusionBlockCache, MaskedLMDenoiser, MDMDenoiser, register_denoiser
+from hf_mdm.generation import DualBlockCache, MaskedLMDenoiser, MDMDenoiser, register_denoiser
 from hf_mdm.generation.denoisers import DENOISERS
 from hf_mdm.transformers_compat import CACHE_ARGUMENT, TRANSFORMERS_FLOOR
 
@@ -92,8 +92,8 @@ def test_our_forward_takes_cache_and_still_accepts_past_key_values():
     assert "cache" in inspect.signature(MDMForMaskedGeneration.forward).parameters
 
     def block_logits(**cache_argument):
-        cache = DiffusionBlockCache(dual=True)
-        cache.record(4, 8, 10, torch.arange(2), 2)
+        cache = DualBlockCache()
+        cache.record(torch.tensor([4, 4]), 8, 10, torch.arange(2), 2)
         model(ids, **{next(iter(cache_argument)): cache})  # records the keys/values outside [4, 8)
         cache.replay(torch.arange(2))
         positions = torch.arange(4, 8)[None].expand(2, -1)
@@ -129,9 +129,9 @@ def test_a_registered_adapter_named_by_a_model_class_runs_its_forwards():
 
     @register_denoiser("counting_masked_lm")
     class CountingDenoiser(MaskedLMDenoiser):
-        def logits(self, input_ids, *args):
-            calls.append(input_ids.shape)
-            return super().logits(input_ids, *args)
+        def logits(self, request):
+            calls.append(request.input_ids.shape)
+            return super().logits(request)
 
     try:
         model = tiny_bert()

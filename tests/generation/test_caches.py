@@ -1,9 +1,9 @@
-"""DiffusionBlockCache: a replayed forward of the block sees exactly what a full forward sees while nothing changed."""
+"""Block caches: a replayed forward of the block sees exactly what a full forward sees while nothing changed."""
 
 import pytest
 import torch
 
-from hf_mdm.generation import DiffusionBlockCache
+from hf_mdm.generation import DualBlockCache, PrefixBlockCache
 
 from .test_generate import MASK, PAD, tiny_mdm
 
@@ -24,10 +24,11 @@ def test_replay_matches_the_full_forward_for_left_padded_rows(dual, logits_shift
     start, end, length = 7, 10, canvas.shape[1]
     full = model(canvas, attention_mask=attention_mask, position_ids=position_ids, logits_to_keep=slice(start, end))
 
-    cache = DiffusionBlockCache(dual=dual)
+    cache = DualBlockCache() if dual else PrefixBlockCache()
     query_start = start - logits_shift
-    query_end = cache.query_span(query_start, end, length)[1]
-    cache.record(query_start, query_end, length, torch.arange(3), batch_size=3)
+    query_end = end if dual else length
+    cache.record(torch.full((3,), query_start), end, length, torch.arange(3), batch_size=3)
+    assert (cache.query_start, cache.query_end) == (query_start, query_end)
     recorded = model(
         canvas,
         attention_mask=attention_mask,
@@ -50,8 +51,8 @@ def test_replay_matches_the_full_forward_for_left_padded_rows(dual, logits_shift
 
 
 def test_cache_reports_the_full_canvas_as_key_length():
-    cache = DiffusionBlockCache(dual=True)
-    cache.record(4, 8, 20, torch.arange(2), batch_size=2)
+    cache = DualBlockCache()
+    cache.record(torch.tensor([4, 4]), 8, 20, torch.arange(2), batch_size=2)
     assert cache.get_mask_sizes(20, 0) == (20, 0)
     cache.replay(torch.arange(2))
     assert cache.get_mask_sizes(4, 0) == (20, 0)

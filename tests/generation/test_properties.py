@@ -1,18 +1,39 @@
-"""Property test: over random configurations, generate() keeps its invariants."""
+"""Property test: over random configurations and mixed batches, generate() keeps its invariants, and every row
+decodes exactly as it does alone (per-row generators)."""
 
 import functools
+import os
 
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_mdm.generation import REVEAL_COUNT_RULES
+from hf_mdm.generation import REVEAL_COUNT_RULES, STRATEGIES
 from hf_mdm.schedules import SCHEDULES
 
-from .test_generate import MASK, PAD, STRATEGY_NAMES, tiny_mdm
+from .test_generate import MASK, PAD, tiny_mdm
 
 
 model = functools.cache(tiny_mdm)
+
+# The only strategies allowed to change a revealed token; every other registered strategy must never do so.
+REVISING = {"remdm", "editing"}
+BUILT_IN = ["random", "confidence", "margin", "entropy", "threshold", "remdm", "editing"]
+EXAMPLES = int(os.environ.get("HF_MDM_PROPERTY_EXAMPLES", "100"))  # .ci/run sets 500
+
+
+def test_exactly_the_listed_strategies_declare_that_they_revise():
+    assert {name for name in BUILT_IN if STRATEGIES[name].revises} == REVISING
+
+
+@st.composite
+def strategy_kwargs(draw, strategy):
+    if strategy == "remdm":
+        schedule = draw(st.sampled_from(["cap", "rescale", "loop"]))
+        return dict(eta=draw(st.sampled_from([0.0, 0.1, 0.5])), remask_schedule=schedule)
+    if strategy == "editing":
+        return dict(edit_threshold=draw(st.sampled_from([0.1, 0.5, 0.9])))
+    return None
 
 
 @st.composite
@@ -28,13 +49,15 @@ def generation_cases(draw):
     block_length = draw(st.one_of(st.none(), st.integers(1, 4)))
     max_new_tokens = draw(st.integers(1, 3)) * (block_length or draw(st.integers(1, 4)))
     num_blocks = max_new_tokens // block_length if block_length else 1
-    arguments = dict(
+    strategy = draw(st.sampled_from(BUILT_IN))
+    return dict(
         input_ids=torch.tensor(rows, dtype=torch.long).reshape(batch, width),
         attention_mask=torch.tensor(masks, dtype=torch.long).reshape(batch, width),
         max_new_tokens=max_new_tokens,
         block_length=block_length,
         steps=draw(st.integers(num_blocks, num_blocks + 10)),
-        strategy=draw(st.sampled_from(STRATEGY_NAMES)),
+        strategy=strategy,
+        strategy_kwargs=draw(strategy_kwargs(strategy)),
         cache=draw(st.sampled_from(["none", "prefix", "dual"])),
         schedule=draw(st.sampled_from(sorted(SCHEDULES))),
         reveal_counts=draw(st.sampled_from(sorted(REVEAL_COUNT_RULES))),
@@ -42,19 +65,31 @@ def generation_cases(draw):
         strategy_temperature=draw(st.sampled_from([0.0, 1.0])),
         eos_token_id=draw(st.sampled_from([None, 2, 24, 35])),
         pad_token_id=PAD,
-        generator=[torch.Generator().manual_seed(draw(st.integers(0, 2**16))) for _ in range(batch)],
+        seeds=[draw(st.integers(0, 2**16)) for _ in range(batch)],
         return_dict_in_generate=True,
         output_history=True,
     )
-    return arguments
 
 
-@settings(max_examples=220, deadline=None)
+def decode(case, rows, alone=False):
+    """generate() on batch rows `rows` of the case (`alone`: one row, its padding columns dropped)."""
+    arguments = {key: value for key, value in case.items() if key != "seeds"}
+    ids, mask = case["input_ids"][rows], case["attention_mask"][rows]
+    if alone:
+        real = mask[0].bool()
+        ids, mask = ids[:, real], mask[:, real]
+    arguments.update(input_ids=ids, attention_mask=mask)
+    arguments["generator"] = [torch.Generator().manual_seed(case["seeds"][row]) for row in rows]
+    return model().generate(**arguments)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(case=generation_cases())
 def test_generate_invariants(case):
     prompt, prompt_mask = case["input_ids"], case["attention_mask"].bool()
-    out = model().generate(**case)
-    sequences, batch, width = out.sequences, prompt.shape[0], prompt.shape[1]
+    batch, width = prompt.shape
+    out = decode(case, list(range(batch)))
+    sequences = out.sequences
     assert sequences.shape == (batch, width + case["max_new_tokens"])
 
     keep = ~prompt_mask | (prompt != MASK)
@@ -62,13 +97,13 @@ def test_generate_invariants(case):
     fill = torch.cat([prompt_mask & (prompt == MASK), torch.ones(batch, case["max_new_tokens"], dtype=torch.bool)], 1)
     assert not (sequences[fill] == MASK).any()
 
-    # A revealed token never changes again (except that positions after a row's EOS become pad).
-    for before, after in zip(out.history, out.history[1:] + (sequences,)):
-        revealed = fill & (before != MASK)
-        assert ((after[revealed] == before[revealed]) | (after[revealed] == PAD)).all()
-
-    to_fill = fill.sum(1)
-    assert (out.nfe >= 1).all() and (out.nfe <= to_fill).all()
+    if case["strategy"] not in REVISING:
+        # A revealed token never changes again (except that positions after a row's EOS become pad).
+        for before, after in zip(out.history, out.history[1:] + (sequences,)):
+            revealed = fill & (before != MASK)
+            assert ((after[revealed] == before[revealed]) | (after[revealed] == PAD)).all()
+        assert (out.nfe <= fill.sum(1)).all()
+    assert (out.nfe >= 1).all()
     if case["strategy"] != "threshold":
         assert (out.nfe <= case["steps"]).all()
         assert (out.steps_per_block.sum(1) <= case["steps"]).all()
@@ -80,3 +115,10 @@ def test_generate_invariants(case):
                 after = fill[row].clone()
                 after[: int(generated_eos[0]) + 1] = False
                 assert (sequences[row][after] == PAD).all()
+
+    # Batch invariance: each row alone decodes to the same tokens, with the same number of forwards.
+    if batch > 1:
+        for row in range(batch):
+            alone = decode(case, [row], alone=True)
+            assert torch.equal(sequences[row][torch.cat([prompt_mask[row], fill[row, width:]])], alone.sequences[0])
+            assert int(alone.nfe[0]) == int(out.nfe[row])

@@ -1,9 +1,18 @@
 """Generation: `DiffusionGenerationMixin.generate`, its config, strategies, reveal-count rules, block caches and
 denoiser adapters."""
 
-from .caches import DiffusionBlockCache
-from .configuration import CACHE_MODES, DiffusionGenerationConfig
-from .denoisers import DENOISERS, DenoiserAdapter, MaskedLMDenoiser, MDMDenoiser, register_denoiser
+from .caches import (
+    CACHES,
+    BlockCache,
+    DiffusionBlockCache,
+    DualBlockCache,
+    NoBlockCache,
+    PrefixBlockCache,
+    register_cache,
+)
+from .callbacks import DecodingCallback, HistoryCallback, StreamerCallback
+from .configuration import DiffusionGenerationConfig
+from .denoisers import DENOISERS, DenoiseRequest, DenoiserAdapter, MaskedLMDenoiser, MDMDenoiser, register_denoiser
 from .enable_diffusion_generation import enable_diffusion_generation
 from .mixin import DiffusionGenerationMixin
 from .outputs import DiffusionGenerationOutput
@@ -17,14 +26,18 @@ from .reveal_counts import (
     get_reveal_count_rule,
     register_reveal_counts,
 )
+from .sampler import DiffusionSampler
 from .sampling import RowRandomness, sample_categorical
+from .state import DiffusionState
 from .strategies import (
     STRATEGIES,
     ConfidenceStrategy,
+    EditingStrategy,
     EntropyStrategy,
     MarginStrategy,
     RandomStrategy,
     RankedStrategy,
+    RemaskingStrategy,
     RevealStep,
     RevealStrategy,
     ThresholdStrategy,
@@ -34,8 +47,21 @@ from .strategies import (
 
 
 __all__ = [
-    "CACHE_MODES",
+    "CACHES",
+    "BlockCache",
+    "DualBlockCache",
+    "NoBlockCache",
+    "PrefixBlockCache",
+    "register_cache",
+    "DecodingCallback",
+    "HistoryCallback",
+    "StreamerCallback",
+    "DiffusionSampler",
+    "DiffusionState",
+    "EditingStrategy",
+    "RemaskingStrategy",
     "DENOISERS",
+    "DenoiseRequest",
     "DenoiserAdapter",
     "MaskedLMDenoiser",
     "MDMDenoiser",

@@ -1,44 +1,91 @@
-"""Block caches for semi-autoregressive decoding (Fast-dLLM's prefix and dual cache; approximate).
+"""Block caches for semi-autoregressive decoding, one registered class each: `none`, `prefix` and `dual`
+(Fast-dLLM's prefix and dual cache; approximate).
 
-At the first forward of a block the whole canvas runs and the cache records, per layer, the keys/values left of the
-block (prefix cache) and, for the dual cache, right of it. The block's later forwards run only the block (dual) or the
-block and everything after it (prefix); `update` returns the recorded keys/values concatenated around the fresh ones,
-in canvas order, without storing the fresh ones. Keys then always span the full canvas, so the 2-D padding mask of the
-canvas is the right key mask for any batch size and any left padding.
+At the first forward of a block the whole canvas runs and the cache records every layer's keys/values. The block's
+later forwards run only a query span: the block and everything after it (`prefix`) or the block alone (`dual`).
+`update` returns the recorded keys/values of the whole canvas with the fresh ones written in where each row needs them
+fresh: from the row's own block start to the end of the canvas (prefix) or of the block (dual). Rows whose block
+starts later than the span (block 0 of a row with fewer [MASK] in its prompt) read the span's first positions from
+the record, so a row gets the same keys alone and in any batch. Keys always span the full canvas, so the 2-D padding
+mask of the canvas is the key mask for any batch size and any left padding.
+
+A new cache is one class registered with `@register_cache(name)`; `refreshes_revealed = False` declares that it
+keeps keys of revealed tokens of the current block, which strategies that revise tokens cannot use.
 """
 
 import torch
 
+from ..registry import Registry
 from ..transformers_compat import LayerlessCache
 
 
-class DiffusionBlockCache(LayerlessCache):
-    """A `Cache` whose `update` returns recorded prefix (and suffix) keys/values around the current query span."""
+CACHES = Registry("cache", "hf_mdm.generation.register_cache", "cache arguments")
+register_cache = CACHES.register
 
-    def __init__(self, dual: bool = False):
+
+class BlockCache:
+    """Base class of the registered caches. `active`: whether the model forward gets this object as its cache.
+
+    `refreshes_revealed`: the current block's tokens are recomputed by every forward, so a strategy may remask or
+    edit revealed tokens of the block.
+    """
+
+    name: str
+    active = False
+    refreshes_revealed = True
+
+
+@register_cache("none")
+class NoBlockCache(BlockCache):
+    """Every forward runs the whole canvas."""
+
+
+class DiffusionBlockCache(BlockCache, LayerlessCache):
+    """A transformers `Cache` whose `update` returns recorded keys/values with the query span's fresh ones inside.
+
+    Subclasses set `dual` (the fresh region ends at the block's end instead of the canvas end).
+    """
+
+    active = True
+    dual = False
+
+    def __init__(self):
         super().__init__()
-        self.dual = dual
         self.recording = False
         self.query_start = 0
         self.query_end = 0
         self.total_length = 0
-        self.outside: dict[int, tuple[torch.Tensor, ...]] = {}
+        self.recorded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.slot_of_row: torch.LongTensor | None = None
         self.num_recorded = 0
         self.slots: torch.LongTensor | None = None
+        self.fresh: torch.BoolTensor | None = None
+        self.all_fresh = True
 
     def query_span(self, block_start: int, block_end: int, total_length: int) -> tuple[int, int]:
         """Canvas span [start, end) that later forwards of a block run: the block, plus the suffix without `dual`."""
         return block_start, block_end if self.dual else total_length
 
-    def record(self, query_start: int, query_end: int, total_length: int, rows: torch.LongTensor, batch_size: int):
-        """Arm the next (full-canvas) forward of batch rows `rows` to record the keys/values outside [start, end)."""
-        self.recording = True
-        self.query_start, self.query_end, self.total_length = query_start, query_end, total_length
-        self.outside = {}
+    def record(
+        self,
+        query_starts: torch.LongTensor,
+        block_end: int,
+        total_length: int,
+        rows: torch.LongTensor,
+        batch_size: int,
+    ):
+        """Arm the next (full-canvas) forward of batch rows `rows` to record every layer's keys/values; later
+        forwards run [min(query_starts), query end) and take fresh keys from each row's own query start on."""
+        query_start = int(query_starts.min())
+        self.query_start, self.query_end = self.query_span(query_start, block_end, total_length)
+        self.recording, self.total_length = True, total_length
+        self.recorded = {}
         self.slot_of_row = torch.full((batch_size,), -1, dtype=torch.long, device=rows.device)
         self.slot_of_row[rows] = torch.arange(rows.numel(), device=rows.device)
         self.num_recorded = rows.numel()
+        span = torch.arange(self.query_start, self.query_end, device=rows.device)
+        self.fresh = span[None, :] >= query_starts[:, None]  # (recorded rows, span)
+        self.all_fresh = bool(self.fresh.all())  # one check per block: then replays splice without a select
         self.slots = None
 
     def replay(self, rows: torch.LongTensor):
@@ -49,20 +96,22 @@ class DiffusionBlockCache(LayerlessCache):
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         if self.recording:
-            start, end = self.query_start, self.query_end
-            self.outside[layer_idx] = (
-                key_states[:, :, :start],
-                value_states[:, :, :start],
-                key_states[:, :, end:],
-                value_states[:, :, end:],
-            )
+            self.recorded[layer_idx] = (key_states, value_states)
             return key_states, value_states
-        prefix_keys, prefix_values, suffix_keys, suffix_values = self.outside[layer_idx]
+        keys, values = self.recorded[layer_idx]
+        fresh = self.fresh
         if self.slots is not None:
-            prefix_keys, prefix_values = prefix_keys[self.slots], prefix_values[self.slots]
-            suffix_keys, suffix_values = suffix_keys[self.slots], suffix_values[self.slots]
-        keys = torch.cat([prefix_keys, key_states, suffix_keys], dim=-2)
-        values = torch.cat([prefix_values, value_states, suffix_values], dim=-2)
+            keys, values, fresh = keys[self.slots], values[self.slots], fresh[self.slots]
+        start, end = self.query_start, self.query_end
+        if self.all_fresh:
+            keys = torch.cat([keys[:, :, :start], key_states, keys[:, :, end:]], dim=-2)
+            values = torch.cat([values[:, :, :start], value_states, values[:, :, end:]], dim=-2)
+            return keys, values
+        span = slice(start, end)
+        fresh = fresh[:, None, :, None]
+        keys, values = keys.clone(), values.clone()
+        keys[:, :, span] = torch.where(fresh, key_states, keys[:, :, span])
+        values[:, :, span] = torch.where(fresh, value_states, values[:, :, span])
         return keys, values
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -72,4 +121,24 @@ class DiffusionBlockCache(LayerlessCache):
         return self.total_length, 0
 
 
-__all__ = ["DiffusionBlockCache"]
+@register_cache("prefix")
+class PrefixBlockCache(DiffusionBlockCache):
+    """Keys/values left of the block are computed once per block; the block and the suffix are recomputed."""
+
+
+@register_cache("dual")
+class DualBlockCache(DiffusionBlockCache):
+    """Keys/values left and right of the block are computed once per block; only the block is recomputed."""
+
+    dual = True
+
+
+__all__ = [
+    "CACHES",
+    "BlockCache",
+    "DiffusionBlockCache",
+    "DualBlockCache",
+    "NoBlockCache",
+    "PrefixBlockCache",
+    "register_cache",
+]

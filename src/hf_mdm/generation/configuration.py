@@ -6,11 +6,11 @@ from transformers import GenerationConfig
 
 from ..schedules import get_schedule
 from ..transformers_compat import FROM_MODEL_CONFIG
+from .caches import CACHES
 from .reveal_counts import REVEAL_COUNT_RULES, get_reveal_count_rule
 from .strategies import STRATEGIES
 
 
-CACHE_MODES = ("none", "prefix", "dual")
 MODEL_CONFIG_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id", "schedule", "schedule_kwargs")
 
 
@@ -143,10 +143,15 @@ class DiffusionGenerationConfig(GenerationConfig):
 
     def validate(self, strict=False, user_set_attributes: set[str] | None = None):
         """Check every diffusion field (and the shared ones generate uses), then run `GenerationConfig.validate`."""
-        for name in ("steps", "block_length", "max_new_tokens", "num_return_sequences"):
+        for name in ("steps", "block_length", "num_return_sequences"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
                 raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+        if self.max_new_tokens is not None and (not _is_int(self.max_new_tokens) or self.max_new_tokens < 0):
+            raise ValueError(
+                f"`max_new_tokens` must be a non-negative integer (0: fill only the prompt's [MASK] tokens) or None, "
+                f"got {self.max_new_tokens!r}."
+            )
         if self.max_new_tokens is not None:
             check_block_length(self.block_length, self.max_new_tokens)
         ignored = [name for name, off in UNSUPPORTED_FIELDS.items() if getattr(self, name, None) not in off]
@@ -181,8 +186,8 @@ class DiffusionGenerationConfig(GenerationConfig):
             raise ValueError(
                 f"`strategy_temperature` must be >= 0 (0 = rank without noise), got {self.strategy_temperature!r}."
             )
-        if self.cache is not None and self.cache not in CACHE_MODES:
-            raise ValueError(f"`cache` must be one of {CACHE_MODES}, got {self.cache!r}.")
+        if self.cache is not None:
+            CACHES.check(self.cache)
         for name in ("mask_token_id", "pad_token_id"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 0):
@@ -203,7 +208,13 @@ class DiffusionGenerationConfig(GenerationConfig):
             raise ValueError("Diffusion generation has no beam search; leave `num_beams` unset (or 1).")
         if self.output_history and self.return_dict_in_generate is False:
             raise ValueError("`output_history=True` needs `return_dict_in_generate=True` to return the history.")
-        super().validate(strict=strict, user_set_attributes=user_set_attributes)
+        # GenerationConfig refuses max_new_tokens=0, which here means pure infilling (checked above).
+        max_new_tokens = self.max_new_tokens
+        self.max_new_tokens = max_new_tokens or None
+        try:
+            super().validate(strict=strict, user_set_attributes=user_set_attributes)
+        finally:
+            self.max_new_tokens = max_new_tokens
 
     @classmethod
     def from_model_config(cls, model_config) -> "DiffusionGenerationConfig":
@@ -216,4 +227,4 @@ class DiffusionGenerationConfig(GenerationConfig):
         raise NotImplementedError("DiffusionGenerationConfig has no autoregressive generation mode.")
 
 
-__all__ = ["CACHE_MODES", "DiffusionGenerationConfig"]
+__all__ = ["DiffusionGenerationConfig"]

@@ -6,20 +6,40 @@
 adapter class registered with `@register_denoiser(name)` and named by its model class.
 """
 
+from dataclasses import dataclass
+
 import torch
 
 from ..registry import Registry
 
 
-DENOISERS = Registry("denoiser adapter", "register_denoiser")
+DENOISERS = Registry("denoiser adapter", "hf_mdm.generation.register_denoiser")
 register_denoiser = DENOISERS.register
 
 
-class DenoiserAdapter:
-    """Base class. `logits(...)` returns (rows, len(keep), vocab) logits at canvas positions `keep`.
-
-    `supports_cache`: whether the adapter can run a block cache (`cache="prefix"`/`"dual"`).
+@dataclass
+class DenoiseRequest:
+    r"""
+    One forward's inputs. input_ids, attention_mask, position_ids: (R, L), canvas rows `rows` of a batch of
+    `batch_size`. keep: canvas positions whose logits are needed. block_starts: (R,) each row's start of the current
+    block, which ends at `block_end`. cache: the registered block cache; refresh_cache: record it in this forward.
     """
+
+    input_ids: torch.LongTensor
+    attention_mask: torch.LongTensor
+    position_ids: torch.LongTensor
+    keep: torch.LongTensor
+    block_starts: torch.LongTensor
+    block_end: int
+    rows: torch.LongTensor
+    batch_size: int
+    cache: object
+    refresh_cache: bool
+
+
+class DenoiserAdapter:
+    """Base class: `logits(request)` returns (R, len(keep), vocab). `supports_cache`: whether it runs an active
+    block cache (`cache="prefix"`/`"dual"`)."""
 
     name: str
     supports_cache = False
@@ -27,10 +47,7 @@ class DenoiserAdapter:
     def __init__(self, model):
         self.model = model
 
-    def logits(self, input_ids, attention_mask, position_ids, keep, block, cache, refresh_cache, rows, batch_size):
-        """input_ids, attention_mask, position_ids: (len(rows), length), the canvas rows `rows` of a batch of
-        `batch_size`; keep: 1-D canvas positions to score; block: the current block's [start, end); cache: the block
-        cache or None; refresh_cache: record the cache anew in this forward."""
+    def logits(self, request: DenoiseRequest) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -42,7 +59,8 @@ class MaskedLMDenoiser(DenoiserAdapter):
     tokens from 0; the logits are gathered back to canvas order.
     """
 
-    def logits(self, input_ids, attention_mask, position_ids, keep, block, cache, refresh_cache, rows, batch_size):
+    def logits(self, request):
+        input_ids, attention_mask, keep = request.input_ids, request.attention_mask, request.keep
         if bool(attention_mask.all()):
             return self.model(input_ids=input_ids, attention_mask=attention_mask).logits[:, keep]
         order = (1 - attention_mask).argsort(dim=1, stable=True)
@@ -56,34 +74,36 @@ class MaskedLMDenoiser(DenoiserAdapter):
 @register_denoiser("mdm")
 class MDMDenoiser(DenoiserAdapter):
     """hf-mdm's forward, which takes `position_ids`, `logits_to_keep` and `cache`: the LM head runs on `keep` only,
-    and with a block cache only the block (dual) or the block and its suffix (prefix) is recomputed after the block's
-    first forward, which records the keys/values outside that span."""
+    and with an active block cache the block's first forward records every layer's keys/values and later forwards
+    run only the cache's query span (each row's fresh region starts at its own block start, minus the logits shift).
+    """
 
     supports_cache = True
 
-    def logits(self, input_ids, attention_mask, position_ids, keep, block, cache, refresh_cache, rows, batch_size):
-        if cache is None or refresh_cache:
-            if cache is not None:
-                length = input_ids.shape[1]
-                query_start = max(block[0] - int(getattr(self.model.config, "logits_shift", 0)), 0)
-                query_end = cache.query_span(query_start, block[1], length)[1]
-                cache.record(query_start, query_end, length, rows, batch_size)
+    def logits(self, request):
+        cache = request.cache
+        if not cache.active or request.refresh_cache:
+            if cache.active:
+                shift = int(getattr(self.model.config, "logits_shift", 0))
+                query_starts = (request.block_starts - shift).clamp(min=0)
+                length = request.input_ids.shape[1]
+                cache.record(query_starts, request.block_end, length, request.rows, request.batch_size)
             return self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                cache=cache,
-                logits_to_keep=keep,
+                input_ids=request.input_ids,
+                attention_mask=request.attention_mask,
+                position_ids=request.position_ids,
+                cache=cache if cache.active else None,
+                logits_to_keep=request.keep,
             ).logits
-        query_start, query_end = cache.query_start, cache.query_end
-        cache.replay(rows)
+        query = slice(cache.query_start, cache.query_end)
+        cache.replay(request.rows)
         return self.model(
-            input_ids=input_ids[:, query_start:query_end],
-            attention_mask=attention_mask,
-            position_ids=position_ids[:, query_start:query_end],
+            input_ids=request.input_ids[:, query],
+            attention_mask=request.attention_mask,
+            position_ids=request.position_ids[:, query],
             cache=cache,
-            logits_to_keep=keep - query_start,
+            logits_to_keep=request.keep - cache.query_start,
         ).logits
 
 
-__all__ = ["DENOISERS", "DenoiserAdapter", "MDMDenoiser", "MaskedLMDenoiser", "register_denoiser"]
+__all__ = ["DENOISERS", "DenoiseRequest", "DenoiserAdapter", "MDMDenoiser", "MaskedLMDenoiser", "register_denoiser"]

@@ -3,14 +3,9 @@
 
 The canvas is the prompt followed by `max_new_tokens` [MASK] tokens; [MASK] tokens already in the prompt are filled
 too, every other token is kept exactly. The generated region is split into blocks decoded left to right (block 0
-also holds the prompt's [MASK] tokens); each block runs its share of `steps` reverse steps t -> s with
-t = 1 - k/K, s = 1 - (k+1)/K. A step:
-
-1. runs the model on the rows whose tokens changed since their last forward (exact reuse: the others keep their
-   candidates, spending no forward), with the LM head only on the block's still-masked positions;
-2. draws candidates x̂ ~ p(. | x_t) after the logits processors (argmax when not sampling) and strategy scores;
-3. lets the strategy pick positions to reveal; they take their candidate and never change again;
-4. stops a row once it revealed EOS and everything before it (the [MASK] after EOS become pad).
+also holds the row's own prompt [MASK] tokens); each block runs its share of `steps` reverse steps. `generate()` is a
+short loop around three registered parts: the `DiffusionSampler` (strategy, reveal counts, the time grid; see
+`sampler.py`), the block cache and the denoiser adapter that calls the model.
 """
 
 import copy
@@ -21,14 +16,17 @@ from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging
 
 from ..schedules import get_schedule
-from .caches import DiffusionBlockCache
 from ..transformers_compat import generation_config_load_kwargs
+from .caches import CACHES
+from .callbacks import HistoryCallback, StreamerCallback
 from .configuration import DiffusionGenerationConfig, check_block_length
-from .denoisers import DENOISERS
+from .denoisers import DENOISERS, DenoiseRequest
 from .outputs import DiffusionGenerationOutput
 from .reveal_counts import get_reveal_count_rule
-from .sampling import RowRandomness, sample_categorical
-from .strategies import RevealStep, get_strategy
+from .sampler import DiffusionSampler
+from .sampling import RowRandomness
+from .state import DiffusionState
+from .strategies import get_strategy
 
 
 logger = logging.get_logger(__name__)
@@ -85,6 +83,7 @@ class DiffusionGenerationMixin:
             `torch.LongTensor` (batch, prompt + max_new_tokens), or a [`DiffusionGenerationOutput`] with
             `return_dict_in_generate=True`.
         """
+        # 1. Prepare: config, canvas, per-row block plan, sampler, cache, denoiser, callbacks.
         if token_type_ids is not None and bool(token_type_ids.ne(0).any()):
             raise ValueError(
                 "generate() decodes a single segment, so token_type_ids must be all zeros; omit them, or tokenize "
@@ -97,123 +96,70 @@ class DiffusionGenerationMixin:
         max_new_tokens = self._resolve_max_new_tokens(config, input_ids, mask_token_id)
         canvas = torch.cat([input_ids, input_ids.new_full((input_ids.shape[0], max_new_tokens), mask_token_id)], 1)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones((canvas.shape[0], max_new_tokens))], 1)
-        real = attention_mask.bool()
-        fill = (canvas == mask_token_id) & real
-        blocks = self._plan_blocks(fill, prompt_length, max_new_tokens, config.block_length)
+        fill = (canvas == mask_token_id) & attention_mask.bool()
+        first_starts, block_ends = self._plan_blocks(fill, prompt_length, max_new_tokens, config.block_length)
         steps = config.steps if config.steps is not None else max(int(fill.sum(1).max()), 1)
         denoiser = DENOISERS.build(self.denoiser_adapter, model=self)
-        uses_cache = self._check_diffusion_setup(config, canvas, max_new_tokens, blocks, steps, denoiser)
-        eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device)
-
         schedule = self._resolve_schedule(config)
         strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
-        count_rule = get_reveal_count_rule(config.reveal_counts, **(config.reveal_counts_kwargs or {}))
-        processors = self._diffusion_logits_processors(config, logits_processor)
-        randomness = RowRandomness(generator, canvas.shape[0])
-        cache = DiffusionBlockCache(dual=config.cache == "dual") if uses_cache else None
-        position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+        cache = CACHES.build(config.cache)
+        self._check_diffusion_setup(config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
+        eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device)
+        sampler = DiffusionSampler(
+            strategy,
+            get_reveal_count_rule(config.reveal_counts, **(config.reveal_counts_kwargs or {})),
+            schedule,
+            self._diffusion_logits_processors(config, logits_processor),
+            RowRandomness(generator, canvas.shape[0]),
+            config.do_sample,
+            eos,
+            pad_token_id,
+        )
+        sampler.set_timesteps(steps, block_ends)
+        state = DiffusionState(
+            canvas=canvas,
+            attention_mask=attention_mask,
+            position_ids=(attention_mask.cumsum(1) - 1).clamp(min=0),
+            fill=fill,
+            mask_token_id=mask_token_id,
+            prompt_length=prompt_length,
+            done=~fill.any(1),
+            nfe=canvas.new_zeros(canvas.shape[0]),
+            steps_per_block=canvas.new_zeros((canvas.shape[0], len(block_ends))),
+        )
+        history = HistoryCallback() if config.output_history else None
+        callbacks = [callback for callback in (history, streamer and StreamerCallback(streamer)) if callback]
+        for callback in callbacks:
+            callback.on_start(state)
 
-        batch_size, length = canvas.shape
-        positions = torch.arange(length, device=canvas.device)
-        done = ~fill.any(1)
-        nfe = torch.zeros(batch_size, dtype=torch.long, device=canvas.device)
-        steps_per_block = torch.zeros(batch_size, len(blocks), dtype=torch.long, device=canvas.device)
-        history = [] if config.output_history else None
-        streamed_until = prompt_length
-        if streamer is not None:
-            streamer.put(canvas[:, :prompt_length].cpu())
-
-        base_steps, extra_steps = divmod(steps, len(blocks))
-        for block_index, (start, end) in enumerate(blocks):
-            if bool(done.all()):
+        # 2. For each block: for each step, denoise the rows whose canvas changed, then step the sampler.
+        for block_index in range(len(block_ends)):
+            if bool(state.done.all()):
                 break
-            block_steps = base_steps + (block_index < extra_steps)
-            masked = (canvas[:, start:end] == mask_token_id) & real[:, start:end]
-            counts = count_rule(masked.sum(1), block_steps, schedule) if strategy.uses_counts else None
-            candidates = torch.zeros_like(masked, dtype=torch.long)
-            scores = torch.zeros_like(masked, dtype=torch.float32)
-            stale = torch.ones_like(done)
-            refresh_cache = cache is not None
-            step = 0
-            while True:
-                active = ~done & masked.any(1)
-                if not bool(active.any()):
-                    break
-                if strategy.fixed_steps and step >= block_steps:
-                    raise RuntimeError(
-                        f"Strategy {strategy.name!r} left [MASK] tokens after the last step of a block; a strategy "
-                        "must reveal every masked position by s = 0 (or set `fixed_steps = False`)."
-                    )
-                need = (active & stale).nonzero().squeeze(1)
-                if need.numel() > 0:
-                    columns = masked[need].any(0).nonzero().squeeze(1)  # block positions some of these rows need
-                    logits = self._denoiser_logits(
-                        denoiser,
-                        canvas,
-                        attention_mask,
-                        position_ids,
-                        need,
-                        start + columns,
-                        (start, end),
-                        cache,
-                        refresh_cache,
-                    )
+            sampler.begin_block(state, block_index, first_starts)
+            refresh_cache = True
+            while bool(sampler.active_rows(state).any()):
+                rows, columns = sampler.denoise_request(state)
+                logits = None
+                if rows.numel() > 0:
+                    logits = denoiser.logits(self._denoise_request(state, rows, columns, cache, refresh_cache))
                     refresh_cache = False
-                    # noise for the whole block, so that a row's draws do not depend on which columns its mates need
-                    noise = randomness.rand(need, end - start, canvas.device)[:, columns] if config.do_sample else None
-                    new_candidates, new_scores = self._propose(
-                        logits, canvas[need], processors, noise, strategy, mask_token_id
-                    )
-                    candidates[need[:, None], columns] = new_candidates
-                    if new_scores is not None:
-                        scores[need[:, None], columns] = new_scores.float()
-                    nfe[need] += 1
-                    stale[need] = False
+                sampler.step(state, logits, rows, columns)
+                for callback in callbacks:
+                    callback.on_step(state)
+            for callback in callbacks:
+                callback.on_block_end(state)
 
-                rows = active.nonzero().squeeze(1)
-                t = max(1.0 - step / block_steps, 0.0)
-                s = max(1.0 - (step + 1) / block_steps, 0.0)
-                reveal_rows = strategy.select(
-                    RevealStep(
-                        masked=masked[rows],
-                        scores=scores[rows],
-                        counts=counts[rows, step] if counts is not None else None,
-                        t=t,
-                        s=s,
-                        rows=rows,
-                        randomness=randomness,
-                    )
-                )
-                reveal = torch.zeros_like(masked)
-                reveal[rows] = reveal_rows & masked[rows]
-                canvas[:, start:end] = torch.where(reveal, candidates, canvas[:, start:end])
-                stale |= reveal.any(1)
-                steps_per_block[rows, block_index] += 1
-                step += 1
-                done = self._finish_rows(canvas, fill, real, done, positions, eos, pad_token_id, mask_token_id)
-                masked = (canvas[:, start:end] == mask_token_id) & real[:, start:end]
-
-                if history is not None:
-                    history.append(canvas.clone())
-                if streamer is not None and hasattr(streamer, "put_draft"):
-                    draft = canvas.clone()
-                    draft[:, start:end] = torch.where(masked, candidates, canvas[:, start:end])
-                    streamer.put_draft(value=draft[:, prompt_length:].cpu())
-            if streamer is not None and end > streamed_until:
-                streamer.put(canvas[:, streamed_until:end].cpu())
-                streamed_until = end
-
-        if streamer is not None:
-            if streamed_until < length:
-                streamer.put(canvas[:, streamed_until:].cpu())
-            streamer.end()
+        # 3. Finish: the callbacks' last word, then the canvas (and the counters) as the output.
+        for callback in callbacks:
+            callback.on_end(state)
         if not config.return_dict_in_generate:
-            return canvas
+            return state.canvas
         return DiffusionGenerationOutput(
-            sequences=canvas,
-            nfe=nfe,
-            steps_per_block=steps_per_block,
-            history=tuple(history) if history is not None else None,
+            sequences=state.canvas,
+            nfe=state.nfe,
+            steps_per_block=state.steps_per_block,
+            history=tuple(history.history) if history is not None else None,
         )
 
     def _prepare_diffusion_generation_config(self, generation_config, **kwargs) -> DiffusionGenerationConfig:
@@ -290,22 +236,23 @@ class DiffusionGenerationMixin:
         return 0 if bool((input_ids == mask_token_id).any()) else DEFAULT_MAX_NEW_TOKENS
 
     @staticmethod
-    def _plan_blocks(fill, prompt_length, max_new_tokens, block_length) -> list[tuple[int, int]]:
-        """Canvas spans [start, end) decoded one after the other; block 0 starts at the first [MASK] of the batch."""
+    def _plan_blocks(fill, prompt_length, max_new_tokens, block_length) -> tuple[torch.LongTensor, list[int]]:
+        """(first_starts, block_ends): block k ends at `block_ends[k]` for every row and starts at the previous end;
+        block 0 starts at the row's own first position to fill (its first prompt [MASK], else the prompt's end)."""
         length = prompt_length + max_new_tokens
-        masked_positions = fill.any(0).nonzero()
-        first = int(masked_positions[0]) if masked_positions.numel() > 0 else prompt_length
+        positions = torch.arange(length, device=fill.device)
+        first_starts = torch.where(fill, positions, length).min(1).values.clamp(max=prompt_length)
+        first_starts = torch.where(fill.any(1), first_starts, length)
         if block_length is None or max_new_tokens == 0:
-            return [(first, length)]
-        ends = list(range(prompt_length + block_length, length + 1, block_length))
-        return list(zip([first] + ends[:-1], ends))
+            return first_starts, [length]
+        return first_starts, list(range(prompt_length + block_length, length + 1, block_length))
 
-    def _check_diffusion_setup(self, config, canvas, max_new_tokens, blocks, steps, denoiser) -> bool:
-        """Input-dependent checks, before any forward; returns whether the block cache is used."""
+    def _check_diffusion_setup(self, config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
+        """Input-dependent checks, before any forward."""
         check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
-        if steps < len(blocks):
+        if steps < len(block_ends):
             raise ValueError(
-                f"steps={steps} is fewer than the {len(blocks)} blocks; every block needs at least one step. Raise "
+                f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs at least one step. Raise "
                 "`steps` or `block_length`."
             )
         max_positions = getattr(self.config, "max_position_embeddings", None)
@@ -314,15 +261,18 @@ class DiffusionGenerationMixin:
                 f"Prompt + max_new_tokens = {canvas.shape[1]} positions, but the model accepts at most "
                 f"{max_positions} (max_position_embeddings). Shorten the prompt or lower max_new_tokens."
             )
-        if config.cache == "none":
-            return False
-        if not denoiser.supports_cache:
+        if cache.active and not denoiser.supports_cache:
             raise ValueError(
                 f"cache={config.cache!r} needs a denoiser adapter that runs a block cache (such as "
                 f"MDMForMaskedGeneration's); {type(self).__name__} uses the {denoiser.name!r} adapter, which does not. "
                 "Use cache='none'."
             )
-        return True
+        if strategy.revises and not cache.refreshes_revealed:
+            raise ValueError(
+                f"Strategy {strategy.name!r} remasks or edits revealed tokens, but cache={config.cache!r} keeps the "
+                "keys of revealed tokens of the block and would not see the change. Use a cache that recomputes the "
+                "block ('none', 'prefix' or 'dual') or a strategy that never revises."
+            )
 
     def _resolve_eos_and_pad(self, config, device):
         if config.eos_token_id is None:
@@ -358,39 +308,25 @@ class DiffusionGenerationMixin:
                 processors.append(TopPLogitsWarper(config.top_p))
         return processors
 
-    def _denoiser_logits(self, denoiser, canvas, attention_mask, position_ids, rows, keep, block, cache, refresh):
-        """Logits (len(rows), len(keep), vocab) at canvas positions `keep` (inside `block`) for batch rows `rows`."""
-        batch_size = canvas.shape[0]
+    @staticmethod
+    def _denoise_request(state, rows, columns, cache, refresh_cache) -> DenoiseRequest:
+        """The denoiser's inputs for batch rows `rows` and window `columns` of the current block."""
+        batch_size = state.batch_size
+        canvas, attention_mask, position_ids = state.canvas, state.attention_mask, state.position_ids
         if rows.numel() != batch_size:
             canvas, attention_mask, position_ids = canvas[rows], attention_mask[rows], position_ids[rows]
-        return denoiser.logits(canvas, attention_mask, position_ids, keep, block, cache, refresh, rows, batch_size)
-
-    @staticmethod
-    def _propose(logits, row_canvas, processors, noise, strategy, mask_token_id):
-        """Candidates x̂ ~ p(. | x_t) (drawn with `noise`; the argmax when it is None) and the strategy's scores."""
-        num_rows, width, vocab = logits.shape
-        logits = logits.float()
-        logits[..., mask_token_id] = float("-inf")
-        if len(processors) > 0:
-            row_ids = row_canvas.unsqueeze(1).expand(-1, width, -1).reshape(num_rows * width, -1)
-            logits = processors(row_ids, logits.reshape(num_rows * width, vocab)).view(num_rows, width, vocab)
-        probs = logits.softmax(-1)  # once per forward, shared by sampling and the strategy's score
-        candidates = probs.argmax(-1) if noise is None else sample_categorical(probs, noise)
-        return candidates, strategy.score(probs, candidates)
-
-    @staticmethod
-    def _finish_rows(canvas, fill, real, done, positions, eos, pad_token_id, mask_token_id) -> torch.BoolTensor:
-        """Rows with nothing left to fill, or that revealed EOS and everything before it (then pad after EOS)."""
-        length = canvas.shape[1]
-        first_masked = torch.where((canvas == mask_token_id) & real, positions, length).min(1).values
-        finished = done | (first_masked == length)
-        if eos is None:
-            return finished
-        first_eos = torch.where(torch.isin(canvas, eos) & fill, positions, length).min(1).values
-        stopped = ~done & (first_eos < first_masked)
-        # No host sync on stopped.any(): filling an all-false mask is a no-op.
-        canvas.masked_fill_(fill & stopped[:, None] & (positions[None, :] > first_eos[:, None]), pad_token_id)
-        return finished | stopped
+        return DenoiseRequest(
+            input_ids=canvas,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            keep=state.window_start + columns,
+            block_starts=state.block_starts[rows],
+            block_end=state.block_end,
+            rows=rows,
+            batch_size=batch_size,
+            cache=cache,
+            refresh_cache=refresh_cache,
+        )
 
     def adjust_generation_fn(
         self,

@@ -26,6 +26,16 @@ class RowRandomness:
             return torch.rand((rows.numel(), size), generator=self.shared, device=device)
         return torch.stack([torch.rand(size, generator=self.per_row[row], device=device) for row in rows.tolist()])
 
+    def rand_right_aligned(self, rows: torch.LongTensor, widths: torch.LongTensor, size: int, device) -> torch.Tensor:
+        """U(0, 1) noise of shape (len(rows), size) of which row r's generator draws only its last `widths[r]`
+        columns (the rest are 1): a row's draws depend on its own block, not on how far its batch mates' reach."""
+        if self.per_row is None:
+            return torch.rand((rows.numel(), size), generator=self.shared, device=device)
+        noise = torch.ones((rows.numel(), size), device=device)
+        for index, (row, width) in enumerate(zip(rows.tolist(), widths.tolist())):
+            noise[index, size - width :] = torch.rand(width, generator=self.per_row[row], device=device)
+        return noise
+
 
 def sample_categorical(probs: torch.Tensor, uniform: torch.Tensor) -> torch.LongTensor:
     """One draw per position from `probs` (..., V) given U(0, 1) noise (...), by inverting the CDF (much faster than

@@ -10,6 +10,13 @@ every step it calls `select`, which returns the positions to reveal (they take t
   optionally after adding `strategy_temperature` x Gumbel noise to the scores.
 * `threshold`: reveal every position with confidence >= tau, at least the most confident one; runs until the block
   is complete, so the number of forwards adapts.
+* `remdm`: the ancestral sampler with ReMDM remasking: revealed tokens are remasked with a probability sigma derived
+  from the schedule ("cap" and "rescale" bound it, "loop" spends the middle of the grid at fixed alpha).
+* `editing`: confidence ranking plus token editing: a revealed token whose current probability falls below a threshold
+  is replaced by the model's candidate.
+
+Only strategies with `revises = True` (`remdm`, `editing`) ever change a revealed token; the decoder's invariants test
+holds every other one to "a revealed token never changes".
 
 A strategy is one class registered by name: `@register_strategy("name")` adds one without editing the decoder.
 """
@@ -36,6 +43,11 @@ class RevealStep:
     masked: (R, W) positions still masked. scores: (R, W) `score` of the last forward (None if the strategy has none).
     counts: (R,) scheduled reveals when `uses_counts`. t, s: the step goes from time t to time s < t.
     rows: (R,) batch indices of these rows, for `randomness`.
+    widths: (R,) each row's block width; its block is the last `widths[r]` columns of the window (rows whose prompt
+        holds [MASK] start block 0 earlier). None: every row spans the whole window.
+    revealed: (R, W) block positions the decoder filled earlier, which a revising strategy may remask or edit.
+    candidates: (R, W) the candidate tokens of the last forward. current_probs: (R, W) p(current token | x_t) at
+        revealed positions (strategies with `scores_revealed`). step_index, num_steps: k and K of the block's grid.
     """
 
     masked: torch.BoolTensor
@@ -45,6 +57,19 @@ class RevealStep:
     s: float
     rows: torch.LongTensor
     randomness: RowRandomness
+    widths: torch.LongTensor | None = None
+    revealed: torch.BoolTensor | None = None
+    candidates: torch.LongTensor | None = None
+    current_probs: torch.Tensor | None = None
+    step_index: int = 0
+    num_steps: int = 1
+
+    def uniform(self) -> torch.Tensor:
+        """(R, W) U(0, 1) noise; with per-row generators a row's draws depend only on its own block."""
+        width = self.masked.shape[1]
+        if self.widths is None:
+            return self.randomness.rand(self.rows, width, self.masked.device)
+        return self.randomness.rand_right_aligned(self.rows, self.widths, width, self.masked.device)
 
 
 class RevealStrategy:
@@ -58,6 +83,8 @@ class RevealStrategy:
     name: str = "base"
     uses_counts: bool = False
     fixed_steps: bool = True
+    revises: bool = False
+    scores_revealed: bool = False
     config_fields: tuple[str, ...] = ()
 
     def __init__(self, schedule: NoiseSchedule):
@@ -72,6 +99,11 @@ class RevealStrategy:
         """Positions to reveal at this step, a subset of `step.masked`; all of them when `step.s == 0`."""
         raise NotImplementedError
 
+    def revise(self, step: RevealStep) -> tuple[torch.BoolTensor, torch.BoolTensor]:
+        """Strategies with `revises = True`: (remask, edit), subsets of `step.revealed`: positions set back to [MASK]
+        and positions that take their new candidate."""
+        raise NotImplementedError
+
 
 @register_strategy("random")
 class RandomStrategy(RevealStrategy):
@@ -82,13 +114,29 @@ class RandomStrategy(RevealStrategy):
             return step.masked
         t, s = torch.tensor(step.t, dtype=torch.float64), torch.tensor(step.s, dtype=torch.float64)
         probability = float(self.schedule.reveal_probability(t, s))
-        noise = step.randomness.rand(step.rows, step.masked.shape[1], step.masked.device)
-        return step.masked & (noise < probability)
+        return step.masked & (step.uniform() < probability)
+
+
+# Scores closer than this count as equal. A model's forward can differ in the last bits between batch sizes (BLAS
+# kernels), which would otherwise reorder scores that are equal in exact arithmetic (an all-[MASK] canvas gives every
+# position the same score) and make a row's output depend on its batch mates.
+TIE_TOLERANCE = 1e-5
+
+
+def top_positions(key: torch.Tensor, masked: torch.BoolTensor, counts: torch.LongTensor) -> torch.BoolTensor:
+    """The `counts[r]` masked positions of highest `key` per row; keys within `TIE_TOLERANCE` of the cut-off value are
+    ties, and ties go to the leftmost positions."""
+    key = key.masked_fill(~masked, float("-inf"))
+    cutoff = key.sort(dim=-1, descending=True).values.gather(1, (counts - 1).clamp(min=0)[:, None])
+    sure = masked & (key > cutoff + TIE_TOLERANCE)
+    tied = masked & ~sure & (key >= cutoff - TIE_TOLERANCE)
+    room = counts[:, None] - sure.sum(1, keepdim=True)
+    return (sure | (tied & (tied.long().cumsum(1) <= room))) & (counts[:, None] > 0)
 
 
 class RankedStrategy(RevealStrategy):
-    """Reveal the `counts` highest-scoring masked positions; ties go to the leftmost position. `strategy_temperature`
-    scales Gumbel noise added to the scores (0: deterministic ranking)."""
+    """Reveal the `counts` highest-scoring masked positions; ties (within `TIE_TOLERANCE`) go to the leftmost
+    position. `strategy_temperature` scales Gumbel noise added to the scores (0: deterministic ranking)."""
 
     uses_counts = True
     config_fields = ("strategy_temperature",)
@@ -100,15 +148,10 @@ class RankedStrategy(RevealStrategy):
     def select(self, step):
         key = step.scores.float()
         if self.strategy_temperature > 0:
-            uniform = step.randomness.rand(step.rows, key.shape[1], key.device)
+            uniform = step.uniform()
             gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
             key = key + self.strategy_temperature * gumbel
-        key = key.masked_fill(~step.masked, float("-inf"))
-        order = key.argsort(dim=-1, descending=True, stable=True)
-        ranks = torch.empty_like(order).scatter_(
-            1, order, torch.arange(key.shape[1], device=key.device).expand_as(order)
-        )
-        return step.masked & (ranks < step.counts[:, None])
+        return top_positions(key, step.masked, step.counts)
 
 
 @register_strategy("confidence")
@@ -149,21 +192,120 @@ class ThresholdStrategy(ConfidenceStrategy):
         self.threshold = threshold
 
     def select(self, step):
-        scores = step.scores.float().masked_fill(~step.masked, float("-inf"))
+        scores = step.scores.float()
         reveal = step.masked & (scores >= self.threshold)
-        best = torch.zeros_like(reveal).scatter_(1, scores.argmax(dim=-1, keepdim=True), True)
-        return reveal | (best & step.masked & ~reveal.any(dim=-1, keepdim=True))
+        best = top_positions(scores, step.masked, torch.ones_like(step.rows))
+        return reveal | (best & ~reveal.any(dim=-1, keepdim=True))
+
+
+REMASKING_SCHEDULES = ("cap", "rescale", "loop")
+
+
+@register_strategy("remdm")
+class RemaskingStrategy(RevealStrategy):
+    r"""
+    ReMDM (Wang et al. 2025): the ancestral sampler with remasking. Between t and s < t a revealed token is set back
+    to [MASK] with probability sigma, and a masked one is revealed with probability
+
+        (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t),      0 <= sigma <= sigma_max = min(1, (1 - alpha_s) / alpha_t),
+
+    which keeps the forward process's marginals (sigma = 0 is the `random` strategy). At s = 0, sigma_max = 0 and every
+    position is revealed, so the block ends complete. Variants (`remask_schedule`):
+
+    * `cap`: sigma = min(eta, sigma_max);
+    * `rescale`: sigma = eta * sigma_max;
+    * `loop`: the block's grid u: 1 -> 0 is mapped to model time tau(u) = u above `t_on`, frozen at `t_on` for
+      `t_off` <= u < `t_on` (there alpha_s = alpha_t, sigma = min(eta, (1 - alpha_t) / alpha_t), so tokens are
+      remasked and revealed at a constant noise level), and tau = u t_on / t_off below `t_off`; sigma = 0 outside
+      the loop.
+
+    Args:
+        eta (`float`, defaults to 0.02): the remasking strength, in [0, 1].
+        remask_schedule (`str`, defaults to `"cap"`): `cap`, `rescale` or `loop`.
+        t_on, t_off (`float`, default 0.55 and 0.05): the loop's window of the grid, 0 < t_off < t_on < 1.
+    """
+
+    revises = True
+
+    def __init__(self, schedule, eta: float = 0.02, remask_schedule: str = "cap", t_on: float = 0.55,
+                 t_off: float = 0.05):  # fmt: skip
+        super().__init__(schedule)
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
+            raise ValueError(f"remdm needs a remasking probability eta in [0, 1], got eta={eta!r}; ReMDM uses 0.02.")
+        if remask_schedule not in REMASKING_SCHEDULES:
+            raise ValueError(f"remdm's remask_schedule must be one of {REMASKING_SCHEDULES}, got {remask_schedule!r}.")
+        if not 0.0 < t_off < t_on < 1.0:
+            raise ValueError(f"remdm's loop needs 0 < t_off < t_on < 1, got t_off={t_off!r}, t_on={t_on!r}.")
+        self.eta, self.remask_schedule, self.t_on, self.t_off = float(eta), remask_schedule, t_on, t_off
+
+    def model_times(self, t: float, s: float) -> tuple[float, float]:
+        """The step's (t, s) on the model's time axis: the grid itself, or its `loop` remapping."""
+        if self.remask_schedule != "loop":
+            return t, s
+
+        def tau(u):
+            return u if u >= self.t_on else (self.t_on if u >= self.t_off else u * self.t_on / self.t_off)
+
+        return tau(t), tau(s)
+
+    def probabilities(self, step: RevealStep) -> tuple[float, float]:
+        """(reveal probability of a masked token, remask probability sigma of a revealed one) for this step."""
+        t, s = self.model_times(step.t, step.s)
+        alpha_t, alpha_s = (float(self.schedule.alpha(torch.tensor(x, dtype=torch.float64))) for x in (t, s))
+        if s <= 0.0 or alpha_t >= 1.0:
+            return 1.0, 0.0
+        sigma_max = min(1.0, (1.0 - alpha_s) / alpha_t) if alpha_t > 0.0 else 1.0
+        if self.remask_schedule == "rescale":
+            sigma = self.eta * sigma_max
+        elif self.remask_schedule == "loop" and not self.t_off <= step.t < self.t_on:
+            sigma = 0.0
+        else:
+            sigma = min(self.eta, sigma_max)
+        reveal = (alpha_s - (1.0 - sigma) * alpha_t) / (1.0 - alpha_t)
+        return min(max(reveal, 0.0), 1.0), sigma
+
+    def select(self, step):
+        reveal, _ = self.probabilities(step)
+        return step.masked & (step.uniform() < reveal)
+
+    def revise(self, step):
+        _, sigma = self.probabilities(step)
+        remask = step.revealed & (step.uniform() < sigma) if sigma > 0.0 else torch.zeros_like(step.revealed)
+        return remask, torch.zeros_like(step.revealed)
+
+
+@register_strategy("editing")
+class EditingStrategy(ConfidenceStrategy):
+    """Confidence ranking plus token editing (LLaDA 2.x): after each forward, a revealed token of the block whose
+    current probability p(x_i = current | x_t) is below `edit_threshold` is replaced by the model's candidate for
+    that position (when the candidate differs). Reveals follow the scheduled counts, so the block ends complete."""
+
+    revises = True
+    scores_revealed = True
+    config_fields = ("strategy_temperature",)
+
+    def __init__(self, schedule, strategy_temperature: float = 0.0, edit_threshold: float = 0.5):
+        super().__init__(schedule, strategy_temperature)
+        if isinstance(edit_threshold, bool) or not 0.0 <= edit_threshold <= 1.0:
+            raise ValueError(f"editing needs edit_threshold in [0, 1], got {edit_threshold!r}.")
+        self.edit_threshold = edit_threshold
+
+    def revise(self, step):
+        return torch.zeros_like(step.revealed), step.revealed & (step.current_probs < self.edit_threshold)
 
 
 __all__ = [
     "STRATEGIES",
     "ConfidenceStrategy",
+    "EditingStrategy",
+    "RemaskingStrategy",
     "EntropyStrategy",
     "MarginStrategy",
     "RandomStrategy",
     "RankedStrategy",
     "RevealStep",
     "RevealStrategy",
+    "TIE_TOLERANCE",
     "ThresholdStrategy",
     "get_strategy",
     "register_strategy",

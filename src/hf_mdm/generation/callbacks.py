@@ -1,0 +1,69 @@
+"""Per-step callbacks of `generate()`: what happens around the sampler without being part of it.
+
+A callback gets the `DiffusionState` at the start, after every reverse step, at the end of every block and at the end
+of decoding. `HistoryCallback` keeps the canvas after every step (`output_history=True`); `StreamerCallback` feeds a
+transformers streamer (`streamer=`): the prompt first, a draft after every step when the streamer has `put_draft`
+(e.g. `TextDiffusionStreamer`), each finished block, then `end()`.
+"""
+
+import torch
+
+from .state import DiffusionState
+
+
+class DecodingCallback:
+    """Base class: override the hooks you need."""
+
+    def on_start(self, state: DiffusionState) -> None:
+        pass
+
+    def on_step(self, state: DiffusionState) -> None:
+        pass
+
+    def on_block_end(self, state: DiffusionState) -> None:
+        pass
+
+    def on_end(self, state: DiffusionState) -> None:
+        pass
+
+
+class HistoryCallback(DecodingCallback):
+    """`history`: the canvas after every step, one (batch, length) tensor per step."""
+
+    def __init__(self):
+        self.history: list[torch.LongTensor] = []
+
+    def on_step(self, state):
+        self.history.append(state.canvas.clone())
+
+
+class StreamerCallback(DecodingCallback):
+    """Drive a transformers `BaseStreamer`: finished text left to right, drafts of the current block in between."""
+
+    def __init__(self, streamer):
+        self.streamer = streamer
+        self.streamed_until = 0
+
+    def on_start(self, state):
+        self.streamed_until = state.prompt_length
+        self.streamer.put(state.canvas[:, : state.prompt_length].cpu())
+
+    def on_step(self, state):
+        if not hasattr(self.streamer, "put_draft"):
+            return
+        draft = state.canvas.clone()
+        draft[:, state.window] = torch.where(state.masked(), state.candidates, state.canvas[:, state.window])
+        self.streamer.put_draft(value=draft[:, state.prompt_length :].cpu())
+
+    def on_block_end(self, state):
+        if state.block_end > self.streamed_until:
+            self.streamer.put(state.canvas[:, self.streamed_until : state.block_end].cpu())
+            self.streamed_until = state.block_end
+
+    def on_end(self, state):
+        if self.streamed_until < state.canvas.shape[1]:
+            self.streamer.put(state.canvas[:, self.streamed_until :].cpu())
+        self.streamer.end()
+
+
+__all__ = ["DecodingCallback", "HistoryCallback", "StreamerCallback"]

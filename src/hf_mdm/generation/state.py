@@ -1,0 +1,80 @@
+"""DiffusionState: everything decoding carries from one reverse step to the next, for a batch of B rows.
+
+The canvas is (B, L): the prompt, then `max_new_tokens` positions, [MASK] where still unknown. Blocks are decoded one
+after the other; block k ends at the same canvas position for every row, and it starts at the previous block's end,
+except block 0, which starts at each row's own first position to fill (its first prompt [MASK], else the first
+generated position). The per-block tensors cover the window [min over rows of the block start, block end); a row's
+own block is the last `widths[r]` columns of that window, so nothing a row sees depends on its batch mates.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class DiffusionState:
+    r"""
+    canvas, attention_mask, position_ids: (B, L). fill: (B, L) positions generate() fills (prompt [MASK] and the
+    generated region, real tokens only). done: (B,) rows with nothing left to do. nfe: (B,) forwards per row.
+    steps_per_block: (B, num_blocks) steps each row went through per block.
+
+    Current block: `block_index`, `block_starts` (B,) and `block_end`, `window_start` (their minimum), `num_steps` K
+    and `step` k (the step runs t_k -> t_{k+1}); `candidates` (B, W) and `scores` (B, W) from each row's last forward,
+    `current_probs` (B, W) p(current token) at revealed positions (for strategies that edit), `stale` (B,) rows whose
+    canvas changed since their last forward, `counts` (B, K) scheduled reveals.
+    """
+
+    canvas: torch.LongTensor
+    attention_mask: torch.LongTensor
+    position_ids: torch.LongTensor
+    fill: torch.BoolTensor
+    mask_token_id: int
+    prompt_length: int
+    done: torch.BoolTensor
+    nfe: torch.LongTensor
+    steps_per_block: torch.LongTensor
+    block_index: int = -1
+    block_starts: torch.LongTensor | None = None
+    block_end: int = 0
+    window_start: int = 0
+    num_steps: int = 0
+    step: int = 0
+    candidates: torch.LongTensor | None = None
+    scores: torch.Tensor | None = None
+    current_probs: torch.Tensor | None = None
+    stale: torch.BoolTensor | None = None
+    counts: torch.LongTensor | None = None
+    positions: torch.LongTensor = field(init=False)
+
+    def __post_init__(self):
+        self.positions = torch.arange(self.canvas.shape[1], device=self.canvas.device)
+
+    @property
+    def batch_size(self) -> int:
+        return self.canvas.shape[0]
+
+    @property
+    def window(self) -> slice:
+        return slice(self.window_start, self.block_end)
+
+    @property
+    def widths(self) -> torch.LongTensor:
+        """(B,) each row's block width."""
+        return self.block_end - self.block_starts
+
+    def in_block(self) -> torch.BoolTensor:
+        """(B, W) window positions inside the row's own block and real (not padding)."""
+        inside = self.positions[self.window][None, :] >= self.block_starts[:, None]
+        return inside & self.attention_mask[:, self.window].bool()
+
+    def masked(self) -> torch.BoolTensor:
+        """(B, W) positions of the row's block still holding [MASK]."""
+        return (self.canvas[:, self.window] == self.mask_token_id) & self.in_block()
+
+    def revealed(self) -> torch.BoolTensor:
+        """(B, W) positions of the row's block that decoding filled and that no longer hold [MASK]."""
+        return self.fill[:, self.window] & self.in_block() & (self.canvas[:, self.window] != self.mask_token_id)
+
+
+__all__ = ["DiffusionState"]
