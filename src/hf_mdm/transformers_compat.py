@@ -100,9 +100,14 @@ def causal_mask(config, inputs_embeds, attention_mask, cache, position_ids):
 
 
 # --- Attention registry (ALL_ATTENTION_FUNCTIONS, since 4.48; `config._attn_implementation` is private) -------------
+def attention_implementation(config) -> str | None:
+    """The name of the attention backend a model config selects ("sdpa", "eager", ...), None when it has none."""
+    return getattr(config, "_attn_implementation", None)
+
+
 def attention_function(config):
     """The attention kernel the config selects (eager, sdpa, flash, flex, kernels), LLaMA's eager one by default."""
-    return ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
+    return ALL_ATTENTION_FUNCTIONS.get_interface(attention_implementation(config), eager_attention_forward)
 
 
 # --- Cache subclassing (transformers.cache_utils.Cache, layer-based since 4.56) --------------------------------------
@@ -171,6 +176,7 @@ __all__ = [
     "accepts_legacy_cache_name",
     "apply_rotary_pos_emb",
     "attention_function",
+    "attention_implementation",
     "bidirectional_mask",
     "cache_keyword",
     "can_return_tuple",

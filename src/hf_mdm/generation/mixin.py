@@ -16,7 +16,7 @@ from transformers.generation.streamers import BaseStreamer
 from transformers.utils import logging
 
 from ..schedules import get_schedule
-from ..transformers_compat import generation_config_load_kwargs
+from ..transformers_compat import attention_implementation, generation_config_load_kwargs
 from .caches import CACHES
 from .callbacks import HistoryCallback, StreamerCallback
 from .configuration import DiffusionGenerationConfig, check_block_length
@@ -104,7 +104,7 @@ class DiffusionGenerationMixin:
         strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
         cache = CACHES.build(config.cache)
         self._check_diffusion_setup(config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
-        eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device)
+        eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device, mask_token_id)
         sampler = DiffusionSampler(
             strategy,
             get_reveal_count_rule(config.reveal_counts, **(config.reveal_counts_kwargs or {})),
@@ -150,7 +150,8 @@ class DiffusionGenerationMixin:
             for callback in callbacks:
                 callback.on_block_end(state)
 
-        # 3. Finish: the callbacks' last word, then the canvas (and the counters) as the output.
+        # 3. Finish: refuse a run that met non-finite probabilities, the callbacks' last word, then the output.
+        self._check_finite(state)
         for callback in callbacks:
             callback.on_end(state)
         if not config.return_dict_in_generate:
@@ -182,10 +183,27 @@ class DiffusionGenerationMixin:
         if input_ids is None:
             batch_size = len(generator) if isinstance(generator, (list, tuple)) else 1
             input_ids = torch.zeros((batch_size, 0), dtype=torch.long, device=self.device)
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
+        if generator is not None and not isinstance(generator, (torch.Generator, list, tuple)):
+            raise TypeError(
+                f"`generator` must be a torch.Generator or a list of them (one per row), got "
+                f"{type(generator).__name__}; pass torch.Generator().manual_seed({generator!r}) instead of a seed."
+            )
+        if (
+            not isinstance(input_ids, torch.Tensor)
+            or input_ids.dim() != 2
+            or input_ids.is_floating_point()
+            or input_ids.dtype == torch.bool
+        ):
             raise ValueError(
-                "`input_ids` must be a 2-D LongTensor (batch, length); add a batch dimension with input_ids[None] "
-                "or tokenize with return_tensors='pt'."
+                "`input_ids` must be a 2-D integer tensor (batch, length) of token ids; add a batch dimension with "
+                "input_ids[None] or tokenize with return_tensors='pt'."
+            )
+        input_ids = input_ids.long()
+        vocab_size = getattr(self.config, "vocab_size", None)
+        if input_ids.numel() and vocab_size is not None and bool(((input_ids < 0) | (input_ids >= vocab_size)).any()):
+            raise ValueError(
+                f"`input_ids` hold ids outside the model's vocabulary 0..{vocab_size - 1} (min {int(input_ids.min())}, "
+                f"max {int(input_ids.max())}); encode the prompt with this model's tokenizer."
             )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -193,6 +211,11 @@ class DiffusionGenerationMixin:
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has shape "
                 f"{tuple(input_ids.shape)}; pass the mask the tokenizer returned with these ids."
+            )
+        elif attention_mask.numel() and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise ValueError(
+                "`attention_mask` must hold only 0 (padding) and 1 (real token); soft or additive masks are not "
+                "supported by generate(). Pass the mask the tokenizer returned."
             )
         attention_mask = attention_mask.to(device=input_ids.device, dtype=torch.long)
         if input_ids.shape[1] > 0 and bool((attention_mask[:, -1] == 0).any()):
@@ -207,8 +230,14 @@ class DiffusionGenerationMixin:
 
     def _resolve_mask_token_id(self, config) -> int:
         mask_token_id = config.mask_token_id
+        model_mask_token_id = getattr(self.config, "mask_token_id", None)
         if mask_token_id is None:
-            mask_token_id = getattr(self.config, "mask_token_id", None)
+            mask_token_id = model_mask_token_id
+        elif model_mask_token_id is not None and mask_token_id != model_mask_token_id:
+            raise ValueError(
+                f"mask_token_id={mask_token_id} differs from the model config's mask_token_id={model_mask_token_id}: "
+                "the model was trained to denoise the config's [MASK]. Drop the argument (or fix the config)."
+            )
         if mask_token_id is None:
             raise ValueError(
                 "No [MASK] token id: set `mask_token_id` in the model config or generation config, or pass it: "
@@ -274,7 +303,7 @@ class DiffusionGenerationMixin:
                 "block ('none', 'prefix' or 'dual') or a strategy that never revises."
             )
 
-    def _resolve_eos_and_pad(self, config, device):
+    def _resolve_eos_and_pad(self, config, device, mask_token_id):
         if config.eos_token_id is None:
             return None, config.pad_token_id
         eos = torch.tensor(config.eos_token_id, device=device).reshape(-1)
@@ -283,6 +312,17 @@ class DiffusionGenerationMixin:
             pad_token_id = int(eos[0])
             logger.warning_once(
                 f"`pad_token_id` is not set: positions after EOS are filled with eos ({pad_token_id})."
+            )
+        vocab_size = getattr(self.config, "vocab_size", None)
+        if vocab_size is not None and not 0 <= pad_token_id < vocab_size:
+            raise ValueError(
+                f"pad_token_id={pad_token_id} is outside the model's vocabulary (vocab_size={vocab_size}); pass the "
+                "tokenizer's pad_token_id."
+            )
+        if pad_token_id == mask_token_id:
+            raise ValueError(
+                f"pad_token_id={pad_token_id} is the [MASK] id: positions after EOS would look undecoded. Pass the "
+                "tokenizer's pad_token_id (or its eos_token_id)."
             )
         return eos, pad_token_id
 
@@ -307,6 +347,17 @@ class DiffusionGenerationMixin:
             if config.top_p is not None and config.top_p < 1.0:
                 processors.append(TopPLogitsWarper(config.top_p))
         return processors
+
+    def _check_finite(self, state) -> None:
+        """One check per call (no sync per step): NaN / inf in p(. | x_t) means the tokens are garbage."""
+        if bool(state.non_finite.any()):
+            rows = state.non_finite.nonzero().squeeze(1).tolist()
+            backend = attention_implementation(self.config)
+            raise ValueError(
+                f"The model (attention {backend!r}, dtype {self.dtype}) or a logits processor produced NaN or infinite "
+                f"logits, or removed every token, for rows {rows}; the generated tokens would be meaningless. Try "
+                "attn_implementation='eager' or float32, and check the logits processors."
+            )
 
     @staticmethod
     def _denoise_request(state, rows, columns, cache, refresh_cache) -> DenoiseRequest:

@@ -85,8 +85,21 @@ class DiffusionSampler:
         logits[..., state.mask_token_id] = float("-inf")
         if len(self.processors) > 0:
             row_ids = state.canvas[rows].unsqueeze(1).expand(-1, width, -1).reshape(num_rows * width, -1)
-            logits = self.processors(row_ids, logits.reshape(num_rows * width, vocab)).view(num_rows, width, vocab)
+            processed = self.processors(row_ids, logits.reshape(num_rows * width, vocab))
+            if processed.shape != (num_rows * width, vocab):
+                raise ValueError(
+                    f"A logits processor returned shape {tuple(processed.shape)}; it must return the scores it got, "
+                    f"shape {(num_rows * width, vocab)} (one row per scored position)."
+                )
+            logits = processed.view(num_rows, width, vocab)
         probs = logits.softmax(-1)  # once per forward, shared by sampling and the strategy's score
+        # NaN / inf (or every token removed): flagged without a sync, refused by generate() once at the end; until
+        # then such a position gets a one-hot on a non-[MASK] token, so that every strategy still terminates.
+        finite = torch.isfinite(probs).all(-1, keepdim=True)
+        state.non_finite[rows] |= ~finite.squeeze(-1).all(-1)
+        placeholder = torch.zeros_like(probs[0, 0])
+        placeholder[(state.mask_token_id + 1) % vocab] = 1.0
+        probs = torch.where(finite, probs, placeholder)
         if self.do_sample:
             # noise for the row's whole block, so that its draws do not depend on which columns its mates need
             window = state.block_end - state.window_start

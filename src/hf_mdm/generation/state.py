@@ -22,7 +22,8 @@ class DiffusionState:
     Current block: `block_index`, `block_starts` (B,) and `block_end`, `window_start` (their minimum), `num_steps` K
     and `step` k (the step runs t_k -> t_{k+1}); `candidates` (B, W) and `scores` (B, W) from each row's last forward,
     `current_probs` (B, W) p(current token) at revealed positions (for strategies that edit), `stale` (B,) rows whose
-    canvas changed since their last forward, `counts` (B, K) scheduled reveals.
+    canvas changed since their last forward, `counts` (B, K) scheduled reveals. `non_finite` (B,): rows whose
+    p(. | x_t) held NaN or inf in some forward (checked once, at the end of decoding).
     """
 
     canvas: torch.LongTensor
@@ -46,9 +47,11 @@ class DiffusionState:
     stale: torch.BoolTensor | None = None
     counts: torch.LongTensor | None = None
     positions: torch.LongTensor = field(init=False)
+    non_finite: torch.BoolTensor = field(init=False)
 
     def __post_init__(self):
         self.positions = torch.arange(self.canvas.shape[1], device=self.canvas.device)
+        self.non_finite = torch.zeros_like(self.done)
 
     @property
     def batch_size(self) -> int:
