@@ -38,7 +38,7 @@ BAD_GENERATE_ARGUMENTS = [
     (dict(stepz=3), "unexpected arguments"),
     (dict(generator=[torch.Generator()]), "one generator per row"),
     (dict(attention_mask=torch.ones(2, 4, dtype=torch.long)), "attention_mask has shape"),
-    (dict(input_ids=torch.tensor([1, 2, 3])), "2-D LongTensor"),
+    (dict(input_ids=torch.tensor([1, 2, 3])), "2-D integer tensor"),
 ]
 
 

@@ -233,11 +233,6 @@ class DiffusionGenerationMixin:
         model_mask_token_id = getattr(self.config, "mask_token_id", None)
         if mask_token_id is None:
             mask_token_id = model_mask_token_id
-        elif model_mask_token_id is not None and mask_token_id != model_mask_token_id:
-            raise ValueError(
-                f"mask_token_id={mask_token_id} differs from the model config's mask_token_id={model_mask_token_id}: "
-                "the model was trained to denoise the config's [MASK]. Drop the argument (or fix the config)."
-            )
         if mask_token_id is None:
             raise ValueError(
                 "No [MASK] token id: set `mask_token_id` in the model config or generation config, or pass it: "
@@ -249,6 +244,11 @@ class DiffusionGenerationMixin:
             raise ValueError(
                 f"mask_token_id={mask_token_id} is outside the model's vocabulary (vocab_size={vocab_size}); pass the "
                 "tokenizer's mask_token_id."
+            )
+        if model_mask_token_id is not None and mask_token_id != model_mask_token_id:
+            raise ValueError(
+                f"mask_token_id={mask_token_id} differs from the model config's mask_token_id={model_mask_token_id}: "
+                "the model was trained to denoise the config's [MASK]. Drop the argument (or fix the config)."
             )
         return mask_token_id
 
