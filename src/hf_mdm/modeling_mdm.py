@@ -20,7 +20,12 @@ from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .remote_code import write_remote_code
-from .training.masked_diffusion_loss import check_diffusion_times, masked_diffusion_loss
+from .training.masked_diffusion_loss import (
+    check_diffusion_times,
+    check_loss_inputs,
+    check_token_id_dtype,
+    masked_diffusion_loss,
+)
 from .transformers_compat import (
     Cache,
     GradientCheckpointingLayer,
@@ -195,6 +200,7 @@ class MDMModel(MDMPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
         if inputs_embeds is None:
+            check_token_id_dtype("input_ids", input_ids)
             inputs_embeds = self.embed_tokens(input_ids)
         seq_length = inputs_embeds.shape[1]
         if seq_length == 0:
@@ -356,8 +362,23 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                     f"labels have shape {tuple(labels.shape)} but input_ids have shape {tuple(reference.shape)}; "
                     "they must match (-100 where a position is not scored)."
                 )
+            check_token_id_dtype("labels", labels)
             if t is not None:
                 check_diffusion_times(t, labels.shape[0])
+            elif self.config.loss_weighting == "elbo":
+                raise ValueError(
+                    "The ELBO loss needs the diffusion time `t` of each row (DataCollatorForMaskedDiffusion returns "
+                    "it); pass `t=` or build the model with loss_weighting='uniform'."
+                )
+            # Values (ids in range, t in (0, 1], counts) with a single device sync, before the stack runs.
+            check_loss_inputs(
+                labels,
+                self.config.vocab_size,
+                t=t,
+                num_items_in_batch=num_items_in_batch,
+                input_ids=input_ids,
+                mask_token_id=self.config.mask_token_id,
+            )
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -387,6 +408,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 attention_mask=attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None,
                 schedule=self.config.noise_schedule,
                 weighting=self.config.loss_weighting,
+                check_inputs=False,
             )
         return MaskedDiffusionOutput(
             loss=loss,
