@@ -1,10 +1,12 @@
 """DataCollatorForMaskedDiffusion: pad a batch, draw a diffusion time per row and mask tokens accordingly."""
 
+import hashlib
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from accelerate.state import GradientState
 from transformers import PreTrainedTokenizerBase
 
 from ..schedules import NoiseSchedule, get_schedule
@@ -23,8 +25,13 @@ class DataCollatorForMaskedDiffusion:
 
     The affine map keeps t uniform on [eps, 1) instead of clipping, which would put a point mass at the largest weight
     w(eps). Pad tokens are never masked; with `prompt_length` or `prompt_mask` in an example, its prompt is never
-    masked either (instruction tuning). Randomness comes from `generator` when given, else from torch's global RNG,
-    which the Trainer seeds and restores on `resume_from_checkpoint`.
+    masked either (instruction tuning).
+
+    Randomness: with `generator`, every draw comes from it (a stream: each call advances it). Otherwise, while an
+    epoch is known, each batch draws from its own generator seeded with SHA-256(seed, epoch, the batch's ids), so a
+    batch is noised identically however the run reached it (in order, or after the Trainer skipped batches on
+    `resume_from_checkpoint`); the epoch is the one `set_epoch` gave, else that of the accelerate dataloader
+    collating (the Trainer's, in the main process). With neither, draws come from torch's global RNG.
 
     Examples are dicts with `input_ids` (lists or tensors; optional `attention_mask`) or with a `text` string, which is
     tokenized (truncated to `max_length` when set). Returns `input_ids` (masked), `attention_mask`, `labels` (original
@@ -39,9 +46,11 @@ class DataCollatorForMaskedDiffusion:
     max_length: int | None = None
     pad_to_multiple_of: int | None = None
     generator: torch.Generator | None = None
+    seed: int = 0
     return_tensors: str = "pt"
     noise_schedule: NoiseSchedule = field(init=False, repr=False)
     _encodable_characters: set = field(default_factory=set, init=False, repr=False)
+    _epoch: int | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if getattr(self.tokenizer, "mask_token_id", None) is None:
@@ -82,21 +91,37 @@ class DataCollatorForMaskedDiffusion:
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         prompt_mask = self._pad_like(prompt_masks, input_ids.shape[1])
 
-        t = self.sample_t(input_ids.shape[0])
+        generator = self._batch_generator(input_ids)
+        t = self.sample_t(input_ids.shape[0], generator)
         maskable = attention_mask.bool() & ~prompt_mask
-        draw = torch.rand(input_ids.shape, generator=self.generator)
+        draw = torch.rand(input_ids.shape, generator=generator)
         masked = (draw < self.noise_schedule.mask_probability(t)[:, None]) & maskable
         labels = torch.where(masked, input_ids, IGNORE_INDEX)
         noisy_ids = torch.where(masked, self.tokenizer.mask_token_id, input_ids)
         return {"input_ids": noisy_ids, "attention_mask": attention_mask, "labels": labels, "t": t}
 
-    def sample_t(self, batch_size: int) -> torch.Tensor:
+    def sample_t(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Diffusion times in [eps, 1), stratified across the batch when `antithetic`."""
+        generator = generator if generator is not None else self.generator
         if self.antithetic:
-            u = (torch.rand(1, generator=self.generator) + torch.arange(batch_size) / batch_size) % 1.0
+            u = (torch.rand(1, generator=generator) + torch.arange(batch_size) / batch_size) % 1.0
         else:
-            u = torch.rand(batch_size, generator=self.generator)
+            u = torch.rand(batch_size, generator=generator)
         return self.eps + (1.0 - self.eps) * u
+
+    def set_epoch(self, epoch: int) -> None:
+        """Key the noise of the batches that follow to `epoch` (for loops other than accelerate's or the Trainer's)."""
+        self._epoch = int(epoch)
+
+    def _batch_generator(self, input_ids: torch.Tensor) -> torch.Generator | None:
+        """The generator this batch draws from (see the class docstring); None for torch's global RNG."""
+        if self.generator is not None:
+            return self.generator
+        epoch = self._epoch if self._epoch is not None else collating_epoch()
+        if epoch is None:
+            return None
+        key = f"{self.seed}/{epoch}/{tuple(input_ids.shape)}/".encode() + input_ids.numpy().tobytes()
+        return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
 
     def _tokenized(self, example: dict[str, Any]) -> dict[str, list[int]]:
         if "input_ids" in example:
@@ -209,3 +234,13 @@ class DataCollatorForMaskedDiffusion:
             else:
                 padded[i, : len(row)] = row
         return padded
+
+
+def collating_epoch() -> int | None:
+    """The epoch of the accelerate dataloader being iterated in this process (the Trainer's), else None.
+
+    In a dataloader worker process the copy of that state may be stale (persistent workers), so it is not used there.
+    """
+    if torch.utils.data.get_worker_info() is not None:
+        return None
+    return getattr(GradientState().active_dataloader, "iteration", None)
