@@ -164,8 +164,10 @@ def sweep_steps(
     rows = []
     if output_path is not None:
         identity = sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model)
-        rows = open_resume_file(output_path, identity, resume, write=state.is_main_process)
-        state.wait_for_everyone()
+        # The main process checks and rewrites the file first; the others then read the file it wrote.
+        with state.main_process_first():
+            main = state.is_main_process
+            rows = open_resume_file(output_path, identity, resume=resume or not main, write=main)
     finished = {cell_key(row) for row in rows}
     pending = [cell for cell in cells if cell not in finished]
 

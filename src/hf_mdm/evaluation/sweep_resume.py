@@ -24,20 +24,29 @@ CHECKSUM_KEY = "checksum"
 CELL_KEYS = ("strategy", "length", "steps")
 
 
-def _feed(digest, value, seen: set) -> None:
-    """Feed a canonical byte form of `value` to `digest` (weights, tensors, datasets, callables, plain objects)."""
+def _feed(digest, value, seen: dict) -> None:
+    """Feed a canonical byte form of `value` to `digest` (weights, tensors, datasets, callables, plain objects).
+
+    `seen` maps id -> object for the objects already fed (cycles are fed once); holding the objects keeps their ids
+    from being reused by temporaries."""
     if isinstance(value, (str, int, float, bool, type(None))):
         digest.update(repr(value).encode())
         return
     if id(value) in seen:
         return
-    seen.add(id(value))
+    seen[id(value)] = value
     digest.update(type(value).__qualname__.encode())
-    if isinstance(value, torch.nn.Module):
-        _feed(digest, value.state_dict(), seen)
+    if isinstance(value, torch.nn.Module):  # weights: bit for bit
+        for name, tensor in value.state_dict().items():
+            digest.update(f"{name}{tensor.dtype}{tuple(tensor.shape)}".encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     elif isinstance(value, torch.Tensor):
+        # Other tensors may be derived with run-to-run rounding differences (e.g. a language's stationary
+        # distribution): floats are compared at float32 with the 8 lowest mantissa bits dropped (~1e-5 relative).
         tensor = value.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{tensor.dtype}{tuple(value.shape)}".encode())
+        if tensor.is_floating_point():
+            tensor = tensor.to(torch.float32).view(torch.int32) & -256
         digest.update(tensor.view(torch.uint8).numpy().tobytes())
     elif isinstance(value, Dataset):
         digest.update(value._fingerprint.encode())
@@ -62,7 +71,7 @@ def _feed(digest, value, seen: set) -> None:
 def fingerprint(value) -> str:
     """Hex SHA-256 of `value`'s content (for a model: its weights)."""
     digest = hashlib.sha256()
-    _feed(digest, value, set())
+    _feed(digest, value, {})
     return digest.hexdigest()
 
 
