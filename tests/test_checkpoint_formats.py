@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
 
 from hf_mdm import MDMConfig, MDMForMaskedGeneration
+from hf_mdm.weight_files import sha256_of_file, verify_sha256
+
+from .conftest import tiny_config
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -105,8 +108,6 @@ def test_weights_that_do_not_fit_the_format_fail_loudly(tmp_path):
     shutil.copytree(FIXTURES / "dream-tiny", tmp_path / "dream")
     weights = load_file(tmp_path / "dream" / "model.safetensors")
     weights["model.layers.0.self_attn.q_norm.weight"] = weights.pop("model.layers.0.self_attn.q_proj.bias")
-    from safetensors.torch import save_file
-
     save_file(weights, tmp_path / "dream" / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ValueError, match="does not match the Dream layout"):
         MDMForMaskedGeneration.from_pretrained(tmp_path / "dream")
@@ -124,3 +125,66 @@ def test_dream_folder_with_a_contradicting_shift_is_refused(tmp_path):
 def test_mdm_config_is_passed_through_untouched(tmp_path, config):
     MDMForMaskedGeneration(config).save_pretrained(tmp_path)
     assert isinstance(MDMForMaskedGeneration.from_pretrained(tmp_path, config=config).config, MDMConfig)
+
+
+def saved_mdm_folder(path):
+    MDMForMaskedGeneration(tiny_config()).save_pretrained(path)
+    return path
+
+
+def rewrite_weights(folder, change):
+    weights = load_file(folder / "model.safetensors")
+    change(weights)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda weights: weights.pop("model.layers.1.mlp.up_proj.weight"),
+        lambda weights: weights.update({"model.layers.0.extra.weight": torch.zeros(2)}),
+    ],
+    ids=["missing_weight", "extra_weight"],
+)
+def test_mdm_folder_whose_weights_do_not_fit_fails_loudly(tmp_path, change):
+    folder = saved_mdm_folder(tmp_path / "mdm")
+    rewrite_weights(folder, change)
+    with pytest.raises(ValueError, match="does not match the hf-mdm layout.*save the model again"):
+        MDMForMaskedGeneration.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.0], ids=["truncated_safetensors", "zero_byte_safetensors"])
+def test_damaged_weight_file_is_named(tmp_path, keep):
+    folder = saved_mdm_folder(tmp_path / "mdm")
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(OSError, match=r"mdm/model.safetensors \(\d+ bytes\) is not a complete safetensors file"):
+        MDMForMaskedGeneration.from_pretrained(folder)
+
+
+def test_nonexistent_local_path_says_no_such_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No such folder: .*missing"):
+        MDMForMaskedGeneration.from_pretrained(tmp_path / "missing")
+    with pytest.raises(OSError, match="not-a-folder is not a local folder.*check the path"):
+        MDMForMaskedGeneration.from_pretrained("not-a-folder")
+
+
+@pytest.mark.parametrize("fixture, field", [("llada-tiny", "d_model"), ("dream-tiny", "hidden_size")])
+def test_foreign_config_missing_a_required_field_names_it(tmp_path, fixture, field):
+    shutil.copytree(FIXTURES / fixture, tmp_path / fixture)
+    config = json.loads((tmp_path / fixture / "config.json").read_text())
+    del config[field]
+    (tmp_path / fixture / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=f"config.json has no '{field}'"):
+        MDMForMaskedGeneration.from_pretrained(tmp_path / fixture)
+
+
+def test_expected_sha256_refuses_a_tampered_file(tmp_path):
+    folder = saved_mdm_folder(tmp_path / "mdm")
+    trusted = sha256_of_file(folder / "model.safetensors")
+    assert isinstance(MDMForMaskedGeneration.from_pretrained(folder, expected_sha256=trusted), MDMForMaskedGeneration)
+    rewrite_weights(folder, lambda weights: weights["model.norm.weight"].mul_(1.001))  # same layout, other values
+    with pytest.raises(ValueError, match="has SHA-256 .* expected .*not the file you trust"):
+        verify_sha256(folder / "model.safetensors", trusted)
+    with pytest.raises(ValueError, match="not the file you trust"):
+        MDMForMaskedGeneration.from_pretrained(folder, expected_sha256={"model.safetensors": trusted})

@@ -94,3 +94,11 @@ def test_demo_end_to_end_at_a_reduced_size(tmp_path, capsys):
     assert len([r for r in card.data.eval_results if r.metric_type == "sequence_error_rate"]) == 2 * 2 * 2 + 2
     assert (tmp_path / "model" / "step_vs_error.png").exists()
     assert len(json.loads("[" + ",".join((tmp_path / "sweep.json").read_text().split("\n")[:-1]) + "]")) == 10
+
+
+def test_generate_on_a_folder_without_tokenizer_prints_one_line(tmp_path, capsys):
+    MDMForMaskedGeneration(tiny_config()).save_pretrained(tmp_path / "model")
+    assert main(["generate", "--model_name_or_path", str(tmp_path / "model"), "--prompt", "the"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("hf-mdm generate: error:") and "has no tokenizer; save one there" in error
+    assert len(error.splitlines()) == 1

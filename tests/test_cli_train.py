@@ -52,3 +52,31 @@ def test_unknown_command_and_help(capsys):
     assert "unknown command 'bogus'" in capsys.readouterr().err
     assert main(["--help"]) == 0
     assert "train" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", ["", "\n\n\n"], ids=["empty_dataset_file", "dataset_of_blank_lines"])
+def test_train_on_an_empty_dataset_prints_one_line(tmp_path, capsys, content):
+    (tmp_path / "corpus.txt").write_text(content)
+    word_tokenizer().save_pretrained(tmp_path / "tokenizer")
+    assert main(["train", "--dataset", str(tmp_path / "corpus.txt"), "--tokenizer_name_or_path",
+                 str(tmp_path / "tokenizer"), "--output_dir", str(tmp_path / "out"), *COMMON]) == 2  # fmt: skip
+    stderr = capsys.readouterr().err
+    error = stderr.strip().splitlines()[-1]  # datasets' progress bars come first when the file has lines
+    assert error.startswith("hf-mdm train: error:") and "Traceback" not in stderr
+    assert ("is empty; give a file" if content == "" else "no example with tokens") in error
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--hidden_size", "30", "--num_attention_heads", "4"], "hidden_size (30) is not divisible by"),
+        (["--hidden_size", "28", "--num_attention_heads", "4"], "RoPE requires an even rotary dimension"),
+    ],
+    ids=["hidden_size_not_divisible_by_heads", "odd_head_dim"],
+)
+def test_bad_model_shape_prints_one_line(tmp_path, capsys, arguments, message):
+    common = [value for value in COMMON if value not in ("--hidden_size", "32")]
+    assert main(["train", "--language", "ngram", "--num_examples", "8", "--output_dir", str(tmp_path),
+                 *common, *arguments]) == 2  # fmt: skip
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("hf-mdm train: error:") and message in error and len(error.splitlines()) == 1

@@ -1,5 +1,8 @@
+import numpy as np
 import pytest
 import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
 from hf_mdm import DataCollatorForMaskedDiffusion, get_schedule
 
@@ -95,3 +98,62 @@ def test_bad_collator_inputs(tokenizer):
         collator([{**tokenizer("the cat"), "prompt_length": 9}])
     with pytest.raises(ValueError, match=r"eps must lie in \[0, 1\)"):
         DataCollatorForMaskedDiffusion(tokenizer, eps=1.0)
+
+
+@pytest.mark.parametrize(
+    "example, error, message",
+    [
+        ({"input_ids": [[5, 6], [7, 8]]}, ValueError, "one flat sequence.*flatten or split"),
+        ({"input_ids": [[5, 6], [7]]}, ValueError, "one flat sequence"),
+        ({"input_ids": [5.0, 6.0, 7.0]}, TypeError, "integer token ids, got dtype torch.float"),
+        ({"input_ids": [5, 6, 99]}, ValueError, r"outside \[0, 17\).*this collator's tokenizer"),
+        ({"input_ids": [5, -1, 6]}, ValueError, r"outside \[0, 17\)"),
+        ({"input_ids": [5, 6, 7], "prompt_length": 2.7}, TypeError, "whole number of prompt tokens, got 2.7"),
+        ({"input_ids": [5, 6, 7], "prompt_length": True}, TypeError, "whole number"),
+        ({"input_ids": [5, 6, 7], "prompt_length": -1}, ValueError, "prompt_length=-1 does not fit.*between 0"),
+        ({"input_ids": [5, 6, 7], "prompt_length": 4}, ValueError, "prompt_length=4 does not fit an example of 3"),
+        ({"input_ids": [5, 6, 7], "prompt_mask": [1, 2, 0]}, ValueError, "prompt_mask must hold one 0/1 entry"),
+        ({"input_ids": [5, 6, 7], "attention_mask": [1, 1]}, ValueError, "attention_mask must hold one 0/1 entry"),
+    ],
+    ids=[
+        "nested_2d_input_ids", "ragged_nested_input_ids", "float_input_ids", "out_of_vocab_input_ids",
+        "negative_input_ids", "prompt_length_2_7", "prompt_length_bool", "prompt_length_negative",
+        "prompt_length_too_long", "prompt_mask_not_binary", "attention_mask_wrong_length",
+    ],
+)  # fmt: skip
+def test_bad_examples_name_the_fix(tokenizer, example, error, message):
+    with pytest.raises(error, match=message):
+        DataCollatorForMaskedDiffusion(tokenizer)([example])
+
+
+def test_examples_with_and_without_attention_mask_mix(tokenizer):
+    collator = DataCollatorForMaskedDiffusion(tokenizer, generator=torch.Generator().manual_seed(0))
+    batch = collator(
+        [{"input_ids": [5, 6, 7]}, {"input_ids": [8, 9, 0], "attention_mask": [1, 1, 0]}, {"input_ids": [5]}]
+    )
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 0]]
+
+
+def test_integer_prompt_length_of_any_integer_type_is_accepted(tokenizer):
+    collator = DataCollatorForMaskedDiffusion(tokenizer, eps=0.999, generator=torch.Generator().manual_seed(0))
+    for prompt_length in (2, torch.tensor(2), np.int64(2)):
+        batch = collator([{"input_ids": [5, 6, 7, 8], "prompt_length": prompt_length}])
+        assert (batch["labels"][0, :2] == -100).all() and (batch["labels"][0, 2:] != -100).all()
+
+
+def unk_free_tokenizer(model):
+    vocab = {"[PAD]": 0, "[MASK]": 1, "a": 2, "b": 3, "ab": 4}
+    backend = Tokenizer(
+        models.BPE(vocab=vocab, merges=[("a", "b")]) if model == "bpe" else models.WordLevel(vocab=vocab)
+    )
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", mask_token="[MASK]")
+
+
+@pytest.mark.parametrize("model", ["bpe", "wordlevel"])
+def test_text_outside_the_vocabulary_without_unk_token_is_refused(model):
+    collator = DataCollatorForMaskedDiffusion(unk_free_tokenizer(model))
+    if model == "bpe":  # the characters it knows still encode (BPE splits words into them)
+        assert collator([{"text": "ab ba"}])["input_ids"].shape == (1, 3)
+    with pytest.raises(ValueError, match=r"cannot encode and it has no unk token: \['é'\].*unk_token"):
+        collator([{"text": "ab é"}])

@@ -124,3 +124,28 @@ def test_stock_masked_lm_outputs_carry_the_collator_time():
         masked_diffusion_loss(outputs, labels),
         masked_diffusion_loss(outputs.logits, labels, t=t, attention_mask=mask),
     )
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(t=torch.tensor([float("nan"), 0.5, 0.5])), r"t must lie in \(0, 1\]"),
+        (dict(labels_first=-1), "other than -100"),
+        (dict(labels_first=11), "labels hold ids >= the vocabulary size 11"),
+        (dict(num_items_in_batch=0), "num_items_in_batch is smaller"),
+        (dict(num_items_in_batch=torch.tensor(float("nan"))), "num_items_in_batch is smaller"),
+    ],
+    ids=["t_nan", "labels_minus_one", "labels_out_of_vocab", "num_items_in_batch_zero", "num_items_in_batch_nan"],
+)
+def test_bad_loss_values_name_the_fix(change, message):
+    logits, labels, _ = noisy_batch()
+    labels[0, 0] = change.pop("labels_first", labels[0, 0])
+    kwargs = {"t": torch.tensor([0.5, 0.5, 0.5]), **change}
+    with pytest.raises(ValueError, match=message):
+        masked_diffusion_loss(logits, labels, kwargs.pop("num_items_in_batch", None), **kwargs)
+
+
+def test_float_labels_are_refused():
+    logits, labels, _ = noisy_batch()
+    with pytest.raises(TypeError, match=r"labels.long\(\)"):
+        masked_diffusion_loss(logits, labels.float(), t=torch.tensor([0.5] * 3))

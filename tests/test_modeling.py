@@ -184,3 +184,68 @@ def test_bad_inputs_fail_before_the_forward():
         model(random_ids(batch=1, length=65))
     with pytest.raises(ValueError, match="empty sequence"):
         model(torch.zeros(1, 0, dtype=torch.long))
+
+
+def with_labels(**changes):
+    """Keyword arguments of a valid training forward (ids, labels, t), with `changes` applied by a callable each."""
+    ids, labels = random_ids(), random_ids(seed=3)
+    labels[:, 1::2] = -100
+    inputs = {"input_ids": ids, "labels": labels, "t": torch.tensor([0.25, 0.9])}
+    for name, change in changes.items():
+        inputs[name] = change(inputs.get(name))
+    return inputs
+
+
+def set_first(value):
+    def change(tensor):
+        tensor = tensor.clone()
+        tensor[0, 0] = value
+        return tensor
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "inputs, error, message",
+    [
+        (with_labels(t=lambda t: torch.tensor([float("nan"), 0.5])), ValueError, r"t must lie in \(0, 1\]"),
+        (with_labels(labels=set_first(-1)), ValueError, "other than -100.*mark positions that are not scored"),
+        (with_labels(labels=set_first(17)), ValueError, "labels hold ids >= the vocabulary size 17.*resize"),
+        (with_labels(labels=set_first(4)), ValueError, r"\[MASK\] id 4"),
+        (with_labels(input_ids=set_first(17)), ValueError, r"input_ids hold ids outside \[0, 17\).*resize"),
+        (with_labels(input_ids=set_first(-3)), ValueError, r"input_ids hold ids outside \[0, 17\)"),
+        (with_labels(input_ids=lambda ids: ids.to(torch.uint8)), TypeError, r"torch.uint8.*input_ids.long\(\)"),
+        (with_labels(input_ids=lambda ids: ids.bool()), TypeError, r"torch.bool.*input_ids.long\(\)"),
+        (with_labels(input_ids=lambda ids: ids.float()), TypeError, r"torch.float32.*input_ids.long\(\)"),
+        (with_labels(labels=lambda labels: labels.to(torch.int16)), TypeError, r"labels.long\(\)"),
+        (with_labels(num_items_in_batch=lambda _: 0), ValueError, "num_items_in_batch is smaller"),
+        (with_labels(num_items_in_batch=lambda _: torch.tensor(3)), ValueError, "num_items_in_batch is smaller"),
+        (with_labels(t=lambda _: None), ValueError, "needs the diffusion time `t`"),
+    ],
+    ids=[
+        "t_nan", "labels_minus_one", "labels_out_of_vocab", "labels_mask_id", "input_ids_out_of_vocab",
+        "input_ids_negative", "input_ids_uint8", "input_ids_bool", "input_ids_float", "labels_int16",
+        "num_items_in_batch_zero", "num_items_in_batch_too_small", "t_missing",
+    ],
+)  # fmt: skip
+def test_bad_training_inputs_are_refused_before_the_forward(inputs, error, message):
+    model = build()
+    calls = []
+    model.model.layers[0].register_forward_pre_hook(lambda *args: calls.append(1))
+    with pytest.raises(error, match=message):
+        model(**inputs)
+    assert calls == []
+
+
+def test_int32_ids_give_the_same_loss_as_int64():
+    model = build()
+    inputs = with_labels()
+    as_int32 = {**inputs, "input_ids": inputs["input_ids"].int(), "labels": inputs["labels"].int()}
+    torch.testing.assert_close(model(**as_int32).loss, model(**inputs).loss)
+
+
+def test_num_items_in_batch_zero_without_scored_tokens_gives_zero_loss():
+    model = build()
+    inputs = with_labels(labels=lambda labels: torch.full_like(labels, -100))
+    loss = model(**inputs, num_items_in_batch=torch.tensor(0)).loss
+    assert float(loss.detach()) == 0.0 and loss.requires_grad

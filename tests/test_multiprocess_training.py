@@ -1,4 +1,4 @@
-"""The stock Trainer under `torchrun --nproc_per_node 2` (gloo on CPU) trains, checkpoints and resumes."""
+"""The stock Trainer under `torchrun --nproc_per_node 2` (gloo on CPU): checkpoint mid-epoch, resume exactly."""
 
 import json
 import os
@@ -47,13 +47,11 @@ def test_two_process_training_checkpoints_and_resumes(tmp_path):
     assert len(full) == 6
     assert (tmp_path / "full" / "model.safetensors").exists()
 
-    # Resume from step 3 in a fresh folder: it trains steps 4-6 only and keeps the first three logged losses.
-    # (Masks drawn after the checkpoint differ from the uninterrupted run under DDP: the prefetching dataloader has
-    # already collated the next batch when the RNG state is saved. Single-process resumes are exact: test_trainer.)
+    # Resume from step 3 (mid-epoch: 16 steps per epoch) in a fresh folder: it trains steps 4-6 only, keeps the first
+    # three logged losses and reproduces the last three exactly (the collator keys its noise to each batch and epoch).
     shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
     checkpoint = str(tmp_path / "resumed" / "checkpoint-3")
     assert torchrun("--output_dir", str(tmp_path / "resumed"), "--resume_from_checkpoint", checkpoint) == 3
     resumed = losses(tmp_path / "resumed" / "checkpoint-6")
-    assert len(resumed) == 6 and resumed[:3] == full[:3]
-    assert all(0 < loss < 10 for loss in resumed[3:])
+    assert len(resumed) == 6 and resumed == full
     assert (tmp_path / "resumed" / "model.safetensors").exists()

@@ -1,5 +1,6 @@
 """sweep_steps on the exact oracle: the grid, determinism, resume, the AR row, prompt tasks, and bad input."""
 
+import json
 import os
 import subprocess
 import sys
@@ -191,3 +192,93 @@ def test_two_processes_give_the_single_process_table(tmp_path, language):
     for got, want in zip(two, expected):
         for key, value in want.items():
             assert got[key] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), key
+
+
+def small_sweep(language, path, **overrides):
+    kwargs = dict(steps=[2], strategies=["random"], lengths=[8], num_samples=4, output_path=path, progress=False)
+    kwargs.update(overrides)
+    model = kwargs.pop("model", None) or oracle(language)
+    task = kwargs.pop("task", None) or LanguageTask(language)
+    return sweep_steps(model, language.tokenizer(), task, **kwargs)
+
+
+def edit_first_row(path, key, value):
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[1])
+    row[key] = value
+    path.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
+
+
+@pytest.mark.parametrize(
+    "change, differs",
+    [
+        (dict(seed=1), "seed"),
+        (dict(num_samples=5), "num_samples"),
+        (dict(block_length=4), "generation_kwargs_sha256"),
+        (dict(task=LanguageTask(NGramLanguage(6, n=2, support=3, seed=1))), "task_sha256"),
+    ],
+    ids=["other_seed", "other_num_samples", "other_generation_kwargs", "other_language"],
+)
+def test_resume_file_of_another_sweep_is_refused(language, tmp_path, change, differs):
+    path = tmp_path / "sweep.jsonl"
+    small_sweep(language, path)
+    with pytest.raises(ValueError, match=f"different sweep \\(differs in {differs}\\); delete it or choose another"):
+        small_sweep(language, path, resume=True, **change)
+
+
+def test_resume_file_of_other_weights_is_refused(tmp_path, tokenizer):
+    from hf_mdm import MDMForMaskedGeneration
+
+    from .conftest import tiny_config
+
+    task = PromptTask(Dataset.from_dict({"prompt": ["the cat"], "answer": ["sat"]}))
+    path = tmp_path / "sweep.jsonl"
+    kwargs = dict(steps=[2], lengths=[2], num_samples=2, output_path=path, progress=False)
+    torch.manual_seed(0)
+    sweep_steps(MDMForMaskedGeneration(tiny_config()).eval(), tokenizer, task, **kwargs)
+    torch.manual_seed(1)
+    with pytest.raises(ValueError, match="differs in model_sha256"):
+        sweep_steps(MDMForMaskedGeneration(tiny_config()).eval(), tokenizer, task, resume=True, **kwargs)
+
+
+def test_resume_file_with_edited_values_is_refused(language, tmp_path):
+    path = tmp_path / "sweep.jsonl"
+    small_sweep(language, path)
+    edit_first_row(path, "ser", 0.0)
+    with pytest.raises(ValueError, match="row 2 .* does not match its checksum: its values were edited"):
+        small_sweep(language, path, resume=True)
+
+
+@pytest.mark.parametrize(
+    "damage, rerun",
+    [
+        (lambda text: text[: len(text) - 40], [("random", 8, 4)]),  # killed mid-write: the last line is cut
+        (lambda text: text + '{"strategy": "random", "length": 8}\n', []),  # a line without the cell's keys
+        (lambda text: text + "\x00\x00garbage\n", []),
+    ],
+    ids=["truncated_last_line", "line_missing_keys", "corrupt_line"],
+)
+def test_torn_resume_lines_are_skipped_and_rerun(language, tmp_path, damage, rerun, monkeypatch):
+    path = tmp_path / "sweep.jsonl"
+    first = small_sweep(language, path, steps=[2, 4])
+    path.write_text(damage(path.read_text()))
+    computed = []
+    real_run_cell = sweep_module.run_cell
+    monkeypatch.setattr(sweep_module, "run_cell", lambda *a, **k: computed.append(a[3:6]) or real_run_cell(*a, **k))
+    resumed = small_sweep(language, path, steps=[2, 4], resume=True)
+    assert computed == rerun
+    assert without_timings(resumed) == without_timings(first)
+    assert len(read_sweep_rows(path)) == 2 and path.read_text().count("\n") == 3  # header + 2 clean rows
+
+
+def test_bad_strategy_after_a_good_one_fails_before_any_cell(language, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep_module, "run_cell", lambda *a, **k: pytest.fail("a cell ran"))
+    with pytest.raises(ValueError, match="Unknown strategy 'nope'"):
+        small_sweep(language, tmp_path / "sweep.jsonl", strategies=["random", "nope"])
+    assert not (tmp_path / "sweep.jsonl").exists()
+
+
+def test_unwritable_output_path_fails_before_any_cell(language, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep_module, "run_cell", lambda *a, **k: pytest.fail("a cell ran"))
+    with pytest.raises(ValueError, match="Cannot write the sweep file .*choose a writable path"):
+        small_sweep(language, tmp_path / "no" / "such" / "folder" / "sweep.jsonl")

@@ -24,6 +24,7 @@ from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMMode
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
 from .training import DataCollatorForMaskedDiffusion, enable_diffusion_training, masked_diffusion_loss
 from .transformers_compat import register_auto_model
+from .weight_files import verify_sha256
 
 
 __version__ = "0.1.0"
@@ -71,4 +72,5 @@ __all__ = [
     "NGramLanguage",
     "HMMLanguage",
     "CopyLanguage",
+    "verify_sha256",
 ]

@@ -7,6 +7,7 @@ predicts [MASK]: its logit is set to the dtype's lowest value, so p([MASK] | x_t
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -20,7 +21,12 @@ from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .remote_code import write_remote_code
-from .training.masked_diffusion_loss import check_diffusion_times, masked_diffusion_loss
+from .training.masked_diffusion_loss import (
+    check_diffusion_times,
+    check_loss_inputs,
+    check_token_id_dtype,
+    masked_diffusion_loss,
+)
 from .transformers_compat import (
     Cache,
     GradientCheckpointingLayer,
@@ -37,6 +43,7 @@ from .transformers_compat import (
     forget_weight_conversions,
     merge_with_config_defaults,
 )
+from .weight_files import check_safetensors_files, verify_sha256
 
 
 logger = logging.get_logger(__name__)
@@ -195,6 +202,7 @@ class MDMModel(MDMPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
         if inputs_embeds is None:
+            check_token_id_dtype("input_ids", input_ids)
             inputs_embeds = self.embed_tokens(input_ids)
         seq_length = inputs_embeds.shape[1]
         if seq_length == 0:
@@ -265,18 +273,44 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         self.post_init()
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, expected_sha256=None, **kwargs):
         """Load an hf-mdm folder, or a LLaDA or Dream folder in its own format, converted on the fly.
 
         Foreign folders keep their config.json and weight names untouched: the config is converted to an `MDMConfig`
         (mask/eos/pad ids and Dream's logit shift kept) and the weights are renamed while loading, no remote code.
+        Weights that do not fit the config (missing or extra) are an error, for every format. In a local folder,
+        truncated or empty `*.safetensors` files are refused before loading, naming the file.
+
+        expected_sha256: a local folder's trusted hashes, `{file name: hex SHA-256}` (a string stands for
+            `model.safetensors`); a file that differs is an error (safetensors itself does not checksum the data).
         """
+        source = str(pretrained_model_name_or_path)
+        local = Path(source).expanduser()
+        if local.is_dir():
+            check_safetensors_files(local / kwargs.get("subfolder", ""))
+            if expected_sha256 is not None:
+                if isinstance(expected_sha256, str):
+                    expected_sha256 = {"model.safetensors": expected_sha256}
+                for name, digest in expected_sha256.items():
+                    verify_sha256(local / kwargs.get("subfolder", "") / name, digest)
+        elif expected_sha256 is not None:
+            raise ValueError("expected_sha256 checks files of a local folder; download the repository first.")
+        elif local.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
+            raise FileNotFoundError(f"No such folder: {source}; pass an existing model folder or a Hub repo id.")
         checkpoint_format = None
         if not isinstance(config, MDMConfig):
             if config is None:
                 hub_keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
                 hub_kwargs = {key: kwargs[key] for key in hub_keys if key in kwargs}
-                raw, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+                try:
+                    raw, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+                except OSError as error:
+                    if local.is_dir():
+                        raise
+                    raise OSError(
+                        f"{source} is not a local folder, and no model of that name could be fetched from the Hub "
+                        f"({str(error).strip().splitlines()[0]}); check the path or the repo id."
+                    ) from error
             elif isinstance(config, PreTrainedConfig):
                 raw = config.to_dict()
             else:
@@ -293,20 +327,21 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                     f"these formats: {known_formats()}. A causal LM converts with "
                     "`MDMForMaskedGeneration.from_causal_lm`."
                 )
-        if checkpoint_format is None:
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
         return_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(
             pretrained_model_name_or_path, *model_args, config=config, output_loading_info=True, **kwargs
         )
         if info["missing_keys"] or info["unexpected_keys"]:
+            layout = checkpoint_format.model_type if checkpoint_format is not None else "hf-mdm"
             raise ValueError(
-                f"{pretrained_model_name_or_path} does not match the {checkpoint_format.model_type} layout: missing "
-                f"{sorted(info['missing_keys'])}, unexpected {sorted(info['unexpected_keys'])}."
+                f"{pretrained_model_name_or_path} does not match the {layout} layout: missing "
+                f"{sorted(info['missing_keys'])}, unexpected {sorted(info['unexpected_keys'])}. Its weights do not "
+                "fit its config.json: save the model again with save_pretrained, or fix config.json."
             )
-        # The converted model is an hf-mdm model: save it under our names, not back in the format it came from.
-        forget_weight_conversions(model)
-        model.generation_config = checkpoint_format.to_generation_config(model.generation_config)
+        if checkpoint_format is not None:
+            # The converted model is an hf-mdm model: save it under our names, not back in the format it came from.
+            forget_weight_conversions(model)
+            model.generation_config = checkpoint_format.to_generation_config(model.generation_config)
         return (model, info) if return_info else model
 
     def save_pretrained(self, save_directory, *args, remote_code: bool = False, model_card=None, **kwargs):
@@ -356,8 +391,23 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                     f"labels have shape {tuple(labels.shape)} but input_ids have shape {tuple(reference.shape)}; "
                     "they must match (-100 where a position is not scored)."
                 )
+            check_token_id_dtype("labels", labels)
             if t is not None:
                 check_diffusion_times(t, labels.shape[0])
+            elif self.config.loss_weighting == "elbo":
+                raise ValueError(
+                    "The ELBO loss needs the diffusion time `t` of each row (DataCollatorForMaskedDiffusion returns "
+                    "it); pass `t=` or build the model with loss_weighting='uniform'."
+                )
+            # Values (ids in range, t in (0, 1], counts) with a single device sync, before the stack runs.
+            check_loss_inputs(
+                labels,
+                self.config.vocab_size,
+                t=t,
+                num_items_in_batch=num_items_in_batch,
+                input_ids=input_ids,
+                mask_token_id=self.config.mask_token_id,
+            )
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -387,6 +437,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 attention_mask=attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None,
                 schedule=self.config.noise_schedule,
                 weighting=self.config.loss_weighting,
+                check_inputs=False,
             )
         return MaskedDiffusionOutput(
             loss=loss,

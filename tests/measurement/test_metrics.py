@@ -1,6 +1,7 @@
 import math
 
 import evaluate
+import numpy as np
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -96,6 +97,13 @@ def test_token_error_rate_against_references(ter):
         ({"predictions": ["a"]}, "exactly one of"),
         ({"predictions": [[0, 1]], "references": [[0, 1]], "valid": [True]}, "exactly one of"),
         ({"predictions": ["a", "b"], "valid": [True]}, "validity flags"),
+        pytest.param(
+            {"predictions": ["a", "b"], "valid": ["no", "yes"]},
+            r"valid= must hold booleans.*\['no', 'yes'\]",
+            id="valid_strings",
+        ),
+        pytest.param({"predictions": ["a", "b"], "valid": [0.0, 1.0]}, "must hold booleans", id="valid_floats"),
+        pytest.param({"predictions": ["a", "b"], "valid": [2, 1]}, "must hold booleans", id="valid_ints_not_0_1"),
         ({"predictions": [[0, 5]], "language": NGramLanguage(3)}, "symbols 0..2"),
         ({"predictions": [[0]], "language": NGramLanguage(3, n=3)}, "at least 3 tokens"),
     ],
@@ -112,6 +120,16 @@ def test_sequence_error_rate_bad_input(ser, kwargs, message):
         ({"predictions": []}, "no predictions"),
         ({"predictions": [[0, 1]]}, "exactly one of"),
         ({"predictions": [[0, 9]], "language": NGramLanguage(3)}, "symbols 0..2"),
+        pytest.param(
+            {"predictions": [[0, 1]], "language": NGramLanguage(3), "invalid_token_log_prob": 0.5},
+            "finite log-probability <= 0",
+            id="invalid_token_log_prob_positive",
+        ),
+        pytest.param(
+            {"predictions": [[0, 1]], "language": NGramLanguage(3), "invalid_token_log_prob": math.nan},
+            "finite log-probability <= 0",
+            id="invalid_token_log_prob_nan",
+        ),
     ],
 )
 def test_token_error_rate_bad_input(ter, kwargs, message):
@@ -200,3 +218,15 @@ def test_generative_perplexity_rejects_empty_texts(gp, causal_lm):
     model, tokenizer, _ = causal_lm
     with pytest.raises(ValueError, match="fewer than 2 tokens"):
         gp.compute(predictions=["0 1", ""], model=model, tokenizer=tokenizer, add_start_token=False)
+
+
+def test_sequence_error_rate_accepts_numpy_and_torch_flags(ser):
+    flags = [np.bool_(True), torch.tensor(False), 1, 0]
+    assert ser.compute(predictions=["a", "b", "c", "d"], valid=flags)["num_errors"] == 2
+
+
+def test_token_error_rate_refuses_a_language_with_positive_log_probs(ter):
+    language = NGramLanguage(3)
+    language.token_log_probs = lambda batch: torch.full(batch.shape, 0.1)
+    with pytest.raises(ValueError, match="NaN or positive log-probabilities"):
+        ter.compute(predictions=[[0, 1]], language=language, entropy_rate=0.0)

@@ -42,7 +42,13 @@ class CheckpointFormat:
             raise ValueError(
                 f"This {cls.model_type} config.json has no mask_token_id; add the [MASK] id of its tokenizer to it."
             )
-        kwargs = cls.mdm_config_kwargs(raw)
+        try:
+            kwargs = cls.mdm_config_kwargs(raw)
+        except KeyError as error:
+            raise ValueError(
+                f"This {cls.model_type} config.json has no {error.args[0]!r}, which hf-mdm needs to build the model; "
+                "add it (from the checkpoint's original config.json)."
+            ) from None
         kwargs["dtype"] = raw.get("torch_dtype") or raw.get("dtype")
         return MDMConfig(**kwargs)
 

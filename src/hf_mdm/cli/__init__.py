@@ -8,6 +8,7 @@ import importlib
 import sys
 
 import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import HfArgumentParser
 from transformers.utils import logging
 
@@ -19,7 +20,8 @@ COMMANDS = {
     "card": "Write a model card (README.md with model-index, table and plot) from a sweep.",
     "demo": "Train a small MDM and an AR baseline on a bigram language and print their step-vs-error table.",
 }
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, OSError)
+# A config's class validators (huggingface_hub strict dataclasses) wrap the ValueError that names the problem.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, OSError, StrictDataclassClassValidationError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         parsed = parser.parse_args_into_dataclasses(args=arguments)
         command.run(*parsed)
     except USER_ERRORS as error:
+        if isinstance(error, StrictDataclassClassValidationError) and error.__cause__ is not None:
+            error = error.__cause__
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"hf-mdm {name}: error: {message}", file=sys.stderr)
         return 2

@@ -1,9 +1,9 @@
 """`hf-mdm card`: write a model card (README.md, plot, model-index) from a sweep."""
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..evaluation import read_sweep_rows
 from ..hub import ModelCard
 from ..modeling_mdm import MDMForMaskedGeneration
 
@@ -25,7 +25,7 @@ def run(args: CardArguments):
     path = Path(args.sweep)
     if not path.exists():
         raise FileNotFoundError(f"--sweep {args.sweep} does not exist; run `hf-mdm sweep` first.")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_sweep_rows(path)
     model = MDMForMaskedGeneration.from_pretrained(args.model_name_or_path) if args.model_name_or_path else None
     card = ModelCard.from_sweep(rows, model=model, model_name=args.model_name, task_name=args.task_name,
                                 ser_target=args.ser_target)  # fmt: skip

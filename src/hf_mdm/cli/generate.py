@@ -1,6 +1,7 @@
 """`hf-mdm generate`: decode from a prompt, or fill the mask tokens of a template, showing drafts live."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, TextDiffusionStreamer
@@ -27,11 +28,19 @@ class GenerateArguments:
 
 
 ARGUMENTS = (GenerateArguments,)
+# Any of these files makes a folder loadable by AutoTokenizer (fast, sentencepiece, or vocabulary-file tokenizers).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
 
 
 def run(args: GenerateArguments):
     if (args.prompt is None) == (args.template is None):
         raise ValueError("Give exactly one of --prompt (text to continue) or --template (text with mask tokens).")
+    if Path(args.model_name_or_path).is_dir() and not any(
+        (Path(args.model_name_or_path) / name).exists() for name in TOKENIZER_FILES
+    ):
+        raise ValueError(
+            f"{args.model_name_or_path} has no tokenizer; save one there: tokenizer.save_pretrained(folder)."
+        )
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     if args.template is not None and (tokenizer.mask_token is None or tokenizer.mask_token not in args.template):
         raise ValueError(f"--template must contain the tokenizer's mask token {tokenizer.mask_token!r}.")

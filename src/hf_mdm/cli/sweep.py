@@ -73,13 +73,13 @@ def load_model(args: SweepArguments, task):
 
 
 def run(args: SweepArguments, language_args: LanguageArguments):
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails here, before any model is loaded
     task = load_task(args, language_args)
     model, tokenizer = load_model(args, task)
     autoregressive = None
     if args.autoregressive_model is not None:
         autoregressive = AutoModelForCausalLM.from_pretrained(args.autoregressive_model).eval()
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     extra = {"block_length": args.block_length} if args.block_length else {}
     table = sweep_steps(
         model, tokenizer, task, steps=args.steps, strategies=args.strategies, lengths=args.lengths,

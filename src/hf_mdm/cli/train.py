@@ -58,6 +58,8 @@ def load_text_dataset(data: DataArguments):
             f"--dataset {data.dataset}: expected files of one kind among {sorted(DATA_FILE_TYPES)}, found "
             f"{[p.name for p in files] or 'none'}."
         )
+    if all(p.stat().st_size == 0 for p in files):
+        raise ValueError(f"--dataset {data.dataset} is empty; give a file with at least one example.")
     dataset = load_dataset(kinds.pop(), data_files=[str(p) for p in files], split="train")
     if data.text_column not in dataset.column_names:
         raise ValueError(f"--text_column {data.text_column!r} is not a column of the dataset: {dataset.column_names}.")
@@ -87,6 +89,12 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
             remove_columns=text.column_names,
         )
         max_positions = data.max_length
+        # Blank lines carry no tokens to train on.
+        dataset = dataset.filter(lambda example: len(example["input_ids"]) > 0)
+    if len(dataset) == 0:
+        raise ValueError(
+            "The training dataset has no example with tokens; give a --dataset with text (or --num_examples >= 1)."
+        )
     if tokenizer.mask_token_id is None:
         raise ValueError(
             "The tokenizer has no mask token: add one with tokenizer.add_special_tokens({'mask_token': '<|mask|>'}), "

@@ -3,7 +3,8 @@
 from .autoregressive_baseline import autoregressive_config, train_autoregressive_baseline
 from .elbo_perplexity import elbo_perplexity
 from .step_scaling import StepScaling, fit_step_scaling
-from .sweep import read_sweep_rows, sweep_steps
+from .sweep import sweep_steps
+from .sweep_resume import read_sweep_rows
 from .sweep_table import markdown_table
 from .sweep_tasks import LanguageTask, PromptTask
 

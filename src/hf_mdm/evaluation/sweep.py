@@ -8,10 +8,10 @@ that causal LM (`strategy="autoregressive"`, steps = NFE = length): the AR row o
 Every sample has its own generator, seeded from (seed, strategy, length, sample index), so a cell's numbers do not
 depend on the batch size or on which process ran it: under `accelerate launch` the cells are split across processes
 (accelerate's `PartialState` and `gather_object`) and the table is the single-process table. With `output_path`, each
-finished cell is appended to a JSON-lines file at once, and `resume=True` skips the cells already there.
+finished cell is appended to a JSON-lines file at once, and `resume=True` skips the cells already there, after checking
+that the file was written by the same sweep (`sweep_resume`).
 """
 
-import json
 import time
 import zlib
 from pathlib import Path
@@ -23,7 +23,9 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
+from ..generation import DiffusionGenerationConfig
 from ..tokenizer_checks import check_mask_token
+from .sweep_resume import append_rows, open_resume_file, sweep_identity
 from .sweep_tasks import LanguageTask, PromptTask
 
 
@@ -109,12 +111,6 @@ def run_cell(
     }
 
 
-def read_sweep_rows(path: "str | Path") -> list[dict]:
-    """The rows of a sweep's JSON-lines file (empty when it does not exist)."""
-    path = Path(path)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def sweep_steps(
     model,
     tokenizer,
@@ -141,7 +137,9 @@ def sweep_steps(
         steps, strategies, lengths: the grid; `lengths` are generated tokens per sample.
         num_samples: sequences per cell; `seed`: base seed; `batch_size`: sequences per `generate()` call.
         autoregressive_model: optional causal LM for the AR row of every length.
-        output_path: JSON-lines file that receives each finished cell; `resume=True` keeps the cells already in it.
+        output_path: JSON-lines file that receives each finished cell; `resume=True` keeps the cells already in it
+            when it was written by the same sweep (same weights, task, seed, num_samples and generation arguments),
+            and refuses it otherwise.
         **generation_kwargs: passed to every `generate()` (e.g. `block_length`, `schedule`, `cache`).
     """
     if not steps or not strategies or not lengths:
@@ -154,19 +152,25 @@ def sweep_steps(
         raise ValueError("The autoregressive row comes from `autoregressive_model=`, not from `strategies`.")
     for length in lengths:
         task.check_length(int(length))
+    for strategy in strategies:  # every name and its arguments, before the first cell runs
+        DiffusionGenerationConfig(strategy=strategy, **generation_kwargs).validate()
     check_mask_token(model, tokenizer)
-    if output_path is not None and Path(output_path).exists() and not resume:
-        raise ValueError(f"{output_path} already exists; pass resume=True to continue it, or choose a new path.")
 
     cells = [(strategy, int(length), int(n)) for strategy in strategies for length in lengths for n in steps]
     if autoregressive_model is not None:
         cells += [(AUTOREGRESSIVE, int(length), int(length)) for length in lengths]
-    rows = read_sweep_rows(output_path) if output_path is not None else []
+    # On a CPU-only model the processes still form a group (gloo); PartialState needs to be told.
+    state = PartialState(cpu=getattr(model, "device", torch.device("cpu")).type == "cpu")
+    rows = []
+    if output_path is not None:
+        identity = sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model)
+        # The main process checks and rewrites the file first; the others then read the file it wrote.
+        with state.main_process_first():
+            main = state.is_main_process
+            rows = open_resume_file(output_path, identity, resume=resume or not main, write=main)
     finished = {cell_key(row) for row in rows}
     pending = [cell for cell in cells if cell not in finished]
 
-    # On a CPU-only model the processes still form a group (gloo); PartialState needs to be told.
-    state = PartialState(cpu=getattr(model, "device", torch.device("cpu")).type == "cpu")
     bar = tqdm(total=len(cells), initial=len(cells) - len(pending), desc="sweep cells",
                disable=not progress or not state.is_main_process)  # fmt: skip
     for round_start in range(0, len(pending), state.num_processes):
@@ -181,8 +185,7 @@ def sweep_steps(
         new_rows = [r for r in gather_object([row]) if r is not None]
         rows += new_rows
         if output_path is not None and state.is_main_process:
-            with open(output_path, "a") as file:
-                file.writelines(json.dumps(r) + "\n" for r in new_rows)
+            append_rows(output_path, identity, new_rows)
         bar.update(len(chunk))
     bar.close()
     order = {cell: i for i, cell in enumerate(cells)}

@@ -1,9 +1,12 @@
 """DataCollatorForMaskedDiffusion: pad a batch, draw a diffusion time per row and mask tokens accordingly."""
 
+import hashlib
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from accelerate.state import GradientState
 from transformers import PreTrainedTokenizerBase
 
 from ..schedules import NoiseSchedule, get_schedule
@@ -22,8 +25,13 @@ class DataCollatorForMaskedDiffusion:
 
     The affine map keeps t uniform on [eps, 1) instead of clipping, which would put a point mass at the largest weight
     w(eps). Pad tokens are never masked; with `prompt_length` or `prompt_mask` in an example, its prompt is never
-    masked either (instruction tuning). Randomness comes from `generator` when given, else from torch's global RNG,
-    which the Trainer seeds and restores on `resume_from_checkpoint`.
+    masked either (instruction tuning).
+
+    Randomness: with `generator`, every draw comes from it (a stream: each call advances it). Otherwise, while an
+    epoch is known, each batch draws from its own generator seeded with SHA-256(seed, epoch, the batch's ids), so a
+    batch is noised identically however the run reached it (in order, or after the Trainer skipped batches on
+    `resume_from_checkpoint`); the epoch is the one `set_epoch` gave, else that of the accelerate dataloader
+    collating (the Trainer's, in the main process). With neither, draws come from torch's global RNG.
 
     Examples are dicts with `input_ids` (lists or tensors; optional `attention_mask`) or with a `text` string, which is
     tokenized (truncated to `max_length` when set). Returns `input_ids` (masked), `attention_mask`, `labels` (original
@@ -38,8 +46,11 @@ class DataCollatorForMaskedDiffusion:
     max_length: int | None = None
     pad_to_multiple_of: int | None = None
     generator: torch.Generator | None = None
+    seed: int = 0
     return_tensors: str = "pt"
     noise_schedule: NoiseSchedule = field(init=False, repr=False)
+    _encodable_characters: set = field(default_factory=set, init=False, repr=False)
+    _epoch: int | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if getattr(self.tokenizer, "mask_token_id", None) is None:
@@ -80,32 +91,47 @@ class DataCollatorForMaskedDiffusion:
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         prompt_mask = self._pad_like(prompt_masks, input_ids.shape[1])
 
-        t = self.sample_t(input_ids.shape[0])
+        generator = self._batch_generator(input_ids)
+        t = self.sample_t(input_ids.shape[0], generator)
         maskable = attention_mask.bool() & ~prompt_mask
-        draw = torch.rand(input_ids.shape, generator=self.generator)
+        draw = torch.rand(input_ids.shape, generator=generator)
         masked = (draw < self.noise_schedule.mask_probability(t)[:, None]) & maskable
         labels = torch.where(masked, input_ids, IGNORE_INDEX)
         noisy_ids = torch.where(masked, self.tokenizer.mask_token_id, input_ids)
         return {"input_ids": noisy_ids, "attention_mask": attention_mask, "labels": labels, "t": t}
 
-    def sample_t(self, batch_size: int) -> torch.Tensor:
+    def sample_t(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Diffusion times in [eps, 1), stratified across the batch when `antithetic`."""
+        generator = generator if generator is not None else self.generator
         if self.antithetic:
-            u = (torch.rand(1, generator=self.generator) + torch.arange(batch_size) / batch_size) % 1.0
+            u = (torch.rand(1, generator=generator) + torch.arange(batch_size) / batch_size) % 1.0
         else:
-            u = torch.rand(batch_size, generator=self.generator)
+            u = torch.rand(batch_size, generator=generator)
         return self.eps + (1.0 - self.eps) * u
 
-    def _tokenized(self, example: dict[str, Any]) -> dict[str, Any]:
+    def set_epoch(self, epoch: int) -> None:
+        """Key the noise of the batches that follow to `epoch` (for loops other than accelerate's or the Trainer's)."""
+        self._epoch = int(epoch)
+
+    def _batch_generator(self, input_ids: torch.Tensor) -> torch.Generator | None:
+        """The generator this batch draws from (see the class docstring); None for torch's global RNG."""
+        if self.generator is not None:
+            return self.generator
+        epoch = self._epoch if self._epoch is not None else collating_epoch()
+        if epoch is None:
+            return None
+        key = f"{self.seed}/{epoch}/{tuple(input_ids.shape)}/".encode() + input_ids.numpy().tobytes()
+        return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+
+    def _tokenized(self, example: dict[str, Any]) -> dict[str, list[int]]:
         if "input_ids" in example:
-            ids = example["input_ids"]
-            ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-            feature = {"input_ids": ids}
-            if "attention_mask" in example:
-                mask = example["attention_mask"]
-                feature["attention_mask"] = mask.tolist() if isinstance(mask, torch.Tensor) else list(mask)
-            return feature
+            ids = self._token_ids(example["input_ids"])
+            mask = example.get("attention_mask")
+            # An example without a mask has only real tokens (a batch may mix examples with and without one).
+            mask = [1] * len(ids) if mask is None else self._attention_mask(mask, len(ids))
+            return {"input_ids": ids, "attention_mask": mask}
         if isinstance(example.get("text"), str):
+            self._check_encodable(example["text"])
             encoded = self.tokenizer(
                 example["text"], truncation=self.max_length is not None, max_length=self.max_length
             )
@@ -115,16 +141,87 @@ class DataCollatorForMaskedDiffusion:
             "with `dataset.map(lambda b: tokenizer(b['text']), batched=True)` or keep its `text` column."
         )
 
+    def _token_ids(self, ids) -> list[int]:
+        """One example's ids as a flat list of ints in [0, len(tokenizer)), or an error naming the fix."""
+        if len(ids) == 0:
+            return []
+        try:
+            ids = torch.as_tensor(ids)
+        except (ValueError, TypeError):
+            ids = None
+        if ids is None or ids.dim() != 1:
+            raise ValueError(
+                "The input_ids of an example must be one flat sequence of token ids, got a nested or ragged value; "
+                "give each example its own row (flatten or split nested lists)."
+            )
+        if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise TypeError(
+                f"input_ids must be integer token ids, got dtype {ids.dtype}; convert them to ints (e.g. "
+                "`dataset.cast_column('input_ids', datasets.Sequence(datasets.Value('int64')))`)."
+            )
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= len(self.tokenizer)):
+            raise ValueError(
+                f"input_ids hold ids outside [0, {len(self.tokenizer)}) of the tokenizer (found {int(ids.min())} to "
+                f"{int(ids.max())}); tokenize the dataset with this collator's tokenizer."
+            )
+        return ids.tolist()
+
+    @staticmethod
+    def _attention_mask(mask, length: int) -> list[int]:
+        mask = mask.tolist() if isinstance(mask, torch.Tensor) else list(mask)
+        if len(mask) != length or any(value not in (0, 1) for value in mask):
+            raise ValueError(
+                f"attention_mask must hold one 0/1 entry per token ({length}), got {mask}; drop it to mark every "
+                "token as real."
+            )
+        return [int(value) for value in mask]
+
+    def _check_encodable(self, text: str) -> None:
+        """Without an unk token, a character outside the vocabulary may be dropped silently: refuse it instead."""
+        if self.tokenizer.unk_token_id is not None:
+            return
+        unknown = []
+        for character in sorted(set(text) - self._encodable_characters):
+            try:
+                encodable = character.isspace() or bool(
+                    self.tokenizer(character, add_special_tokens=False)["input_ids"]
+                )
+            except Exception:  # tokenizers raises a bare Exception (e.g. WordLevel without [UNK])
+                encodable = False
+            if encodable:
+                self._encodable_characters.add(character)
+            else:
+                unknown.append(character)
+        if unknown:
+            raise ValueError(
+                f"The text holds characters the tokenizer cannot encode and it has no unk token: {unknown}; clean the "
+                "text, or give the tokenizer an unk token (tokenizer.add_special_tokens({'unk_token': '<unk>'}))."
+            )
+
     @staticmethod
     def _prompt_mask(example: dict[str, Any], length: int) -> list[bool]:
         if "prompt_mask" in example:
-            mask = [bool(v) for v in example["prompt_mask"]]
-            if len(mask) != length:
-                raise ValueError(f"prompt_mask has {len(mask)} entries for an example of {length} tokens.")
-            return mask
-        prompt_length = int(example.get("prompt_length", 0))
+            mask = example["prompt_mask"]
+            mask = mask.tolist() if isinstance(mask, torch.Tensor) else list(mask)
+            if len(mask) != length or any(value not in (0, 1) for value in mask):
+                raise ValueError(
+                    f"prompt_mask must hold one 0/1 entry per token ({length}), got {len(mask)} entries {mask}; "
+                    "mark prompt tokens with 1."
+                )
+            return [bool(value) for value in mask]
+        prompt_length = example.get("prompt_length", 0)
+        if isinstance(prompt_length, torch.Tensor) and prompt_length.numel() == 1:
+            prompt_length = prompt_length.item()
+        if isinstance(prompt_length, bool) or not isinstance(prompt_length, numbers.Integral):
+            raise TypeError(
+                f"prompt_length must be a whole number of prompt tokens, got {prompt_length!r}; count the prompt's "
+                "tokens, e.g. len(tokenizer(prompt)['input_ids'])."
+            )
         if not 0 <= prompt_length <= length:
-            raise ValueError(f"prompt_length={prompt_length} does not fit an example of {length} tokens.")
+            raise ValueError(
+                f"prompt_length={prompt_length} does not fit an example of {length} tokens; give a count between 0 "
+                "and the example's length (after truncation)."
+            )
         return [True] * prompt_length + [False] * (length - prompt_length)
 
     def _pad_like(self, rows: list[list[bool]], width: int) -> torch.Tensor:
@@ -137,3 +234,13 @@ class DataCollatorForMaskedDiffusion:
             else:
                 padded[i, : len(row)] = row
         return padded
+
+
+def collating_epoch() -> int | None:
+    """The epoch of the accelerate dataloader being iterated in this process (the Trainer's), else None.
+
+    In a dataloader worker process the copy of that state may be stale (persistent workers), so it is not used there.
+    """
+    if torch.utils.data.get_worker_info() is not None:
+        return None
+    return getattr(GradientState().active_dataloader, "iteration", None)

@@ -9,14 +9,80 @@ from ..schedules import NoiseSchedule, get_schedule
 IGNORE_INDEX = -100
 
 
+TOKEN_ID_DTYPES = (torch.int64, torch.int32)
+
+
+def check_token_id_dtype(name: str, ids: torch.Tensor) -> None:
+    """A TypeError unless `ids` holds integer token ids (int64, or int32 which embeddings also index with)."""
+    if ids.dtype not in TOKEN_ID_DTYPES:
+        raise TypeError(
+            f"{name} must hold token ids as torch.long, got dtype {ids.dtype}; convert with `{name}.long()`."
+        )
+
+
 def check_diffusion_times(t: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """`t` flattened to one time per row, or a ValueError when a row has none or a time is outside (0, 1]."""
+    """`t` flattened to one time per row, or a ValueError when a row has none (its values: `check_loss_inputs`)."""
     t = t.reshape(-1)
     if t.shape[0] != batch_size:
         raise ValueError(f"t has {t.shape[0]} values for a batch of {batch_size} rows; give one per row.")
-    if bool(((t <= 0) | (t > 1)).any()):
-        raise ValueError(f"t must lie in (0, 1], got values in [{float(t.min())}, {float(t.max())}].")
     return t
+
+
+def check_loss_inputs(
+    labels: torch.Tensor,
+    vocab_size: int,
+    t: torch.Tensor | None = None,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    input_ids: torch.Tensor | None = None,
+    mask_token_id: int | None = None,
+) -> None:
+    """Raise a ValueError naming the fix when a value of the training inputs is wrong, at the cost of one device sync.
+
+    Checked: labels are -100 or ids in [0, vocab_size) (and not the [MASK] id when given); input_ids lie in
+    [0, vocab_size); t lies in (0, 1] (NaN included); num_items_in_batch covers at least this batch's scored tokens.
+    """
+    scored = labels != IGNORE_INDEX
+    checks = [
+        (
+            (scored & (labels < 0)).any(),
+            "labels hold negative values other than -100 (e.g. -1); mark positions that are not scored with -100.",
+        ),
+        (
+            (labels >= vocab_size).any(),
+            f"labels hold ids >= the vocabulary size {vocab_size}; the tokenizer and the model disagree: "
+            "call `model.resize_token_embeddings(len(tokenizer))`.",
+        ),
+    ]
+    if mask_token_id is not None:
+        checks.append(
+            (
+                (labels == mask_token_id).any(),
+                f"labels hold the [MASK] id {mask_token_id}, which the model never predicts; labels must hold the "
+                "original tokens at masked positions (as DataCollatorForMaskedDiffusion returns them).",
+            )
+        )
+    if input_ids is not None:
+        checks.append(
+            (
+                ((input_ids < 0) | (input_ids >= vocab_size)).any(),
+                f"input_ids hold ids outside [0, {vocab_size}); the tokenizer and the model disagree: "
+                "call `model.resize_token_embeddings(len(tokenizer))`.",
+            )
+        )
+    if t is not None:
+        checks.append((~((t > 0) & (t <= 1)).all(), "t must lie in (0, 1] (NaN is refused); pass the collator's `t`."))
+    if num_items_in_batch is not None:
+        checks.append(
+            (
+                ~(torch.as_tensor(num_items_in_batch, device=labels.device) >= scored.sum()),
+                "num_items_in_batch is smaller than this batch's count of scored labels (or not a count); pass the "
+                "number of labels != -100 over the whole accumulated batch, as the Trainer does.",
+            )
+        )
+    flags = torch.stack([flag.to(labels.device).reshape(()) for flag, _ in checks]).tolist()  # the one sync
+    for flag, (_, message) in zip(flags, checks):
+        if flag:
+            raise ValueError(message)
 
 
 def masked_diffusion_loss(
@@ -29,6 +95,7 @@ def masked_diffusion_loss(
     schedule: "str | NoiseSchedule" = "linear",
     weighting: str = "elbo",
     reduction: str = "mean",
+    check_inputs: bool = True,
 ) -> torch.Tensor:
     r"""Per-token masked-diffusion NELBO of a batch noised by `DataCollatorForMaskedDiffusion`.
 
@@ -50,6 +117,7 @@ def masked_diffusion_loss(
         weighting: "elbo" or "uniform".
         reduction: "mean" (the loss above) or "none": per row, sum_{i masked} w(t_b) * -log p(x_i | x_t) (the row's
             one-draw NELBO estimate, unnormalised; with "uniform", its summed cross-entropy).
+        check_inputs: run `check_loss_inputs` (one device sync); the model's forward checks before running instead.
     """
     logits = outputs if isinstance(outputs, torch.Tensor) else outputs["logits"]
     if t is None and not isinstance(outputs, torch.Tensor):
@@ -76,6 +144,12 @@ def masked_diffusion_loss(
             )
         t = check_diffusion_times(t, labels.shape[0])
         schedule = get_schedule(schedule)
+    check_token_id_dtype("labels", labels)
+    if check_inputs:
+        check_loss_inputs(
+            labels, logits.shape[-1], t=t if weighting == "elbo" else None, num_items_in_batch=num_items_in_batch
+        )
+    labels = labels.long()
 
     selected = labels != IGNORE_INDEX
     row_of_token = selected.nonzero()[:, 0]
@@ -93,5 +167,7 @@ def masked_diffusion_loss(
         denominator = attention_mask.sum() if attention_mask is not None else torch.tensor(labels.numel())
     loss = row_sums.sum() / denominator.clamp_min(1).to(row_sums.device)
     if num_items_in_batch is not None:
-        loss = loss * num_masked.to(loss.device) / torch.as_tensor(num_items_in_batch, device=loss.device)
+        # num_items_in_batch == 0 means nothing is scored anywhere (so here neither): the loss is 0, not 0 / 0.
+        total = torch.as_tensor(num_items_in_batch, device=loss.device).clamp_min(1)
+        loss = loss * num_masked.to(loss.device) / total
     return loss

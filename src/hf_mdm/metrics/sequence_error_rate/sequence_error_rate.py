@@ -25,7 +25,7 @@ Args:
     references: optional; one per prediction, of the predictions' type.
     normalizer: optional callable applied to every prediction and reference before exact matching.
     language: optional `hf_mdm.languages.FormalLanguage`; predictions are then symbol-id sequences.
-    valid: optional list of booleans, one per prediction.
+    valid: optional list of booleans (or 0/1), one per prediction; strings are refused.
 Returns:
     sequence_error_rate, num_errors, num_sequences, ci_low, ci_high (Wilson 95%).
 Examples:
@@ -70,7 +70,14 @@ class SequenceErrorRate(inputs.OptionalReferencesMetric):
         if valid is not None:
             if len(valid) != len(predictions):
                 raise ValueError(f"Got {len(valid)} validity flags for {len(predictions)} predictions; pass one each.")
-            wrong = [not bool(flag) for flag in valid]
+            flags = [flag.item() if hasattr(flag, "item") else flag for flag in valid]  # numpy / torch scalars
+            bad = [flag for flag in flags if isinstance(flag, float) or flag not in (True, False)]
+            if bad:
+                raise ValueError(
+                    f"valid= must hold booleans (or 0/1), got {bad[:3]}; "
+                    "convert them, e.g. valid=[answer == 'yes' for answer in answers]."
+                )
+            wrong = [not flag for flag in flags]
         elif language is not None:
             flags = inputs.by_length(language, predictions, lambda lang, batch: lang.is_valid(batch).tolist())
             wrong = [not flag for flag in flags]

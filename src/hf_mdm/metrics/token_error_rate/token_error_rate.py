@@ -66,6 +66,11 @@ class TokenErrorRate(inputs.OptionalReferencesMetric):
                 raise ValueError("entropy_rate= and invalid_token_log_prob= apply only with language=.")
             return _against_references(predictions, references)
         floor = DEFAULT_INVALID_TOKEN_LOG_PROB if invalid_token_log_prob is None else float(invalid_token_log_prob)
+        if not (math.isfinite(floor) and floor <= 0.0):
+            raise ValueError(
+                f"invalid_token_log_prob must be a finite log-probability <= 0, got {invalid_token_log_prob}; "
+                "e.g. math.log(1e-6)."
+            )
         return _against_language(predictions, language, entropy_rate, floor)
 
 
@@ -88,6 +93,11 @@ def _against_language(predictions, language, entropy_rate, floor):
     if any(isinstance(prediction, str) for prediction in predictions):
         raise ValueError("With language=, predictions are token-id sequences; encode text with language.tokenizer().")
     scores = torch.cat(inputs.by_length(language, predictions, lambda lang, batch: list(lang.token_log_probs(batch))))
+    if bool((scores.isnan() | (scores > 0)).any()):
+        raise ValueError(
+            f"{type(language).__name__}.token_log_probs returned NaN or positive log-probabilities; the language's "
+            "parameters are not normalised probabilities: fix them before scoring."
+        )
     invalid = torch.isneginf(scores)
     log_perplexity = float(-torch.where(invalid, floor, scores).mean())
     if entropy_rate is None:
