@@ -62,9 +62,9 @@ class HiddenMarkovLanguage(FormalLanguage):
 
         Inactive positions neither emit nor advance the chain, so (with any) each row's active positions are first
         moved to its front (a stable sort); the loop then runs to the longest row, and positions past a row's end are unobserved,
-        which leaves every B_i of the row unchanged (T 1 = 1). Messages are renormalised at every step. The loop does
-        the recursions alone (a few batched ops per position); the likelihoods before it and the symbol posteriors
-        after it are single batched ops.
+        which leaves every B_i of the row unchanged (T 1 = 1). Messages are renormalised at every step. The loops do
+        a few batched ops per position; the likelihoods are built before them in one op, and the normalisation of the
+        symbol posteriors after them.
         """
         num, length = symbols.shape
         compact = not bool(active.all())
@@ -87,11 +87,12 @@ class HiddenMarkovLanguage(FormalLanguage):
             predictive = self._transition_forward(filtered[i])
         likelihood = torch.where(evidence > 0, likelihood, 1.0)  # a contradicted token is ignored in both passes
 
-        backward = torch.ones(width, num, self.num_states, dtype=torch.float64)
-        for i in reversed(range(1, width)):
-            message = self._transition_backward(likelihood[i] * backward[i])
-            torch.div(message, message.sum(-1, keepdim=True), out=backward[i - 1])
-        token = self._emit(filtered * backward)
+        token = torch.empty(width, num, self.vocab_size, dtype=torch.float64)
+        backward = torch.ones(num, self.num_states, dtype=torch.float64)
+        for i in reversed(range(width)):
+            token[i] = self._emit(filtered[i] * backward)
+            message = self._transition_backward(likelihood[i] * backward)
+            backward = message / message.sum(-1, keepdim=True)
         token = (token / token.sum(-1, keepdim=True)).transpose(0, 1)  # (num, width, V)
         if not compact:
             return token
