@@ -5,7 +5,7 @@ import builtins
 import pytest
 from huggingface_hub import ModelCard as HubModelCard
 
-from hf_mdm.evaluation.step_scaling import fit_step_scaling
+from hf_mdm.evaluation.step_scaling import fit_step_scaling, verdict
 from hf_mdm.hub import ModelCard
 
 from .conftest import tiny_config
@@ -105,7 +105,69 @@ def test_step_scaling_fit():
     assert scaling.exponent == pytest.approx(1.0)
     assert scaling.coefficient == pytest.approx(1.0)
     unreachable = fit_step_scaling(sweep_rows(), "random", "ser", 0.01)
-    assert unreachable.exponent is None and "no swept length" in unreachable.describe()
+    assert unreachable.exponent is None and "No exponent" in unreachable.describe()
+    assert "L=32: not reached by S_max=32" in unreachable.describe()
+
+
+def longer_sweep():
+    """Steps for SER <= 0.1 grow like L^0.8 over five lengths, with a noisy SER per cell."""
+    rows = []
+    for i, length in enumerate((8, 16, 32, 64, 128)):
+        threshold = round(2 * length**0.8 * (1.1 if i % 2 else 0.9))
+        for steps in (4, 8, 16, 32, 64, 128, 256):
+            ser = 0.04 if steps >= threshold else 0.5
+            rows.append(dict(strategy="confidence", length=length, steps=steps, num_samples=100, ser=ser))
+    return rows
+
+
+def test_card_shows_the_exponent_interval_and_the_claim_it_supports():
+    rows = longer_sweep()
+    fit = fit_step_scaling(rows, "confidence", "ser", 0.1)
+    low, high = fit.interval
+    text = ModelCard.from_sweep(rows).text
+    assert f"L^{fit.exponent:.2f}" in text and f"95% interval [{low:.2f}, {high:.2f}]" in text
+    assert f"+- {fit.standard_error:.2f}" in text
+    assert verdict(low, high) in text
+    assert "only 3 lengths" not in text  # five lengths: an interval to read as it is
+
+
+def test_card_takes_the_fits_of_a_search():
+    rows = longer_sweep()
+    fits = [fit_step_scaling(rows, "confidence", "ser", 0.05)]
+    text = ModelCard.from_sweep(rows, step_scaling=fits).text
+    assert fits[0].describe() in text
+    with pytest.raises(TypeError, match="list of StepScaling"):
+        ModelCard.from_sweep(rows, step_scaling=["confidence: L^1"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.1, "0.5"])
+def test_card_refuses_rows_with_a_bad_ser(bad):
+    rows = sweep_rows()
+    rows[3]["ser"] = bad
+    with pytest.raises(ValueError, match="Sweep row 3 .* SER must be a finite rate"):
+        ModelCard.from_sweep(rows)
+
+
+def test_card_refuses_a_row_without_strategy():
+    rows = sweep_rows()
+    del rows[2]["strategy"]
+    with pytest.raises(ValueError, match=r"Sweep row 2 has no \['strategy'\]"):
+        ModelCard.from_sweep(rows)
+
+
+@pytest.mark.parametrize("target", [0, 1, -0.5, 2.0, "0.1"])
+def test_card_refuses_a_target_outside_zero_one(target):
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        ModelCard.from_sweep(sweep_rows(), ser_target=target)
+
+
+def test_card_refuses_a_string_table_and_checks_what_save_pretrained_gets():
+    with pytest.raises(TypeError, match="sweep table"):
+        ModelCard.from_sweep("sweep.jsonl")
+    with pytest.raises(TypeError, match=r"got str\. Wrap Markdown text as `hf_mdm.ModelCard\(text\)`"):
+        ModelCard.check("# my model")
+    card = ModelCard.from_sweep(sweep_rows())
+    assert ModelCard.check(card) is card
 
 
 def test_empty_sweep_is_refused():

@@ -1,8 +1,11 @@
-"""Evaluation: the NELBO perplexity bound, the autoregressive baseline row, and step-vs-error sweeps."""
+"""Evaluation: the NELBO perplexity bound, the autoregressive baseline row, step-vs-error sweeps, and the search for
+the steps needed at a target error with the fit of how they grow with length."""
 
 from .autoregressive_baseline import autoregressive_config, train_autoregressive_baseline
 from .elbo_perplexity import elbo_perplexity
 from .step_scaling import StepScaling, fit_step_scaling
+from .steps_needed import Probe, StepsNeeded
+from .steps_search import search_steps, search_steps_needed
 from .sweep import sweep_steps
 from .sweep_resume import read_sweep_rows
 from .sweep_table import markdown_table
@@ -15,6 +18,10 @@ __all__ = [
     "train_autoregressive_baseline",
     "StepScaling",
     "fit_step_scaling",
+    "Probe",
+    "StepsNeeded",
+    "search_steps",
+    "search_steps_needed",
     "sweep_steps",
     "read_sweep_rows",
     "markdown_table",

@@ -1,55 +1,136 @@
-"""How the steps a model needs grow with the sequence length, fitted from a step-vs-error sweep.
+"""How the steps a model needs grow with the sequence length: steps_needed ~ c * L^b, with the uncertainty of b.
 
-For each strategy and length, steps_needed(L) is the fewest swept steps whose error is at most `target`. Across
-lengths, log steps_needed = log c + b log L is fitted by least squares: the research predicts b ~ 0 for token error
-and b ~ 1 for sequence error (Feng et al. 2025).
+Per length, the steps needed come from a search (`steps_search`) or from a swept table (`fit_step_scaling`), decided
+on the monotone fit of the error against steps (`steps_needed`). Across the n lengths that reach the target,
+least squares on y = log S, x = log L gives
+
+    b = Sxy / Sxx,   log c = mean(y) - b mean(x),   SE(b) = sqrt(RSS / (n - 2) / Sxx),   b +- t_{0.975, n-2} SE(b).
+
+The research predicts b ~ 0 for token error and b ~ 1 for sequence error (Feng et al. 2025); `verdict` says which the
+95% interval supports. With 3 lengths the interval has one degree of freedom (t = 12.7): b is given, the interval is
+called wide. With fewer than 3 there is no exponent (two points always fit exactly: no error estimate).
 """
 
 import math
 from dataclasses import dataclass
 
+from .steps_needed import StepsNeeded, decide_steps_needed
+from .student_t import t_quantile
 
-@dataclass
+
+MIN_LENGTHS = 3
+CONFIDENT_LENGTHS = 4
+
+
+def verdict(low: float, high: float) -> str:
+    """Which prediction the 95% interval [low, high] of b supports: b ~ 0 (TER) or b ~ 1 (SER)."""
+    has_zero, has_one = low <= 0 <= high, low <= 1 <= high
+    if has_one and not has_zero:
+        return "consistent with linear growth (b ~ 1, the SER prediction), not with b = 0"
+    if has_zero and not has_one:
+        return "consistent with no growth (b ~ 0, the TER prediction), not with b = 1"
+    if has_zero and has_one:
+        return "too uncertain to tell b = 0 (TER) from b = 1 (SER)"
+    return "excludes both b = 0 and b = 1"
+
+
+@dataclass(frozen=True)
 class StepScaling:
-    """steps_needed ~ coefficient * length ** exponent, fitted for one strategy and one error column."""
+    """steps_needed ~ coefficient * length ** exponent for one strategy and one error column.
+
+    `needed[L]` is the decision at length L (its probes, or "not reached by S_max"). The fit fields are None with
+    fewer than 3 lengths that reach the target.
+    """
 
     strategy: str
     metric: str
     target: float
-    steps_needed: dict[int, int]
-    exponent: float | None
-    coefficient: float | None
+    needed: dict[int, StepsNeeded]
+    exponent: float | None = None
+    coefficient: float | None = None
+    standard_error: float | None = None
+    interval: tuple[float, float] | None = None
+
+    @property
+    def steps_needed(self) -> dict[int, int]:
+        """{length: steps needed} over the lengths that reach the target."""
+        return {length: result.steps for length, result in sorted(self.needed.items()) if result.reached}
+
+    @property
+    def num_fitted(self) -> int:
+        return len(self.steps_needed)
 
     def describe(self) -> str:
-        reached = ", ".join(f"L={length}: {steps}" for length, steps in sorted(self.steps_needed.items()))
+        per_length = "; ".join(result.describe() for _, result in sorted(self.needed.items())) or "no length"
+        head = f"{self.strategy}: steps for {self.metric} <= {self.target:g}"
         if self.exponent is None:
-            return f"{self.strategy}: {self.metric} <= {self.target} reached at {reached or 'no swept length'}"
+            return (
+                f"{head}: {per_length}. No exponent: {self.num_fitted} length(s) reach the target and a fit with an "
+                f"error estimate needs {MIN_LENGTHS} or more."
+            )
+        low, high = self.interval
+        few = self.num_fitted < CONFIDENT_LENGTHS
+        width = "; only 3 lengths (1 degree of freedom): read it as wide" if few else ""
         return (
-            f"{self.strategy}: steps for {self.metric} <= {self.target} grow as {self.coefficient:.3g} * "
-            f"L^{self.exponent:.2f} ({reached})"
+            f"{head} grow as {self.coefficient:.3g} * L^{self.exponent:.2f} (b = {self.exponent:.2f} +- "
+            f"{self.standard_error:.2f}, 95% interval [{low:.2f}, {high:.2f}]{width}): "
+            f"{verdict(low, high)}. Steps needed: {per_length}."
         )
 
 
-def steps_needed(rows: list[dict], strategy: str, metric: str, target: float) -> dict[int, int]:
-    """{length: fewest steps with rows[metric] <= target} over the lengths where some swept steps reach it."""
-    needed = {}
-    for row in rows:
-        value = row.get(metric)
-        if row["strategy"] != strategy or value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        if value <= target and row["steps"] < needed.get(row["length"], math.inf):
-            needed[row["length"]] = row["steps"]
-    return needed
+def fit_exponent(strategy: str, metric: str, target: float, needed: dict[int, StepsNeeded]) -> StepScaling:
+    """Least squares of log steps_needed on log length over the lengths that reach the target (>= 3 of them)."""
+    points = {length: result.steps for length, result in needed.items() if result.reached}
+    if len(points) < MIN_LENGTHS:
+        return StepScaling(strategy, metric, target, needed)
+    xs = [math.log(length) for length in points]
+    ys = [math.log(steps) for steps in points.values()]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    exponent = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
+    intercept = mean_y - exponent * mean_x
+    residuals = sum((y - intercept - exponent * x) ** 2 for x, y in zip(xs, ys))
+    standard_error = math.sqrt(residuals / (len(xs) - 2) / sxx)
+    half = t_quantile(0.975, len(xs) - 2) * standard_error
+    return StepScaling(
+        strategy, metric, target, needed, exponent, math.exp(intercept), standard_error,
+        (exponent - half, exponent + half),
+    )  # fmt: skip
+
+
+def check_target(target) -> float:
+    """`target` as a float in (0, 1), or a ValueError before any work."""
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < 1:
+        raise ValueError(f"The target error must be a number strictly between 0 and 1, got {target!r}.")
+    return float(target)
+
+
+def _finite_value(row: dict, metric: str):
+    value = row.get(metric)
+    if value is not None and not math.isfinite(value):
+        raise ValueError(
+            f"Row {row.get('strategy')}/L={row.get('length')}/S={row.get('steps')} has {metric} = {value}; "
+            "a step-scaling fit needs finite error rates (rerun or drop that cell)."
+        )
+    return value
 
 
 def fit_step_scaling(rows: list[dict], strategy: str, metric: str = "ser", target: float = 0.1) -> StepScaling:
-    """Least-squares fit of log steps_needed against log length (needs two or more lengths that reach `target`)."""
-    needed = steps_needed(rows, strategy, metric, target)
-    if len(needed) < 2:
-        return StepScaling(strategy, metric, target, needed, None, None)
-    xs = [math.log(length) for length in needed]
-    ys = [math.log(steps) for steps in needed.values()]
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    spread = sum((x - mean_x) ** 2 for x in xs)
-    exponent = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
-    return StepScaling(strategy, metric, target, needed, exponent, math.exp(mean_y - exponent * mean_x))
+    """The fit from a swept table: per length, the smallest swept steps whose monotone-fitted `metric` is <= target
+    ("not reached by S_max" = the largest swept steps otherwise), then `fit_exponent`.
+
+    Rows where `metric` is None (a column the task does not define) are skipped; NaN or inf is an error. The answer is
+    only as fine as the swept grid: the true threshold lies between the swept step count below it and it.
+    """
+    target = check_target(target)
+    measured: dict[int, dict] = {}
+    for row in rows:
+        value = _finite_value(row, metric)
+        if row["strategy"] != strategy or value is None:
+            continue
+        low, high = (row.get(f"{metric}_low"), row.get(f"{metric}_high"))
+        measured.setdefault(int(row["length"]), {})[int(row["steps"])] = (value, int(row["num_samples"]), low, high)
+    needed = {
+        length: decide_steps_needed(length, target, max(cells), cells) for length, cells in sorted(measured.items())
+    }
+    return fit_exponent(strategy, metric, target, needed)

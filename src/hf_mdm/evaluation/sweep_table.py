@@ -1,4 +1,5 @@
-"""The rendering of a step-vs-error sweep as a Markdown table (the sweep's JSON is `Dataset.to_json`)."""
+"""A step-vs-error sweep table: the checks its rows must pass, and its rendering as Markdown (the sweep's JSON is
+`Dataset.to_json`)."""
 
 import math
 
@@ -24,6 +25,28 @@ TABLE_COLUMNS = [
 def is_present(value) -> bool:
     """False for a missing cell: None or NaN."""
     return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+REQUIRED_COLUMNS = ("strategy", "length", "steps", "num_samples", "ser")
+
+
+def check_sweep_rows(rows: list[dict]) -> None:
+    """Raise a ValueError naming the first row that misses a required column, or whose SER is not a finite rate."""
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"Sweep row {index} is a {type(row).__name__}, not a dict of columns.")
+        missing = [column for column in REQUIRED_COLUMNS if row.get(column) is None]
+        if missing:
+            raise ValueError(
+                f"Sweep row {index} has no {missing}; every row needs {list(REQUIRED_COLUMNS)} (as `sweep_steps` "
+                "writes them)."
+            )
+        ser = row["ser"]
+        if isinstance(ser, bool) or not isinstance(ser, (int, float)) or not 0 <= ser <= 1:
+            raise ValueError(
+                f"Sweep row {index} ({row['strategy']}, length {row['length']}, steps {row['steps']}) has SER "
+                f"{ser!r}; SER must be a finite rate in [0, 1] (a NaN or inf means the cell failed: rerun it)."
+            )
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCardData
 from huggingface_hub import ModelCard as HubModelCard
 
-from ..evaluation.step_scaling import fit_step_scaling
-from ..evaluation.sweep_table import is_present, markdown_table
+from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
+from ..evaluation.sweep_table import check_sweep_rows, is_present, markdown_table
 
 
 PLOT_FILE = "step_vs_error.png"
@@ -89,11 +89,22 @@ class ModelCard(HubModelCard):
         base_model: str | None = None,
         license: str = "apache-2.0",
         ser_target: float = 0.1,
+        step_scaling: list[StepScaling] | None = None,
     ) -> "ModelCard":
-        """Build the card; its body links the plot that `save_pretrained` draws next to it."""
+        """Build the card; its body links the plot that `save_pretrained` draws next to it.
+
+        The limitation section fits steps ~ c L^b per strategy from the swept table at `ser_target`
+        (`fit_step_scaling`), unless `step_scaling` gives the fits of a search (`search_steps_needed`).
+        """
+        if isinstance(table, (str, bytes)) or not hasattr(table, "__iter__"):
+            raise TypeError(f"table must be a sweep table (a datasets.Dataset or a list of dicts), got {type(table)}.")
         rows = [dict(row) for row in table]
         if not rows:
             raise ValueError("The sweep table is empty; run `hf_mdm.sweep_steps` over at least one cell first.")
+        check_sweep_rows(rows)
+        ser_target = check_target(ser_target)
+        if step_scaling is not None and not all(isinstance(fit, StepScaling) for fit in step_scaling):
+            raise TypeError("step_scaling must be a list of StepScaling, as `search_steps_needed` returns.")
         eval_results = [
             EvalResult(
                 task_type="text-generation",
@@ -118,12 +129,16 @@ class ModelCard(HubModelCard):
             base_model=base_model,
             eval_results=eval_results,
         )
-        card = cls(f"---\n{data.to_yaml()}\n---\n\n{cls._body(rows, model, model_name, training, ser_target)}")
+        scalings = step_scaling if step_scaling is not None else [
+            fit_step_scaling(rows, strategy, "ser", ser_target)
+            for strategy in sorted({row["strategy"] for row in rows} - {"autoregressive"})
+        ]
+        card = cls(f"---\n{data.to_yaml()}\n---\n\n{cls._body(rows, model, model_name, training, scalings)}")
         card.sweep_rows = rows
         return card
 
     @staticmethod
-    def _body(rows, model, model_name, training, ser_target) -> str:
+    def _body(rows, model, model_name, training, scalings) -> str:
         parts = [
             f"# {model_name}",
             "",
@@ -158,12 +173,14 @@ class ModelCard(HubModelCard):
             "## Limitation: steps needed grow with length",
             "",
             "Token error needs a number of steps that does not grow with the sequence length; whether the whole "
-            "sequence is right (SER) needs steps proportional to the length (Feng et al. 2025). Fitted from "
-            "this sweep:",
+            "sequence is right (SER) needs steps proportional to the length (Feng et al. 2025): b ~ 0 for token "
+            "error, b ~ 1 for SER in steps ~ c L^b. Per length, the steps needed are the smallest step count whose "
+            "monotone fit of the error is under the target; b is fitted by least squares on log-log axes, with its "
+            "standard error and 95% interval (t distribution, n - 2 degrees of freedom; no exponent from fewer "
+            "than 3 lengths). Measured here:",
             "",
         ]
-        for strategy in sorted({row["strategy"] for row in rows} - {"autoregressive"}):
-            parts.append(f"- {fit_step_scaling(rows, strategy, 'ser', ser_target).describe()}")
+        parts += [f"- {scaling.describe()}" for scaling in scalings]
         parts += [
             "",
             "## How to use",
@@ -179,6 +196,17 @@ class ModelCard(HubModelCard):
             "```",
         ]
         return "\n".join(parts) + "\n"
+
+    @staticmethod
+    def check(card) -> "ModelCard":
+        """`card` if it is an hf-mdm `ModelCard`, else a TypeError saying how to make one (e.g. from a string)."""
+        if not isinstance(card, ModelCard):
+            hint = " Wrap Markdown text as `hf_mdm.ModelCard(text)`." if isinstance(card, (str, HubModelCard)) else ""
+            raise TypeError(
+                f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`), got "
+                f"{type(card).__name__}.{hint}"
+            )
+        return card
 
     def save_pretrained(self, save_directory: "str | Path") -> Path:
         """Write README.md and, with matplotlib, the plot the card links to, into `save_directory`."""

@@ -52,27 +52,49 @@ class HiddenMarkovLanguage(FormalLanguage):
         evidence = joint.sum(-1, keepdim=True)
         return evidence, torch.where(evidence > 0, joint / evidence, predictive)
 
-    def _posterior(self, symbols: torch.LongTensor, observed: torch.BoolTensor, active: torch.BoolTensor):
-        """Forward-backward: p(x_i = v | obs) ∝ sum_s P(s_i = s | obs_<i) e(s, v) P(obs_>i | s_i = s).
+    def _emit(self, state_weights: torch.Tensor) -> torch.Tensor:
+        """sum_s w(s) e(s, v) for every symbol v, over the last axis of `state_weights`."""
+        return state_weights @ self.emission
 
-        Messages are renormalised at every step; inactive positions neither emit nor advance the chain.
+    def _posterior(self, symbols: torch.LongTensor, observed: torch.BoolTensor, active: torch.BoolTensor):
+        """Forward-backward: p(x_i = v | obs) ∝ sum_s F_i(s) e(s, v) B_i(s), F_i = P(s_i | obs_<=i) (= the prediction
+        P(s_i | obs_<i) at a masked i), B_i ∝ P(obs_>i | s_i).
+
+        Inactive positions neither emit nor advance the chain, so (with any) each row's active positions are first
+        moved to its front (a stable sort); the loop then runs to the longest row, and positions past a row's end are unobserved,
+        which leaves every B_i of the row unchanged (T 1 = 1). Messages are renormalised at every step. The loops do
+        a few batched ops per position; the likelihoods are built before them in one op, and the normalisation of the
+        symbol posteriors after them.
         """
         num, length = symbols.shape
-        likelihood = torch.where(observed[..., None], self.emission.T[symbols], 1.0)  # (num, length, S)
-        predictives = torch.empty(num, length, self.num_states, dtype=torch.float64)
-        predictive = self.initial.expand(num, -1)
-        for i in range(length):
-            predictives[:, i] = predictive
-            evidence, filtered = self._filter(predictive, likelihood[:, i])
-            likelihood[:, i] = torch.where(evidence > 0, likelihood[:, i], 1.0)  # ignored for the backward pass too
-            predictive = torch.where(active[:, i, None], self._transition_forward(filtered), predictive)
+        compact = not bool(active.all())
+        if compact:
+            order = torch.sort((~active).to(torch.uint8), dim=1, stable=True).indices  # active positions first
+            symbols, observed = symbols.gather(1, order), (observed & active).gather(1, order)
+        width = int(active.sum(1).max()) if num else 0
+        columns, shown = symbols[:, :width].T, observed[:, :width].T
+        likelihood = torch.where(shown[..., None], self.emission.T[columns], 1.0)  # (width, num, S)
 
-        posterior = torch.empty(num, length, self.vocab_size, dtype=torch.float64)
+        filtered = torch.empty(width, num, self.num_states, dtype=torch.float64)
+        evidence = torch.empty(width, num, 1, dtype=torch.float64)
+        predictive = self.initial.expand(num, -1)
+        for i in range(width):
+            joint = predictive * likelihood[i]
+            torch.sum(joint, -1, keepdim=True, out=evidence[i])
+            torch.div(joint, evidence[i], out=filtered[i])
+            if not bool(evidence[i].all()):
+                filtered[i] = torch.where(evidence[i] > 0, filtered[i], predictive)
+            predictive = self._transition_forward(filtered[i])
+        likelihood = torch.where(evidence > 0, likelihood, 1.0)  # a contradicted token is ignored in both passes
+
+        token = torch.empty(width, num, self.vocab_size, dtype=torch.float64)
         backward = torch.ones(num, self.num_states, dtype=torch.float64)
-        for i in reversed(range(length)):
-            token = (predictives[:, i] * backward) @ self.emission
-            posterior[:, i] = token / token.sum(-1, keepdim=True)
-            message = self._transition_backward(likelihood[:, i] * backward)
-            message = message / message.sum(-1, keepdim=True)
-            backward = torch.where(active[:, i, None], message, backward)
-        return posterior
+        for i in reversed(range(width)):
+            token[i] = self._emit(filtered[i] * backward)
+            message = self._transition_backward(likelihood[i] * backward)
+            backward = message / message.sum(-1, keepdim=True)
+        token = (token / token.sum(-1, keepdim=True)).transpose(0, 1)  # (num, width, V)
+        if not compact:
+            return token
+        posterior = torch.full((num, length, self.vocab_size), 1.0 / self.vocab_size, dtype=torch.float64)
+        return posterior.scatter_(1, order[:, :width, None].expand(-1, -1, self.vocab_size), token)

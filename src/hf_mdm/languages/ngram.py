@@ -143,3 +143,7 @@ class NGramLanguage(HiddenMarkovLanguage):
         """Exact: h = sum_c pi(c) H(P(. | c)), in nats per token."""
         conditional_entropy = -torch.special.xlogy(self.probabilities, self.probabilities).sum(-1)
         return EntropyRate(float(self.initial @ conditional_entropy), 0.0)
+
+    def _emit(self, state_weights):
+        """A context emits its last symbol: sum the weights of the contexts that end in each symbol."""
+        return state_weights.view(*state_weights.shape[:-1], -1, self.vocab_size).sum(-2)

@@ -1,0 +1,141 @@
+"""Search for the steps a model needs to reach a target sequence error, length by length, then fit the exponent.
+
+`search_steps(evaluate, target, max_steps)` finds the smallest S in [min_steps, max_steps] with SER(S) <= target,
+where `evaluate(S) -> (errors, num_samples)` measures SER at S. After every probe all probes are refitted
+monotonically (`steps_needed`), and
+
+- no probe's fit meets the target: probe double the largest S (at most `max_steps`); if `max_steps` was probed, the
+  answer is "not reached by S_max" (never an extrapolation);
+- hi = the smallest S whose fit meets it. If no probe lies above hi, confirm it first: probe min(2 hi, max_steps).
+  A lucky dip at hi that a larger S contradicts is then pooled with it, its fit rises over the target, and the
+  search goes on (bisection alone only ever probes below hi, so it could never see the dip's contradiction);
+- otherwise, lo = the largest probe below hi (with none, halve hi first): bisect, probing (lo + hi) // 2, until
+  hi = lo + 1 or hi = min_steps.
+
+Each round probes an S not probed before, so the search ends within max_steps probes, and after O(log S) of them on a
+monotone curve. Probes are never discarded: every decision uses the monotone fit of all of them.
+
+`search_steps_needed(model, tokenizer, task, ...)` runs that search for every (strategy, length), each probe one cell
+of `sweep_steps` (the same generation, seeding and scoring as a swept table), and fits steps ~ c L^b per strategy
+(`step_scaling.fit_exponent`).
+"""
+
+from collections.abc import Callable
+
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from ..metrics.sequence_error_rate.sequence_error_rate import wilson_interval
+from .step_scaling import StepScaling, check_target, fit_exponent
+from .steps_needed import StepsNeeded, decide_steps_needed
+from .sweep import AUTOREGRESSIVE, sweep_steps
+
+
+def check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def search_steps(
+    evaluate: Callable[[int], tuple[int, int]],
+    target: float,
+    max_steps: int,
+    min_steps: int = 1,
+    length: int = 0,
+) -> StepsNeeded:
+    """The smallest S with monotone-fitted SER <= target, by doubling from `min_steps` then bisection.
+
+    Args:
+        evaluate: S -> (number of wrong sequences, number of sequences) at S steps.
+        target: the SER to reach, in (0, 1).
+        max_steps, min_steps: the range searched (S_max, S_min).
+        length: recorded in the result (the sequence length `evaluate` generates).
+    Returns the decision with every probe, its Wilson 95% interval and its monotone fit.
+    """
+    target = check_target(target)
+    check_positive_int("max_steps", max_steps)
+    check_positive_int("min_steps", min_steps)
+    if min_steps > max_steps:
+        raise ValueError(f"min_steps ({min_steps}) must not exceed max_steps ({max_steps}).")
+    measured = {}
+    steps = min_steps
+    while steps is not None:
+        errors, total = evaluate(steps)
+        if not 0 <= errors <= total or total < 1:
+            raise ValueError(f"evaluate({steps}) returned {errors} errors out of {total} sequences.")
+        measured[steps] = (errors / total, total, *wilson_interval(errors, total))
+        result = decide_steps_needed(length, target, max_steps, measured)
+        steps = next_probe(result.steps, sorted(measured), min_steps, max_steps)
+    return result
+
+
+def next_probe(hi: int | None, probed: list[int], min_steps: int, max_steps: int) -> int | None:
+    """The next S to probe given the current decision `hi` (None: no fit meets the target) and the sorted probes;
+    None when the search is done."""
+    top = probed[-1]
+    if hi is None:
+        return None if top >= max_steps else min(2 * top, max_steps)
+    if top == hi and hi < max_steps:
+        return min(2 * hi, max_steps)
+    below = [s for s in probed if s < hi]
+    if not below:
+        return None if hi == min_steps else max(min_steps, hi // 2)
+    return None if hi - below[-1] == 1 else (below[-1] + hi) // 2
+
+
+def search_steps_needed(
+    model,
+    tokenizer,
+    task,
+    target: float,
+    max_steps: int,
+    strategies: list[str] = ("confidence",),
+    lengths: list[int] = (32,),
+    min_steps: int = 1,
+    num_samples: int = 64,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = True,
+    **generation_kwargs,
+) -> tuple[Dataset, list[StepScaling]]:
+    """Search the steps needed for SER <= `target` at every (strategy, length), then fit each strategy's exponent.
+
+    Arguments are those of `sweep_steps` (which runs every probe as one cell, so a probe's numbers equal that cell's
+    in a swept table), plus the target and the search range [min_steps, max_steps].
+
+    Returns the table of every probe (a sweep table: `markdown_table`, `ModelCard.from_sweep` take it) and one
+    `StepScaling` per strategy (`describe()` prints the steps needed, b, its standard error and 95% interval).
+    """
+    target = check_target(target)
+    check_positive_int("max_steps", max_steps)
+    check_positive_int("min_steps", min_steps)
+    if not strategies or not lengths:
+        raise ValueError("strategies and lengths must each list at least one value.")
+    lengths = [check_positive_int("every length", length) for length in lengths]
+    if min_steps > max_steps:
+        raise ValueError(f"min_steps ({min_steps}) must not exceed max_steps ({max_steps}).")
+    if AUTOREGRESSIVE in strategies:
+        raise ValueError("The autoregressive baseline has no steps to search; list diffusion strategies only.")
+    for length in lengths:
+        task.check_length(length)
+
+    rows, scalings = [], []
+    bar = tqdm(total=len(strategies) * len(lengths), desc="steps searches", disable=not progress)
+    for strategy in strategies:
+        needed = {}
+        for length in lengths:
+
+            def evaluate(steps, strategy=strategy, length=length):
+                (row,) = sweep_steps(
+                    model, tokenizer, task, steps=[steps], strategies=[strategy], lengths=[length],
+                    num_samples=num_samples, seed=seed, batch_size=batch_size, progress=False, **generation_kwargs,
+                )  # fmt: skip
+                rows.append(row)
+                return round(row["ser"] * row["num_samples"]), row["num_samples"]
+
+            needed[length] = search_steps(evaluate, target, max_steps, min_steps, length)
+            bar.update()
+        scalings.append(fit_exponent(strategy, "ser", target, needed))
+    bar.close()
+    return Dataset.from_list(rows), scalings

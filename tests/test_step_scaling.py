@@ -1,0 +1,225 @@
+"""Steps needed for a target error: the t quantile, the monotone fit, the search, and the exponent with its interval."""
+
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from hf_mdm.evaluation import StepsNeeded, fit_step_scaling, search_steps
+from hf_mdm.evaluation.step_scaling import fit_exponent, verdict
+from hf_mdm.evaluation.steps_needed import non_increasing_fit
+from hf_mdm.evaluation.student_t import t_quantile
+
+
+# ---- Student t ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("probability", [0.6, 0.9, 0.975, 0.995])
+def test_t_quantile_matches_closed_forms(probability):
+    central = 2 * probability - 1
+    assert t_quantile(probability, 1) == pytest.approx(math.tan(math.pi * (probability - 0.5)), rel=1e-9)  # Cauchy
+    assert t_quantile(probability, 2) == pytest.approx(math.sqrt(2 * central**2 / (1 - central**2)), rel=1e-9)
+    normal = statistics.NormalDist().inv_cdf(probability)
+    assert t_quantile(probability, 100_000) == pytest.approx(normal, rel=1e-4)
+    quantiles = [t_quantile(probability, dof) for dof in range(1, 40)]
+    assert all(a > b for a, b in zip(quantiles, quantiles[1:]))  # heavier tails with fewer degrees of freedom
+
+
+def test_t_quantile_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="probability"):
+        t_quantile(1.0, 3)
+    with pytest.raises(ValueError, match="dof"):
+        t_quantile(0.975, 0)
+
+
+# ---- monotone fit ---------------------------------------------------------------------------------------------------
+def test_non_increasing_fit_pools_violators_with_weights():
+    rates, weights = [0.9, 0.2, 0.6, 0.5, 0.1], [10, 10, 30, 10, 10]
+    fitted = non_increasing_fit(rates, weights)
+    assert all(a >= b for a, b in zip(fitted, fitted[1:]))
+    assert fitted[0] == rates[0] and fitted[-1] == rates[-1]
+    pooled = (0.2 * 10 + 0.6 * 30 + 0.5 * 10) / 50  # the dip at index 1 pools with the two probes that contradict it
+    assert fitted[1:4] == pytest.approx([pooled] * 3)
+    assert sum(f * w for f, w in zip(fitted, weights)) == pytest.approx(sum(r * w for r, w in zip(rates, weights)))
+    already = [0.8, 0.8, 0.3, 0.0]
+    assert non_increasing_fit(already, [1] * 4) == already
+
+
+def test_non_increasing_fit_is_the_least_squares_projection():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        rates, weights = rng.random(6), rng.integers(1, 20, 6)
+        fitted = np.array(non_increasing_fit(list(rates), list(weights)))
+        best = np.sum(weights * (fitted - rates) ** 2)
+        for _ in range(20):  # no other non-increasing sequence is closer
+            other = np.sort(np.clip(fitted + rng.normal(0, 0.05, 6), 0, 1))[::-1]
+            assert np.sum(weights * (other - rates) ** 2) >= best - 1e-12
+
+
+# ---- the search ---------------------------------------------------------------------------------------------------
+def ser_curve(length: int, scale: float):
+    """A decreasing SER curve: each of L tokens goes wrong with probability scale / S, independently."""
+    return lambda steps: 1 - (1 - min(1.0, scale / steps)) ** length
+
+
+def exact_evaluator(curve, num_samples, probed):
+    def evaluate(steps):
+        probed.append(steps)
+        return round(curve(steps) * num_samples), num_samples
+
+    return evaluate
+
+
+@pytest.mark.parametrize("length, scale, target", [(8, 0.5, 0.1), (32, 0.3, 0.05), (64, 0.3, 0.05), (16, 2.0, 0.2)])
+def test_search_finds_the_true_threshold(length, scale, target):
+    curve, num_samples, probed = ser_curve(length, scale), 10_000, []
+    result = search_steps(exact_evaluator(curve, num_samples, probed), target, max_steps=4096, length=length)
+    truth = next(s for s in range(1, 4097) if round(curve(s) * num_samples) / num_samples <= target)
+    assert result.steps == truth and result.reached and result.length == length
+    assert len(probed) == len(set(probed)) <= 2 * math.log2(4096) + 2  # O(log S) probes, none repeated
+    assert [p.steps for p in result.probes] == sorted(probed)
+    for probe in result.probes:
+        assert probe.low <= probe.rate <= probe.high  # Wilson interval around every probe
+
+
+def test_search_on_binomial_noise_lands_near_the_threshold():
+    curve, rng = ser_curve(32, 0.3), np.random.default_rng(1)
+    truth = next(s for s in range(1, 4097) if curve(s) <= 0.05)
+    for _ in range(10):
+        result = search_steps(lambda s: (int(rng.binomial(2000, curve(s))), 2000), 0.05, max_steps=4096)
+        assert abs(result.steps - truth) <= 0.25 * truth
+
+
+def test_a_lucky_dip_does_not_end_the_search():
+    curve, probed = ser_curve(32, 0.3), []
+    exact = exact_evaluator(curve, 400, probed)
+    truth = search_steps(exact, 0.05, max_steps=1024).steps
+    dip = 2 ** int(math.log2(truth) - 2)  # a probe on the doubling path, far below the threshold, shows no error
+
+    def lucky(steps):
+        return (0, 400) if steps == dip else exact(steps)
+
+    result = search_steps(lucky, 0.05, max_steps=1024)
+    assert result.steps == truth
+    assert next(p for p in result.probes if p.steps == dip).fitted > 0.05  # pooled with what contradicts it
+
+
+def test_not_reached_by_max_steps_is_never_extrapolated():
+    probed = []
+    result = search_steps(exact_evaluator(ser_curve(64, 2.0), 500, probed), 0.01, max_steps=100, min_steps=3)
+    assert result.steps is None and not result.reached
+    assert max(probed) == 100 and min(probed) == 3
+    assert result.describe() == "L=0: not reached by S_max=100"
+
+
+def test_met_at_min_steps_stops_there():
+    probed = []
+    result = search_steps(exact_evaluator(lambda s: 0.0, 100, probed), 0.1, max_steps=64, min_steps=4)
+    assert result.steps == 4 and probed[0] == 4 and min(probed) == 4
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(target=0.0), "strictly between 0 and 1"),
+        (dict(target=1.0), "strictly between 0 and 1"),
+        (dict(target="0.1"), "strictly between 0 and 1"),
+        (dict(max_steps=0), "max_steps must be a positive integer"),
+        (dict(max_steps=8.0), "max_steps must be a positive integer"),
+        (dict(min_steps=16, max_steps=8), "must not exceed"),
+    ],
+)
+def test_search_refuses_bad_input_before_evaluating(kwargs, match):
+    def never(steps):
+        raise AssertionError("evaluated before the input was checked")
+
+    with pytest.raises(ValueError, match=match):
+        search_steps(never, **{"target": 0.1, "max_steps": 64, **kwargs})
+
+
+def test_search_refuses_impossible_counts():
+    with pytest.raises(ValueError, match="returned 5 errors out of 4"):
+        search_steps(lambda s: (5, 4), 0.1, max_steps=8)
+
+
+# ---- the exponent --------------------------------------------------------------------------------------------------
+def needed_at(points: dict[int, int | None], max_steps: int = 10**9) -> dict[int, StepsNeeded]:
+    return {length: StepsNeeded(length, 0.1, max_steps, (), steps) for length, steps in points.items()}
+
+
+def test_exponent_and_standard_error_match_least_squares():
+    rng = np.random.default_rng(0)
+    lengths = [16, 32, 64, 128, 256, 512]
+    points = {L: int(round(3 * L**0.8 * math.exp(rng.normal(0, 0.1)))) for L in lengths}
+    fit = fit_exponent("random", "ser", 0.1, needed_at(points))
+    x, y = np.log(lengths), np.log([points[L] for L in lengths])
+    (slope, intercept), covariance = np.polyfit(x, y, 1, cov=True)
+    assert fit.exponent == pytest.approx(slope, rel=1e-9)
+    assert fit.coefficient == pytest.approx(math.exp(intercept), rel=1e-9)
+    assert fit.standard_error == pytest.approx(math.sqrt(covariance[0, 0]), rel=1e-9)
+    half = t_quantile(0.975, len(lengths) - 2) * fit.standard_error
+    assert fit.interval == pytest.approx((slope - half, slope + half))
+    assert fit.interval[0] < 0.8 < fit.interval[1]
+
+
+def test_interval_covers_the_true_exponent_95_percent_of_the_time():
+    rng, lengths, covered, trials = np.random.default_rng(1), [8, 16, 32, 64, 128], 0, 400
+    for _ in range(trials):
+        points = {L: int(round(1000 * L * math.exp(rng.normal(0, 0.3)))) for L in lengths}
+        low, high = fit_exponent("random", "ser", 0.1, needed_at(points)).interval
+        covered += low <= 1.0 <= high
+    assert 0.91 <= covered / trials <= 0.99
+
+
+def test_fewer_than_three_lengths_give_no_exponent():
+    fit = fit_exponent("random", "ser", 0.1, needed_at({8: 8, 16: 16, 32: None}, max_steps=64))
+    assert fit.exponent is None and fit.interval is None and fit.steps_needed == {8: 8, 16: 16}
+    text = fit.describe()
+    assert "No exponent" in text and "2 length(s)" in text and "L=32: not reached by S_max=64" in text
+
+
+def test_three_lengths_give_an_exponent_with_a_wide_interval():
+    fit = fit_exponent("random", "ser", 0.1, needed_at({8: 9, 16: 15, 32: 33}))
+    assert fit.exponent is not None and fit.interval[1] - fit.interval[0] > 10 * fit.standard_error
+    assert "only 3 lengths (1 degree of freedom): read it as wide" in fit.describe()
+
+
+def test_verdict_names_the_claim_the_interval_supports():
+    assert verdict(0.7, 1.2).startswith("consistent with linear growth")
+    assert verdict(-0.2, 0.3).startswith("consistent with no growth")
+    assert verdict(-0.5, 1.5).startswith("too uncertain")
+    assert verdict(1.3, 1.9).startswith("excludes both")
+
+
+# ---- swept tables ---------------------------------------------------------------------------------------------------
+def swept(ser_by_length: dict[int, dict[int, float]], strategy="confidence") -> list[dict]:
+    return [
+        dict(strategy=strategy, length=L, steps=s, num_samples=200, ser=v, ser_low=0.0, ser_high=1.0)
+        for L, cells in ser_by_length.items()
+        for s, v in cells.items()
+    ]
+
+
+def test_swept_table_decides_on_the_monotone_fit_not_the_first_dip():
+    rows = swept({32: {8: 0.0, 16: 0.5, 32: 0.3, 64: 0.05, 128: 0.01}})
+    assert fit_step_scaling(rows, "confidence", "ser", 0.1).steps_needed == {32: 64}
+
+
+def test_swept_table_fit_reports_not_reached_and_its_exponent():
+    grid = {L: {s: (0.02 if s >= L else 0.6) for s in (8, 16, 32, 64)} for L in (8, 16, 32, 64, 128)}
+    fit = fit_step_scaling(swept(grid), "confidence", "ser", 0.1)
+    assert fit.steps_needed == {8: 8, 16: 16, 32: 32, 64: 64}
+    assert fit.exponent == pytest.approx(1.0) and fit.interval == pytest.approx((1.0, 1.0))
+    assert not fit.needed[128].reached and "L=128: not reached by S_max=64" in fit.describe()
+    assert "consistent with linear growth" in fit.describe()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_swept_table_with_non_finite_error_is_refused(bad):
+    rows = swept({8: {4: 0.5, 8: bad}})
+    with pytest.raises(ValueError, match="finite"):
+        fit_step_scaling(rows, "confidence", "ser", 0.1)
+
+
+def test_swept_table_fit_refuses_a_bad_target():
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        fit_step_scaling(swept({8: {4: 0.5}}), "confidence", "ser", 1.5)
