@@ -46,7 +46,9 @@ def main():
         ("HMM (16 states, V=32, 4 moves, 8 emissions)", HMMLanguage(16, 32, 4, 8, seed=0)),
     ]
     print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}\n")
-    print("| language | L | rows | masked | before: posterior (s) | after: posterior (s) | after: oracle forward (s) |")
+    print(
+        "| language | L | rows | masked | before: posterior (s) | after: posterior (s) | after: oracle forward (s) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, language in languages:
         symbols = language.sample(args.rows, args.length, torch.Generator().manual_seed(0))
@@ -55,13 +57,17 @@ def main():
             observed = torch.rand(symbols.shape, generator=torch.Generator().manual_seed(1)) >= fraction
             shown = torch.where(observed, symbols, 0)
             active = torch.ones_like(observed)
-            before = "-" if reference is None else "{:.2f}".format(
-                best_time(lambda: reference(language, shown, observed, active), 1)
+            before = (
+                "-"
+                if reference is None
+                else "{:.2f}".format(best_time(lambda: reference(language, shown, observed, active), 1))
             )
             after = best_time(lambda: language.posterior(shown, observed), args.repeats)
             input_ids = torch.where(observed, symbols, oracle.config.mask_token_id)
             forward = best_time(lambda: oracle(input_ids), args.repeats)
-            print(f"| {name} | {args.length} | {args.rows} | {fraction:.0%} | {before} | {after:.2f} | {forward:.2f} |")
+            print(
+                f"| {name} | {args.length} | {args.rows} | {fraction:.0%} | {before} | {after:.2f} | {forward:.2f} |"
+            )
 
 
 if __name__ == "__main__":

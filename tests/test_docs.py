@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="needs the [docs] extra: pip install -e '.[docs]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None, reason="needs the [docs] extra: pip install -e '.[docs]'"
+)
 def test_docs_site_builds_strictly(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip

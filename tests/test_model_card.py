@@ -5,6 +5,7 @@ import builtins
 import pytest
 from huggingface_hub import ModelCard as HubModelCard
 
+from hf_mdm import MDMForMaskedGeneration
 from hf_mdm.evaluation.step_scaling import fit_step_scaling, verdict
 from hf_mdm.hub import ModelCard
 
@@ -58,8 +59,6 @@ def sweep_rows():
 
 
 def test_card_round_trips_through_huggingface_hub(tmp_path):
-    from hf_mdm import MDMForMaskedGeneration
-
     rows = sweep_rows()
     card = ModelCard.from_sweep(
         rows,
@@ -161,13 +160,13 @@ def test_card_refuses_a_target_outside_zero_one(target):
         ModelCard.from_sweep(sweep_rows(), ser_target=target)
 
 
-def test_card_refuses_a_string_table_and_checks_what_save_pretrained_gets():
+def test_card_refuses_a_string_table_and_save_pretrained_a_string_card(tmp_path):
     with pytest.raises(TypeError, match="sweep table"):
         ModelCard.from_sweep("sweep.jsonl")
-    with pytest.raises(TypeError, match=r"got str\. Wrap Markdown text as `hf_mdm.ModelCard\(text\)`"):
-        ModelCard.check("# my model")
-    card = ModelCard.from_sweep(sweep_rows())
-    assert ModelCard.check(card) is card
+    model = MDMForMaskedGeneration(tiny_config())
+    with pytest.raises(TypeError, match=r"wrap Markdown text as `hf_mdm.ModelCard\(text\)`\), got str"):
+        model.save_pretrained(tmp_path / "model", model_card="# my model")
+    assert not (tmp_path / "model").exists()  # refused before anything was written
 
 
 def test_empty_sweep_is_refused():

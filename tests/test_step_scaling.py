@@ -1,4 +1,4 @@
-"""Steps needed for a target error: the t quantile, the monotone fit, the search, and the exponent with its interval."""
+"""Steps needed for a target error: the t quantile, the monotone fit, the search, the exponent with its interval."""
 
 import math
 import statistics

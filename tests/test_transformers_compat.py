@@ -33,7 +33,11 @@ def private_transformers_imports(path: pathlib.Path) -> list[str]:
     """`_`-prefixed names (or module path parts) imported from transformers in one source file."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "transformers":
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").split(".")[0] == "transformers"
+        ):
             parts = node.module.split(".") + [alias.name for alias in node.names]
             found += [f"{node.module}:{part}" for part in parts if part.startswith("_")]
         elif isinstance(node, ast.Import):
@@ -56,12 +60,17 @@ def test_only_the_boundary_module_imports_private_transformers_names():
 def test_the_scanner_sees_a_private_import(tmp_path):
     source = tmp_path / "probe.py"
     source.write_text("from transformers.utils.generic import _rename_kwargs_for_bc\nimport transformers._x.y\n")
-    assert private_transformers_imports(source) == ["transformers.utils.generic:_rename_kwargs_for_bc", "transformers._x.y"]
+    assert private_transformers_imports(source) == [
+        "transformers.utils.generic:_rename_kwargs_for_bc",
+        "transformers._x.y",
+    ]
 
 
 def test_version_checks_live_only_in_the_boundary_module():
     pattern = re.compile(r"transformers\.__version__|version\(\s*[\"']transformers[\"']\s*\)")
-    outside = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p != BOUNDARY and pattern.search(p.read_text())]
+    outside = [
+        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p != BOUNDARY and pattern.search(p.read_text())
+    ]
     assert outside == []
     assert pattern.search(BOUNDARY.read_text())
 
@@ -120,7 +129,7 @@ def tiny_bert():
 def test_the_denoiser_adapter_is_the_one_the_model_class_names():
     assert isinstance(DENOISERS.build(MDMForMaskedGeneration.denoiser_adapter, model=None), MDMDenoiser)
     assert isinstance(DENOISERS.build(tiny_bert().denoiser_adapter, model=None), MaskedLMDenoiser)
-    with pytest.raises(ValueError, match="'masked_lm' adapter, which does not"):
+    with pytest.raises(ValueError, match="'masked_lm' adapter, which cannot"):
         tiny_bert().generate(torch.tensor([[5, 6]]), max_new_tokens=4, steps=2, cache="prefix")
 
 

@@ -351,6 +351,11 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             `AutoModel.from_pretrained(dir, trust_remote_code=True)` works where hf-mdm is not installed.
         model_card: an `hf_mdm.ModelCard` (e.g. `ModelCard.from_sweep(...)`) written as the folder's README.md.
         """
+        if model_card is not None and not callable(getattr(model_card, "save_pretrained", None)):
+            raise TypeError(
+                f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
+                f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
+            )
         super().save_pretrained(save_directory, *args, **kwargs)
         if remote_code:
             write_remote_code(save_directory)

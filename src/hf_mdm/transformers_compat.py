@@ -49,7 +49,7 @@ from transformers.utils.generic import merge_with_config_defaults  # noqa: E402
 from transformers.utils.output_capturing import capture_outputs  # noqa: E402
 
 
-# --- The cache argument's name ----------------------------------------------------------------------------------------
+# --- The cache argument's name ---------------------------------------------------------------------------------------
 # transformers 5.24 renamed `past_key_values` to `cache` in forward signatures, mask factories and output fields (the
 # old name is deprecated until 5.40); before 5.24 `cache` is unknown and swallowed silently by `**kwargs`.
 CACHE_ARGUMENT = "cache" if TRANSFORMERS_VERSION >= Version("5.24.0.dev0") else "past_key_values"
@@ -133,7 +133,7 @@ def register_auto_model(auto_class, config_class, model_class) -> None:
     auto_class._model_mapping.register(config_class, model_class, exist_ok=True)
 
 
-# --- Weight conversions attached by from_pretrained (core_model_loading, since 5.0) -----------------------------------
+# --- Weight conversions attached by from_pretrained (core_model_loading, since 5.0) ----------------------------------
 def forget_weight_conversions(model) -> None:
     """Make `save_pretrained` write the model's own parameter names, not the checkpoint's it was converted from."""
     model._weight_conversions = []
@@ -151,7 +151,7 @@ def enable_activation_checkpointing(model, **kwargs) -> bool:
     return model.is_gradient_checkpointing
 
 
-# --- GenerationConfig ---------------------------------------------------------------------------------------------------
+# --- GenerationConfig ------------------------------------------------------------------------------------------------
 # `_from_model_config` marks a config derived from the model config (GenerationConfig's own metadata field).
 FROM_MODEL_CONFIG = {"_from_model_config": True}
 

@@ -29,7 +29,9 @@ def forwards(model):
     return calls
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "plus_inf", "all_minus_inf"])
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "plus_inf", "all_minus_inf"]
+)
 @pytest.mark.parametrize(
     "settings",
     [dict(), dict(do_sample=True), dict(strategy="threshold"), dict(strategy="random", do_sample=True)],

@@ -18,7 +18,7 @@ from hf_mdm.generation import (
 )
 from hf_mdm.schedules import get_schedule
 
-from .test_generate import MASK, PROMPTS, PROMPT_MASK, tiny_mdm
+from .test_generate import MASK, PROMPT_MASK, PROMPTS, tiny_mdm
 
 
 def one_step(t, s, width=4000, revealed_fraction=0.5, seed=0):
@@ -80,7 +80,10 @@ def test_remdm_loop_freezes_time_inside_its_window_and_remasks_only_there():
 
 def test_revising_strategies_change_revealed_tokens_and_still_end_complete():
     model = tiny_mdm()
-    for strategy, kwargs in [("remdm", {"eta": 0.9, "remask_schedule": "rescale"}), ("editing", {"edit_threshold": 1.0})]:
+    for strategy, kwargs in [
+        ("remdm", {"eta": 0.9, "remask_schedule": "rescale"}),
+        ("editing", {"edit_threshold": 1.0}),
+    ]:
         out = model.generate(
             PROMPTS, attention_mask=PROMPT_MASK, max_new_tokens=8, steps=8, strategy=strategy, strategy_kwargs=kwargs,
             do_sample=True, generator=torch.Generator().manual_seed(0), return_dict_in_generate=True,
@@ -170,4 +173,6 @@ def test_bad_remasking_arguments_fail_before_any_forward(arguments, message):
 
 def test_editing_threshold_is_checked():
     with pytest.raises(ValueError, match="edit_threshold in \\[0, 1\\]"):
-        tiny_mdm().generate(PROMPTS, max_new_tokens=4, steps=4, strategy="editing", strategy_kwargs={"edit_threshold": 2})
+        tiny_mdm().generate(
+            PROMPTS, max_new_tokens=4, steps=4, strategy="editing", strategy_kwargs={"edit_threshold": 2}
+        )

@@ -12,7 +12,7 @@ from .caches import (
 )
 from .callbacks import DecodingCallback, HistoryCallback, StreamerCallback
 from .configuration import DiffusionGenerationConfig
-from .denoisers import DENOISERS, DenoiseRequest, DenoiserAdapter, MaskedLMDenoiser, MDMDenoiser, register_denoiser
+from .denoisers import DENOISERS, DenoiserAdapter, DenoiseRequest, MaskedLMDenoiser, MDMDenoiser, register_denoiser
 from .enable_diffusion_generation import enable_diffusion_generation
 from .mixin import DiffusionGenerationMixin
 from .outputs import DiffusionGenerationOutput

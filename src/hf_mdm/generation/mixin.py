@@ -202,7 +202,7 @@ class DiffusionGenerationMixin:
         vocab_size = getattr(self.config, "vocab_size", None)
         if input_ids.numel() and vocab_size is not None and bool(((input_ids < 0) | (input_ids >= vocab_size)).any()):
             raise ValueError(
-                f"`input_ids` hold ids outside the model's vocabulary 0..{vocab_size - 1} (min {int(input_ids.min())}, "
+                f"`input_ids` hold ids outside the vocabulary 0..{vocab_size - 1} (min {int(input_ids.min())}, "
                 f"max {int(input_ids.max())}); encode the prompt with this model's tokenizer."
             )
         if attention_mask is None:
@@ -281,7 +281,7 @@ class DiffusionGenerationMixin:
         check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
         if steps < len(block_ends):
             raise ValueError(
-                f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs at least one step. Raise "
+                f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs one step or more. Raise "
                 "`steps` or `block_length`."
             )
         max_positions = getattr(self.config, "max_position_embeddings", None)
@@ -293,7 +293,7 @@ class DiffusionGenerationMixin:
         if cache.active and not denoiser.supports_cache:
             raise ValueError(
                 f"cache={config.cache!r} needs a denoiser adapter that runs a block cache (such as "
-                f"MDMForMaskedGeneration's); {type(self).__name__} uses the {denoiser.name!r} adapter, which does not. "
+                f"MDMForMaskedGeneration's); {type(self).__name__} uses the {denoiser.name!r} adapter, which cannot. "
                 "Use cache='none'."
             )
         if strategy.revises and not cache.refreshes_revealed:
@@ -354,7 +354,7 @@ class DiffusionGenerationMixin:
             rows = state.non_finite.nonzero().squeeze(1).tolist()
             backend = attention_implementation(self.config)
             raise ValueError(
-                f"The model (attention {backend!r}, dtype {self.dtype}) or a logits processor produced NaN or infinite "
+                f"The model (attention {backend!r}, dtype {self.dtype}) or a logits processor gave NaN or infinite "
                 f"logits, or removed every token, for rows {rows}; the generated tokens would be meaningless. Try "
                 "attn_implementation='eager' or float32, and check the logits processors."
             )

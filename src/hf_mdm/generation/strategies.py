@@ -207,7 +207,7 @@ class RemaskingStrategy(RevealStrategy):
     ReMDM (Wang et al. 2025): the ancestral sampler with remasking. Between t and s < t a revealed token is set back
     to [MASK] with probability sigma, and a masked one is revealed with probability
 
-        (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t),      0 <= sigma <= sigma_max = min(1, (1 - alpha_s) / alpha_t),
+        (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t),    0 <= sigma <= sigma_max = min(1, (1 - alpha_s) / alpha_t),
 
     which keeps the forward process's marginals (sigma = 0 is the `random` strategy). At s = 0, sigma_max = 0 and every
     position is revealed, so the block ends complete. Variants (`remask_schedule`):

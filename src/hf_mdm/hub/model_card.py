@@ -129,10 +129,14 @@ class ModelCard(HubModelCard):
             base_model=base_model,
             eval_results=eval_results,
         )
-        scalings = step_scaling if step_scaling is not None else [
-            fit_step_scaling(rows, strategy, "ser", ser_target)
-            for strategy in sorted({row["strategy"] for row in rows} - {"autoregressive"})
-        ]
+        scalings = (
+            step_scaling
+            if step_scaling is not None
+            else [
+                fit_step_scaling(rows, strategy, "ser", ser_target)
+                for strategy in sorted({row["strategy"] for row in rows} - {"autoregressive"})
+            ]
+        )
         card = cls(f"---\n{data.to_yaml()}\n---\n\n{cls._body(rows, model, model_name, training, scalings)}")
         card.sweep_rows = rows
         return card
@@ -196,17 +200,6 @@ class ModelCard(HubModelCard):
             "```",
         ]
         return "\n".join(parts) + "\n"
-
-    @staticmethod
-    def check(card) -> "ModelCard":
-        """`card` if it is an hf-mdm `ModelCard`, else a TypeError saying how to make one (e.g. from a string)."""
-        if not isinstance(card, ModelCard):
-            hint = " Wrap Markdown text as `hf_mdm.ModelCard(text)`." if isinstance(card, (str, HubModelCard)) else ""
-            raise TypeError(
-                f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`), got "
-                f"{type(card).__name__}.{hint}"
-            )
-        return card
 
     def save_pretrained(self, save_directory: "str | Path") -> Path:
         """Write README.md and, with matplotlib, the plot the card links to, into `save_directory`."""

@@ -61,10 +61,10 @@ class HiddenMarkovLanguage(FormalLanguage):
         P(s_i | obs_<i) at a masked i), B_i ∝ P(obs_>i | s_i).
 
         Inactive positions neither emit nor advance the chain, so (with any) each row's active positions are first
-        moved to its front (a stable sort); the loop then runs to the longest row, and positions past a row's end are unobserved,
-        which leaves every B_i of the row unchanged (T 1 = 1). Messages are renormalised at every step. The loops do
-        a few batched ops per position; the likelihoods are built before them in one op, and the normalisation of the
-        symbol posteriors after them.
+        moved to its front (a stable sort); the loop then runs to the longest row, and positions past a row's end are
+        unobserved, which leaves every B_i of the row unchanged (T 1 = 1). Messages are renormalised at every step.
+        The loops do a few batched ops per position; the likelihoods are built before them in one op, and the
+        normalisation of the symbol posteriors after them.
         """
         num, length = symbols.shape
         compact = not bool(active.all())
