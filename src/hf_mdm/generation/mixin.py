@@ -202,7 +202,8 @@ class DiffusionGenerationMixin:
         vocab_size = getattr(self.config, "vocab_size", None)
         if input_ids.numel() and vocab_size is not None and bool(((input_ids < 0) | (input_ids >= vocab_size)).any()):
             raise ValueError(
-                f"`input_ids` hold ids outside the vocabulary 0..{vocab_size - 1} (min {int(input_ids.min())}, "
+                f"`input_ids` hold ids outside the model's vocabulary 0..{vocab_size - 1} "
+                f"(min {int(input_ids.min())}, "
                 f"max {int(input_ids.max())}); encode the prompt with this model's tokenizer."
             )
         if attention_mask is None:
@@ -281,7 +282,8 @@ class DiffusionGenerationMixin:
         check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
         if steps < len(block_ends):
             raise ValueError(
-                f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs one step or more. Raise "
+                f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs at least one step. "
+                "Raise "
                 "`steps` or `block_length`."
             )
         max_positions = getattr(self.config, "max_position_embeddings", None)
