@@ -45,13 +45,9 @@ class DiffusionSampler:
 
     def begin_block(self, state: DiffusionState, index: int, first_starts: torch.LongTensor) -> None:
         """Enter block `index`: its per-row span, an empty set of candidates, every row stale, the reveal counts."""
-        state.block_index, state.block_end = index, self.block_ends[index]
-        if index == 0:
-            state.block_starts = first_starts.clamp(max=state.block_end)
-        else:
-            state.block_starts = torch.full_like(first_starts, self.block_ends[index - 1])
-        live = state.block_starts[~state.done]
-        state.window_start = int(live.min()) if live.numel() else state.block_end
+        end = self.block_ends[index]
+        starts = first_starts.clamp(max=end) if index == 0 else torch.full_like(first_starts, self.block_ends[index - 1])
+        state.enter_block(index, starts, end)
         state.num_steps, state.step = self.block_steps[index], 0
         width = state.block_end - state.window_start
         state.candidates = state.canvas.new_zeros((state.batch_size, width))
@@ -74,7 +70,7 @@ class DiffusionSampler:
         """(rows, columns): batch rows to run and the window columns some of them need scored."""
         scored = state.masked()
         if self.strategy.scores_revealed:
-            scored |= state.revealed()
+            scored = scored | state.revealed()  # not in place: masked() is the state's own tensor
         need = (self.active_rows(state) & state.stale & scored.any(1)).nonzero().squeeze(1)
         return need, scored[need].any(0).nonzero().squeeze(1)
 
@@ -153,6 +149,7 @@ class DiffusionSampler:
         changed = torch.zeros_like(state.done)
         changed[active] = (updated != window).any(1)
         state.canvas[active, state.window] = updated
+        state.refresh()
         state.stale |= changed
         state.steps_per_block[active, state.block_index] += 1
         state.step += 1
@@ -173,6 +170,7 @@ class DiffusionSampler:
             # No host sync on stopped.any(): filling an all-false mask is a no-op.
             after_eos = state.fill & stopped[:, None] & (positions[None, :] > first_eos[:, None])
             canvas.masked_fill_(after_eos, self.pad_token_id)
+            state.refresh()
             finished |= stopped
         state.done = finished
 

@@ -22,7 +22,9 @@ class DiffusionState:
     Current block: `block_index`, `block_starts` (B,) and `block_end`, `window_start` (their minimum), `num_steps` K
     and `step` k (the step runs t_k -> t_{k+1}); `candidates` (B, W) and `scores` (B, W) from each row's last forward,
     `current_probs` (B, W) p(current token) at revealed positions (for strategies that edit), `stale` (B,) rows whose
-    canvas changed since their last forward, `counts` (B, K) scheduled reveals. `non_finite` (B,): rows whose
+    canvas changed since their last forward, `counts` (B, K) scheduled reveals. `inside` (B, W): the window
+    positions of each row's own block (real tokens only), fixed per block; `block_masked` (B, W): those still [MASK],
+    kept current by `refresh()` after every change of the canvas. `non_finite` (B,): rows whose
     p(. | x_t) held NaN or inf in some forward (checked once, at the end of decoding).
     """
 
@@ -46,6 +48,8 @@ class DiffusionState:
     current_probs: torch.Tensor | None = None
     stale: torch.BoolTensor | None = None
     counts: torch.LongTensor | None = None
+    inside: torch.BoolTensor | None = None
+    block_masked: torch.BoolTensor | None = None
     positions: torch.LongTensor = field(init=False)
     non_finite: torch.BoolTensor = field(init=False)
 
@@ -66,18 +70,26 @@ class DiffusionState:
         """(B,) each row's block width."""
         return self.block_end - self.block_starts
 
-    def in_block(self) -> torch.BoolTensor:
-        """(B, W) window positions inside the row's own block and real (not padding)."""
-        inside = self.positions[self.window][None, :] >= self.block_starts[:, None]
-        return inside & self.attention_mask[:, self.window].bool()
+    def enter_block(self, index: int, block_starts: torch.LongTensor, block_end: int) -> None:
+        """Set the current block's span and the window over every row still decoding."""
+        self.block_index, self.block_starts, self.block_end = index, block_starts, block_end
+        live = block_starts[~self.done]
+        self.window_start = int(live.min()) if live.numel() else block_end
+        inside = self.positions[self.window][None, :] >= block_starts[:, None]
+        self.inside = inside & self.attention_mask[:, self.window].bool()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute `block_masked` from the canvas (call after changing the canvas by hand)."""
+        self.block_masked = (self.canvas[:, self.window] == self.mask_token_id) & self.inside
 
     def masked(self) -> torch.BoolTensor:
         """(B, W) positions of the row's block still holding [MASK]."""
-        return (self.canvas[:, self.window] == self.mask_token_id) & self.in_block()
+        return self.block_masked
 
     def revealed(self) -> torch.BoolTensor:
         """(B, W) positions of the row's block that decoding filled and that no longer hold [MASK]."""
-        return self.fill[:, self.window] & self.in_block() & (self.canvas[:, self.window] != self.mask_token_id)
+        return self.fill[:, self.window] & self.inside & ~self.block_masked
 
 
 __all__ = ["DiffusionState"]
