@@ -46,7 +46,8 @@ class DiffusionSampler:
     def begin_block(self, state: DiffusionState, index: int, first_starts: torch.LongTensor) -> None:
         """Enter block `index`: its per-row span, an empty set of candidates, every row stale, the reveal counts."""
         end = self.block_ends[index]
-        starts = first_starts.clamp(max=end) if index == 0 else torch.full_like(first_starts, self.block_ends[index - 1])
+        previous_end = self.block_ends[index - 1] if index > 0 else None
+        starts = first_starts.clamp(max=end) if index == 0 else torch.full_like(first_starts, previous_end)
         state.enter_block(index, starts, end)
         state.num_steps, state.step = self.block_steps[index], 0
         width = state.block_end - state.window_start
@@ -88,14 +89,12 @@ class DiffusionSampler:
                     f"shape {(num_rows * width, vocab)} (one row per scored position)."
                 )
             logits = processed.view(num_rows, width, vocab)
+        # NaN anywhere, +inf, or every token removed: a non-finite maximum (one read, no copy). Flagged without a sync
+        # and refused by generate() once at the end; until then such positions take a placeholder token and the
+        # lowest score, so that every strategy still terminates.
+        bad = ~torch.isfinite(logits.amax(-1))
+        state.non_finite[rows] |= bad.any(-1)
         probs = logits.softmax(-1)  # once per forward, shared by sampling and the strategy's score
-        # NaN / inf (or every token removed): flagged without a sync, refused by generate() once at the end; until
-        # then such a position gets a one-hot on a non-[MASK] token, so that every strategy still terminates.
-        finite = torch.isfinite(probs).all(-1, keepdim=True)
-        state.non_finite[rows] |= ~finite.squeeze(-1).all(-1)
-        placeholder = torch.zeros_like(probs[0, 0])
-        placeholder[(state.mask_token_id + 1) % vocab] = 1.0
-        probs = torch.where(finite, probs, placeholder)
         if self.do_sample:
             # noise for the row's whole block, so that its draws do not depend on which columns its mates need
             window = state.block_end - state.window_start
@@ -103,10 +102,11 @@ class DiffusionSampler:
             candidates = sample_categorical(probs, noise[:, columns])
         else:
             candidates = probs.argmax(-1)
+        candidates = candidates.masked_fill(bad, (state.mask_token_id + 1) % vocab)
         state.candidates[rows[:, None], columns] = candidates
         scores = self.strategy.score(probs, candidates)
         if scores is not None:
-            state.scores[rows[:, None], columns] = scores.float()
+            state.scores[rows[:, None], columns] = scores.float().masked_fill(bad, float("-inf"))
         if self.strategy.scores_revealed:
             current = state.canvas[rows][:, state.window_start + columns]
             state.current_probs[rows[:, None], columns] = probs.gather(-1, current.unsqueeze(-1)).squeeze(-1)
@@ -124,34 +124,36 @@ class DiffusionSampler:
                 "reveal every masked position by s = 0 (or set `fixed_steps = False`)."
             )
         t, s = self.timesteps(state.step, state.num_steps)
-        masked, revealed = state.masked()[active], state.revealed()[active]
+        pick = slice(None) if active.numel() == state.batch_size else active  # views when every row is active
+        masked = state.masked()[pick]
+        revealed = state.revealed()[pick] if self.strategy.revises else None
         view = RevealStep(
             masked=masked,
-            scores=state.scores[active],
-            counts=state.counts[active, state.step] if state.counts is not None else None,
+            scores=state.scores[pick],
+            counts=state.counts[pick, state.step] if state.counts is not None else None,
             t=t,
             s=s,
             rows=active,
             randomness=self.randomness,
-            widths=state.widths[active],
+            widths=state.widths[pick],
             revealed=revealed,
-            candidates=state.candidates[active],
-            current_probs=state.current_probs[active],
+            candidates=state.candidates[pick],
+            current_probs=state.current_probs[pick] if self.strategy.scores_revealed else None,
             step_index=state.step,
             num_steps=state.num_steps,
         )
-        window = state.canvas[active, state.window]
+        window = state.canvas[pick, state.window]
         updated = torch.where(self.strategy.select(view) & masked, view.candidates, window)
         if self.strategy.revises:
             remask, edit = self.strategy.revise(view)
             updated = torch.where(edit & revealed, view.candidates, updated)
             updated = updated.masked_fill(remask & revealed, state.mask_token_id)
         changed = torch.zeros_like(state.done)
-        changed[active] = (updated != window).any(1)
-        state.canvas[active, state.window] = updated
+        changed[pick] = (updated != window).any(1)  # before the write below: `window` may be a view of the canvas
+        state.canvas[pick, state.window] = updated
         state.refresh()
         state.stale |= changed
-        state.steps_per_block[active, state.block_index] += 1
+        state.steps_per_block[pick, state.block_index] += 1
         state.step += 1
         self.finish_rows(state)
 

@@ -45,9 +45,10 @@ class RevealStep:
     rows: (R,) batch indices of these rows, for `randomness`.
     widths: (R,) each row's block width; its block is the last `widths[r]` columns of the window (rows whose prompt
         holds [MASK] start block 0 earlier). None: every row spans the whole window.
-    revealed: (R, W) block positions the decoder filled earlier, which a revising strategy may remask or edit.
-    candidates: (R, W) the candidate tokens of the last forward. current_probs: (R, W) p(current token | x_t) at
-        revealed positions (strategies with `scores_revealed`). step_index, num_steps: k and K of the block's grid.
+    revealed: (R, W) block positions the decoder filled earlier, which a revising strategy may remask or edit (None
+        unless the strategy `revises`). candidates: (R, W) the candidate tokens of the last forward. current_probs:
+        (R, W) p(current token | x_t) at revealed positions (None unless the strategy has `scores_revealed`).
+        step_index, num_steps: k and K of the block's grid.
     """
 
     masked: torch.BoolTensor
