@@ -1,9 +1,13 @@
 """generate() answers every bad input with an error that names the fix, before any forward where it can; NaN and
 infinite probabilities (checked without a sync per step) are refused at the end instead of returning garbage."""
 
+import json
+
 import pytest
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
+
+from hf_mdm import MDMForMaskedGeneration
 
 from .test_generate import MASK, PAD, PROMPTS, VOCAB, tiny_mdm
 
@@ -96,3 +100,18 @@ def test_uint8_input_ids_decode_like_long_ids():
 def test_explicit_mask_token_id_equal_to_the_config_is_accepted():
     out = tiny_mdm().generate(PROMPTS, max_new_tokens=4, steps=4, mask_token_id=MASK, pad_token_id=PAD)
     assert not (out == MASK).any()
+
+
+def test_a_corrupted_generation_config_json_is_an_error_not_defaults(tmp_path):
+    tiny_mdm().save_pretrained(tmp_path)
+    (tmp_path / "generation_config.json").write_text('{"steps": 8, "strategy": ')  # truncated mid-write
+    with pytest.raises(OSError, match="generation_config.json exists but cannot be read"):
+        MDMForMaskedGeneration.from_pretrained(tmp_path)
+
+
+def test_a_generation_config_json_with_another_mask_token_id_is_refused(tmp_path):
+    tiny_mdm().save_pretrained(tmp_path)
+    path = tmp_path / "generation_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "mask_token_id": MASK - 1}))
+    with pytest.raises(ValueError, match="generation_config.json says mask_token_id=38 but the model config says 39"):
+        MDMForMaskedGeneration.from_pretrained(tmp_path)

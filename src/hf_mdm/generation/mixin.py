@@ -9,11 +9,12 @@ short loop around three registered parts: the `DiffusionSampler` (strategy, reve
 """
 
 import copy
+import os
 
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 from transformers.generation.streamers import BaseStreamer
-from transformers.utils import logging
+from transformers.utils import GENERATION_CONFIG_NAME, logging
 
 from ..schedules import get_schedule
 from ..transformers_compat import attention_implementation, generation_config_load_kwargs
@@ -397,10 +398,14 @@ class DiffusionGenerationMixin:
         trust_remote_code,
         **kwargs,
     ):
-        """`from_pretrained` hook: load `generation_config.json` as a `DiffusionGenerationConfig` when there is one."""
+        """`from_pretrained` hook: load `generation_config.json` as a `DiffusionGenerationConfig` when there is one.
+
+        A local generation_config.json that cannot be read, or whose `mask_token_id` differs from the model
+        config's, is an error (it is never silently replaced by defaults)."""
         if generation_config is not None:
             self.generation_config = _as_diffusion_config(generation_config)
         elif pretrained_model_name_or_path is not None:
+            local_file = os.path.join(str(pretrained_model_name_or_path), subfolder or "", GENERATION_CONFIG_NAME)
             try:
                 self.generation_config = DiffusionGenerationConfig.from_pretrained(
                     pretrained_model_name_or_path,
@@ -413,10 +418,21 @@ class DiffusionGenerationMixin:
                     subfolder=subfolder,
                     **generation_config_load_kwargs(from_auto_class, from_pipeline),
                 )
-            except OSError:
+            except OSError as error:
+                if os.path.isfile(local_file):
+                    raise OSError(
+                        f"{local_file} exists but cannot be read as a generation config ({error}); fix or delete it."
+                    ) from error
                 logger.info(
                     "No generation_config.json found; using the generation config built from the model config."
                 )
+        saved_mask = getattr(self.generation_config, "mask_token_id", None)
+        model_mask = getattr(self.config, "mask_token_id", None)
+        if saved_mask is not None and model_mask is not None and saved_mask != model_mask:
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: generation_config.json says mask_token_id={saved_mask} but the "
+                f"model config says {model_mask}; the model denoises the config's [MASK]. Fix generation_config.json."
+            )
 
 
 __all__ = ["DiffusionGenerationMixin"]
