@@ -167,14 +167,18 @@ class DataCollatorForMaskedDiffusion:
         return ids.tolist()
 
     @staticmethod
-    def _attention_mask(mask, length: int) -> list[int]:
+    def _per_token_flags(name: str, mask, length: int, fix: str) -> list[int]:
+        """`mask` (list or tensor) as 0/1 ints, one per token; anything else is a ValueError naming `fix`."""
         mask = mask.tolist() if isinstance(mask, torch.Tensor) else list(mask)
         if len(mask) != length or any(value not in (0, 1) for value in mask):
             raise ValueError(
-                f"attention_mask must hold one 0/1 entry per token ({length}), got {mask}; drop it to mark every "
-                "token as real."
+                f"{name} must hold one 0/1 entry per token ({length}), got {len(mask)} entries {mask}; {fix}"
             )
         return [int(value) for value in mask]
+
+    @classmethod
+    def _attention_mask(cls, mask, length: int) -> list[int]:
+        return cls._per_token_flags("attention_mask", mask, length, "drop it to mark every token as real.")
 
     def _check_encodable(self, text: str) -> None:
         """Without an unk token, a character outside the vocabulary may be dropped silently: refuse it instead."""
@@ -198,17 +202,11 @@ class DataCollatorForMaskedDiffusion:
                 "text, or give the tokenizer an unk token (tokenizer.add_special_tokens({'unk_token': '<unk>'}))."
             )
 
-    @staticmethod
-    def _prompt_mask(example: dict[str, Any], length: int) -> list[bool]:
+    @classmethod
+    def _prompt_mask(cls, example: dict[str, Any], length: int) -> list[bool]:
         if "prompt_mask" in example:
-            mask = example["prompt_mask"]
-            mask = mask.tolist() if isinstance(mask, torch.Tensor) else list(mask)
-            if len(mask) != length or any(value not in (0, 1) for value in mask):
-                raise ValueError(
-                    f"prompt_mask must hold one 0/1 entry per token ({length}), got {len(mask)} entries {mask}; "
-                    "mark prompt tokens with 1."
-                )
-            return [bool(value) for value in mask]
+            flags = cls._per_token_flags("prompt_mask", example["prompt_mask"], length, "mark prompt tokens with 1.")
+            return [bool(value) for value in flags]
         prompt_length = example.get("prompt_length", 0)
         if isinstance(prompt_length, torch.Tensor) and prompt_length.numel() == 1:
             prompt_length = prompt_length.item()
