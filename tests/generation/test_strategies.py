@@ -111,3 +111,15 @@ def test_per_row_generators_make_rows_independent_of_batch_mates():
     )
     alone = RowRandomness([torch.Generator().manual_seed(2)], 1).rand(torch.arange(1), 6, "cpu")
     assert torch.equal(together[2], alone[0])
+
+
+def test_ranked_scores_within_the_tie_tolerance_go_to_the_leftmost_position():
+    """Scores equal in exact arithmetic but off in the last bits (as between batch sizes) must not reorder."""
+    from hf_mdm.generation.strategies import TIE_TOLERANCE, top_positions
+
+    masked = torch.ones(2, 4, dtype=torch.bool)
+    near_ties = torch.tensor([[0.3377422, 0.3377424, 0.3377423, 0.1], [0.3377424, 0.3377422, 0.3377423, 0.1]])
+    chosen = top_positions(near_ties, masked, torch.tensor([2, 2]))
+    assert chosen.tolist() == [[True, True, False, False]] * 2  # the same in both rows despite the last bits
+    apart = torch.tensor([[0.2, 0.2 + 3 * TIE_TOLERANCE, 0.9, 0.1]])
+    assert top_positions(apart, masked[:1], torch.tensor([2])).tolist() == [[False, True, True, False]]

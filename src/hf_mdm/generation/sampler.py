@@ -59,13 +59,18 @@ class DiffusionSampler:
         state.counts = None
         if self.strategy.uses_counts:
             state.counts = self.count_rule(masked.sum(1), state.num_steps, self.schedule)
+        self.update_active(state)
 
     def active_rows(self, state: DiffusionState) -> torch.BoolTensor:
-        """Rows still decoding this block: some [MASK] left, or (revising strategies) steps left."""
+        """(B,) rows still decoding this block, as of the last `begin_block` / `step`."""
+        return state.active
+
+    def update_active(self, state: DiffusionState) -> None:
+        """Rows still decoding: some [MASK] left, or (revising strategies) steps left; once per step."""
         busy = state.masked().any(1)
         if self.strategy.revises:
             busy |= state.step < state.num_steps
-        return ~state.done & busy
+        state.active = ~state.done & busy
 
     def denoise_request(self, state: DiffusionState) -> tuple[torch.LongTensor, torch.LongTensor]:
         """(rows, columns): batch rows to run and the window columns some of them need scored."""
@@ -139,8 +144,6 @@ class DiffusionSampler:
             revealed=revealed,
             candidates=state.candidates[pick],
             current_probs=state.current_probs[pick] if self.strategy.scores_revealed else None,
-            step_index=state.step,
-            num_steps=state.num_steps,
         )
         window = state.canvas[pick, state.window]
         updated = torch.where(self.strategy.select(view) & masked, view.candidates, window)
@@ -156,6 +159,7 @@ class DiffusionSampler:
         state.steps_per_block[pick, state.block_index] += 1
         state.step += 1
         self.finish_rows(state)
+        self.update_active(state)
 
     def finish_rows(self, state: DiffusionState) -> None:
         """Rows with nothing left to fill, or that revealed EOS and everything before it (then pad after EOS)."""

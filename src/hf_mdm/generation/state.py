@@ -24,7 +24,8 @@ class DiffusionState:
     `current_probs` (B, W) p(current token) at revealed positions (for strategies that edit), `stale` (B,) rows whose
     canvas changed since their last forward, `counts` (B, K) scheduled reveals. `inside` (B, W): the window
     positions of each row's own block (real tokens only), fixed per block; `block_masked` (B, W): those still [MASK],
-    kept current by `refresh()` after every change of the canvas. `non_finite` (B,): rows whose
+    kept current by `refresh()` after every change of the canvas; `active` (B,) rows still decoding the block.
+    `non_finite` (B,): rows whose
     p(. | x_t) held NaN or inf in some forward (checked once, at the end of decoding).
     """
 
@@ -50,6 +51,7 @@ class DiffusionState:
     counts: torch.LongTensor | None = None
     inside: torch.BoolTensor | None = None
     block_masked: torch.BoolTensor | None = None
+    active: torch.BoolTensor | None = None
     positions: torch.LongTensor = field(init=False)
     non_finite: torch.BoolTensor = field(init=False)
 

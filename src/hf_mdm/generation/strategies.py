@@ -48,7 +48,6 @@ class RevealStep:
     revealed: (R, W) block positions the decoder filled earlier, which a revising strategy may remask or edit (None
         unless the strategy `revises`). candidates: (R, W) the candidate tokens of the last forward. current_probs:
         (R, W) p(current token | x_t) at revealed positions (None unless the strategy has `scores_revealed`).
-        step_index, num_steps: k and K of the block's grid.
     """
 
     masked: torch.BoolTensor
@@ -62,8 +61,6 @@ class RevealStep:
     revealed: torch.BoolTensor | None = None
     candidates: torch.LongTensor | None = None
     current_probs: torch.Tensor | None = None
-    step_index: int = 0
-    num_steps: int = 1
 
     def uniform(self) -> torch.Tensor:
         """(R, W) U(0, 1) noise; with per-row generators a row's draws depend only on its own block."""
