@@ -1,0 +1,289 @@
+"""The lm-evaluation-harness model type `hf-mdm` (the `[eval]` extra): masked diffusion LMs under `lm_eval`.
+
+    import hf_mdm.integrations.lm_eval_harness  # registers "hf-mdm" with lm-eval
+    lm_eval.simple_evaluate(model="hf-mdm", model_args="pretrained=DIR,steps=64,strategy=confidence", tasks=[...])
+
+From a shell, `python -m hf_mdm.integrations.lm_eval_harness` is lm-eval's own command line (`lm_eval run ...`, every
+flag as documented by lm-eval) with `hf-mdm` registered: lm-eval discovers no model types from other packages.
+
+- `loglikelihood`: the Monte Carlo masked-diffusion bound of `evaluation.monte_carlo_loglikelihood` (`mc_num` draws,
+  `mc_groups` groups for the standard error); lm-eval gets the estimate, `standard_errors` keeps each request's error.
+- `loglikelihood_rolling`: the same bound over lm-eval's disjoint rolling windows of `max_length` tokens; the windows'
+  estimates add up, their errors in quadrature.
+- `generate_until`: `model.generate()` with the model arguments' step budget, strategy and block length (and any other
+  `DiffusionGenerationConfig` field), cut at the first `until` string.
+"""
+
+import copy
+import math
+
+import torch
+from lm_eval.api.model import TemplateLM
+from lm_eval.api.registry import register_model
+from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+from transformers.utils import logging
+
+from ..checkpoint_formats import CHECKPOINT_FORMATS
+from ..configuration_mdm import MDMConfig
+from ..evaluation.monte_carlo_loglikelihood import monte_carlo_loglikelihood, request_seed
+from ..generation import DiffusionGenerationMixin, enable_diffusion_generation
+
+
+logger = logging.get_logger(__name__)
+
+# lm-eval's own generation keys that map onto `generate()` arguments; `until` and `max_gen_toks` are handled here.
+GENERATION_KEYS = ("do_sample", "temperature", "top_p", "top_k")
+
+
+def load_masked_lm(pretrained, tokenizer=None, dtype=None):
+    """(model with `generate()`, tokenizer) from a folder or an instance: hf-mdm, LLaDA and Dream folders load as
+    `MDMForMaskedGeneration`; any other folder as `AutoModelForMaskedLM` given `generate()`."""
+    if isinstance(pretrained, str):
+        config = AutoConfig.from_pretrained(pretrained)
+        native = config.model_type in (MDMConfig.model_type, *CHECKPOINT_FORMATS)
+        auto_class = AutoModel if native else AutoModelForMaskedLM
+        model = auto_class.from_pretrained(pretrained, **({"dtype": dtype} if dtype else {}))
+        tokenizer = pretrained if tokenizer is None else tokenizer
+    elif isinstance(pretrained, torch.nn.Module):
+        model = pretrained
+        if tokenizer is None:
+            raise ValueError("A model instance needs its tokenizer: pass model_args tokenizer=<tokenizer or folder>.")
+    else:
+        raise TypeError(f"pretrained must be a folder or a model instance, got {type(pretrained).__name__}.")
+    if isinstance(tokenizer, str):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    if not isinstance(model, DiffusionGenerationMixin):
+        model = enable_diffusion_generation(model, mask_token_id=tokenizer.mask_token_id)
+    return model, tokenizer
+
+
+@register_model("hf-mdm")
+class MaskedDiffusionLM(TemplateLM):
+    """lm-eval's `LM` interface over a masked diffusion LM (hf-mdm, LLaDA/Dream folders, stock masked LMs).
+
+    Args (lm-eval `--model_args`):
+        pretrained: model folder, or a model instance (Python only).
+        tokenizer: tokenizer folder or instance; default `pretrained`'s folder.
+        steps, strategy, block_length: the step budget of `generate_until` (`generate()`'s arguments).
+        mc_num: Monte Carlo draws per log-likelihood request (default 128, as LLaDA and Dream evaluate).
+        mc_groups: independent groups of draws the standard error comes from (default 8).
+        batch_size: requests per forward (lm-eval's `--batch_size`); a log-likelihood forward holds
+            `batch_size * (mc_num + 1)` rows unless `mc_batch_size` caps it.
+        mc_batch_size: at most this many rows per log-likelihood forward.
+        max_length: longest canvas; default the model's `max_position_embeddings` (else the tokenizer's limit).
+        max_gen_toks: new tokens when a task sets none (default 256).
+        device, dtype: where and in which dtype to run.
+        seed: seed of the Monte Carlo draws and of sampled generation (each request's own, from its tokens).
+        other keys: any `DiffusionGenerationConfig` field (e.g. `cache=prefix`, `threshold=0.9`).
+
+    After a run, `standard_errors` maps each scored (context, continuation) or (string,) to its Monte Carlo standard
+    error in nats, and `nfe` / `generated_rows` count the forward passes and rows of `generate_until`.
+    """
+
+    backend = "causal"  # context and continuation are encoded together, then split (lm-eval's `_encode_pair`)
+
+    def __init__(
+        self,
+        pretrained,
+        tokenizer=None,
+        steps: int | None = None,
+        strategy: str | None = None,
+        block_length: int | None = None,
+        mc_num: int = 128,
+        mc_groups: int = 8,
+        batch_size: int | str = 1,
+        mc_batch_size: int | None = None,
+        max_length: int | None = None,
+        max_gen_toks: int = 256,
+        device: str | None = None,
+        dtype: str | None = None,
+        seed: int = 0,
+        max_batch_size: int | None = None,
+        **generation_kwargs,
+    ):
+        super().__init__()
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer (requests per forward), got {batch_size!r}.")
+        if mc_num < mc_groups or mc_num % mc_groups or mc_groups < 2:
+            raise ValueError(
+                f"mc_num={mc_num} must be a multiple of mc_groups={mc_groups} (>= 2); e.g. mc_num=128,mc_groups=8."
+            )
+        self.model, self.tokenizer = load_masked_lm(pretrained, tokenizer, dtype)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = self.model.to(device).eval()
+        self.mask_token_id = self.model.generation_config.mask_token_id
+        if self.mask_token_id is None:
+            self.mask_token_id = getattr(self.model.config, "mask_token_id", None) or self.tokenizer.mask_token_id
+        if self.mask_token_id is None:
+            raise ValueError(
+                "Neither the model nor the tokenizer has a [MASK] token; add mask_token_id to config.json."
+            )
+        self.generation_config = copy.deepcopy(self.model.generation_config)
+        settings = {"steps": steps, "strategy": strategy, "block_length": block_length, **generation_kwargs}
+        unused = self.generation_config.update(**{k: v for k, v in settings.items() if v is not None})
+        if unused:
+            raise ValueError(
+                f"Unknown model_args {sorted(unused)} for hf-mdm: they are neither its arguments nor "
+                "DiffusionGenerationConfig fields. Check their spelling."
+            )
+        self.generation_config.validate()
+        self.mc_num, self.mc_groups, self.seed = mc_num, mc_groups, seed
+        self.batch_size = batch_size
+        self.mc_batch_size = min(batch_size * (mc_num + 1), mc_batch_size or math.inf)
+        self.max_gen_toks = max_gen_toks
+        self.max_length = max_length or self._default_max_length()
+        self.standard_errors: dict[tuple, float] = {}
+        self.nfe = 0
+        self.generated_rows = 0
+
+    def _default_max_length(self) -> int:
+        config = self.model.config
+        for name in ("max_position_embeddings", "max_sequence_length", "n_positions"):
+            if getattr(config, name, None):
+                return int(getattr(config, name))
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return int(limit) if limit and limit < 1e9 else 2048
+
+    # ---- tokenization (TemplateLM) -------------------------------------------------------------------------------
+    @property
+    def eot_token_id(self) -> int:
+        eos = self.tokenizer.eos_token_id
+        return eos if eos is not None else self.tokenizer.sep_token_id
+
+    @property
+    def prefix_token_id(self) -> int:
+        for token_id in (self.tokenizer.bos_token_id, self.tokenizer.cls_token_id, self.eot_token_id):
+            if token_id is not None:
+                return token_id
+        raise ValueError("The tokenizer has no BOS, CLS or EOS token to condition an empty context on.")
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
+        return self.tokenizer.encode(string, add_special_tokens=bool(add_special_tokens))
+
+    def tok_decode(self, tokens) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    # ---- log-likelihood ------------------------------------------------------------------------------------------
+    def _estimate(self, pairs: list[tuple[list[int], list[int]]]):
+        return monte_carlo_loglikelihood(
+            self.model,
+            pairs,
+            self.mask_token_id,
+            num_samples=self.mc_num,
+            num_groups=self.mc_groups,
+            batch_size=self.mc_batch_size,
+            seed=self.seed,
+        )
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
+        pairs = []
+        for (context, continuation), context_ids, continuation_ids in requests:
+            if len(continuation_ids) + 1 > self.max_length:
+                raise ValueError(
+                    f"A continuation of {len(continuation_ids)} tokens does not fit max_length={self.max_length} "
+                    "with any context; raise max_length in model_args (the bound would be of a truncated text)."
+                )
+            pairs.append((context_ids[-(self.max_length - len(continuation_ids)) :], continuation_ids))
+        estimates = self._estimate(pairs)
+        results = []
+        for (strings, _, _), estimate in zip(requests, estimates):
+            self.standard_errors[strings] = estimate.standard_error
+            self.cache_hook.add_partial("loglikelihood", strings, (estimate.value, estimate.is_greedy))
+            results.append((estimate.value, estimate.is_greedy))
+        self._log_errors([estimate.standard_error for estimate in estimates])
+        return results
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        windows, owners = [], []
+        for index, request in enumerate(requests):
+            tokens = self.tok_encode(request.args[0])
+            for pair in get_rolling_token_windows(tokens, self.prefix_token_id, self.max_length - 1, 1):
+                windows.append(make_disjoint_window(pair))
+                owners.append(index)
+        estimates = self._estimate(windows)
+        values, variances = [0.0] * len(requests), [0.0] * len(requests)
+        for owner, estimate in zip(owners, estimates):
+            values[owner] += estimate.value
+            variances[owner] += estimate.standard_error**2
+        for request, value, variance in zip(requests, values, variances):
+            self.standard_errors[request.args] = math.sqrt(variance)
+            self.cache_hook.add_partial("loglikelihood_rolling", request.args, value)
+        self._log_errors([math.sqrt(variance) for variance in variances])
+        return values
+
+    @staticmethod
+    def _log_errors(errors: list[float]) -> None:
+        if errors:
+            logger.info(
+                f"hf-mdm: {len(errors)} Monte Carlo log-likelihoods; standard error mean "
+                f"{sum(errors) / len(errors):.4f}, max {max(errors):.4f} nats (per request in `standard_errors`)."
+            )
+
+    # ---- generation ----------------------------------------------------------------------------------------------
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        results = [None] * len(requests)
+        # Requests with the same generation arguments run together, `batch_size` at a time.
+        groups: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(repr(sorted(request.args[1].items())), []).append(index)
+        progress = tqdm(total=len(requests), disable=disable_tqdm, desc="hf-mdm generate_until")
+        for indices in groups.values():
+            gen_kwargs = dict(requests[indices[0]].args[1])
+            until, max_new_tokens, overrides = self._generation_arguments(gen_kwargs)
+            for start in range(0, len(indices), self.batch_size):
+                batch = indices[start : start + self.batch_size]
+                texts = self._generate([requests[i].args[0] for i in batch], max_new_tokens, overrides)
+                for index, text in zip(batch, texts):
+                    for stop in until:
+                        text = text.split(stop)[0] if stop else text
+                    results[index] = text
+                    self.cache_hook.add_partial("generate_until", requests[index].args, text)
+                progress.update(len(batch))
+        progress.close()
+        return results
+
+    def _generation_arguments(self, gen_kwargs: dict):
+        until = gen_kwargs.pop("until", None) or [self.tok_decode([self.eot_token_id])]
+        until = [until] if isinstance(until, str) else list(until)
+        max_new_tokens = int(gen_kwargs.pop("max_gen_toks", self.max_gen_toks))
+        unknown = sorted(set(gen_kwargs) - set(GENERATION_KEYS))
+        if unknown:
+            raise ValueError(
+                f"The task's generation_kwargs {unknown} have no meaning for masked diffusion generate(); hf-mdm "
+                f"understands until, max_gen_toks and {', '.join(GENERATION_KEYS)}."
+            )
+        if gen_kwargs.get("temperature") == 0:
+            gen_kwargs = {"do_sample": False}  # lm-eval's spelling of greedy
+        return until, max_new_tokens, gen_kwargs
+
+    def _generate(self, contexts: list[str], max_new_tokens: int, overrides: dict) -> list[str]:
+        self.tokenizer.padding_side = "left"
+        encoded = [self.tok_encode(context)[-(self.max_length - max_new_tokens) :] for context in contexts]
+        width = max(map(len, encoded))
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eot_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=self.model.device)
+        attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
+        generators = [torch.Generator(self.model.device).manual_seed(request_seed(self.seed, ids)) for ids in encoded]
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask.to(self.model.device),
+            generation_config=self.generation_config,
+            generator=generators,
+            max_new_tokens=max_new_tokens,
+            return_dict_in_generate=True,
+            **overrides,
+        )
+        self.nfe += int(output.nfe.sum())
+        self.generated_rows += len(contexts)
+        return self.tokenizer.batch_decode(output.sequences[:, width:], skip_special_tokens=True)
+
+
+__all__ = ["MaskedDiffusionLM", "load_masked_lm"]
+
+
+if __name__ == "__main__":
+    from lm_eval.__main__ import cli_evaluate
+
+    cli_evaluate()
