@@ -5,10 +5,12 @@ import math
 
 
 TABLE_COLUMNS = [
+    ("task", "task", "{}"),
     ("strategy", "strategy", "{}"),
     ("length", "length", "{}"),
     ("steps", "steps", "{}"),
     ("nfe", "NFE", "{:.1f}"),
+    ("accuracy", "accuracy", "{:.3f}"),
     ("ser", "SER", "{:.3f}"),
     ("ser_low", "SER 95% low", "{:.3f}"),
     ("ser_high", "SER 95% high", "{:.3f}"),
@@ -31,7 +33,14 @@ REQUIRED_COLUMNS = ("strategy", "length", "steps", "num_samples", "ser")
 
 
 def check_sweep_rows(rows: list[dict]) -> None:
-    """Raise a ValueError naming the first row that misses a required column, or whose SER is not a finite rate."""
+    """Raise a ValueError naming the first row that misses a required column, or whose SER is not a finite rate, or
+    when the rows come from several tasks (`hf-mdm eval` writes a `task` column): one table is one task."""
+    tasks = sorted({str(row.get("task")) for row in rows if isinstance(row, dict) and row.get("task") is not None})
+    if len(tasks) > 1:
+        raise ValueError(
+            f"The rows come from {len(tasks)} tasks {tasks}; one table or card is one task: pass "
+            f"[row for row in rows if row['task'] == {tasks[0]!r}]."
+        )
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise ValueError(f"Sweep row {index} is a {type(row).__name__}, not a dict of columns.")

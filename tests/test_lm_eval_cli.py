@@ -1,0 +1,85 @@
+"""`hf-mdm eval`: one lm-eval run per (task, strategy, steps), rows that resume like a sweep and make a card."""
+
+import json
+
+import pytest
+import torch
+
+
+pytest.importorskip("lm_eval")  # the [eval] extra; part of [dev]
+
+from hf_mdm import MDMForMaskedGeneration, ModelCard, NGramLanguage  # noqa: E402
+from hf_mdm.cli import main  # noqa: E402
+from hf_mdm.evaluation import read_sweep_rows  # noqa: E402
+
+from .conftest import tiny_config  # noqa: E402
+from .test_lm_eval_harness import write_tasks  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """(task folder, model folder): local tasks of a bigram language; a tiny untrained MDM with its tokenizer."""
+    language = NGramLanguage(5, n=2, support=1, seed=0)
+    tasks = tmp_path_factory.mktemp("tasks")
+    write_tasks(tasks, language, num_docs=4)
+    tokenizer = language.tokenizer()
+    model = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    MDMForMaskedGeneration(config).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    return tasks, model
+
+
+def eval_command(setup, output_dir, *extra):
+    tasks, model = setup
+    arguments = ["eval", "--model_name_or_path", str(model), "--tasks", "language_continue"]
+    return main([*arguments, "--include_path", str(tasks), "--output_dir", str(output_dir), *extra])
+
+
+def test_one_row_per_step_budget_that_resumes_and_makes_a_card(setup, tmp_path, capsys):
+    assert eval_command(setup, tmp_path, "--steps", "1", "3") == 0
+    rows = read_sweep_rows(tmp_path / "eval.jsonl")
+    assert [(row["task"], row["strategy"], row["steps"], row["length"]) for row in rows] == [
+        ("language_continue", "confidence", 1, 3),
+        ("language_continue", "confidence", 3, 3),
+    ]
+    for row in rows:
+        assert row["num_samples"] == 4 and 0 < row["nfe"] <= row["steps"]
+        assert row["ser"] == pytest.approx(1 - row["accuracy"]) and row["ser_low"] <= row["ser"] <= row["ser_high"]
+    assert "| language_continue | confidence | 3 | 3 |" in capsys.readouterr().out
+
+    assert eval_command(setup, tmp_path, "--steps", "1", "3") == 2  # the file exists and --resume was not given
+    assert eval_command(setup, tmp_path, "--steps", "1", "3", "2", "--resume") == 0
+    resumed = read_sweep_rows(tmp_path / "eval.jsonl")
+    assert resumed[:2] == rows and [row["steps"] for row in resumed] == [1, 3, 2]
+    assert len((tmp_path / "eval.jsonl").read_text().splitlines()) == 4  # header + three rows, none rerun
+
+    card = ModelCard.from_sweep(resumed, task_name="language_continue")
+    assert "| language_continue | confidence | 3 | 2 |" in card.content
+
+
+def test_a_resume_file_of_another_setting_is_refused(setup, tmp_path, capsys):
+    assert eval_command(setup, tmp_path, "--steps", "1") == 0
+    assert eval_command(setup, tmp_path, "--steps", "1", "--block_length", "3", "--resume") == 2
+    assert "different sweep" in capsys.readouterr().err
+
+
+def test_log_likelihood_tasks_are_refused_before_any_run(setup, tmp_path, capsys):
+    tasks, model = setup
+    arguments = ["eval", "--model_name_or_path", str(model), "--tasks", "language_choice", "--include_path"]
+    assert main([*arguments, str(tasks), "--output_dir", str(tmp_path)]) == 2
+    assert "no step count changes" in capsys.readouterr().err
+    assert not (tmp_path / "eval.jsonl").exists()
+
+
+def test_rows_of_several_tasks_make_no_single_card():
+    rows = [
+        {"task": name, "strategy": "confidence", "length": 4, "steps": 4, "num_samples": 10, "ser": 0.5}
+        for name in ("a", "b")
+    ]
+    with pytest.raises(ValueError, match="one table or card is one task"):
+        ModelCard.from_sweep(rows)
+    json.dumps(rows)
