@@ -198,3 +198,13 @@ def test_task_generation_kwargs_without_a_diffusion_meaning_are_refused(determin
     )
     with pytest.raises(ValueError, match="num_beams"):
         lm.generate_until([Instance("generate_until", {}, ("0 1", {"num_beams": 4}), 0)])
+
+
+def test_requests_that_do_not_fit_max_length_are_refused_not_truncated(deterministic_language):
+    lm = MaskedDiffusionLM(
+        pretrained=deterministic_language.oracle_model(), tokenizer=deterministic_language.tokenizer(), max_length=4
+    )
+    with pytest.raises(ValueError, match="does not fit max_length=4"):
+        lm.loglikelihood([Instance("loglikelihood", {}, ("0", " 1 2 3 4"), 0)])
+    with pytest.raises(ValueError, match="leaves no room for a prompt"):
+        lm.generate_until([Instance("generate_until", {}, ("0 1", {"max_gen_toks": 4}), 0)])

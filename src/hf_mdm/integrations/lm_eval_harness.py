@@ -47,6 +47,10 @@ def load_masked_lm(pretrained, tokenizer=None, dtype=None):
         model = auto_class.from_pretrained(pretrained, **({"dtype": dtype} if dtype else {}))
         tokenizer = pretrained if tokenizer is None else tokenizer
     elif isinstance(pretrained, torch.nn.Module):
+        if dtype is not None:
+            raise ValueError(
+                "dtype applies to a folder being loaded; convert the instance yourself (model.to(dtype))."
+            )
         model = pretrained
         if tokenizer is None:
             raise ValueError("A model instance needs its tokenizer: pass model_args tokenizer=<tokenizer or folder>.")
@@ -259,8 +263,13 @@ class MaskedDiffusionLM(TemplateLM):
         return until, max_new_tokens, gen_kwargs
 
     def _generate(self, contexts: list[str], max_new_tokens: int, overrides: dict) -> list[str]:
-        self.tokenizer.padding_side = "left"
-        encoded = [self.tok_encode(context)[-(self.max_length - max_new_tokens) :] for context in contexts]
+        if max_new_tokens >= self.max_length:
+            raise ValueError(
+                f"max_gen_toks={max_new_tokens} leaves no room for a prompt in max_length={self.max_length}; lower "
+                "max_gen_toks or raise max_length in model_args."
+            )
+        room = self.max_length - max_new_tokens  # prompts are cut on the left to fit the canvas
+        encoded = [(self.tok_encode(context) or [self.prefix_token_id])[-room:] for context in contexts]
         width = max(map(len, encoded))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eot_token_id
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=self.model.device)
