@@ -1,6 +1,6 @@
 """Monte Carlo log-likelihood for lm-eval: hf-mdm's estimator against LLaDA's and the time-sampled bound.
 
-    python benchmarks/lm_eval_loglikelihood.py [--mc-num 128] [--seeds 10] [--requests 64] [--threads 2]
+    python benchmarks/lm_eval_loglikelihood.py [--mc-num 128] [--seeds 8] [--requests 16] [--threads 2]
 
 Three estimators of log p(y | c) from the same masked-diffusion bound, at the same number of masked draws:
 - hf-mdm: `evaluation.monte_carlo_loglikelihood` (mask sizes l stratified within groups, rows of several requests
@@ -88,9 +88,9 @@ def make_requests(language, count, lengths, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mc-num", type=int, default=128)
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--requests", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

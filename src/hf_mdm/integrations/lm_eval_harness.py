@@ -80,6 +80,8 @@ class MaskedDiffusionLM(TemplateLM):
         max_gen_toks: new tokens when a task sets none (default 256).
         device, dtype: where and in which dtype to run.
         seed: seed of the Monte Carlo draws and of sampled generation (each request's own, from its tokens).
+        max_batch_size: accepted because lm-eval's command line passes it; only meaningful for `batch_size=auto`,
+            which is refused.
         other keys: any `DiffusionGenerationConfig` field (e.g. `cache=prefix`, `threshold=0.9`).
 
     After a run, `standard_errors` maps each scored (context, continuation) or (string,) to its Monte Carlo standard
@@ -117,9 +119,12 @@ class MaskedDiffusionLM(TemplateLM):
         self.model, self.tokenizer = load_masked_lm(pretrained, tokenizer, dtype)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = self.model.to(device).eval()
-        self.mask_token_id = self.model.generation_config.mask_token_id
-        if self.mask_token_id is None:
-            self.mask_token_id = getattr(self.model.config, "mask_token_id", None) or self.tokenizer.mask_token_id
+        candidates = (
+            self.model.generation_config.mask_token_id,
+            getattr(self.model.config, "mask_token_id", None),
+            self.tokenizer.mask_token_id,
+        )
+        self.mask_token_id = next((token_id for token_id in candidates if token_id is not None), None)
         if self.mask_token_id is None:
             raise ValueError(
                 "Neither the model nor the tokenizer has a [MASK] token; add mask_token_id to config.json."
