@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from ..generation.caches import CACHES
 from ..generation.denoisers import DENOISERS, DenoiseRequest
@@ -73,16 +74,16 @@ def random_masks(sizes: torch.LongTensor, length: int, generator) -> torch.BoolT
 
 
 def _canvas_rows(context, continuation, num_samples, num_groups, mask_token_id, generator):
-    """The request's rows: `num_samples` masked draws, then one row with the whole continuation masked (for
-    is_greedy); and each row's weight L / l (0 on the last row)."""
+    """The request's `num_samples` masked draws, then one row with the whole continuation masked (for is_greedy):
+    (rows, masks over the canvas, weights L / l with 0 on the last row), and the unmasked tokens."""
     length = len(continuation)
     sizes = stratified_mask_sizes(length, num_samples, num_groups, generator)
-    masks = torch.cat([random_masks(sizes, length, generator), torch.ones(1, length, dtype=torch.bool)])
+    masks = torch.zeros(num_samples + 1, len(context) + length, dtype=torch.bool)
+    masks[:, len(context) :] = torch.cat([random_masks(sizes, length, generator), masks.new_ones(1, length)])
     tokens = torch.tensor(list(context) + list(continuation), dtype=torch.long)
-    rows = tokens.repeat(num_samples + 1, 1)
-    rows[:, len(context) :][masks] = mask_token_id
+    rows = torch.where(masks, mask_token_id, tokens)
     weights = torch.cat([length / sizes.double(), torch.zeros(1, dtype=torch.float64)])
-    return rows, masks, weights
+    return rows, masks, weights, tokens
 
 
 def _scored_log_probs(denoiser, rows, attention_mask, span: slice) -> torch.Tensor:
@@ -152,34 +153,31 @@ def monte_carlo_loglikelihood(
         for index in sorted(range(len(requests)), key=lambda k: -sum(map(len, requests[k]))):
             context, continuation = requests[index]
             generator = torch.Generator().manual_seed(request_seed(seed, context, continuation))
-            rows, masks, weights = _canvas_rows(
+            rows, masks, weights, tokens = _canvas_rows(
                 context, continuation, num_samples, num_groups, mask_token_id, generator
             )
-            yield from ((index, r, rows[r], masks[r], weights[r]) for r in range(rows.shape[0]))
+            for sample in range(rows.shape[0]):
+                yield index, sample, rows[sample], masks[sample], weights[sample], tokens
 
     totals = [torch.zeros(num_samples, dtype=torch.float64) for _ in requests]
     greedy = [False] * len(requests)
     for chunk in _chunks(draws(), batch_size):
-        width = max(len(item[2]) for item in chunk)
-        rows = torch.full((len(chunk), width), mask_token_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(rows)
-        targets = torch.zeros_like(rows)  # the continuation's tokens at their canvas positions
-        starts = [len(requests[item[0]][0]) for item in chunk]
-        for position, (index, _, row, _, _) in enumerate(chunk):
-            rows[position, : len(row)] = row
-            attention_mask[position, : len(row)] = 1
-            targets[position, starts[position] : len(row)] = torch.tensor(requests[index][1])
-        span = slice(min(starts), width)
+        indices, samples, rows, masks, weights, tokens = zip(*chunk)
+        attention_mask = pad_sequence([torch.ones_like(row) for row in rows], batch_first=True)
+        rows = pad_sequence(rows, batch_first=True, padding_value=mask_token_id)
+        masks = pad_sequence(masks, batch_first=True)
+        tokens = pad_sequence(tokens, batch_first=True)
+        span = slice(min(len(requests[index][0]) for index in indices), rows.shape[1])
         log_probs = _scored_log_probs(denoiser, rows.to(device), attention_mask.to(device), span)
-        targets = targets[:, span].to(device)
-        scored = log_probs.gather(-1, targets[..., None]).squeeze(-1).double().cpu()
-        hits = (log_probs.argmax(-1) == targets).cpu()
-        for position, (index, sample, row, mask, weight) in enumerate(chunk):
-            cells = slice(starts[position] - span.start, len(row) - span.start)
+        tokens, masks = tokens[:, span].to(device), masks[:, span].to(device)
+        scored = log_probs.gather(-1, tokens[..., None]).squeeze(-1).double().masked_fill(~masks, 0).sum(1)
+        values = (scored.cpu() * torch.stack(weights)).tolist()
+        reproduced = ((log_probs.argmax(-1) == tokens) | ~masks).all(1).tolist()
+        for index, sample, value, hit in zip(indices, samples, values, reproduced):
             if sample == num_samples:  # the fully masked row
-                greedy[index] = bool(hits[position, cells].all())
+                greedy[index] = hit
             else:
-                totals[index][sample] = weight * scored[position, cells][mask].sum()
+                totals[index][sample] = value
     model.train(was_training)
 
     results = []
