@@ -8,7 +8,7 @@ M a uniformly random set of l continuation positions (LLaDA's form of the bound)
 time form E_t[(1/t) sum_{i masked} log p(y_i | x_t)] with each token masked w.p. t (integrate t out: a mask of size m
 gets weight (m-1)!(L-m)!/L! in both), and equals the average over decoding orders of the any-order autoregressive
 log-likelihood, so it is exact (= log p(y | c)) for the true posterior. We sample l, not t, because the weight L/l is
-bounded by L where 1/t is not: at 128 samples its standard deviation is ~7x lower (docs/benchmarks.md).
+bounded by L where 1/t is not: at 128 samples its standard deviation is about 4x lower (docs/benchmarks.md).
 
 Variance reduction and the standard error: the `num_samples` draws form `num_groups` independent groups; within a
 group of n draws the mask sizes are systematic, l_j = 1 + floor((u + j) L / n) with one u ~ U[0, 1) (each l_j is
