@@ -33,6 +33,9 @@ from .strategies import get_strategy
 logger = logging.get_logger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 32
+# Steps per position to fill beyond which a run is refused: a ranked strategy's extra steps reveal nothing (the sampler
+# skips them), and for the ancestral and revising strategies each extra step still costs bookkeeping and memory.
+MAX_STEPS_PER_POSITION = 16
 
 
 def _as_diffusion_config(config) -> DiffusionGenerationConfig:
@@ -104,7 +107,7 @@ class DiffusionGenerationMixin:
         schedule = self._resolve_schedule(config)
         strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
         cache = CACHES.build(config.cache)
-        self._check_diffusion_setup(config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
+        self._check_diffusion_setup(config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
         eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device, mask_token_id)
         sampler = DiffusionSampler(
             strategy,
@@ -278,19 +281,25 @@ class DiffusionGenerationMixin:
             return first_starts, [length]
         return first_starts, list(range(prompt_length + block_length, length + 1, block_length))
 
-    def _check_diffusion_setup(self, config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
+    def _check_diffusion_setup(self, config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
         """Input-dependent checks, before any forward."""
         check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
         if steps < len(block_ends):
             raise ValueError(
                 f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs at least one step. "
-                "Raise "
-                "`steps` or `block_length`."
+                "Raise `steps` or `block_length`."
+            )
+        most_steps = MAX_STEPS_PER_POSITION * max(int(fill.sum(1).max()), len(block_ends))
+        if strategy.fixed_steps and steps > most_steps:
+            raise ValueError(
+                f"steps={steps} is more than {MAX_STEPS_PER_POSITION} steps per position to fill (at most "
+                f"{most_steps} here): a ranked strategy reveals nothing in the extra steps, and the others pay for "
+                f"each one. Pass steps <= {most_steps} (steps = the number of positions decodes one token per step)."
             )
         max_positions = getattr(self.config, "max_position_embeddings", None)
-        if max_positions is not None and canvas.shape[1] > max_positions:
+        if max_positions is not None and fill.shape[1] > max_positions:
             raise ValueError(
-                f"Prompt + max_new_tokens = {canvas.shape[1]} positions, but the model accepts at most "
+                f"Prompt + max_new_tokens = {fill.shape[1]} positions, but the model accepts at most "
                 f"{max_positions} (max_position_embeddings). Shorten the prompt or lower max_new_tokens."
             )
         if cache.active and not denoiser.supports_cache:
