@@ -228,10 +228,23 @@ class DiffusionGenerationMixin:
                 "A right-padded prompt was detected: the generated tokens will follow the padding. Use "
                 "tokenizer.padding_side = 'left' for batched prompts."
             )
+        if bool((attention_mask == 0).any()):
+            self._warn_if_padding_is_inexact()
         if config.num_return_sequences > 1:
             input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
             attention_mask = attention_mask.repeat_interleave(config.num_return_sequences, dim=0)
         return input_ids, attention_mask
+
+    def _warn_if_padding_is_inexact(self) -> None:
+        """Half-precision SDPA rounds a padded row differently from the same row alone (its kernel accumulates over the
+        padded key length in another order), so the generated tokens can differ; eager attention and float32 do not."""
+        backend = attention_implementation(self.config)
+        if backend == "sdpa" and self.dtype in (torch.bfloat16, torch.float16):
+            logger.warning_once(
+                f"Padded prompts with attn_implementation='sdpa' in {self.dtype}: a padded row can decode to other "
+                "tokens than the same row unpadded (the kernel's rounding depends on the padded length). For "
+                "padding-exact decoding load the model with attn_implementation='eager' (or use float32)."
+            )
 
     def _resolve_mask_token_id(self, config) -> int:
         mask_token_id = config.mask_token_id
