@@ -27,7 +27,6 @@ UNSUPPORTED_FIELDS = {
     "no_repeat_ngram_size": (None, 0),
     "bad_words_ids": (None,),
     "sequence_bias": (None,),
-    "suppress_tokens": (None,),
     "begin_suppress_tokens": (None,),
     "min_new_tokens": (None, 0),
     "min_length": (None, 0),
@@ -155,6 +154,13 @@ class DiffusionGenerationConfig(GenerationConfig):
             )
         if self.max_new_tokens is not None:
             check_block_length(self.block_length, self.max_new_tokens)
+        if self.suppress_tokens is not None and (
+            not isinstance(self.suppress_tokens, (list, tuple))
+            or not all(_is_int(token) and token >= 0 for token in self.suppress_tokens)
+        ):
+            raise ValueError(
+                f"`suppress_tokens` must be a list of token ids (non-negative integers), got {self.suppress_tokens!r}."
+            )
         ignored = [name for name, off in UNSUPPORTED_FIELDS.items() if getattr(self, name, None) not in off]
         if ignored:
             raise ValueError(

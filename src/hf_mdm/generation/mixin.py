@@ -12,7 +12,13 @@ import copy
 import os
 
 import torch
-from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import (
+    LogitsProcessorList,
+    SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 from transformers.generation.streamers import BaseStreamer
 from transformers.utils import GENERATION_CONFIG_NAME, logging
 
@@ -360,10 +366,20 @@ class DiffusionGenerationMixin:
             return get_schedule(model_schedule, **(getattr(self.config, "schedule_kwargs", None) or {}))
         return get_schedule("linear")
 
-    @staticmethod
-    def _diffusion_logits_processors(config, logits_processor) -> LogitsProcessorList:
-        """The caller's processors, then (when sampling) transformers' temperature, top-k and top-p warpers."""
-        processors = LogitsProcessorList(logits_processor or [])
+    def _diffusion_logits_processors(self, config, logits_processor) -> LogitsProcessorList:
+        """transformers' `SuppressTokensLogitsProcessor` for `suppress_tokens`, the caller's processors, then (when
+        sampling) transformers' temperature, top-k and top-p warpers."""
+        processors = LogitsProcessorList()
+        if config.suppress_tokens:
+            vocab_size = getattr(self.config, "vocab_size", None)
+            if vocab_size is not None and max(config.suppress_tokens) >= vocab_size:
+                raise ValueError(
+                    f"suppress_tokens holds ids outside the vocabulary (vocab_size={vocab_size}): "
+                    f"{sorted(token for token in config.suppress_tokens if token >= vocab_size)}; pass this model's "
+                    "tokenizer ids."
+                )
+            processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=self.device))
+        processors.extend(logits_processor or [])
         if config.do_sample:
             if config.temperature is not None and config.temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(config.temperature))
