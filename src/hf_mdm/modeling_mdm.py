@@ -20,6 +20,7 @@ from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
 from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
+from .hub.push_to_hub import push_with_model_card
 from .remote_code import write_remote_code
 from .training.masked_diffusion_loss import (
     check_diffusion_times,
@@ -361,6 +362,14 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             write_remote_code(save_directory)
         if model_card is not None:
             model_card.save_pretrained(save_directory)
+
+    def push_to_hub(self, repo_id: str, *, model_card=None, **kwargs):
+        """`PreTrainedModel.push_to_hub`, plus `model_card`: an `hf_mdm.ModelCard` uploaded as README.md with its plot
+        in the same commit (transformers would replace it with the Hub's card or a generic one). Without it, the
+        card already on the Hub is kept, as transformers does."""
+        if model_card is None:
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_with_model_card(self, repo_id, model_card, **kwargs)
 
     @classmethod
     def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):
