@@ -20,7 +20,6 @@ from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
 from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
-from .hub.push_to_hub import push_with_model_card
 from .remote_code import write_remote_code
 from .training.masked_diffusion_loss import (
     check_diffusion_times,
@@ -153,6 +152,16 @@ class MDMDecoderLayer(GradientCheckpointingLayer):
         )
         hidden_states = hidden_states + attn_output
         return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+
+
+def check_model_card(model_card) -> None:
+    """A TypeError unless `model_card` is an `hf_mdm.ModelCard` (read by duck typing: this module, exported as remote
+    code, does not import the hub package)."""
+    if not all(callable(getattr(model_card, name, None)) for name in ("save_pretrained", "push_with_model")):
+        raise TypeError(
+            f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
+            f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
+        )
 
 
 class MDMPreTrainedModel(PreTrainedModel):
@@ -352,11 +361,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             `AutoModel.from_pretrained(dir, trust_remote_code=True)` works where hf-mdm is not installed.
         model_card: an `hf_mdm.ModelCard` (e.g. `ModelCard.from_sweep(...)`) written as the folder's README.md.
         """
-        if model_card is not None and not callable(getattr(model_card, "save_pretrained", None)):
-            raise TypeError(
-                f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
-                f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
-            )
+        if model_card is not None:
+            check_model_card(model_card)
         super().save_pretrained(save_directory, *args, **kwargs)
         if remote_code:
             write_remote_code(save_directory)
@@ -369,7 +375,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         card already on the Hub is kept, as transformers does."""
         if model_card is None:
             return super().push_to_hub(repo_id, **kwargs)
-        return push_with_model_card(self, repo_id, model_card, **kwargs)
+        check_model_card(model_card)
+        return model_card.push_with_model(self, repo_id, **kwargs)
 
     @classmethod
     def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):

@@ -21,6 +21,7 @@ from huggingface_hub import ModelCard as HubModelCard
 from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
 from ..evaluation.sweep_table import check_sweep_rows, is_present, markdown_table
 from .folder_commit import folder_operations
+from .push_to_hub import push_with_model_card
 from .step_vs_error_plot import AUTOREGRESSIVE, plot_step_vs_error
 
 
@@ -253,6 +254,11 @@ class ModelCard(HubModelCard):
         card = copy.deepcopy(self)
         card.text = card.text.replace(f'model_id = "{MODEL_ID_PLACEHOLDER}"', f'model_id = "{repo_id}"')
         return card
+
+    def push_with_model(self, model, repo_id: str, **push_to_hub_kwargs):
+        """What `model.push_to_hub(repo_id, model_card=self, **push_to_hub_kwargs)` does: the model's files, this
+        card and its plot in one commit (see `hub.push_to_hub`)."""
+        return push_with_model_card(model, repo_id, self, **push_to_hub_kwargs)
 
     def push_to_hub(
         self,

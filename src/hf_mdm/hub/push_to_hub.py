@@ -12,7 +12,6 @@ import tempfile
 from huggingface_hub import HfApi
 
 from .folder_commit import folder_operations
-from .model_card import ModelCard
 
 
 def push_with_model_card(
@@ -33,11 +32,6 @@ def push_with_model_card(
 
     `tags` are added to the card's; its usage snippet loads `repo_id`. Returns the `CommitInfo` of the commit.
     """
-    if not isinstance(model_card, ModelCard):
-        raise TypeError(
-            f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
-            f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
-        )
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     if revision is not None and not revision.startswith("refs/pr"):
