@@ -222,6 +222,8 @@ def test_usage_snippet_reproduces_the_best_cell_at_the_largest_length():
     assert "strategy=random,length=32,steps=32: SER 0.050 [0.010, 0.200]" in snippet
     small = ModelCard.from_sweep(sweep_rows(), model=MDMForMaskedGeneration(tiny_config(max_position_embeddings=20)))
     assert "max_new_tokens=16, steps=16," in usage_snippet(small.text)  # 32 positions would not fit
+    autoregressive_only = usage_snippet(ModelCard.from_sweep(sweep_rows()[-1:]).text)
+    assert "model.generate(max_new_tokens=8)" in autoregressive_only  # the table's length, no diffusion setting
     with pytest.raises(ValueError, match="exceeds the model's max_position_embeddings=4"):
         ModelCard.from_sweep(sweep_rows(), model=MDMForMaskedGeneration(tiny_config(max_position_embeddings=4)))
 

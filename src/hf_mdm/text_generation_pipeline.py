@@ -107,7 +107,8 @@ class DiffusionTextGenerationPipeline(TextGenerationPipelineWithoutDefaults):
 
 class TextGenerationPipelineRouter(TextGenerationPipeline):
     """What `pipeline("text-generation")` builds once hf-mdm is imported: `DiffusionTextGenerationPipeline` for a
-    model with diffusion `generate()`, transformers' `TextGenerationPipeline` (exactly as before) for any other."""
+    model with diffusion `generate()`, transformers' `TextGenerationPipeline` (exactly as before) for any other. It
+    subclasses the latter only for the class attributes `pipeline()` reads before building (what to load)."""
 
     def __new__(cls, *args, **kwargs):
         diffusion = isinstance(pipeline_model(args, kwargs), DiffusionGenerationMixin)

@@ -70,23 +70,24 @@ def model_facts(model) -> list[str]:
     return lines
 
 
-def usage_cell(rows: list[dict], model) -> dict | None:
+def usage_cell(rows: list[dict], model) -> dict:
     """The table cell the usage snippet reproduces: at the largest generated length that fits the model's positions,
-    the diffusion row with the lowest SER (fewest steps on ties); None when the table has no diffusion row."""
+    the diffusion row with the lowest SER (fewest steps on ties); an autoregressive row when the table has only those
+    (the snippet then takes its length alone)."""
     max_positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    cells = [row for row in rows if row["strategy"] != AUTOREGRESSIVE]
-    fitting = [row for row in cells if max_positions is None or row["length"] <= max_positions]
-    if cells and not fitting:
+    fitting = [row for row in rows if max_positions is None or row["length"] <= max_positions]
+    if not fitting:
         raise ValueError(
-            f"Every generated length of the sweep ({sorted({row['length'] for row in cells})}) exceeds the model's "
+            f"Every generated length of the sweep ({sorted({row['length'] for row in rows})}) exceeds the model's "
             f"max_position_embeddings={max_positions}: the table was not measured on this model. Pass the model "
             "the sweep ran."
         )
-    return min(fitting, key=lambda row: (-row["length"], row["ser"], row["steps"]), default=None)
+    diffusion = [row for row in fitting if row["strategy"] != AUTOREGRESSIVE]
+    return min(diffusion or fitting, key=lambda row: (-row["length"], row["ser"], row["steps"]))
 
 
 def usage_section(rows: list[dict], model, model_id: str) -> list[str]:
-    """ "How to use": the install line and a snippet that loads this model and runs one measured cell of the table."""
+    """The "How to use" section: the install line and a snippet that loads this model and reruns one measured cell."""
     if model is not None and not callable(getattr(model, "save_pretrained", None)):
         return [
             f"`{type(model).__name__}` has no checkpoint to load: it is built in code (e.g. "
@@ -94,8 +95,8 @@ def usage_section(rows: list[dict], model, model_id: str) -> list[str]:
         ]
     stock = model is not None and getattr(model.config, "model_type", None) != "mdm"
     cell = usage_cell(rows, model)
-    if cell is None:
-        call, comment = "max_new_tokens=16", "# Unconditional generation with the model's generation_config"
+    if cell["strategy"] == AUTOREGRESSIVE:
+        call, comment = f"max_new_tokens={cell['length']}", "# The table's length, with the model's generation_config"
     else:
         call = f'max_new_tokens={cell["length"]}, steps={cell["steps"]}, strategy="{cell["strategy"]}"'
         interval = f" [{cell['ser_low']:.3f}, {cell['ser_high']:.3f}]" if is_present(cell.get("ser_low")) else ""
