@@ -10,6 +10,7 @@ from hf_mdm import MDMForMaskedGeneration, NGramLanguage
 from hf_mdm.cli import main
 
 from .conftest import tiny_config, word_tokenizer
+from .test_model_card import run_usage_snippet, tiny_bert_masked_lm
 
 
 @pytest.fixture
@@ -70,6 +71,10 @@ def test_sweep_then_card(tmp_path, capsys):
                  "--model_name", "oracle"]) == 0  # fmt: skip
     card = HubModelCard.load(tmp_path / "card" / "README.md")
     assert card.data.library_name == "hf-mdm" and len(card.data.eval_results) == 12
+    tiny_bert_masked_lm().save_pretrained(tmp_path / "bert")  # a card for any masked LM folder, not only ours
+    assert main(["card", "--sweep", str(tmp_path / "sweep" / "sweep.jsonl"), "--output_dir", str(tmp_path / "bert"),
+                 "--model_name_or_path", str(tmp_path / "bert")]) == 0  # fmt: skip
+    assert "`BertForMaskedLM` (model_type `bert`)" in (tmp_path / "bert" / "README.md").read_text()
 
 
 def test_sweep_errors_are_one_line(tmp_path, capsys):
@@ -94,6 +99,8 @@ def test_demo_end_to_end_at_a_reduced_size(tmp_path, capsys):
     assert len([r for r in card.data.eval_results if r.metric_type == "sequence_error_rate"]) == 2 * 2 * 2 + 2
     assert (tmp_path / "model" / "step_vs_error.png").exists()
     assert len(json.loads("[" + ",".join((tmp_path / "sweep.json").read_text().split("\n")[:-1]) + "]")) == 10
+    snippet = run_usage_snippet((tmp_path / "model" / "README.md").read_text(), tmp_path / "model")
+    assert snippet["out"].shape == (1, 12)  # the table's largest length, within the model's 12 positions
 
 
 def test_generate_on_a_folder_without_tokenizer_prints_one_line(tmp_path, capsys):

@@ -8,7 +8,7 @@ from hf_mdm.transformers_compat import TRANSFORMERS_FLOOR
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DEPENDENCIES = ("transformers", "accelerate", "datasets", "evaluate", "safetensors", "huggingface-hub")
+DEPENDENCIES = ("transformers", "accelerate", "datasets", "evaluate", "safetensors", "huggingface-hub", "scipy")
 
 
 def declared_floors() -> dict[str, str]:

@@ -154,6 +154,16 @@ class MDMDecoderLayer(GradientCheckpointingLayer):
         return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
 
 
+def check_model_card(model_card) -> None:
+    """A TypeError unless `model_card` is an `hf_mdm.ModelCard` (read by duck typing: this module, exported as remote
+    code, does not import the hub package)."""
+    if not all(callable(getattr(model_card, name, None)) for name in ("save_pretrained", "push_with_model")):
+        raise TypeError(
+            f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
+            f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
+        )
+
+
 class MDMPreTrainedModel(PreTrainedModel):
     config: MDMConfig
     config_class = MDMConfig
@@ -351,16 +361,22 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             `AutoModel.from_pretrained(dir, trust_remote_code=True)` works where hf-mdm is not installed.
         model_card: an `hf_mdm.ModelCard` (e.g. `ModelCard.from_sweep(...)`) written as the folder's README.md.
         """
-        if model_card is not None and not callable(getattr(model_card, "save_pretrained", None)):
-            raise TypeError(
-                f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
-                f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
-            )
+        if model_card is not None:
+            check_model_card(model_card)
         super().save_pretrained(save_directory, *args, **kwargs)
         if remote_code:
             write_remote_code(save_directory)
         if model_card is not None:
             model_card.save_pretrained(save_directory)
+
+    def push_to_hub(self, repo_id: str, *, model_card=None, **kwargs):
+        """`PreTrainedModel.push_to_hub`, plus `model_card`: an `hf_mdm.ModelCard` uploaded as README.md with its plot
+        in the same commit (transformers would replace it with the Hub's card or a generic one). Without it, the
+        card already on the Hub is kept, as transformers does."""
+        if model_card is None:
+            return super().push_to_hub(repo_id, **kwargs)
+        check_model_card(model_card)
+        return model_card.push_with_model(self, repo_id, **kwargs)
 
     @classmethod
     def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):

@@ -98,10 +98,13 @@ def test_copy_language():
 def test_tokenizer_ids_are_symbols_then_specials():
     language = NGramLanguage(5, n=2)
     tokenizer = language.tokenizer()
-    assert len(tokenizer) == 9
+    assert len(tokenizer) == 10
     assert tokenizer("3 0 4")["input_ids"] == [3, 0, 4]
     ids = [tokenizer.mask_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id]
     assert ids == [5, 6, 7, 8]
+    assert tokenizer("3 hello 5")["input_ids"] == [3, 9, 9] == [3, tokenizer.unk_token_id, tokenizer.unk_token_id]
+    with pytest.raises(ValueError, match="must lie in 0..8"):
+        language.oracle_model()(torch.tensor([[3, tokenizer.unk_token_id]]))  # the exact oracle refuses unknown words
     dataset = language.dataset(4, 6, seed=0)
     assert dataset.column_names == ["input_ids", "text"]
     assert tokenizer(dataset[0]["text"])["input_ids"] == dataset[0]["input_ids"]
