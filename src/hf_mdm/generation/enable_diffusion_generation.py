@@ -44,15 +44,16 @@ SPECIAL_TOKEN_FIELDS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_tok
 
 def special_token_ids(model: nn.Module, tokenizer=None) -> list[int]:
     """Ids that text generation should never emit unless asked for: the tokenizer's special tokens ([CLS], [SEP],
-    [PAD], [UNK], <s>, ...; [MASK] is never generated anyway), else those the model config names. EOS ids of the
-    generation config stay allowed: they end a row."""
+    [PAD], [UNK], <s>, ...; [MASK] is never generated anyway), else those the model config names; only ids inside the
+    model's vocabulary. EOS ids of the generation config stay allowed: they end a row."""
     if tokenizer is not None:
         ids = set(tokenizer.all_special_ids)
     else:
         ids = {getattr(model.config, name, None) for name in SPECIAL_TOKEN_FIELDS}
     eos = model.generation_config.eos_token_id
     allowed = {model.generation_config.mask_token_id, *(eos if isinstance(eos, list) else [eos])}
-    return sorted(token for token in ids if isinstance(token, int) and token not in allowed)
+    vocab_size = getattr(model.config, "vocab_size", None) or float("inf")  # ids beyond it are never produced
+    return sorted(token for token in ids if isinstance(token, int) and token not in allowed and token < vocab_size)
 
 
 def enable_diffusion_generation(model: nn.Module, tokenizer=None, mask_token_id: int | None = None) -> nn.Module:
