@@ -27,6 +27,7 @@ from .training.masked_diffusion_loss import (
     check_token_id_dtype,
     masked_diffusion_loss,
 )
+from .training.prompt_columns import check_prompt_not_scored
 from .transformers_compat import (
     Cache,
     GradientCheckpointingLayer,
@@ -381,6 +382,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         t: torch.FloatTensor | None = None,
         logits_to_keep: int | slice | torch.Tensor = 0,
         num_items_in_batch: torch.Tensor | int | None = None,
+        prompt_length: torch.LongTensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> MaskedDiffusionOutput:
         r"""
@@ -388,6 +391,9 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         t: per-row diffusion time in (0, 1] at which the input was masked; needed for the NELBO weights.
         logits_to_keep: run the LM head only on these positions: an int keeps the last k, a slice or 1-D index
             tensor keeps those positions (generation asks only for the current block); 0 keeps all.
+        prompt_length, prompt_mask: instruction tuning's prompt columns, named here so that the Trainer's default
+            `remove_unused_columns=True` keeps them for `DataCollatorForMaskedDiffusion`, which consumes them (see
+            `hf_mdm.training.prompt_columns`). Given with `labels`, a labelled prompt token is an error.
         """
         if labels is not None:
             reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
@@ -413,6 +419,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 input_ids=input_ids,
                 mask_token_id=self.config.mask_token_id,
             )
+            check_prompt_not_scored(labels, attention_mask, prompt_length, prompt_mask)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

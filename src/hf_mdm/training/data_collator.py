@@ -138,7 +138,9 @@ class DataCollatorForMaskedDiffusion:
             return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
         raise ValueError(
             f"Each example needs `input_ids` or a `text` string; got keys {sorted(example)}. Tokenize the dataset "
-            "with `dataset.map(lambda b: tokenizer(b['text']), batched=True)` or keep its `text` column."
+            "first: `dataset = dataset.map(lambda b: tokenizer(b['text']), batched=True)`. With the Trainer, its "
+            "default `remove_unused_columns=True` drops every column the model's forward does not name, `text` "
+            "included: tokenize first, or pass `TrainingArguments(remove_unused_columns=False)`."
         )
 
     def _token_ids(self, ids) -> list[int]:
