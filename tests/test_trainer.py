@@ -239,3 +239,20 @@ def test_a_text_column_dropped_by_the_trainer_names_the_fix(tmp_path, tokenizer)
     )
     with pytest.raises(ValueError, match=r"got keys \[\].*dataset\.map.*remove_unused_columns=False"):
         trainer.train()
+
+
+@pytest.mark.parametrize("stock", [False, True], ids=["mdm", "stock_bert"])
+def test_a_prompted_loss_is_the_nelbo_per_response_token(tokenizer, stock):
+    """With prompts the loss divides by the response's tokens: sum_b w(t_b) sum_i -log p / sum_b (L_b - prompt_b)."""
+    tokenizer.padding_side = "left"
+    examples = [dict(tokenizer(text), prompt_length=3) for text in toy_corpus(6)] + [tokenizer("a dog")]
+    batch = DataCollatorForMaskedDiffusion(tokenizer, generator=torch.Generator().manual_seed(0))(examples)
+    assert batch["prompt_mask"].sum(1).tolist() == [3] * 6 + [0]
+    model = tiny_bert(tokenizer) if stock else new_model()
+    labels = batch.pop("labels")
+    outputs = model(**batch) if stock else model(**batch, labels=labels)
+    loss = masked_diffusion_loss(outputs, labels) if stock else outputs.loss
+    row_nelbo = masked_diffusion_loss(outputs.logits, labels, t=batch["t"], reduction="none")
+    response_tokens = (batch["attention_mask"].bool() & ~batch["prompt_mask"].bool()).sum()
+    assert response_tokens < batch["attention_mask"].sum()
+    torch.testing.assert_close(loss, row_nelbo.sum() / response_tokens)

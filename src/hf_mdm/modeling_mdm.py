@@ -28,7 +28,7 @@ from .training.masked_diffusion_loss import (
     check_token_id_dtype,
     masked_diffusion_loss,
 )
-from .training.prompt_columns import check_prompt_not_scored
+from .training.prompt_columns import check_prompt_not_scored, loss_token_mask
 from .transformers_compat import (
     Cache,
     GradientCheckpointingLayer,
@@ -415,7 +415,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             tensor keeps those positions (generation asks only for the current block); 0 keeps all.
         prompt_length, prompt_mask: instruction tuning's prompt columns, named here so that the Trainer's default
             `remove_unused_columns=True` keeps them for `DataCollatorForMaskedDiffusion`, which consumes them (see
-            `hf_mdm.training.prompt_columns`). Given with `labels`, a labelled prompt token is an error.
+            `hf_mdm.training.prompt_columns`); the collator returns `prompt_mask` again. Given with `labels`, a
+            labelled prompt token is an error and the loss divides by the response tokens only.
         """
         if labels is not None:
             reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
@@ -468,7 +469,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 labels,
                 num_items_in_batch=num_items_in_batch,
                 t=t,
-                attention_mask=attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None,
+                attention_mask=loss_token_mask(attention_mask, prompt_length, prompt_mask, labels.shape),
                 schedule=self.config.noise_schedule,
                 weighting=self.config.loss_weighting,
                 check_inputs=False,

@@ -1,8 +1,9 @@
 """Let a stock masked LM (BERT, RoBERTa, ModernBERT, ...) train on the masked-diffusion objective, stock Trainer.
 
 Trainer calls `model(**batch)` and then `compute_loss_func(outputs, labels, num_items_in_batch)`: the loss never sees
-the batch. Stock forwards swallow the collator's `t`, so two hooks move `t` and `attention_mask` from the forward's
-keyword arguments onto its outputs, where `masked_diffusion_loss` reads them. The checkpoint is untouched.
+the batch. Stock forwards swallow the collator's `t`, so two hooks move `t` and `attention_mask` (without the prompt,
+when the batch has `prompt_mask`: the tokens the loss divides by) from the forward's keyword arguments onto its
+outputs, where `masked_diffusion_loss` reads them. The checkpoint is untouched.
 
 Trainer's default `remove_unused_columns=True` keeps only the dataset columns the model's forward names, read with
 `inspect.signature(model.forward)`; the instance's `forward` is therefore the class's own with the prompt columns of
@@ -14,7 +15,7 @@ import types
 
 import torch
 
-from .prompt_columns import PROMPT_COLUMNS, check_prompt_not_scored
+from .prompt_columns import PROMPT_COLUMNS, check_prompt_not_scored, loss_token_mask
 
 
 _HOOKED = "_hf_mdm_diffusion_training_hooks"
@@ -48,9 +49,13 @@ def enable_diffusion_training(model: torch.nn.Module) -> torch.nn.Module:
 
     def take_diffusion_inputs(module, args, kwargs):
         prompt = {name: kwargs.pop(name, None) for name in PROMPT_COLUMNS}
-        check_prompt_not_scored(kwargs.get("labels"), kwargs.get("attention_mask"), **prompt)
+        labels, attention_mask = kwargs.get("labels"), kwargs.get("attention_mask")
+        check_prompt_not_scored(labels, attention_mask, **prompt)
         stash["t"] = kwargs.pop("t", None)
-        stash["attention_mask"] = kwargs.get("attention_mask")
+        inputs = args[0] if args else kwargs.get("input_ids")
+        inputs = inputs if inputs is not None else kwargs.get("inputs_embeds")
+        shape = inputs.shape[:2] if inputs is not None else None
+        stash["attention_mask"] = loss_token_mask(attention_mask, **prompt, shape=shape)  # what the loss divides by
         return args, kwargs
 
     def attach_diffusion_inputs(module, args, kwargs, output):
