@@ -64,7 +64,8 @@ class DiffusionGenerationConfig(GenerationConfig):
             [MASK] positions appended after the prompt. Unset: 0 when `input_ids` already holds [MASK] tokens (pure
             infilling), 32 otherwise.
         steps (`int`, *optional*):
-            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill.
+            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill. Ranked
+            strategies skip steps that would reveal nothing; more than 16 steps per position to fill is refused.
         block_length (`int`, *optional*):
             Semi-autoregressive block size: a block is decoded only once the block before it is complete. Must divide
             `max_new_tokens`. Unset: one block.

@@ -33,6 +33,9 @@ from .strategies import get_strategy
 logger = logging.get_logger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 32
+# Steps per position to fill beyond which a run is refused: a ranked strategy's extra steps reveal nothing (the sampler
+# skips them), and for the ancestral and revising strategies each extra step still costs bookkeeping and memory.
+MAX_STEPS_PER_POSITION = 16
 
 
 def _as_diffusion_config(config) -> DiffusionGenerationConfig:
@@ -104,7 +107,7 @@ class DiffusionGenerationMixin:
         schedule = self._resolve_schedule(config)
         strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
         cache = CACHES.build(config.cache)
-        self._check_diffusion_setup(config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
+        self._check_diffusion_setup(config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
         eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device, mask_token_id)
         sampler = DiffusionSampler(
             strategy,
@@ -225,10 +228,23 @@ class DiffusionGenerationMixin:
                 "A right-padded prompt was detected: the generated tokens will follow the padding. Use "
                 "tokenizer.padding_side = 'left' for batched prompts."
             )
+        if bool((attention_mask == 0).any()):
+            self._warn_if_padding_is_inexact()
         if config.num_return_sequences > 1:
             input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
             attention_mask = attention_mask.repeat_interleave(config.num_return_sequences, dim=0)
         return input_ids, attention_mask
+
+    def _warn_if_padding_is_inexact(self) -> None:
+        """Half-precision SDPA rounds a padded row differently from the same row alone (its kernel accumulates over the
+        padded key length in another order), so the generated tokens can differ; eager attention and float32 do not."""
+        backend = attention_implementation(self.config)
+        if backend == "sdpa" and self.dtype in (torch.bfloat16, torch.float16):
+            logger.warning_once(
+                f"Padded prompts with attn_implementation='sdpa' in {self.dtype}: a padded row can decode to other "
+                "tokens than the same row unpadded (the kernel's rounding depends on the padded length). For "
+                "padding-exact decoding load the model with attn_implementation='eager' (or use float32)."
+            )
 
     def _resolve_mask_token_id(self, config) -> int:
         mask_token_id = config.mask_token_id
@@ -278,19 +294,25 @@ class DiffusionGenerationMixin:
             return first_starts, [length]
         return first_starts, list(range(prompt_length + block_length, length + 1, block_length))
 
-    def _check_diffusion_setup(self, config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
+    def _check_diffusion_setup(self, config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
         """Input-dependent checks, before any forward."""
         check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
         if steps < len(block_ends):
             raise ValueError(
                 f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs at least one step. "
-                "Raise "
-                "`steps` or `block_length`."
+                "Raise `steps` or `block_length`."
+            )
+        most_steps = MAX_STEPS_PER_POSITION * max(int(fill.sum(1).max()), len(block_ends))
+        if strategy.fixed_steps and steps > most_steps:
+            raise ValueError(
+                f"steps={steps} is more than {MAX_STEPS_PER_POSITION} steps per position to fill (at most "
+                f"{most_steps} here): a ranked strategy reveals nothing in the extra steps, and the others pay for "
+                f"each one. Pass steps <= {most_steps} (steps = the number of positions decodes one token per step)."
             )
         max_positions = getattr(self.config, "max_position_embeddings", None)
-        if max_positions is not None and canvas.shape[1] > max_positions:
+        if max_positions is not None and fill.shape[1] > max_positions:
             raise ValueError(
-                f"Prompt + max_new_tokens = {canvas.shape[1]} positions, but the model accepts at most "
+                f"Prompt + max_new_tokens = {fill.shape[1]} positions, but the model accepts at most "
                 f"{max_positions} (max_position_embeddings). Shorten the prompt or lower max_new_tokens."
             )
         if cache.active and not denoiser.supports_cache:
