@@ -4,10 +4,10 @@ An example marks its prompt with `prompt_length` (the count of its leading real 
 prompt token); `DataCollatorForMaskedDiffusion` never masks, so never scores, a prompt token. The stock Trainer's
 default `remove_unused_columns=True` keeps only the dataset columns that the model's forward names, and would drop
 these before the collator sees them: prompts would be trained on, silently. So the forward of `MDMForMaskedGeneration`
-(and of a stock masked LM after `enable_diffusion_training`) names both. The collator consumes them; a forward that
-receives them with `labels` checks them (a scored prompt token is an error) and divides the loss by the response's
-tokens only, so that it is the NELBO of the response given the prompt per response token (the collator returns
-`prompt_mask` for this whenever its examples have prompts).
+(and of a stock masked LM after `enable_diffusion_training`) names both. The collator reads them and returns the
+batch's `prompt_mask`; a forward that receives prompt columns with `labels` checks them (a scored prompt token is an
+error) and divides the loss by the response's tokens only: the NELBO of the response given the prompt, per response
+token.
 """
 
 import torch
