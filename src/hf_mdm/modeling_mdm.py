@@ -5,6 +5,7 @@ exist. Two things differ: attention is bidirectional (every position sees every 
 predicts [MASK]: its logit is set to the dtype's lowest value, so p([MASK] | x_t) = 0 exactly.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from .training.masked_diffusion_loss import (
     check_token_id_dtype,
     masked_diffusion_loss,
 )
+from .training.prompt_columns import check_prompt_not_scored, loss_token_mask
 from .transformers_compat import (
     Cache,
     GradientCheckpointingLayer,
@@ -354,6 +356,27 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             model.generation_config = checkpoint_format.to_generation_config(model.generation_config)
         return (model, info) if return_info else model
 
+    # --- PEFT: `get_peft_model(model, LoraConfig(task_type="CAUSAL_LM"))` wraps the model in PeftModelForCausalLM ---
+    def prepare_inputs_for_generation(self, *args, **kwargs):
+        """Autoregressive decoding's per-step hook, which diffusion `generate()` never calls: PEFT's
+        `PeftModelForCausalLM` reads it when it wraps the model, so it exists; a call is an error."""
+        raise NotImplementedError(
+            "MDMForMaskedGeneration decodes by masked diffusion: use its generate(), which has no per-token step "
+            "and never calls prepare_inputs_for_generation."
+        )
+
+    @functools.wraps(DiffusionGenerationMixin.generate)
+    def generate(self, *args, **kwargs):
+        # PeftModelForCausalLM.generate swaps in its own prepare_inputs_for_generation to add a prompt-learning
+        # adapter's virtual tokens; diffusion decoding never calls it, so that adapter would be ignored silently.
+        if getattr(self.prepare_inputs_for_generation, "__self__", self) is not self:
+            raise ValueError(
+                "A PEFT prompt-learning adapter (prompt, prefix or p-tuning) adds its virtual tokens through "
+                "prepare_inputs_for_generation, which masked diffusion decoding never calls: generate() would ignore "
+                "it. Use an adapter that changes weights, e.g. LoraConfig(task_type='CAUSAL_LM')."
+            )
+        return super().generate(*args, **kwargs)
+
     def save_pretrained(self, save_directory, *args, remote_code: bool = False, model_card=None, **kwargs):
         """`PreTrainedModel.save_pretrained`, plus two options:
 
@@ -397,6 +420,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         t: torch.FloatTensor | None = None,
         logits_to_keep: int | slice | torch.Tensor = 0,
         num_items_in_batch: torch.Tensor | int | None = None,
+        prompt_length: torch.LongTensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> MaskedDiffusionOutput:
         r"""
@@ -404,6 +429,10 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         t: per-row diffusion time in (0, 1] at which the input was masked; needed for the NELBO weights.
         logits_to_keep: run the LM head only on these positions: an int keeps the last k, a slice or 1-D index
             tensor keeps those positions (generation asks only for the current block); 0 keeps all.
+        prompt_length, prompt_mask: instruction tuning's prompt columns, named here so that the Trainer's default
+            `remove_unused_columns=True` keeps them for `DataCollatorForMaskedDiffusion`, which consumes them (see
+            `hf_mdm.training.prompt_columns`); the collator returns `prompt_mask` again. Given with `labels`, a
+            labelled prompt token is an error and the loss divides by the response tokens only.
         """
         if labels is not None:
             reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
@@ -429,6 +458,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 input_ids=input_ids,
                 mask_token_id=self.config.mask_token_id,
             )
+            check_prompt_not_scored(labels, attention_mask, prompt_length, prompt_mask)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -455,7 +485,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 labels,
                 num_items_in_batch=num_items_in_batch,
                 t=t,
-                attention_mask=attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None,
+                attention_mask=loss_token_mask(attention_mask, prompt_length, prompt_mask, labels.shape),
                 schedule=self.config.noise_schedule,
                 weighting=self.config.loss_weighting,
                 check_inputs=False,
