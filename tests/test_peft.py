@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoModel, Trainer, TrainingArguments
 
-from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration
+from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration, enable_diffusion_generation
 
 from .conftest import tiny_config, toy_corpus
 
@@ -123,6 +123,22 @@ def test_prompt_learning_adapters_are_refused_at_generate(base_dir, tokenizer, c
         decode(adapted, tokenizer)
     model = adapted.get_base_model()
     assert decode(model, tokenizer).shape[1] == tokenizer(["a dog ran"], return_tensors="pt")["input_ids"].shape[1] + 4
+
+
+def test_lora_causal_lm_on_a_stock_masked_lm_generates_with_the_adapter():
+    """A stock BERT with diffusion generate() takes task_type="CAUSAL_LM" like ours: the adapter changes the output."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    bert = enable_diffusion_generation(BertForMaskedLM(config).eval(), mask_token_id=4)
+    prompt = torch.tensor([[5, 6, 7]])
+    before = bert.generate(prompt, max_new_tokens=6, steps=6)
+    adapted = lora(bert, target_modules=["query", "value"])
+    assert isinstance(adapted, peft.PeftModelForCausalLM)
+    after = adapted.generate(input_ids=prompt, max_new_tokens=6, steps=6)
+    assert after.shape == before.shape and not torch.equal(after, before)
+    assert torch.equal(adapted.merge_and_unload().generate(prompt, max_new_tokens=6, steps=6), after)
 
 
 def test_autoregressive_decoding_hook_is_refused(base_dir):

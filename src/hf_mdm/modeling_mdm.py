@@ -356,27 +356,6 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             model.generation_config = checkpoint_format.to_generation_config(model.generation_config)
         return (model, info) if return_info else model
 
-    # --- PEFT: `get_peft_model(model, LoraConfig(task_type="CAUSAL_LM"))` wraps the model in PeftModelForCausalLM ---
-    def prepare_inputs_for_generation(self, *args, **kwargs):
-        """Autoregressive decoding's per-step hook, which diffusion `generate()` never calls: PEFT's
-        `PeftModelForCausalLM` reads it when it wraps the model, so it exists; a call is an error."""
-        raise NotImplementedError(
-            "MDMForMaskedGeneration decodes by masked diffusion: use its generate(), which has no per-token step "
-            "and never calls prepare_inputs_for_generation."
-        )
-
-    @functools.wraps(DiffusionGenerationMixin.generate)
-    def generate(self, *args, **kwargs):
-        # PeftModelForCausalLM.generate swaps in its own prepare_inputs_for_generation to add a prompt-learning
-        # adapter's virtual tokens; diffusion decoding never calls it, so that adapter would be ignored silently.
-        if getattr(self.prepare_inputs_for_generation, "__self__", self) is not self:
-            raise ValueError(
-                "A PEFT prompt-learning adapter (prompt, prefix or p-tuning) adds its virtual tokens through "
-                "prepare_inputs_for_generation, which masked diffusion decoding never calls: generate() would ignore "
-                "it. Use an adapter that changes weights, e.g. LoraConfig(task_type='CAUSAL_LM')."
-            )
-        return super().generate(*args, **kwargs)
-
     def save_pretrained(self, save_directory, *args, remote_code: bool = False, model_card=None, **kwargs):
         """`PreTrainedModel.save_pretrained`, plus two options:
 

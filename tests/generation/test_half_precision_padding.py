@@ -40,6 +40,7 @@ def test_padding_with_half_precision_sdpa_warns_and_names_eager(attn_implementat
     model = half_precision_mdm(attn_implementation).eval()
     ids, mask = left_padded(torch.arange(6)[None])
     logging.enable_propagation()
+    logging.warning_once.cache_clear()  # logged once per process
     try:
         with caplog.at_level("WARNING"):
             model.generate(ids, attention_mask=mask, max_new_tokens=4, steps=4)

@@ -94,6 +94,7 @@ class DiffusionGenerationMixin:
             `return_dict_in_generate=True`.
         """
         # 1. Prepare: config, canvas, per-row block plan, sampler, cache, denoiser, callbacks.
+        self._refuse_prompt_learning_adapter()
         if token_type_ids is not None and bool(token_type_ids.ne(0).any()):
             raise ValueError(
                 "generate() decodes a single segment, so token_type_ids must be all zeros; omit them, or tokenize "
@@ -119,7 +120,7 @@ class DiffusionGenerationMixin:
             strategy,
             get_reveal_count_rule(config.reveal_counts, **(config.reveal_counts_kwargs or {})),
             schedule,
-            self._diffusion_logits_processors(config, logits_processor),
+            self._diffusion_logits_processors(config, logits_processor, canvas.device),
             RowRandomness(generator, canvas.shape[0]),
             config.do_sample,
             eos,
@@ -172,6 +173,24 @@ class DiffusionGenerationMixin:
             steps_per_block=state.steps_per_block,
             history=tuple(history.history) if history is not None else None,
         )
+
+    # PEFT: `get_peft_model(model, LoraConfig(task_type="CAUSAL_LM"))` wraps the model in PeftModelForCausalLM, which
+    # reads this hook when it wraps the model and swaps in its own to add a prompt-learning adapter's virtual tokens.
+    def prepare_inputs_for_generation(self, *args, **kwargs):
+        """Autoregressive decoding's per-step hook, which diffusion `generate()` never calls; a call is an error."""
+        raise NotImplementedError(
+            f"{type(self).__name__} decodes by masked diffusion: use its generate(), which has no per-token step "
+            "and never calls prepare_inputs_for_generation."
+        )
+
+    def _refuse_prompt_learning_adapter(self) -> None:
+        """A swapped-in prepare_inputs_for_generation (PEFT prompt/prefix tuning) would be ignored silently."""
+        if getattr(self.prepare_inputs_for_generation, "__self__", self) is not self:
+            raise ValueError(
+                "A PEFT prompt-learning adapter (prompt, prefix or p-tuning) adds its virtual tokens through "
+                "prepare_inputs_for_generation, which masked diffusion decoding never calls: generate() would ignore "
+                "it. Use an adapter that changes weights, e.g. LoraConfig(task_type='CAUSAL_LM')."
+            )
 
     def _prepare_diffusion_generation_config(self, generation_config, **kwargs) -> DiffusionGenerationConfig:
         """Priority: keyword arguments > `generation_config` > `self.generation_config` > the config's defaults."""
@@ -366,7 +385,7 @@ class DiffusionGenerationMixin:
             return get_schedule(model_schedule, **(getattr(self.config, "schedule_kwargs", None) or {}))
         return get_schedule("linear")
 
-    def _diffusion_logits_processors(self, config, logits_processor) -> LogitsProcessorList:
+    def _diffusion_logits_processors(self, config, logits_processor, device) -> LogitsProcessorList:
         """transformers' `SuppressTokensLogitsProcessor` for `suppress_tokens`, the caller's processors, then (when
         sampling) transformers' temperature, top-k and top-p warpers."""
         processors = LogitsProcessorList()
@@ -378,7 +397,7 @@ class DiffusionGenerationMixin:
                     f"{sorted(token for token in config.suppress_tokens if token >= vocab_size)}; pass this model's "
                     "tokenizer ids."
                 )
-            processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=self.device))
+            processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=device))
         processors.extend(logits_processor or [])
         if config.do_sample:
             if config.temperature is not None and config.temperature != 1.0:
