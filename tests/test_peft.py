@@ -130,7 +130,8 @@ def test_lora_causal_lm_on_a_stock_masked_lm_generates_with_the_adapter():
     from transformers import BertConfig, BertForMaskedLM
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    sizes = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    config = BertConfig(vocab_size=30, **sizes)
     bert = enable_diffusion_generation(BertForMaskedLM(config).eval(), mask_token_id=4)
     prompt = torch.tensor([[5, 6, 7]])
     before = bert.generate(prompt, max_new_tokens=6, steps=6)

@@ -5,7 +5,6 @@ exist. Two things differ: attention is bidirectional (every position sees every 
 predicts [MASK]: its logit is set to the dtype's lowest value, so p([MASK] | x_t) = 0 exactly.
 """
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
