@@ -31,6 +31,7 @@ def test_generate_from_a_prompt_and_a_template(model_dir, capsys):
     assert len(words) == 6 and words[0] == "the" and words[2:5] == ["sat", "on", "a"]
 
 
+@pytest.mark.bad_input
 def test_generate_refuses_a_tokenizer_with_another_mask_id(model_dir, capsys):
     tokenizer = word_tokenizer()
     tokenizer.add_special_tokens({"mask_token": "[OTHER]"})
@@ -45,6 +46,7 @@ def test_generate_streams_drafts(model_dir, capsys):
     assert "\0338" in capsys.readouterr().out  # TextDiffusionStreamer redraws the draft in place
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "arguments,message",
     [
@@ -77,6 +79,7 @@ def test_sweep_then_card(tmp_path, capsys):
     assert "`BertForMaskedLM` (model_type `bert`)" in (tmp_path / "bert" / "README.md").read_text()
 
 
+@pytest.mark.bad_input
 def test_sweep_errors_are_one_line(tmp_path, capsys):
     assert main(["sweep", "--language", "ngram", "--output_dir", str(tmp_path)]) == 2
     assert "exactly one of --model_name_or_path or --oracle" in capsys.readouterr().err
@@ -103,6 +106,7 @@ def test_demo_end_to_end_at_a_reduced_size(tmp_path, capsys):
     assert snippet["out"].shape == (1, 12)  # the table's largest length, within the model's 12 positions
 
 
+@pytest.mark.bad_input
 def test_generate_on_a_folder_without_tokenizer_prints_one_line(tmp_path, capsys):
     MDMForMaskedGeneration(tiny_config()).save_pretrained(tmp_path / "model")
     assert main(["generate", "--model_name_or_path", str(tmp_path / "model"), "--prompt", "the"]) == 2

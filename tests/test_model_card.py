@@ -87,6 +87,7 @@ def test_card_round_trips_through_huggingface_hub(tmp_path):
     assert "step_vs_error.png" in loaded.text
 
 
+@pytest.mark.bad_input
 def test_card_says_when_the_plot_extra_is_missing(tmp_path, monkeypatch):
     real_import = builtins.__import__
 
@@ -143,6 +144,7 @@ def test_card_takes_the_fits_of_a_search():
         ModelCard.from_sweep(rows, step_scaling=["confidence: L^1"])
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.1, "0.5"])
 def test_card_refuses_rows_with_a_bad_ser(bad):
     rows = sweep_rows()
@@ -151,6 +153,7 @@ def test_card_refuses_rows_with_a_bad_ser(bad):
         ModelCard.from_sweep(rows)
 
 
+@pytest.mark.bad_input
 def test_card_refuses_a_row_without_strategy():
     rows = sweep_rows()
     del rows[2]["strategy"]
@@ -158,12 +161,14 @@ def test_card_refuses_a_row_without_strategy():
         ModelCard.from_sweep(rows)
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("target", [0, 1, -0.5, 2.0, "0.1"])
 def test_card_refuses_a_target_outside_zero_one(target):
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         ModelCard.from_sweep(sweep_rows(), ser_target=target)
 
 
+@pytest.mark.bad_input
 def test_card_refuses_a_string_table_and_save_pretrained_a_string_card(tmp_path):
     with pytest.raises(TypeError, match="sweep table"):
         ModelCard.from_sweep("sweep.jsonl")
@@ -173,6 +178,7 @@ def test_card_refuses_a_string_table_and_save_pretrained_a_string_card(tmp_path)
     assert not (tmp_path / "model").exists()  # refused before anything was written
 
 
+@pytest.mark.bad_input
 def test_empty_sweep_is_refused():
     with pytest.raises(ValueError, match="sweep table is empty"):
         ModelCard.from_sweep([])

@@ -114,6 +114,7 @@ def test_stock_trainer_trains_only_the_adapter_and_keeps_prompt_columns(base_dir
     assert all(bool((batch["labels"][:, :2] == -100).all()) for batch in batches)  # prompts never trained on
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("config", ["PromptTuningConfig", "PrefixTuningConfig"])
 def test_prompt_learning_adapters_are_refused_at_generate(base_dir, tokenizer, config):
     adapted = peft.get_peft_model(
@@ -142,6 +143,7 @@ def test_lora_causal_lm_on_a_stock_masked_lm_generates_with_the_adapter():
     assert torch.equal(adapted.merge_and_unload().generate(prompt, max_new_tokens=6, steps=6), after)
 
 
+@pytest.mark.bad_input
 def test_autoregressive_decoding_hook_is_refused(base_dir):
     with pytest.raises(NotImplementedError, match="masked diffusion.*generate"):
         AutoModel.from_pretrained(base_dir).prepare_inputs_for_generation(torch.tensor([[5]]))

@@ -77,6 +77,7 @@ def test_model_push_without_a_card_is_transformers_push(monkeypatch):
     assert calls == [("user/tiny-mdm", {"commit_message": "weights only"})]
 
 
+@pytest.mark.bad_input
 def test_model_push_refuses_a_card_that_is_not_ours(hub):
     with pytest.raises(TypeError, match="must be an hf_mdm.ModelCard"):
         MDMForMaskedGeneration(tiny_config()).push_to_hub("user/tiny-mdm", model_card=HubModelCard("# card"))

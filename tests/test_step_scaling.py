@@ -96,6 +96,7 @@ def test_met_at_min_steps_stops_there():
     assert result.steps == 4 and probed[0] == 4 and min(probed) == 4
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -115,6 +116,7 @@ def test_search_refuses_bad_input_before_evaluating(kwargs, match):
         search_steps(never, **{"target": 0.1, "max_steps": 64, **kwargs})
 
 
+@pytest.mark.bad_input
 def test_search_refuses_impossible_counts():
     with pytest.raises(ValueError, match="returned 5 errors out of 4"):
         search_steps(lambda s: (5, 4), 0.1, max_steps=8)
@@ -205,6 +207,7 @@ def test_swept_table_fit_reports_not_reached_and_its_exponent():
     assert "consistent with linear growth" in fit.describe()
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_swept_table_with_non_finite_error_is_refused(bad):
     rows = swept({8: {4: 0.5, 8: bad}})
@@ -212,6 +215,7 @@ def test_swept_table_with_non_finite_error_is_refused(bad):
         fit_step_scaling(rows, "confidence", "ser", 0.1)
 
 
+@pytest.mark.bad_input
 def test_swept_table_fit_refuses_a_bad_target():
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         fit_step_scaling(swept({8: {4: 0.5}}), "confidence", "ser", 1.5)

@@ -95,6 +95,7 @@ def test_causal_lms_still_get_transformers_pipeline():
     )
 
 
+@pytest.mark.bad_input
 def test_the_diffusion_pipeline_refuses_a_model_without_diffusion_generate(tokenizer):
     plain = BertForMaskedLM(tiny_bert_masked_lm().config)  # no enable_diffusion_generation
     with pytest.raises(ValueError, match="needs a model with diffusion generate"):

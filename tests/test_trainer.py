@@ -218,6 +218,7 @@ def test_prompt_columns_survive_default_training_arguments(tmp_path, tokenizer, 
         assert bool((batch["labels"][:, 3:] != -100).any())  # the responses are trained on
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("stock", [False, True], ids=["mdm", "stock_bert"])
 @pytest.mark.parametrize("prompt", [{"prompt_length": torch.tensor([2])}, {"prompt_mask": torch.tensor([[1, 1, 0]])}])
 def test_a_forward_given_prompt_columns_refuses_labels_on_the_prompt(tokenizer, stock, prompt):
@@ -229,6 +230,7 @@ def test_a_forward_given_prompt_columns_refuses_labels_on_the_prompt(tokenizer, 
         model(**inputs, labels=torch.tensor([[input_ids[0, 0], -100, -100]]), **prompt)
 
 
+@pytest.mark.bad_input
 def test_a_text_column_dropped_by_the_trainer_names_the_fix(tmp_path, tokenizer):
     """An iterable `text` dataset reaches the collator with no columns left; the error names both fixes."""
     trainer = Trainer(

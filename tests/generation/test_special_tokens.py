@@ -48,6 +48,7 @@ def test_special_tokens_are_never_generated_with_the_tokenizer(bert_tokenizer):
     assert generated(model, bert_tokenizer, suppress_tokens=None) & specials
 
 
+@pytest.mark.bad_input
 def test_without_a_tokenizer_the_config_ids_are_suppressed_and_a_warning_names_the_fix(bert_tokenizer, caplog):
     logging.enable_propagation()
     logging.warning_once.cache_clear()  # an earlier test may have logged it once already
@@ -69,6 +70,7 @@ def test_a_saved_suppress_list_is_kept_on_reload(bert_tokenizer, tmp_path):
     assert reloaded.generation_config.suppress_tokens == [bert_tokenizer.unk_token_id]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "suppress_tokens,message",
     [([3, "x"], "list of token ids"), ([-1], "list of token ids"), ([10**6], "outside the vocabulary")],
@@ -91,6 +93,7 @@ def test_cli_generate_takes_a_bert_folder(bert_tokenizer, tmp_path, capsys):
     assert set(words) <= set(WORDS)
 
 
+@pytest.mark.bad_input
 def test_cli_generate_names_a_folder_that_is_not_a_masked_lm(tmp_path, bert_tokenizer, capsys):
     from transformers import GPT2Config, GPT2Model
 

@@ -44,6 +44,7 @@ def test_steps_beyond_the_positions_cost_no_extra_step(reveal_counts):
     assert torch.equal(many.sequences, one_per_position)
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("strategy", ["confidence", "random", "remdm", "editing"])
 @pytest.mark.parametrize("steps", [MAX_STEPS_PER_POSITION * NEW_TOKENS + 1, 10**9])
 def test_absurd_step_budgets_are_refused_before_any_forward(strategy, steps):

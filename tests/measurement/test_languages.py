@@ -25,6 +25,7 @@ def test_two_state_chain_exact():
     assert chain.log_prob([[0, 1, 1]]).item() == pytest.approx(math.log(1 / 3 * a * (1 - b)), abs=1e-12)
 
 
+@pytest.mark.bad_input
 def test_sparse_bigram_invalid_tokens():
     language = NGramLanguage.from_probabilities(SPARSE)
     assert language.entropy_rate().value == pytest.approx(0.4 * math.log(2), abs=1e-12)
@@ -111,6 +112,7 @@ def test_tokenizer_ids_are_symbols_then_specials():
     assert language.dataset(4, 6, seed=0)["input_ids"] == dataset["input_ids"]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "sequences, message",
     [
@@ -127,6 +129,7 @@ def test_bad_sequences(sequences, message):
         NGramLanguage(3, n=2).log_prob(sequences)
 
 
+@pytest.mark.bad_input
 def test_bad_lengths_and_parameters():
     trigram = NGramLanguage(3, n=3)
     with pytest.raises(ValueError, match="at least 3 tokens"):
