@@ -24,6 +24,8 @@ def main():
     parser.add_argument("--max_length", type=int, default=48)
     parser.add_argument("--output_dir", default="outputs/smollm2-mdm")
     args = parser.parse_args()
+    if args.max_steps < 1:
+        parser.error("--max_steps must be at least 1")
 
     judge = smollm2_dir()
     tokenizer = AutoTokenizer.from_pretrained(judge)
@@ -36,12 +38,13 @@ def main():
     trainer = Trainer(
         model=model,
         args=TrainingArguments(args.output_dir, max_steps=args.max_steps, per_device_train_batch_size=8,
-                               learning_rate=5e-5, warmup_steps=20, logging_steps=10, save_strategy="no",
+                               learning_rate=5e-5, warmup_steps=min(20, args.max_steps // 10),
+                               logging_steps=min(10, args.max_steps), save_strategy="no",
                                report_to=[], use_cpu=True, seed=0),
         train_dataset=train,
         data_collator=hf_mdm.DataCollatorForMaskedDiffusion(tokenizer),
     )  # fmt: skip
-    trainer.train()
+    trainer.train()  # logging_steps <= max_steps: at least one loss is logged, however short the run
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     print(f"\nNELBO per token: first logged {losses[0]:.3f}, last logged {losses[-1]:.3f}")
     trainer.save_model(args.output_dir)

@@ -56,7 +56,7 @@ def main():
             f"{result['perplexity_bound']:.1f} +- {result['perplexity_bound_standard_error']:.1f}"
         )
 
-    model = hf_mdm.enable_diffusion_generation(model, mask_token_id=tokenizer.mask_token_id)
+    model = hf_mdm.enable_diffusion_generation(model, tokenizer)
     prompts = ["and god said unto moses", "in the beginning"]
     tokenizer.padding_side = "left"
     inputs = tokenizer(prompts, return_tensors="pt", padding=True)

@@ -95,7 +95,7 @@ def main():
         language = LANGUAGES[name]()
         output_dir = Path(args.output_dir) / name
         output_dir.mkdir(parents=True, exist_ok=True)
-        model = hf_mdm.enable_diffusion_generation(language.oracle_model())
+        model = hf_mdm.enable_diffusion_generation(language.oracle_model(), language.tokenizer())
         autoregressive = None
         if args.train:
             model, autoregressive = trained_models(language, preset["lengths"], output_dir)

@@ -98,6 +98,7 @@ def test_adapted_model_saves_loads_and_trains(tmp_path):
     assert torch.isfinite(loss) and reloaded.lm_head.weight.grad is not None
 
 
+@pytest.mark.bad_input
 def test_adaptation_errors_name_the_fix():
     tokenizer = word_tokenizer(with_mask=False)
     with pytest.raises(ValueError, match="no mask token and none was given.*mask_token="):

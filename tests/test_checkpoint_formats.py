@@ -95,6 +95,7 @@ def test_unknown_format_names_the_formats_we_read(tmp_path):
         MDMForMaskedGeneration.from_pretrained(tmp_path)
 
 
+@pytest.mark.bad_input
 def test_unsupported_architecture_variant_is_refused(tmp_path):
     shutil.copytree(FIXTURES / "llada-tiny", tmp_path / "llada")
     config = json.loads((tmp_path / "llada" / "config.json").read_text())
@@ -104,6 +105,7 @@ def test_unsupported_architecture_variant_is_refused(tmp_path):
         MDMForMaskedGeneration.from_pretrained(tmp_path / "llada")
 
 
+@pytest.mark.bad_input
 def test_weights_that_do_not_fit_the_format_fail_loudly(tmp_path):
     shutil.copytree(FIXTURES / "dream-tiny", tmp_path / "dream")
     weights = load_file(tmp_path / "dream" / "model.safetensors")
@@ -113,6 +115,7 @@ def test_weights_that_do_not_fit_the_format_fail_loudly(tmp_path):
         MDMForMaskedGeneration.from_pretrained(tmp_path / "dream")
 
 
+@pytest.mark.bad_input
 def test_dream_folder_with_a_contradicting_shift_is_refused(tmp_path):
     shutil.copytree(FIXTURES / "dream-tiny", tmp_path / "dream")
     config = json.loads((tmp_path / "dream" / "config.json").read_text())
@@ -138,6 +141,7 @@ def rewrite_weights(folder, change):
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "change",
     [
@@ -162,6 +166,7 @@ def test_damaged_weight_file_is_named(tmp_path, keep):
         MDMForMaskedGeneration.from_pretrained(folder)
 
 
+@pytest.mark.bad_input
 def test_nonexistent_local_path_says_no_such_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="No such folder: .*missing"):
         MDMForMaskedGeneration.from_pretrained(tmp_path / "missing")
@@ -169,6 +174,7 @@ def test_nonexistent_local_path_says_no_such_folder(tmp_path):
         MDMForMaskedGeneration.from_pretrained("not-a-folder")
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("fixture, field", [("llada-tiny", "d_model"), ("dream-tiny", "hidden_size")])
 def test_foreign_config_missing_a_required_field_names_it(tmp_path, fixture, field):
     shutil.copytree(FIXTURES / fixture, tmp_path / fixture)
@@ -179,6 +185,7 @@ def test_foreign_config_missing_a_required_field_names_it(tmp_path, fixture, fie
         MDMForMaskedGeneration.from_pretrained(tmp_path / fixture)
 
 
+@pytest.mark.bad_input
 def test_expected_sha256_refuses_a_tampered_file(tmp_path):
     folder = saved_mdm_folder(tmp_path / "mdm")
     trusted = sha256_of_file(folder / "model.safetensors")

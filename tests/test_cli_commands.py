@@ -10,6 +10,7 @@ from hf_mdm import MDMForMaskedGeneration, NGramLanguage
 from hf_mdm.cli import main
 
 from .conftest import tiny_config, word_tokenizer
+from .test_model_card import run_usage_snippet, tiny_bert_masked_lm
 
 
 @pytest.fixture
@@ -30,6 +31,7 @@ def test_generate_from_a_prompt_and_a_template(model_dir, capsys):
     assert len(words) == 6 and words[0] == "the" and words[2:5] == ["sat", "on", "a"]
 
 
+@pytest.mark.bad_input
 def test_generate_refuses_a_tokenizer_with_another_mask_id(model_dir, capsys):
     tokenizer = word_tokenizer()
     tokenizer.add_special_tokens({"mask_token": "[OTHER]"})
@@ -44,6 +46,7 @@ def test_generate_streams_drafts(model_dir, capsys):
     assert "\0338" in capsys.readouterr().out  # TextDiffusionStreamer redraws the draft in place
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "arguments,message",
     [
@@ -70,8 +73,13 @@ def test_sweep_then_card(tmp_path, capsys):
                  "--model_name", "oracle"]) == 0  # fmt: skip
     card = HubModelCard.load(tmp_path / "card" / "README.md")
     assert card.data.library_name == "hf-mdm" and len(card.data.eval_results) == 12
+    tiny_bert_masked_lm().save_pretrained(tmp_path / "bert")  # a card for any masked LM folder, not only ours
+    assert main(["card", "--sweep", str(tmp_path / "sweep" / "sweep.jsonl"), "--output_dir", str(tmp_path / "bert"),
+                 "--model_name_or_path", str(tmp_path / "bert")]) == 0  # fmt: skip
+    assert "`BertForMaskedLM` (model_type `bert`)" in (tmp_path / "bert" / "README.md").read_text()
 
 
+@pytest.mark.bad_input
 def test_sweep_errors_are_one_line(tmp_path, capsys):
     assert main(["sweep", "--language", "ngram", "--output_dir", str(tmp_path)]) == 2
     assert "exactly one of --model_name_or_path or --oracle" in capsys.readouterr().err
@@ -94,8 +102,11 @@ def test_demo_end_to_end_at_a_reduced_size(tmp_path, capsys):
     assert len([r for r in card.data.eval_results if r.metric_type == "sequence_error_rate"]) == 2 * 2 * 2 + 2
     assert (tmp_path / "model" / "step_vs_error.png").exists()
     assert len(json.loads("[" + ",".join((tmp_path / "sweep.json").read_text().split("\n")[:-1]) + "]")) == 10
+    snippet = run_usage_snippet((tmp_path / "model" / "README.md").read_text(), tmp_path / "model")
+    assert snippet["out"].shape == (1, 12)  # the table's largest length, within the model's 12 positions
 
 
+@pytest.mark.bad_input
 def test_generate_on_a_folder_without_tokenizer_prints_one_line(tmp_path, capsys):
     MDMForMaskedGeneration(tiny_config()).save_pretrained(tmp_path / "model")
     assert main(["generate", "--model_name_or_path", str(tmp_path / "model"), "--prompt", "the"]) == 2

@@ -31,6 +31,7 @@ def test_train_on_a_local_text_file(tmp_path):
     assert (tmp_path / "out" / "model.safetensors").exists()
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "arguments,message",
     [
@@ -54,6 +55,7 @@ def test_unknown_command_and_help(capsys):
     assert "train" in capsys.readouterr().out
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("content", ["", "\n\n\n"], ids=["empty_dataset_file", "dataset_of_blank_lines"])
 def test_train_on_an_empty_dataset_prints_one_line(tmp_path, capsys, content):
     (tmp_path / "corpus.txt").write_text(content)
@@ -66,6 +68,7 @@ def test_train_on_an_empty_dataset_prints_one_line(tmp_path, capsys, content):
     assert ("is empty; give a file" if content == "" else "no example with tokens") in error
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "arguments, message",
     [

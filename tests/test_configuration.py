@@ -23,6 +23,7 @@ def test_round_trip_through_auto_config(tmp_path, config):
         assert getattr(loaded, key) == value, key
 
 
+@pytest.mark.bad_input
 def test_missing_mask_token_says_how_to_add_one():
     with pytest.raises(ValueError, match="(?s)needs `mask_token_id`.*add_special_tokens.*resize_token_embeddings"):
         tiny_config(mask_token_id=None)

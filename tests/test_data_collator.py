@@ -81,11 +81,13 @@ def test_mask_rate_follows_the_schedule(tokenizer, schedule):
     assert masked / expected == pytest.approx(1.0, abs=0.03)
 
 
+@pytest.mark.bad_input
 def test_tokenizer_without_mask_token_names_the_fix():
     with pytest.raises(ValueError, match="(?s)no mask token.*add_special_tokens.*resize_token_embeddings"):
         DataCollatorForMaskedDiffusion(word_tokenizer(with_mask=False))
 
 
+@pytest.mark.bad_input
 def test_bad_collator_inputs(tokenizer):
     with pytest.raises(ValueError, match="Unknown noise schedule"):
         DataCollatorForMaskedDiffusion(tokenizer, schedule="quadratic")
@@ -100,6 +102,7 @@ def test_bad_collator_inputs(tokenizer):
         DataCollatorForMaskedDiffusion(tokenizer, eps=1.0)
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "example, error, message",
     [
@@ -150,6 +153,7 @@ def unk_free_tokenizer(model):
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", mask_token="[MASK]")
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("model", ["bpe", "wordlevel"])
 def test_text_outside_the_vocabulary_without_unk_token_is_refused(model):
     collator = DataCollatorForMaskedDiffusion(unk_free_tokenizer(model))

@@ -90,6 +90,7 @@ def test_no_masked_token_gives_zero_with_a_graph():
     assert logits.grad is not None
 
 
+@pytest.mark.bad_input
 def test_bad_inputs_name_the_fix():
     logits, labels, _ = noisy_batch()
     with pytest.raises(ValueError, match="enable_diffusion_training"):
@@ -126,6 +127,7 @@ def test_stock_masked_lm_outputs_carry_the_collator_time():
     )
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -145,6 +147,7 @@ def test_bad_loss_values_name_the_fix(change, message):
         masked_diffusion_loss(logits, labels, kwargs.pop("num_items_in_batch", None), **kwargs)
 
 
+@pytest.mark.bad_input
 def test_float_labels_are_refused():
     logits, labels, _ = noisy_batch()
     with pytest.raises(TypeError, match=r"labels.long\(\)"):

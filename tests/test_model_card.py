@@ -3,13 +3,17 @@
 import builtins
 
 import pytest
+import torch
 from huggingface_hub import ModelCard as HubModelCard
+from transformers import BertConfig, BertForMaskedLM
 
-from hf_mdm import MDMForMaskedGeneration
+from hf_mdm import MDMForMaskedGeneration, NGramLanguage, enable_diffusion_generation
 from hf_mdm.evaluation.step_scaling import fit_step_scaling, verdict
 from hf_mdm.hub import ModelCard
+from hf_mdm.hub.model_card import MODEL_ID_PLACEHOLDER
+from hf_mdm.hub.step_vs_error_plot import error_bars, step_vs_error_figure
 
-from .conftest import tiny_config
+from .conftest import TOY_WORDS, tiny_config
 
 
 def sweep_rows():
@@ -83,6 +87,7 @@ def test_card_round_trips_through_huggingface_hub(tmp_path):
     assert "step_vs_error.png" in loaded.text
 
 
+@pytest.mark.bad_input
 def test_card_says_when_the_plot_extra_is_missing(tmp_path, monkeypatch):
     real_import = builtins.__import__
 
@@ -139,6 +144,7 @@ def test_card_takes_the_fits_of_a_search():
         ModelCard.from_sweep(rows, step_scaling=["confidence: L^1"])
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.1, "0.5"])
 def test_card_refuses_rows_with_a_bad_ser(bad):
     rows = sweep_rows()
@@ -147,6 +153,7 @@ def test_card_refuses_rows_with_a_bad_ser(bad):
         ModelCard.from_sweep(rows)
 
 
+@pytest.mark.bad_input
 def test_card_refuses_a_row_without_strategy():
     rows = sweep_rows()
     del rows[2]["strategy"]
@@ -154,12 +161,14 @@ def test_card_refuses_a_row_without_strategy():
         ModelCard.from_sweep(rows)
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("target", [0, 1, -0.5, 2.0, "0.1"])
 def test_card_refuses_a_target_outside_zero_one(target):
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         ModelCard.from_sweep(sweep_rows(), ser_target=target)
 
 
+@pytest.mark.bad_input
 def test_card_refuses_a_string_table_and_save_pretrained_a_string_card(tmp_path):
     with pytest.raises(TypeError, match="sweep table"):
         ModelCard.from_sweep("sweep.jsonl")
@@ -169,6 +178,105 @@ def test_card_refuses_a_string_table_and_save_pretrained_a_string_card(tmp_path)
     assert not (tmp_path / "model").exists()  # refused before anything was written
 
 
+@pytest.mark.bad_input
 def test_empty_sweep_is_refused():
     with pytest.raises(ValueError, match="sweep table is empty"):
         ModelCard.from_sweep([])
+
+
+# ---- any denoiser, and a usage snippet that runs ------------------------------------------------------------------
+def usage_snippet(text: str) -> str:
+    """The card's Python usage block."""
+    return text.split("## How to use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def run_usage_snippet(text: str, folder) -> dict:
+    """Execute the card's snippet as a reader would, with the folder in place of the placeholder."""
+    snippet = usage_snippet(text)
+    assert f'model_id = "{MODEL_ID_PLACEHOLDER}"' in snippet
+    namespace = {}
+    exec(compile(snippet.replace(MODEL_ID_PLACEHOLDER, str(folder)), "card-snippet", "exec"), namespace)
+    return namespace
+
+
+def tiny_bert_masked_lm():
+    config = BertConfig(vocab_size=len(TOY_WORDS) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)  # fmt: skip
+    return enable_diffusion_generation(BertForMaskedLM(config).eval(), mask_token_id=4)
+
+
+def test_card_describes_only_what_the_config_has():
+    language = NGramLanguage(5, n=2)
+    oracle = ModelCard.from_sweep(sweep_rows(), model=language.oracle_model()).text
+    assert "`OracleDenoiser`, no parameters" in oracle and "vocabulary 9, [MASK] id 5" in oracle
+    assert "layers" not in oracle.split("## Model")[1].split("##")[0]
+    assert "has no checkpoint to load" in oracle and "```python" not in oracle
+    bert = ModelCard.from_sweep(sweep_rows(), model=tiny_bert_masked_lm()).text
+    assert "(model_type `bert`)" in bert and "layers 1, hidden size 16, vocabulary 17, positions 64" in bert
+    assert "[MASK] id" not in bert and "noise schedule" not in bert  # BertConfig has neither
+    ours = ModelCard.from_sweep(sweep_rows(), model=MDMForMaskedGeneration(tiny_config())).text
+    assert "layers 2, hidden size 32, vocabulary 17, positions 64, [MASK] id 4" in ours
+    assert "training noise schedule: `linear`" in ours
+
+
+def test_usage_snippet_reproduces_the_best_cell_at_the_largest_length():
+    text = ModelCard.from_sweep(sweep_rows()).text
+    assert "```bash\npip install hf-mdm\n```" in text
+    snippet = usage_snippet(text)
+    # length 32: only steps=32 reaches SER 0.05 (the autoregressive row is not a diffusion setting)
+    assert 'model.generate(max_new_tokens=32, steps=32, strategy="random")' in snippet
+    assert "strategy=random,length=32,steps=32: SER 0.050 [0.010, 0.200]" in snippet
+    small = ModelCard.from_sweep(sweep_rows(), model=MDMForMaskedGeneration(tiny_config(max_position_embeddings=20)))
+    assert "max_new_tokens=16, steps=16," in usage_snippet(small.text)  # 32 positions would not fit
+    autoregressive_only = usage_snippet(ModelCard.from_sweep(sweep_rows()[-1:]).text)
+    assert "model.generate(max_new_tokens=8)" in autoregressive_only  # the table's length, no diffusion setting
+    with pytest.raises(ValueError, match="exceeds the model's max_position_embeddings=4"):
+        ModelCard.from_sweep(sweep_rows(), model=MDMForMaskedGeneration(tiny_config(max_position_embeddings=4)))
+
+
+@pytest.mark.parametrize("kind", ["mdm", "bert"])
+def test_usage_snippet_runs_on_the_folder_it_describes(tmp_path, kind, tokenizer, capsys):
+    torch.manual_seed(0)
+    model = MDMForMaskedGeneration(tiny_config()).eval() if kind == "mdm" else tiny_bert_masked_lm()
+    card = ModelCard.from_sweep(sweep_rows(), model=model)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    namespace = run_usage_snippet(card.text, tmp_path)
+    assert type(namespace["model"]).__name__ == type(model).__name__
+    assert namespace["out"].shape == (1, 32)
+    assert capsys.readouterr().out.startswith("[")  # the decoded text was printed
+
+
+def test_push_keeps_the_snippet_runnable_from_the_hub_id():
+    card = ModelCard.from_sweep(sweep_rows())
+    snippet = usage_snippet(card.for_repo("user/tiny-mdm").text)
+    assert 'model_id = "user/tiny-mdm"' in snippet and MODEL_ID_PLACEHOLDER not in snippet
+    assert MODEL_ID_PLACEHOLDER in usage_snippet(card.text)  # the original is left as it was
+
+
+# ---- the plot ------------------------------------------------------------------------------------------------------
+def test_plot_has_error_bars_words_an_autoregressive_point_and_one_legend():
+    rows = sweep_rows()
+    for row in rows:  # a different interval in every cell
+        row["ser_low"], row["ser_high"] = row["ser"] * 0.5, row["ser"] + row["steps"] / 100
+    figure = step_vs_error_figure(rows)
+    assert len(figure.legends) == 1 and all(axis.get_legend() is None for axis in figure.axes)
+    labels = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert labels == ["random decoding", "autoregressive baseline (steps = length)"]
+    assert {axis.get_xlabel() for axis in figure.axes} == {"decoding steps"}
+    assert {axis.get_ylabel() for axis in figure.axes} == {"sequence error rate", "token error gap (nats/token)"}
+    ser_panel = figure.axes[0]  # generated length 8, sequence error rate
+    assert ser_panel.get_title() == "generated length 8"
+    curves = {tuple(line.get_xdata()): line for line in ser_panel.get_lines() if len(line.get_xdata()) > 1}
+    assert list(curves) == [(2, 4, 8, 16, 32)]
+    autoregressive = [line for line in ser_panel.get_lines() if line.get_marker() == "*"]
+    assert [list(line.get_xdata()) for line in autoregressive] == [[8]]  # steps = length
+    bars = [collection for collection in ser_panel.collections if len(collection.get_segments()) == 5]
+    low_high = [value for segment in bars[0].get_segments() for value in (segment[0][1], segment[1][1])]
+    cells = sorted(
+        (row for row in rows if row["length"] == 8 and row["strategy"] == "random"), key=lambda r: r["steps"]
+    )
+    expected = [value for row in cells for value in (row["ser_low"], row["ser_high"])]
+    assert low_high == pytest.approx(expected)  # each bar spans the row's Wilson interval
+    assert error_bars([dict(ser=0.2, ser_low=0.25, ser_high=0.3)], "ser") == [[0.0], [pytest.approx(0.1)]]
+    assert error_bars([dict(ter_gap=0.2)], "ter_gap") is None  # no interval in the table: no bar

@@ -171,6 +171,7 @@ def test_forward_loss_is_the_configured_objective():
     torch.testing.assert_close(uniform.loss, masked_diffusion_loss(uniform.logits, labels, weighting="uniform"))
 
 
+@pytest.mark.bad_input
 def test_bad_inputs_fail_before_the_forward():
     model = build()
     with pytest.raises(ValueError, match="labels have shape"):
@@ -205,6 +206,7 @@ def set_first(value):
     return change
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "inputs, error, message",
     [

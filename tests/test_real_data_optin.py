@@ -49,7 +49,7 @@ def test_minilm_becomes_an_mdm_on_the_kjv(tmp_path):
     trainer.train()
     after = hf_mdm.elbo_perplexity(model.eval(), data["test"], num_samples=1, tokenizer=tokenizer)["nelbo"]
     assert after < 0.7 * before
-    model = hf_mdm.enable_diffusion_generation(model, mask_token_id=tokenizer.mask_token_id)
+    model = hf_mdm.enable_diffusion_generation(model, tokenizer)
     prompt = tokenizer(["and god said"], return_tensors="pt")
     for strategy in ("random", "confidence", "margin", "entropy", "threshold"):
         out = model.generate(**prompt, max_new_tokens=6, steps=6, strategy=strategy, do_sample=True,

@@ -53,6 +53,7 @@ def test_unknown_schedule_names_the_choices():
         get_schedule("cosin")
 
 
+@pytest.mark.bad_input
 def test_bad_schedule_arguments():
     with pytest.raises(ValueError, match="Bad schedule_kwargs"):
         get_schedule("linear", exponent=2)

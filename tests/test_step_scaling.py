@@ -1,7 +1,6 @@
-"""Steps needed for a target error: the t quantile, the monotone fit, the search, the exponent with its interval."""
+"""Steps needed for a target error: the monotone fit, the search, the exponent with its interval."""
 
 import math
-import statistics
 
 import numpy as np
 import pytest
@@ -9,26 +8,6 @@ import pytest
 from hf_mdm.evaluation import StepsNeeded, fit_step_scaling, search_steps
 from hf_mdm.evaluation.step_scaling import fit_exponent, verdict
 from hf_mdm.evaluation.steps_needed import non_increasing_fit
-from hf_mdm.evaluation.student_t import t_quantile
-
-
-# ---- Student t ----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("probability", [0.6, 0.9, 0.975, 0.995])
-def test_t_quantile_matches_closed_forms(probability):
-    central = 2 * probability - 1
-    assert t_quantile(probability, 1) == pytest.approx(math.tan(math.pi * (probability - 0.5)), rel=1e-9)  # Cauchy
-    assert t_quantile(probability, 2) == pytest.approx(math.sqrt(2 * central**2 / (1 - central**2)), rel=1e-9)
-    normal = statistics.NormalDist().inv_cdf(probability)
-    assert t_quantile(probability, 100_000) == pytest.approx(normal, rel=1e-4)
-    quantiles = [t_quantile(probability, dof) for dof in range(1, 40)]
-    assert all(a > b for a, b in zip(quantiles, quantiles[1:]))  # heavier tails with fewer degrees of freedom
-
-
-def test_t_quantile_refuses_bad_arguments():
-    with pytest.raises(ValueError, match="probability"):
-        t_quantile(1.0, 3)
-    with pytest.raises(ValueError, match="dof"):
-        t_quantile(0.975, 0)
 
 
 # ---- monotone fit ---------------------------------------------------------------------------------------------------
@@ -117,6 +96,7 @@ def test_met_at_min_steps_stops_there():
     assert result.steps == 4 and probed[0] == 4 and min(probed) == 4
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -136,6 +116,7 @@ def test_search_refuses_bad_input_before_evaluating(kwargs, match):
         search_steps(never, **{"target": 0.1, "max_steps": 64, **kwargs})
 
 
+@pytest.mark.bad_input
 def test_search_refuses_impossible_counts():
     with pytest.raises(ValueError, match="returned 5 errors out of 4"):
         search_steps(lambda s: (5, 4), 0.1, max_steps=8)
@@ -148,7 +129,7 @@ def needed_at(points: dict[int, int | None], max_steps: int = 10**9) -> dict[int
 
 def test_exponent_and_standard_error_match_least_squares():
     rng = np.random.default_rng(0)
-    lengths = [16, 32, 64, 128, 256, 512]
+    lengths = [16, 32, 64, 128]  # 2 degrees of freedom: t_{0.975} = sqrt(2 c^2 / (1 - c^2)), c = 0.95, in closed form
     points = {L: int(round(3 * L**0.8 * math.exp(rng.normal(0, 0.1)))) for L in lengths}
     fit = fit_exponent("random", "ser", 0.1, needed_at(points))
     x, y = np.log(lengths), np.log([points[L] for L in lengths])
@@ -156,8 +137,8 @@ def test_exponent_and_standard_error_match_least_squares():
     assert fit.exponent == pytest.approx(slope, rel=1e-9)
     assert fit.coefficient == pytest.approx(math.exp(intercept), rel=1e-9)
     assert fit.standard_error == pytest.approx(math.sqrt(covariance[0, 0]), rel=1e-9)
-    half = t_quantile(0.975, len(lengths) - 2) * fit.standard_error
-    assert fit.interval == pytest.approx((slope - half, slope + half))
+    half = math.sqrt(2 * 0.95**2 / (1 - 0.95**2)) * fit.standard_error
+    assert fit.interval == pytest.approx((slope - half, slope + half), rel=1e-9)
     assert fit.interval[0] < 0.8 < fit.interval[1]
 
 
@@ -168,6 +149,19 @@ def test_interval_covers_the_true_exponent_95_percent_of_the_time():
         low, high = fit_exponent("random", "ser", 0.1, needed_at(points)).interval
         covered += low <= 1.0 <= high
     assert 0.91 <= covered / trials <= 0.99
+
+
+def test_three_lengths_use_the_cauchy_quantile():
+    """With 3 lengths the interval has 1 degree of freedom: t_{0.975} = tan(0.475 pi) (the Cauchy quantile)."""
+    points = {8: 9, 16: 15, 32: 35}
+    fit = fit_exponent("random", "ser", 0.1, needed_at(points))
+    x, y = np.log(list(points)), np.log(list(points.values()))
+    residuals = y - np.polyval(np.polyfit(x, y, 1), x)
+    standard_error = math.sqrt(np.sum(residuals**2) / 1 / np.sum((x - x.mean()) ** 2))
+    assert fit.standard_error == pytest.approx(standard_error, rel=1e-9)
+    half = math.tan(0.475 * math.pi) * standard_error
+    assert fit.interval == pytest.approx((fit.exponent - half, fit.exponent + half), rel=1e-9)
+    assert "only 3 lengths" in fit.describe()
 
 
 def test_fewer_than_three_lengths_give_no_exponent():
@@ -213,6 +207,7 @@ def test_swept_table_fit_reports_not_reached_and_its_exponent():
     assert "consistent with linear growth" in fit.describe()
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_swept_table_with_non_finite_error_is_refused(bad):
     rows = swept({8: {4: 0.5, 8: bad}})
@@ -220,6 +215,7 @@ def test_swept_table_with_non_finite_error_is_refused(bad):
         fit_step_scaling(rows, "confidence", "ser", 0.1)
 
 
+@pytest.mark.bad_input
 def test_swept_table_fit_refuses_a_bad_target():
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         fit_step_scaling(swept({8: {4: 0.5}}), "confidence", "ser", 1.5)

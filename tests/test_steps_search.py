@@ -37,6 +37,7 @@ def test_search_runs_sweep_cells_and_fits_per_strategy(language):
     assert again["ser"] == probes[(length, steps)]["ser"]  # a probe is exactly the swept cell
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "kwargs, match",
     [

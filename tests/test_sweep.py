@@ -149,6 +149,7 @@ def test_prompt_task_scores_final_answers():
         PromptTask(Dataset.from_dict({"question": ["x"]}))
 
 
+@pytest.mark.bad_input
 def test_bad_sweep_input(language):
     model, tokenizer, task = oracle(language), language.tokenizer(), LanguageTask(language)
     with pytest.raises(ValueError, match="at least one value"):
@@ -209,6 +210,7 @@ def edit_first_row(path, key, value):
     path.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "change, differs",
     [
@@ -226,6 +228,7 @@ def test_resume_file_of_another_sweep_is_refused(language, tmp_path, change, dif
         small_sweep(language, path, resume=True, **change)
 
 
+@pytest.mark.bad_input
 def test_resume_file_of_other_weights_is_refused(tmp_path, tokenizer):
     from hf_mdm import MDMForMaskedGeneration
 
@@ -241,6 +244,7 @@ def test_resume_file_of_other_weights_is_refused(tmp_path, tokenizer):
         sweep_steps(MDMForMaskedGeneration(tiny_config()).eval(), tokenizer, task, resume=True, **kwargs)
 
 
+@pytest.mark.bad_input
 def test_resume_file_with_edited_values_is_refused(language, tmp_path):
     path = tmp_path / "sweep.jsonl"
     small_sweep(language, path)
@@ -271,6 +275,7 @@ def test_torn_resume_lines_are_skipped_and_rerun(language, tmp_path, damage, rer
     assert len(read_sweep_rows(path)) == 2 and path.read_text().count("\n") == 3  # header + 2 clean rows
 
 
+@pytest.mark.bad_input
 def test_bad_strategy_after_a_good_one_fails_before_any_cell(language, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_module, "run_cell", lambda *a, **k: pytest.fail("a cell ran"))
     with pytest.raises(ValueError, match="Unknown strategy 'nope'"):
@@ -278,6 +283,7 @@ def test_bad_strategy_after_a_good_one_fails_before_any_cell(language, tmp_path,
     assert not (tmp_path / "sweep.jsonl").exists()
 
 
+@pytest.mark.bad_input
 def test_unwritable_output_path_fails_before_any_cell(language, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_module, "run_cell", lambda *a, **k: pytest.fail("a cell ran"))
     with pytest.raises(ValueError, match="Cannot write the sweep file .*choose a writable path"):

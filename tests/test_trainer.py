@@ -159,3 +159,102 @@ def test_collator_noise_is_keyed_to_batch_and_epoch(tokenizer):
     other_seed = DataCollatorForMaskedDiffusion(tokenizer, seed=1)
     other_seed.set_epoch(0)
     assert not torch.equal(other_seed(examples)["t"], first["t"])
+
+
+def tiny_bert(tokenizer):
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return enable_diffusion_training(BertForMaskedLM(config))
+
+
+def instruction_dataset(tokenizer, prompt_column, iterable):
+    """Rows 'the cat sat on a mat'-like; the first three tokens are the prompt."""
+    rows = [tokenizer(text) for text in toy_corpus(32)]
+    for row in rows:
+        if prompt_column == "prompt_length":
+            row["prompt_length"] = 3
+        else:
+            row["prompt_mask"] = [1, 1, 1] + [0] * (len(row["input_ids"]) - 3)
+    dataset = Dataset.from_list([dict(row) for row in rows])
+    return dataset.to_iterable_dataset() if iterable else dataset
+
+
+@pytest.mark.parametrize("iterable", [False, True], ids=["dataset", "iterable_dataset"])
+@pytest.mark.parametrize("prompt_column", ["prompt_length", "prompt_mask"])
+@pytest.mark.parametrize("stock", [False, True], ids=["mdm", "stock_bert"])
+def test_prompt_columns_survive_default_training_arguments(tmp_path, tokenizer, stock, prompt_column, iterable):
+    """Default `remove_unused_columns=True`: no batch the collator makes masks or scores a prompt token."""
+    collator = DataCollatorForMaskedDiffusion(tokenizer, eps=0.5)
+    batches = []
+
+    def recording_collator(examples):
+        batches.append(collator(examples))
+        return batches[-1]
+
+    trainer = Trainer(
+        model=tiny_bert(tokenizer) if stock else new_model(),
+        args=training_args(tmp_path, 4, per_device_train_batch_size=8),
+        train_dataset=instruction_dataset(tokenizer, prompt_column, iterable),
+        data_collator=recording_collator,
+        compute_loss_func=masked_diffusion_loss if stock else None,
+    )
+    assert trainer.args.remove_unused_columns
+    trainer.train()
+    assert len(batches) == 4
+    subjects = {tuple(tokenizer(s)["input_ids"]) for s in ("the cat", "the dog")}
+    verbs = set(tokenizer.convert_tokens_to_ids(["sat", "ran"]))
+    for batch in batches:
+        assert bool((batch["labels"][:, :3] == -100).all())
+        assert {tuple(row) for row in batch["input_ids"][:, :2].tolist()} <= subjects
+        assert set(batch["input_ids"][:, 2].tolist()) <= verbs
+        assert bool((batch["labels"][:, 3:] != -100).any())  # the responses are trained on
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("stock", [False, True], ids=["mdm", "stock_bert"])
+@pytest.mark.parametrize("prompt", [{"prompt_length": torch.tensor([2])}, {"prompt_mask": torch.tensor([[1, 1, 0]])}])
+def test_a_forward_given_prompt_columns_refuses_labels_on_the_prompt(tokenizer, stock, prompt):
+    model = tiny_bert(tokenizer) if stock else new_model()
+    input_ids = torch.tensor([tokenizer("the cat sat")["input_ids"]])
+    inputs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), t=torch.tensor([0.5]))
+    model(**inputs, labels=torch.tensor([[-100, -100, input_ids[0, 2]]]), **prompt)  # the response only: fine
+    with pytest.raises(ValueError, match="prompt tokens have labels.*DataCollatorForMaskedDiffusion"):
+        model(**inputs, labels=torch.tensor([[input_ids[0, 0], -100, -100]]), **prompt)
+
+
+@pytest.mark.bad_input
+def test_a_text_column_dropped_by_the_trainer_names_the_fix(tmp_path, tokenizer):
+    """An iterable `text` dataset reaches the collator with no columns left; the error names both fixes."""
+    trainer = Trainer(
+        model=new_model(),
+        args=training_args(tmp_path, 1),
+        train_dataset=Dataset.from_dict({"text": toy_corpus(8)}).to_iterable_dataset(),
+        data_collator=DataCollatorForMaskedDiffusion(tokenizer),
+    )
+    with pytest.raises(ValueError, match=r"got keys \[\].*dataset\.map.*remove_unused_columns=False"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("stock", [False, True], ids=["mdm", "stock_bert"])
+def test_a_prompted_loss_is_the_nelbo_per_response_token(tokenizer, stock):
+    """With prompts the loss divides by the response's tokens: sum_b w(t_b) sum_i -log p / sum_b (L_b - prompt_b)."""
+    tokenizer.padding_side = "left"
+    examples = [dict(tokenizer(text), prompt_length=3) for text in toy_corpus(6)] + [tokenizer("a dog")]
+    batch = DataCollatorForMaskedDiffusion(tokenizer, generator=torch.Generator().manual_seed(0))(examples)
+    assert batch["prompt_mask"].sum(1).tolist() == [3] * 6 + [0]
+    model = tiny_bert(tokenizer) if stock else new_model()
+    labels = batch.pop("labels")
+    outputs = model(**batch) if stock else model(**batch, labels=labels)
+    loss = masked_diffusion_loss(outputs, labels) if stock else outputs.loss
+    row_nelbo = masked_diffusion_loss(outputs.logits, labels, t=batch["t"], reduction="none")
+    response_tokens = (batch["attention_mask"].bool() & ~batch["prompt_mask"].bool()).sum()
+    assert response_tokens < batch["attention_mask"].sum()
+    torch.testing.assert_close(loss, row_nelbo.sum() / response_tokens)

@@ -75,6 +75,7 @@ def test_version_checks_live_only_in_the_boundary_module():
     assert pattern.search(BOUNDARY.read_text())
 
 
+@pytest.mark.bad_input
 def test_an_installed_transformers_below_the_floor_fails_at_import_naming_the_fix():
     probe = (
         "import importlib.metadata as m\n"

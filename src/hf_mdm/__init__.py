@@ -2,6 +2,7 @@
 
 Importing the package registers model_type "mdm" with `AutoConfig`, `AutoModel` and `AutoModelForMaskedLM`.
 `AutoModel.from_pretrained` returns `MDMForMaskedGeneration` (head included), as LLaDA and Dream map `AutoModel`.
+`pipeline("text-generation", ...)` then also takes diffusion models (see `text_generation_pipeline`).
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
@@ -22,8 +23,9 @@ from .hub import ModelCard
 from .languages import CopyLanguage, HMMLanguage, NGramLanguage
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
+from .text_generation_pipeline import DiffusionTextGenerationPipeline, TextGenerationPipelineRouter
 from .training import DataCollatorForMaskedDiffusion, enable_diffusion_training, masked_diffusion_loss
-from .transformers_compat import register_auto_model
+from .transformers_compat import register_auto_model, route_text_generation
 from .weight_files import verify_sha256
 
 
@@ -37,12 +39,15 @@ for _format in CHECKPOINT_FORMATS.values():
     AutoConfig.register(_format.model_type, _format.config_class, exist_ok=True)
     for _auto_class in (AutoModel, AutoModelForMaskedLM):
         register_auto_model(_auto_class, _format.config_class, MDMForMaskedGeneration)
+# pipeline("text-generation", model=<folder or instance>) builds DiffusionTextGenerationPipeline for diffusion models.
+route_text_generation(TextGenerationPipelineRouter, MDMForMaskedGeneration)
 
 __all__ = [
     "MDMConfig",
     "DiffusionGenerationConfig",
     "DiffusionGenerationMixin",
     "DiffusionGenerationOutput",
+    "DiffusionTextGenerationPipeline",
     "enable_diffusion_generation",
     "register_reveal_counts",
     "register_strategy",

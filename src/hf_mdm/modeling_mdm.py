@@ -27,6 +27,7 @@ from .training.masked_diffusion_loss import (
     check_token_id_dtype,
     masked_diffusion_loss,
 )
+from .training.prompt_columns import check_prompt_not_scored, loss_token_mask
 from .transformers_compat import (
     Cache,
     GradientCheckpointingLayer,
@@ -152,6 +153,16 @@ class MDMDecoderLayer(GradientCheckpointingLayer):
         )
         hidden_states = hidden_states + attn_output
         return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
+
+
+def check_model_card(model_card) -> None:
+    """A TypeError unless `model_card` is an `hf_mdm.ModelCard` (read by duck typing: this module, exported as remote
+    code, does not import the hub package)."""
+    if not all(callable(getattr(model_card, name, None)) for name in ("save_pretrained", "push_with_model")):
+        raise TypeError(
+            f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
+            f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
+        )
 
 
 class MDMPreTrainedModel(PreTrainedModel):
@@ -351,16 +362,22 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             `AutoModel.from_pretrained(dir, trust_remote_code=True)` works where hf-mdm is not installed.
         model_card: an `hf_mdm.ModelCard` (e.g. `ModelCard.from_sweep(...)`) written as the folder's README.md.
         """
-        if model_card is not None and not callable(getattr(model_card, "save_pretrained", None)):
-            raise TypeError(
-                f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
-                f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
-            )
+        if model_card is not None:
+            check_model_card(model_card)
         super().save_pretrained(save_directory, *args, **kwargs)
         if remote_code:
             write_remote_code(save_directory)
         if model_card is not None:
             model_card.save_pretrained(save_directory)
+
+    def push_to_hub(self, repo_id: str, *, model_card=None, **kwargs):
+        """`PreTrainedModel.push_to_hub`, plus `model_card`: an `hf_mdm.ModelCard` uploaded as README.md with its plot
+        in the same commit (transformers would replace it with the Hub's card or a generic one). Without it, the
+        card already on the Hub is kept, as transformers does."""
+        if model_card is None:
+            return super().push_to_hub(repo_id, **kwargs)
+        check_model_card(model_card)
+        return model_card.push_with_model(self, repo_id, **kwargs)
 
     @classmethod
     def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):
@@ -381,6 +398,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         t: torch.FloatTensor | None = None,
         logits_to_keep: int | slice | torch.Tensor = 0,
         num_items_in_batch: torch.Tensor | int | None = None,
+        prompt_length: torch.LongTensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> MaskedDiffusionOutput:
         r"""
@@ -388,6 +407,10 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         t: per-row diffusion time in (0, 1] at which the input was masked; needed for the NELBO weights.
         logits_to_keep: run the LM head only on these positions: an int keeps the last k, a slice or 1-D index
             tensor keeps those positions (generation asks only for the current block); 0 keeps all.
+        prompt_length, prompt_mask: instruction tuning's prompt columns, named here so that the Trainer's default
+            `remove_unused_columns=True` keeps them for `DataCollatorForMaskedDiffusion`, which consumes them (see
+            `hf_mdm.training.prompt_columns`); the collator returns `prompt_mask` again. Given with `labels`, a
+            labelled prompt token is an error and the loss divides by the response tokens only.
         """
         if labels is not None:
             reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
@@ -413,6 +436,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 input_ids=input_ids,
                 mask_token_id=self.config.mask_token_id,
             )
+            check_prompt_not_scored(labels, attention_mask, prompt_length, prompt_mask)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -439,7 +463,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 labels,
                 num_items_in_batch=num_items_in_batch,
                 t=t,
-                attention_mask=attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None,
+                attention_mask=loss_token_mask(attention_mask, prompt_length, prompt_mask, labels.shape),
                 schedule=self.config.noise_schedule,
                 weighting=self.config.loss_weighting,
                 check_inputs=False,

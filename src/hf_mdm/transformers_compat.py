@@ -43,6 +43,7 @@ from transformers.models.llama.modeling_llama import (  # noqa: E402
     apply_rotary_pos_emb,
     eager_attention_forward,
 )
+from transformers.pipelines import PIPELINE_REGISTRY, TextGenerationPipeline  # noqa: E402
 from transformers.utils import can_return_tuple  # noqa: E402
 from transformers.utils.deprecation import deprecate_kwarg  # noqa: E402
 from transformers.utils.generic import merge_with_config_defaults  # noqa: E402
@@ -161,6 +162,30 @@ def generation_config_load_kwargs(from_auto_class, from_pipeline) -> dict:
     return {"_from_auto": from_auto_class, "_from_pipeline": from_pipeline}
 
 
+# --- The text-generation pipeline ------------------------------------------------------------------------------------
+class TextGenerationPipelineWithoutDefaults(TextGenerationPipeline):
+    """`TextGenerationPipeline` that adds none of its generation defaults (max_new_tokens=256, do_sample=True,
+    temperature=0.7): `generate()` runs with the model's generation_config, as a direct call does. `Pipeline.__init__`
+    reads them from the class attribute `_default_generation_config` (since 4.50)."""
+
+    _default_generation_config = None
+
+
+def generation_kwargs_given_at_init(pipeline) -> dict:
+    """Generation keywords passed to `pipeline(...)` itself. From 5.24 the pipeline keeps them apart in
+    `_generate_kwargs` and merges them inside `_forward`; before, they reach `_forward` as keywords (empty here)."""
+    return dict(getattr(pipeline, "_generate_kwargs", {}))
+
+
+def route_text_generation(pipeline_class, model_class) -> None:
+    """Make `pipeline("text-generation", ...)` build `pipeline_class`, and load a folder with `model_class` when the
+    task's Auto classes cannot. The registry entry is replaced directly: `PIPELINE_REGISTRY.register_pipeline` would
+    log an overwrite warning at every import and mark the class as remote code for `Pipeline.save_pretrained`."""
+    entry = PIPELINE_REGISTRY.supported_tasks["text-generation"]
+    classes = tuple(entry["pt"]) + ((model_class,) if model_class not in entry["pt"] else ())
+    PIPELINE_REGISTRY.supported_tasks["text-generation"] = {**entry, "impl": pipeline_class, "pt": classes}
+
+
 __all__ = [
     "CACHE_ARGUMENT",
     "Cache",
@@ -173,6 +198,7 @@ __all__ = [
     "RopeParameters",
     "TRANSFORMERS_FLOOR",
     "TRANSFORMERS_VERSION",
+    "TextGenerationPipelineWithoutDefaults",
     "accepts_legacy_cache_name",
     "apply_rotary_pos_emb",
     "attention_function",
@@ -185,7 +211,9 @@ __all__ = [
     "enable_activation_checkpointing",
     "forget_weight_conversions",
     "generation_config_load_kwargs",
+    "generation_kwargs_given_at_init",
     "merge_with_config_defaults",
     "pad_without_fast_tokenizer_warning",
     "register_auto_model",
+    "route_text_generation",
 ]

@@ -33,6 +33,7 @@ def forwards(model):
     return calls
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "plus_inf", "all_minus_inf"]
 )
@@ -48,11 +49,13 @@ def test_non_finite_logits_from_a_processor_are_refused(value, settings):
         )
 
 
+@pytest.mark.bad_input
 def test_a_logits_processor_returning_the_wrong_shape_is_named():
     with pytest.raises(ValueError, match="A logits processor returned shape"):
         tiny_mdm().generate(PROMPTS, max_new_tokens=4, steps=4, logits_processor=LogitsProcessorList([WrongShape()]))
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "arguments, error, message",
     [
@@ -102,6 +105,7 @@ def test_explicit_mask_token_id_equal_to_the_config_is_accepted():
     assert not (out == MASK).any()
 
 
+@pytest.mark.bad_input
 def test_a_corrupted_generation_config_json_is_an_error_not_defaults(tmp_path):
     tiny_mdm().save_pretrained(tmp_path)
     (tmp_path / "generation_config.json").write_text('{"steps": 8, "strategy": ')  # truncated mid-write
@@ -109,6 +113,7 @@ def test_a_corrupted_generation_config_json_is_an_error_not_defaults(tmp_path):
         MDMForMaskedGeneration.from_pretrained(tmp_path)
 
 
+@pytest.mark.bad_input
 def test_a_generation_config_json_with_another_mask_token_id_is_refused(tmp_path):
     tiny_mdm().save_pretrained(tmp_path)
     path = tmp_path / "generation_config.json"

@@ -42,6 +42,7 @@ BAD_GENERATE_ARGUMENTS = [
 ]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("arguments, message", BAD_GENERATE_ARGUMENTS)
 def test_bad_input_raises_before_any_forward(arguments, message):
     model = tiny_mdm()
@@ -53,6 +54,7 @@ def test_bad_input_raises_before_any_forward(arguments, message):
     assert forwards == []
 
 
+@pytest.mark.bad_input
 def test_missing_mask_token_names_the_fix():
     model = tiny_mdm()
     model.config.mask_token_id = None

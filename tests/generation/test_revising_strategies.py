@@ -135,6 +135,7 @@ def test_a_registered_cache_and_a_registered_remasking_strategy_need_no_other_ed
         STRATEGIES.pop("remask-first-test")
 
 
+@pytest.mark.bad_input
 def test_a_revising_strategy_with_a_cache_that_keeps_revealed_keys_is_refused_before_any_forward():
     @register_cache("keeps-revealed-test")
     class KeepsRevealed(NoBlockCache):
@@ -152,6 +153,7 @@ def test_a_revising_strategy_with_a_cache_that_keeps_revealed_keys_is_refused_be
     assert len(calls) == 4  # the refused call ran no forward; the accepted one ran its four
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "arguments, message",
     [

@@ -121,8 +121,9 @@ def test_text_diffusion_streamer_gets_drafts_and_final_blocks():
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         out = model.generate(PROMPTS[1:], max_new_tokens=8, steps=4, block_length=4, streamer=streamer)
-    assert len(drafts) == 4 and all(draft.shape == (1, 8) for draft in drafts)
-    assert torch.equal(drafts[-1], out[:, 5:])
+    # a draft shows what follows the text printed for good: the whole generation, then the block after block 0
+    assert [draft.shape for draft in drafts] == [(1, 8), (1, 8), (1, 4), (1, 4)]
+    assert torch.equal(drafts[-1], out[:, -4:])
     final = printed.getvalue().split("\x1b[J")[-1]  # what is left after the last draft was cleared
     assert final.split() == [str(i) for i in out[0, 9:].tolist()]
 

@@ -78,6 +78,7 @@ def test_elbo_uses_the_models_training_schedule():
     )
 
 
+@pytest.mark.bad_input
 def test_elbo_bad_input():
     language = NGramLanguage(3)
     with pytest.raises(ValueError, match="empty dataset"):
@@ -111,6 +112,7 @@ def test_autoregressive_baseline_matches_size_and_trains(tmp_path):
     assert result["log_perplexity"] < math.log(len(tokenizer))  # learned something beyond uniform
 
 
+@pytest.mark.bad_input
 def test_autoregressive_baseline_bad_input():
     tokenizer = NGramLanguage(3).tokenizer()
     with pytest.raises(ValueError, match="non-empty"):

@@ -25,6 +25,7 @@ def test_two_state_chain_exact():
     assert chain.log_prob([[0, 1, 1]]).item() == pytest.approx(math.log(1 / 3 * a * (1 - b)), abs=1e-12)
 
 
+@pytest.mark.bad_input
 def test_sparse_bigram_invalid_tokens():
     language = NGramLanguage.from_probabilities(SPARSE)
     assert language.entropy_rate().value == pytest.approx(0.4 * math.log(2), abs=1e-12)
@@ -98,16 +99,20 @@ def test_copy_language():
 def test_tokenizer_ids_are_symbols_then_specials():
     language = NGramLanguage(5, n=2)
     tokenizer = language.tokenizer()
-    assert len(tokenizer) == 9
+    assert len(tokenizer) == 10
     assert tokenizer("3 0 4")["input_ids"] == [3, 0, 4]
     ids = [tokenizer.mask_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id]
     assert ids == [5, 6, 7, 8]
+    assert tokenizer("3 hello 5")["input_ids"] == [3, 9, 9] == [3, tokenizer.unk_token_id, tokenizer.unk_token_id]
+    with pytest.raises(ValueError, match="must lie in 0..8"):
+        language.oracle_model()(torch.tensor([[3, tokenizer.unk_token_id]]))  # the exact oracle refuses unknown words
     dataset = language.dataset(4, 6, seed=0)
     assert dataset.column_names == ["input_ids", "text"]
     assert tokenizer(dataset[0]["text"])["input_ids"] == dataset[0]["input_ids"]
     assert language.dataset(4, 6, seed=0)["input_ids"] == dataset["input_ids"]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "sequences, message",
     [
@@ -124,6 +129,7 @@ def test_bad_sequences(sequences, message):
         NGramLanguage(3, n=2).log_prob(sequences)
 
 
+@pytest.mark.bad_input
 def test_bad_lengths_and_parameters():
     trigram = NGramLanguage(3, n=3)
     with pytest.raises(ValueError, match="at least 3 tokens"):

@@ -89,6 +89,7 @@ def test_token_error_rate_against_references(ter):
     assert ter.compute(predictions=["a b c"], references=["a x c"])["token_error_rate"] == pytest.approx(1 / 3)
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -113,6 +114,7 @@ def test_sequence_error_rate_bad_input(ser, kwargs, message):
         ser.compute(**kwargs)
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -197,6 +199,7 @@ def test_generative_perplexity_stride(gp, causal_lm):
     assert strided["mean_perplexity"] == pytest.approx(full["mean_perplexity"], rel=0.2)
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -214,6 +217,7 @@ def test_generative_perplexity_bad_input(gp, causal_lm, kwargs, message):
         gp.compute(predictions=["0 1"], **arguments)
 
 
+@pytest.mark.bad_input
 def test_generative_perplexity_rejects_empty_texts(gp, causal_lm):
     model, tokenizer, _ = causal_lm
     with pytest.raises(ValueError, match="fewer than 2 tokens"):
@@ -225,6 +229,7 @@ def test_sequence_error_rate_accepts_numpy_and_torch_flags(ser):
     assert ser.compute(predictions=["a", "b", "c", "d"], valid=flags)["num_errors"] == 2
 
 
+@pytest.mark.bad_input
 def test_token_error_rate_refuses_a_language_with_positive_log_probs(ter):
     language = NGramLanguage(3)
     language.token_log_probs = lambda batch: torch.full(batch.shape, 0.1)

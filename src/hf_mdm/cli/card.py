@@ -3,16 +3,19 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transformers import AutoModelForMaskedLM
+
 from ..evaluation import read_sweep_rows
 from ..hub import ModelCard
-from ..modeling_mdm import MDMForMaskedGeneration
 
 
 @dataclass
 class CardArguments:
     sweep: str = field(metadata={"help": "sweep.jsonl written by `hf-mdm sweep` (or sweep_steps(output_path=...))."})
     output_dir: str = field(metadata={"help": "Folder to write README.md and the plot into (e.g. the model folder)."})
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Model folder, for its size facts."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Model folder (ours, LLaDA/Dream, or any masked LM), for its size facts."}
+    )
     model_name: str = "hf-mdm model"
     task_name: str = "formal language"
     ser_target: float = field(default=0.1, metadata={"help": "SER level whose step count the card fits vs length."})
@@ -26,7 +29,7 @@ def run(args: CardArguments):
     if not path.exists():
         raise FileNotFoundError(f"--sweep {args.sweep} does not exist; run `hf-mdm sweep` first.")
     rows = read_sweep_rows(path)
-    model = MDMForMaskedGeneration.from_pretrained(args.model_name_or_path) if args.model_name_or_path else None
+    model = AutoModelForMaskedLM.from_pretrained(args.model_name_or_path) if args.model_name_or_path else None
     card = ModelCard.from_sweep(rows, model=model, model_name=args.model_name, task_name=args.task_name,
                                 ser_target=args.ser_target)  # fmt: skip
     print(f"Wrote {card.save_pretrained(args.output_dir)}")

@@ -66,7 +66,8 @@ def load_model(args: SweepArguments, task):
     if args.oracle:
         if not isinstance(task, LanguageTask):
             raise ValueError("--oracle needs a formal language task (--language).")
-        return enable_diffusion_generation(task.language.oracle_model()), task.language.tokenizer()
+        tokenizer = task.language.tokenizer()
+        return enable_diffusion_generation(task.language.oracle_model(), tokenizer), tokenizer
     model = MDMForMaskedGeneration.from_pretrained(args.model_name_or_path).eval()
     tokenizer = task.language.tokenizer() if isinstance(task, LanguageTask) else None
     return model, tokenizer or AutoTokenizer.from_pretrained(args.model_name_or_path)

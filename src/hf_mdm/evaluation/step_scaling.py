@@ -2,9 +2,11 @@
 
 Per length, the steps needed come from a search (`steps_search`) or from a swept table (`fit_step_scaling`), decided
 on the monotone fit of the error against steps (`steps_needed`). Across the n lengths that reach the target,
-least squares on y = log S, x = log L gives
+least squares on y = log S, x = log L (`scipy.stats.linregress`) gives
 
-    b = Sxy / Sxx,   log c = mean(y) - b mean(x),   SE(b) = sqrt(RSS / (n - 2) / Sxx),   b +- t_{0.975, n-2} SE(b).
+    b = Sxy / Sxx,   log c = mean(y) - b mean(x),   SE(b) = sqrt(RSS / (n - 2) / Sxx),   b +- t_{0.975, n-2} SE(b)
+
+with the t quantile from `scipy.stats.t.ppf`.
 
 The research predicts b ~ 0 for token error and b ~ 1 for sequence error (Feng et al. 2025); `verdict` says which the
 95% interval supports. With 3 lengths the interval has one degree of freedom (t = 12.7): b is given, the interval is
@@ -14,8 +16,9 @@ called wide. With fewer than 3 there is no exponent (two points always fit exact
 import math
 from dataclasses import dataclass
 
+from scipy import stats
+
 from .steps_needed import StepsNeeded, decide_steps_needed
-from .student_t import t_quantile
 
 
 MIN_LENGTHS = 3
@@ -83,17 +86,11 @@ def fit_exponent(strategy: str, metric: str, target: float, needed: dict[int, St
     points = {length: result.steps for length, result in needed.items() if result.reached}
     if len(points) < MIN_LENGTHS:
         return StepScaling(strategy, metric, target, needed)
-    xs = [math.log(length) for length in points]
-    ys = [math.log(steps) for steps in points.values()]
-    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    exponent = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
-    intercept = mean_y - exponent * mean_x
-    residuals = sum((y - intercept - exponent * x) ** 2 for x, y in zip(xs, ys))
-    standard_error = math.sqrt(residuals / (len(xs) - 2) / sxx)
-    half = t_quantile(0.975, len(xs) - 2) * standard_error
+    fit = stats.linregress([math.log(length) for length in points], [math.log(steps) for steps in points.values()])
+    exponent, standard_error = float(fit.slope), float(fit.stderr)
+    half = float(stats.t.ppf(0.975, len(points) - 2)) * standard_error
     return StepScaling(
-        strategy, metric, target, needed, exponent, math.exp(intercept), standard_error,
+        strategy, metric, target, needed, exponent, math.exp(fit.intercept), standard_error,
         (exponent - half, exponent + half),
     )  # fmt: skip
 

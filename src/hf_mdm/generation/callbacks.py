@@ -38,22 +38,28 @@ class HistoryCallback(DecodingCallback):
 
 
 class StreamerCallback(DecodingCallback):
-    """Drive a transformers `BaseStreamer`: finished text left to right, drafts of the current block in between."""
+    """Drive a transformers `BaseStreamer`: final tokens only, left to right, drafts of what follows in between.
+
+    A streamer prints what it is `put` for good, so only final tokens are put: the prompt up to its first [MASK] at
+    the start (an infilling prompt's [MASK] tokens are decoded in block 0), each block when it is complete, and the
+    rest at the end. The concatenation of everything put is therefore the returned sequence (test_streaming.py).
+    """
 
     def __init__(self, streamer):
         self.streamer = streamer
         self.streamed_until = 0
 
     def on_start(self, state):
-        self.streamed_until = state.prompt_length
-        self.streamer.put(state.canvas[:, : state.prompt_length].cpu())
+        final_prompt = torch.where(state.fill, state.positions, state.prompt_length)  # each row's first [MASK]
+        self.streamed_until = int(final_prompt.min()) if final_prompt.numel() else state.prompt_length
+        self.streamer.put(state.canvas[:, : self.streamed_until].cpu())
 
     def on_step(self, state):
         if not hasattr(self.streamer, "put_draft"):
             return
         draft = state.canvas.clone()
         draft[:, state.window] = torch.where(state.masked(), state.candidates, state.canvas[:, state.window])
-        self.streamer.put_draft(value=draft[:, state.prompt_length :].cpu())
+        self.streamer.put_draft(value=draft[:, self.streamed_until :].cpu())
 
     def on_block_end(self, state):
         if state.block_end > self.streamed_until:

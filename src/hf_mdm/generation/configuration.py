@@ -27,7 +27,6 @@ UNSUPPORTED_FIELDS = {
     "no_repeat_ngram_size": (None, 0),
     "bad_words_ids": (None,),
     "sequence_bias": (None,),
-    "suppress_tokens": (None,),
     "begin_suppress_tokens": (None,),
     "min_new_tokens": (None, 0),
     "min_length": (None, 0),
@@ -64,7 +63,8 @@ class DiffusionGenerationConfig(GenerationConfig):
             [MASK] positions appended after the prompt. Unset: 0 when `input_ids` already holds [MASK] tokens (pure
             infilling), 32 otherwise.
         steps (`int`, *optional*):
-            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill.
+            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill. Ranked
+            strategies skip steps that would reveal nothing; more than 16 steps per position to fill is refused.
         block_length (`int`, *optional*):
             Semi-autoregressive block size: a block is decoded only once the block before it is complete. Must divide
             `max_new_tokens`. Unset: one block.
@@ -154,6 +154,13 @@ class DiffusionGenerationConfig(GenerationConfig):
             )
         if self.max_new_tokens is not None:
             check_block_length(self.block_length, self.max_new_tokens)
+        if self.suppress_tokens is not None and (
+            not isinstance(self.suppress_tokens, (list, tuple))
+            or not all(_is_int(token) and token >= 0 for token in self.suppress_tokens)
+        ):
+            raise ValueError(
+                f"`suppress_tokens` must be a list of token ids (non-negative integers), got {self.suppress_tokens!r}."
+            )
         ignored = [name for name, off in UNSUPPORTED_FIELDS.items() if getattr(self, name, None) not in off]
         if ignored:
             raise ValueError(

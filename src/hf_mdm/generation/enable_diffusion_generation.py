@@ -8,10 +8,13 @@ import functools
 import os
 
 from torch import nn
-from transformers.utils import GENERATION_CONFIG_NAME
+from transformers.utils import GENERATION_CONFIG_NAME, logging
 
 from .configuration import DiffusionGenerationConfig
 from .mixin import DiffusionGenerationMixin
+
+
+logger = logging.get_logger(__name__)
 
 
 @functools.cache
@@ -35,22 +38,62 @@ def _initial_generation_config(model: nn.Module) -> DiffusionGenerationConfig:
     return config
 
 
-def enable_diffusion_generation(model: nn.Module, mask_token_id: int | None = None) -> nn.Module:
+# Model config fields that name special tokens, read when no tokenizer is given.
+SPECIAL_TOKEN_FIELDS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "unk_token_id")
+
+
+def special_token_ids(model: nn.Module, tokenizer=None) -> list[int]:
+    """Ids that text generation should never emit unless asked for: the tokenizer's special tokens ([CLS], [SEP],
+    [PAD], [UNK], <s>, ...; [MASK] is never generated anyway), else those the model config names; only ids inside the
+    model's vocabulary. EOS ids of the generation config stay allowed: they end a row."""
+    if tokenizer is not None:
+        ids = set(tokenizer.all_special_ids)
+    else:
+        ids = {getattr(model.config, name, None) for name in SPECIAL_TOKEN_FIELDS}
+    eos = model.generation_config.eos_token_id
+    allowed = {model.generation_config.mask_token_id, *(eos if isinstance(eos, list) else [eos])}
+    vocab_size = getattr(model.config, "vocab_size", None) or float("inf")  # ids beyond it are never produced
+    return sorted(token for token in ids if isinstance(token, int) and token not in allowed and token < vocab_size)
+
+
+def enable_diffusion_generation(model: nn.Module, tokenizer=None, mask_token_id: int | None = None) -> nn.Module:
     """Return `model` (the same object) with `generate()` for masked diffusion decoding (idempotent).
+
+    A stock masked LM was trained to predict special tokens too ([CLS], [SEP], [UNK], ...); unless
+    `generation_config.suppress_tokens` is already set (e.g. in a saved generation_config.json), they are suppressed
+    (for a model that already has diffusion `generate()`, only when a tokenizer is passed), so generated text holds
+    none of them. Pass `suppress_tokens=None` to `generate()` to allow them.
 
     Args:
         model: a masked LM whose forward maps `input_ids`, `attention_mask` to `.logits` (batch, length, vocab).
-        mask_token_id: the tokenizer's [MASK] id, stored in `model.generation_config` (needed when the model config has
-            no `mask_token_id`, as BERT-style configs do not).
+        tokenizer: the model's tokenizer: its [MASK] id and its special tokens (recommended; without it only the
+            special ids the model config names are suppressed, and a warning says so).
+        mask_token_id: the [MASK] id, when no tokenizer is given and the model config has none (BERT-style configs).
     """
     if not isinstance(model, nn.Module) or not hasattr(model, "config"):
         raise TypeError(f"enable_diffusion_generation expects a transformers model, got {type(model).__name__}.")
-    if not isinstance(model, DiffusionGenerationMixin):
+    if tokenizer is not None and not hasattr(tokenizer, "all_special_ids"):
+        raise TypeError(
+            f"enable_diffusion_generation(model, tokenizer): expected a tokenizer, got {type(tokenizer).__name__}; "
+            "pass a [MASK] id as mask_token_id=..."
+        )
+    stock = not isinstance(model, DiffusionGenerationMixin)
+    if stock:
         model.__class__ = _diffusion_class(type(model))
     if not isinstance(getattr(model, "generation_config", None), DiffusionGenerationConfig):
         model.generation_config = _initial_generation_config(model)
+    if tokenizer is not None and mask_token_id is None:
+        mask_token_id = tokenizer.mask_token_id
     if mask_token_id is not None:
         model.generation_config.mask_token_id = mask_token_id
+    if model.generation_config.suppress_tokens is None and (stock or tokenizer is not None):
+        if tokenizer is None:
+            logger.warning_once(
+                "enable_diffusion_generation() without a tokenizer suppresses only the special tokens the model "
+                "config names; pass the tokenizer (enable_diffusion_generation(model, tokenizer)) so that [CLS], "
+                "[SEP], [UNK], ... are never generated."
+            )
+        model.generation_config.suppress_tokens = special_token_ids(model, tokenizer) or None
     return model
 
 

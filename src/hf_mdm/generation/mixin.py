@@ -12,7 +12,13 @@ import copy
 import os
 
 import torch
-from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import (
+    LogitsProcessorList,
+    SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 from transformers.generation.streamers import BaseStreamer
 from transformers.utils import GENERATION_CONFIG_NAME, logging
 
@@ -33,6 +39,9 @@ from .strategies import get_strategy
 logger = logging.get_logger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 32
+# Steps per position to fill beyond which a run is refused: a ranked strategy's extra steps reveal nothing (the sampler
+# skips them), and for the ancestral and revising strategies each extra step still costs bookkeeping and memory.
+MAX_STEPS_PER_POSITION = 16
 
 
 def _as_diffusion_config(config) -> DiffusionGenerationConfig:
@@ -85,6 +94,7 @@ class DiffusionGenerationMixin:
             `return_dict_in_generate=True`.
         """
         # 1. Prepare: config, canvas, per-row block plan, sampler, cache, denoiser, callbacks.
+        self._refuse_prompt_learning_adapter()
         if token_type_ids is not None and bool(token_type_ids.ne(0).any()):
             raise ValueError(
                 "generate() decodes a single segment, so token_type_ids must be all zeros; omit them, or tokenize "
@@ -104,13 +114,13 @@ class DiffusionGenerationMixin:
         schedule = self._resolve_schedule(config)
         strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
         cache = CACHES.build(config.cache)
-        self._check_diffusion_setup(config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
+        self._check_diffusion_setup(config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
         eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device, mask_token_id)
         sampler = DiffusionSampler(
             strategy,
             get_reveal_count_rule(config.reveal_counts, **(config.reveal_counts_kwargs or {})),
             schedule,
-            self._diffusion_logits_processors(config, logits_processor),
+            self._diffusion_logits_processors(config, logits_processor, canvas.device),
             RowRandomness(generator, canvas.shape[0]),
             config.do_sample,
             eos,
@@ -163,6 +173,24 @@ class DiffusionGenerationMixin:
             steps_per_block=state.steps_per_block,
             history=tuple(history.history) if history is not None else None,
         )
+
+    # PEFT: `get_peft_model(model, LoraConfig(task_type="CAUSAL_LM"))` wraps the model in PeftModelForCausalLM, which
+    # reads this hook when it wraps the model and swaps in its own to add a prompt-learning adapter's virtual tokens.
+    def prepare_inputs_for_generation(self, *args, **kwargs):
+        """Autoregressive decoding's per-step hook, which diffusion `generate()` never calls; a call is an error."""
+        raise NotImplementedError(
+            f"{type(self).__name__} decodes by masked diffusion: use its generate(), which has no per-token step "
+            "and never calls prepare_inputs_for_generation."
+        )
+
+    def _refuse_prompt_learning_adapter(self) -> None:
+        """A swapped-in prepare_inputs_for_generation (PEFT prompt/prefix tuning) would be ignored silently."""
+        if getattr(self.prepare_inputs_for_generation, "__self__", self) is not self:
+            raise ValueError(
+                "A PEFT prompt-learning adapter (prompt, prefix or p-tuning) adds its virtual tokens through "
+                "prepare_inputs_for_generation, which masked diffusion decoding never calls: generate() would ignore "
+                "it. Use an adapter that changes weights, e.g. LoraConfig(task_type='CAUSAL_LM')."
+            )
 
     def _prepare_diffusion_generation_config(self, generation_config, **kwargs) -> DiffusionGenerationConfig:
         """Priority: keyword arguments > `generation_config` > `self.generation_config` > the config's defaults."""
@@ -225,10 +253,23 @@ class DiffusionGenerationMixin:
                 "A right-padded prompt was detected: the generated tokens will follow the padding. Use "
                 "tokenizer.padding_side = 'left' for batched prompts."
             )
+        if bool((attention_mask == 0).any()):
+            self._warn_if_padding_is_inexact()
         if config.num_return_sequences > 1:
             input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
             attention_mask = attention_mask.repeat_interleave(config.num_return_sequences, dim=0)
         return input_ids, attention_mask
+
+    def _warn_if_padding_is_inexact(self) -> None:
+        """Half-precision SDPA rounds a padded row differently from the same row alone (its kernel accumulates over the
+        padded key length in another order), so the generated tokens can differ; eager attention and float32 do not."""
+        backend = attention_implementation(self.config)
+        if backend == "sdpa" and self.dtype in (torch.bfloat16, torch.float16):
+            logger.warning_once(
+                f"Padded prompts with attn_implementation='sdpa' in {self.dtype}: a padded row can decode to other "
+                "tokens than the same row unpadded (the kernel's rounding depends on the padded length). For "
+                "padding-exact decoding load the model with attn_implementation='eager' (or use float32)."
+            )
 
     def _resolve_mask_token_id(self, config) -> int:
         mask_token_id = config.mask_token_id
@@ -278,19 +319,25 @@ class DiffusionGenerationMixin:
             return first_starts, [length]
         return first_starts, list(range(prompt_length + block_length, length + 1, block_length))
 
-    def _check_diffusion_setup(self, config, canvas, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
+    def _check_diffusion_setup(self, config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
         """Input-dependent checks, before any forward."""
         check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
         if steps < len(block_ends):
             raise ValueError(
                 f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs at least one step. "
-                "Raise "
-                "`steps` or `block_length`."
+                "Raise `steps` or `block_length`."
+            )
+        most_steps = MAX_STEPS_PER_POSITION * max(int(fill.sum(1).max()), len(block_ends))
+        if strategy.fixed_steps and steps > most_steps:
+            raise ValueError(
+                f"steps={steps} is more than {MAX_STEPS_PER_POSITION} steps per position to fill (at most "
+                f"{most_steps} here): a ranked strategy reveals nothing in the extra steps, and the others pay for "
+                f"each one. Pass steps <= {most_steps} (steps = the number of positions decodes one token per step)."
             )
         max_positions = getattr(self.config, "max_position_embeddings", None)
-        if max_positions is not None and canvas.shape[1] > max_positions:
+        if max_positions is not None and fill.shape[1] > max_positions:
             raise ValueError(
-                f"Prompt + max_new_tokens = {canvas.shape[1]} positions, but the model accepts at most "
+                f"Prompt + max_new_tokens = {fill.shape[1]} positions, but the model accepts at most "
                 f"{max_positions} (max_position_embeddings). Shorten the prompt or lower max_new_tokens."
             )
         if cache.active and not denoiser.supports_cache:
@@ -338,10 +385,20 @@ class DiffusionGenerationMixin:
             return get_schedule(model_schedule, **(getattr(self.config, "schedule_kwargs", None) or {}))
         return get_schedule("linear")
 
-    @staticmethod
-    def _diffusion_logits_processors(config, logits_processor) -> LogitsProcessorList:
-        """The caller's processors, then (when sampling) transformers' temperature, top-k and top-p warpers."""
-        processors = LogitsProcessorList(logits_processor or [])
+    def _diffusion_logits_processors(self, config, logits_processor, device) -> LogitsProcessorList:
+        """transformers' `SuppressTokensLogitsProcessor` for `suppress_tokens`, the caller's processors, then (when
+        sampling) transformers' temperature, top-k and top-p warpers."""
+        processors = LogitsProcessorList()
+        if config.suppress_tokens:
+            vocab_size = getattr(self.config, "vocab_size", None)
+            if vocab_size is not None and max(config.suppress_tokens) >= vocab_size:
+                raise ValueError(
+                    f"suppress_tokens holds ids outside the vocabulary (vocab_size={vocab_size}): "
+                    f"{sorted(token for token in config.suppress_tokens if token >= vocab_size)}; pass this model's "
+                    "tokenizer ids."
+                )
+            processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=device))
+        processors.extend(logits_processor or [])
         if config.do_sample:
             if config.temperature is not None and config.temperature != 1.0:
                 processors.append(TemperatureLogitsWarper(config.temperature))

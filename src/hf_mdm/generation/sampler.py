@@ -1,7 +1,10 @@
 """DiffusionSampler: the reverse process as a state machine, in the spirit of diffusers' schedulers.
 
 `set_timesteps(steps, num_blocks)` fixes, once, how many steps each block gets and its grid t_k = 1 - k/K; the reveal
-counts of a block come from the count rule when the block begins (`begin_block`). Each reverse step t_k -> t_{k+1}:
+counts of a block come from the count rule when the block begins (`begin_block`). For a ranked strategy that never
+revises, a step whose count is 0 changes nothing (no reveal, no forward), so each row's zero-count steps are dropped
+there: the row runs its nonzero counts in order, and `steps` beyond the masked positions cost nothing.
+Each reverse step t_k -> t_{k+1}:
 
 1. `denoise_request(state)`: the rows whose canvas changed since their last forward and the window columns they
    need scored (exact reuse: the other rows keep their candidates and spend no forward);
@@ -19,6 +22,15 @@ import torch
 from .sampling import RowRandomness, sample_categorical
 from .state import DiffusionState
 from .strategies import RevealStep
+
+
+def skip_empty_steps(counts: torch.LongTensor) -> torch.LongTensor:
+    """(B, K) reveal counts -> (B, K') with each row's nonzero counts first, in order, K' = the most nonzero counts
+    of any row (at least 1). Exact for ranked strategies that never revise: a step that reveals nothing is a no-op."""
+    nonzero = counts > 0
+    order = (~nonzero).long().argsort(dim=1, stable=True)
+    kept = max(int(nonzero.sum(1).max()) if counts.numel() else 0, 1)
+    return counts.gather(1, order)[:, :kept]
 
 
 class DiffusionSampler:
@@ -59,6 +71,9 @@ class DiffusionSampler:
         state.counts = None
         if self.strategy.uses_counts:
             state.counts = self.count_rule(masked.sum(1), state.num_steps, self.schedule)
+            if not self.strategy.revises:
+                state.counts = skip_empty_steps(state.counts)
+                state.num_steps = state.counts.shape[1]
         self.update_active(state)
 
     def active_rows(self, state: DiffusionState) -> torch.BoolTensor:

@@ -11,18 +11,25 @@ A sweep table is a `datasets.Dataset` (or a list of dicts) with one row per cell
 with `strategy == "autoregressive"`.
 """
 
+import copy
+import tempfile
 from pathlib import Path
 
-from huggingface_hub import EvalResult, ModelCardData
+from huggingface_hub import EvalResult, HfApi, ModelCardData
 from huggingface_hub import ModelCard as HubModelCard
 
 from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
 from ..evaluation.sweep_table import check_sweep_rows, is_present, markdown_table
+from .folder_commit import folder_operations
+from .push_to_hub import push_with_model_card
+from .step_vs_error_plot import AUTOREGRESSIVE, plot_step_vs_error
 
 
 PLOT_FILE = "step_vs_error.png"
-PLOT_LINK = f"![Sequence and token error against steps]({PLOT_FILE})"
+PLOT_LINK = f"![Sequence and token error against decoding steps]({PLOT_FILE})"
 NO_PLOT_NOTE = "_No plot: install the `[plot]` extra (`pip install hf-mdm[plot]`) to draw one._"
+# What the usage snippet loads until the card is pushed, when the repo id replaces it.
+MODEL_ID_PLACEHOLDER = "path/to/this/folder"
 # Error columns published in the model-index: (column, metric_type, human-readable name).
 INDEXED_METRICS = [
     ("ser", "sequence_error_rate", "Sequence error rate"),
@@ -30,47 +37,92 @@ INDEXED_METRICS = [
     ("invalid_token_rate", "invalid_token_rate", "Invalid-token rate"),
     ("token_error", "token_error_rate", "Token error rate"),
 ]
+# Config fields the "Model" section reports when the denoiser's config has them: (attribute, words).
+CONFIG_FACTS = [
+    ("num_hidden_layers", "layers"),
+    ("hidden_size", "hidden size"),
+    ("vocab_size", "vocabulary"),
+    ("max_position_embeddings", "positions"),
+    ("mask_token_id", "[MASK] id"),
+]
 
 
 def metric_config(row: dict) -> str:
     return f"strategy={row['strategy']},length={row['length']},steps={row['steps']}"
 
 
-def plot_step_vs_error(rows: list[dict], path: Path) -> bool:
-    """Write SER and token error against steps, one panel per length; False when matplotlib is missing."""
-    try:
-        import matplotlib
+def model_facts(model) -> list[str]:
+    """The "Model" section's lines for any denoiser (ours, a LLaDA/Dream conversion, a stock masked LM, an oracle):
+    its class, its parameter count, and only the config fields it has."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", "")
+    parameters = sum(p.numel() for p in model.parameters())
+    present = [(getattr(config, name, None), words) for name, words in CONFIG_FACTS]
+    sizes = [f"{words} {value}" for value, words in present if value is not None]
+    lines = [
+        f"- `{type(model).__name__}`" + (f" (model_type `{model_type}`)" if model_type else "")
+        + (f", {parameters / 1e6:.2f}M parameters" if parameters else ", no parameters (an exact denoiser)")
+    ]  # fmt: skip
+    if sizes:
+        lines.append("- " + ", ".join(sizes))
+    if getattr(config, "schedule", None) is not None:
+        lines.append(f"- training noise schedule: `{config.schedule}`")
+    return lines
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    lengths = sorted({row["length"] for row in rows})
-    ter = "ter_gap" if any(is_present(row.get("ter_gap")) for row in rows) else "token_error"
-    colors = {strategy: f"C{i}" for i, strategy in enumerate(sorted({row["strategy"] for row in rows}))}
-    figure, axes = plt.subplots(2, len(lengths), figsize=(4 * len(lengths), 6), squeeze=False)
-    for column, length in enumerate(lengths):
-        for axis, metric, label in ((axes[0, column], "ser", "sequence error"), (axes[1, column], ter, ter)):
-            for strategy, color in colors.items():
-                cells = sorted(
-                    (r["steps"], r[metric])
-                    for r in rows
-                    if r["strategy"] == strategy and r["length"] == length and is_present(r.get(metric))
-                )
-                if cells:
-                    steps, values = zip(*cells)
-                    axis.plot(steps, values, marker="o", color=color, label=strategy)
-            axis.set_xscale("log", base=2)
-            axis.set_xlabel("steps")
-            axis.set_ylabel(label)
-            axis.set_title(f"length {length}")
-            axis.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=color, marker="o", label=strategy) for strategy, color in colors.items()]
-    axes[0, 0].legend(handles=handles, fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+
+def usage_cell(rows: list[dict], model) -> dict:
+    """The table cell the usage snippet reproduces: at the largest generated length that fits the model's positions,
+    the diffusion row with the lowest SER (fewest steps on ties); an autoregressive row when the table has only those
+    (the snippet then takes its length alone)."""
+    max_positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    fitting = [row for row in rows if max_positions is None or row["length"] <= max_positions]
+    if not fitting:
+        raise ValueError(
+            f"Every generated length of the sweep ({sorted({row['length'] for row in rows})}) exceeds the model's "
+            f"max_position_embeddings={max_positions}: the table was not measured on this model. Pass the model "
+            "the sweep ran."
+        )
+    diffusion = [row for row in fitting if row["strategy"] != AUTOREGRESSIVE]
+    return min(diffusion or fitting, key=lambda row: (-row["length"], row["ser"], row["steps"]))
+
+
+def usage_section(rows: list[dict], model, model_id: str) -> list[str]:
+    """The "How to use" section: the install line and a snippet that loads this model and reruns one measured cell."""
+    if model is not None and not callable(getattr(model, "save_pretrained", None)):
+        return [
+            f"`{type(model).__name__}` has no checkpoint to load: it is built in code (e.g. "
+            "`language.oracle_model()`), and decodes with `hf_mdm.enable_diffusion_generation(model).generate(...)`."
+        ]
+    stock = model is not None and getattr(model.config, "model_type", None) != "mdm"
+    cell = usage_cell(rows, model)
+    if cell["strategy"] == AUTOREGRESSIVE:
+        call, comment = f"max_new_tokens={cell['length']}", "# The table's length, with the model's generation_config"
+    else:
+        call = f'max_new_tokens={cell["length"]}, steps={cell["steps"]}, strategy="{cell["strategy"]}"'
+        interval = f" [{cell['ser_low']:.3f}, {cell['ser_high']:.3f}]" if is_present(cell.get("ser_low")) else ""
+        comment = f"# The table's cell {metric_config(cell)}: SER {cell['ser']:.3f}{interval}"
+    load = (
+        ["model = hf_mdm.enable_diffusion_generation(AutoModelForMaskedLM.from_pretrained(model_id))"]
+        if stock
+        else ["model = AutoModel.from_pretrained(model_id)  # a masked diffusion LM, not a causal LM"]
+    )
+    return [
+        "```bash",
+        "pip install hf-mdm",
+        "```",
+        "",
+        "```python",
+        "import hf_mdm  # registers the model types with transformers' Auto classes",
+        f"from transformers import {'AutoModelForMaskedLM' if stock else 'AutoModel'}, AutoTokenizer",
+        "",
+        f'model_id = "{model_id}"  # this folder, or its Hub repo id',
+        *load,
+        "tokenizer = AutoTokenizer.from_pretrained(model_id)",
+        comment,
+        f"out = model.generate({call})",
+        "print(tokenizer.batch_decode(out, skip_special_tokens=True))",
+        "```",
+    ]
 
 
 class ModelCard(HubModelCard):
@@ -90,11 +142,14 @@ class ModelCard(HubModelCard):
         license: str = "apache-2.0",
         ser_target: float = 0.1,
         step_scaling: list[StepScaling] | None = None,
+        model_id: str = MODEL_ID_PLACEHOLDER,
     ) -> "ModelCard":
         """Build the card; its body links the plot that `save_pretrained` draws next to it.
 
-        The limitation section fits steps ~ c L^b per strategy from the swept table at `ser_target`
-        (`fit_step_scaling`), unless `step_scaling` gives the fits of a search (`search_steps_needed`).
+        `model` is any denoiser the sweep ran (ours, a LLaDA/Dream conversion, a stock masked LM, an oracle): the card
+        reports what its config has. The limitation section fits steps ~ c L^b per strategy from the swept table at
+        `ser_target` (`fit_step_scaling`), unless `step_scaling` gives the fits of a search (`search_steps_needed`).
+        The usage snippet loads `model_id` (pushing the card fills in the repo id) and runs one cell of the table.
         """
         if isinstance(table, (str, bytes)) or not hasattr(table, "__iter__"):
             raise TypeError(f"table must be a sweep table (a datasets.Dataset or a list of dicts), got {type(table)}.")
@@ -134,40 +189,32 @@ class ModelCard(HubModelCard):
             if step_scaling is not None
             else [
                 fit_step_scaling(rows, strategy, "ser", ser_target)
-                for strategy in sorted({row["strategy"] for row in rows} - {"autoregressive"})
+                for strategy in sorted({row["strategy"] for row in rows} - {AUTOREGRESSIVE})
             ]
         )
-        card = cls(f"---\n{data.to_yaml()}\n---\n\n{cls._body(rows, model, model_name, training, scalings)}")
+        body = cls._body(rows, model, model_name, training, scalings, model_id)
+        card = cls(f"---\n{data.to_yaml()}\n---\n\n{body}")
         card.sweep_rows = rows
         return card
 
     @staticmethod
-    def _body(rows, model, model_name, training, scalings) -> str:
+    def _body(rows, model, model_name, training, scalings, model_id) -> str:
         parts = [
             f"# {model_name}",
             "",
-            "A masked diffusion language model trained and evaluated with [hf-mdm](https://github.com/hf-mdm/hf-mdm).",
+            "A masked diffusion language model, evaluated with [hf-mdm](https://github.com/hf-mdm/hf-mdm).",
         ]
         if model is not None:
-            config = model.config
-            params = sum(p.numel() for p in model.parameters())
-            parts += [
-                "",
-                "## Model",
-                "",
-                f"- {params / 1e6:.2f}M parameters, {config.num_hidden_layers} layers, "
-                f"hidden size {config.hidden_size}, vocabulary {config.vocab_size}, [MASK] id "
-                f"{config.mask_token_id}",
-                f"- training noise schedule: `{config.schedule}`",
-            ]
+            parts += ["", "## Model", "", *model_facts(model)]
         if training:
             parts += ["", "## Training", ""] + [f"- {key}: {value}" for key, value in training.items()]
         parts += [
             "",
             "## Step-vs-error table",
             "",
-            "SER: sequence error rate with its Wilson 95% interval. TER gap: generative log-perplexity under the "
-            "true language minus its entropy rate (0 is perfect). NFE: forward passes per sequence.",
+            "SER: sequence error rate with its Wilson 95% interval (the plot's error bars). TER gap: generative "
+            "log-perplexity under the true language minus its entropy rate (0 is perfect). NFE: forward passes per "
+            "sequence.",
             "",
             markdown_table(rows),
         ]
@@ -189,15 +236,7 @@ class ModelCard(HubModelCard):
             "",
             "## How to use",
             "",
-            "```python",
-            "import hf_mdm",
-            "from transformers import AutoModel, AutoTokenizer",
-            "",
-            'model = AutoModel.from_pretrained("path/to/this/folder")',
-            'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
-            'inputs = tokenizer(["prompt"], return_tensors="pt")',
-            'out = model.generate(**inputs, max_new_tokens=64, steps=64, strategy="confidence")',
-            "```",
+            *usage_section(rows, model, model_id),
         ]
         return "\n".join(parts) + "\n"
 
@@ -210,3 +249,42 @@ class ModelCard(HubModelCard):
             content = content.replace(PLOT_LINK, NO_PLOT_NOTE)
         (save_directory / "README.md").write_text(content)
         return save_directory / "README.md"
+
+    def for_repo(self, repo_id: str) -> "ModelCard":
+        """A copy whose usage snippet loads `repo_id` instead of the folder placeholder (what the Hub shows)."""
+        card = copy.deepcopy(self)
+        card.text = card.text.replace(f'model_id = "{MODEL_ID_PLACEHOLDER}"', f'model_id = "{repo_id}"')
+        return card
+
+    def push_with_model(self, model, repo_id: str, **push_to_hub_kwargs):
+        """What `model.push_to_hub(repo_id, model_card=self, **push_to_hub_kwargs)` does: the model's files, this
+        card and its plot in one commit (see `hub.push_to_hub`)."""
+        return push_with_model_card(model, repo_id, self, **push_to_hub_kwargs)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        token: str | None = None,
+        repo_type: str | None = None,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        revision: str | None = None,
+        create_pr: bool | None = None,
+        parent_commit: str | None = None,
+    ):
+        """`huggingface_hub.ModelCard.push_to_hub`, uploading the plot with README.md in the same commit (the parent
+        uploads README.md alone, so the card's image link would dangle), with the snippet loading `repo_id`."""
+        repo_type = repo_type or self.repo_type
+        self.validate(repo_type=repo_type)
+        with tempfile.TemporaryDirectory() as folder:
+            self.for_repo(repo_id).save_pretrained(folder)
+            return HfApi(token=token).create_commit(
+                repo_id=repo_id,
+                operations=folder_operations(folder),
+                repo_type=repo_type,
+                commit_message=commit_message or "Update model card",
+                commit_description=commit_description,
+                revision=revision,
+                create_pr=create_pr,
+                parent_commit=parent_commit,
+            )

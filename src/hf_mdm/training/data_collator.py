@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from ..schedules import NoiseSchedule, get_schedule
 from ..transformers_compat import pad_without_fast_tokenizer_warning
 from .masked_diffusion_loss import IGNORE_INDEX
+from .prompt_columns import PROMPT_COLUMNS
 
 
 @dataclass
@@ -35,7 +36,8 @@ class DataCollatorForMaskedDiffusion:
 
     Examples are dicts with `input_ids` (lists or tensors; optional `attention_mask`) or with a `text` string, which is
     tokenized (truncated to `max_length` when set). Returns `input_ids` (masked), `attention_mask`, `labels` (original
-    ids where masked, -100 elsewhere) and `t`.
+    ids where masked, -100 elsewhere) and `t`; with prompts, also `prompt_mask` (1 on prompt tokens), with which the
+    loss divides by the response tokens: the NELBO of the response given the prompt, per response token.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -98,7 +100,10 @@ class DataCollatorForMaskedDiffusion:
         masked = (draw < self.noise_schedule.mask_probability(t)[:, None]) & maskable
         labels = torch.where(masked, input_ids, IGNORE_INDEX)
         noisy_ids = torch.where(masked, self.tokenizer.mask_token_id, input_ids)
-        return {"input_ids": noisy_ids, "attention_mask": attention_mask, "labels": labels, "t": t}
+        batch = {"input_ids": noisy_ids, "attention_mask": attention_mask, "labels": labels, "t": t}
+        if any(name in example for example in examples for name in PROMPT_COLUMNS):
+            batch["prompt_mask"] = prompt_mask.long()  # the loss counts response tokens only
+        return batch
 
     def sample_t(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Diffusion times in [eps, 1), stratified across the batch when `antithetic`."""
@@ -138,7 +143,9 @@ class DataCollatorForMaskedDiffusion:
             return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
         raise ValueError(
             f"Each example needs `input_ids` or a `text` string; got keys {sorted(example)}. Tokenize the dataset "
-            "with `dataset.map(lambda b: tokenizer(b['text']), batched=True)` or keep its `text` column."
+            "first: `dataset = dataset.map(lambda b: tokenizer(b['text']), batched=True)`. With the Trainer, its "
+            "default `remove_unused_columns=True` drops every column the model's forward does not name, `text` "
+            "included: tokenize first, or pass `TrainingArguments(remove_unused_columns=False)`."
         )
 
     def _token_ids(self, ids) -> list[int]:

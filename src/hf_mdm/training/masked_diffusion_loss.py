@@ -101,7 +101,8 @@ def masked_diffusion_loss(
 
         loss = sum_b w(t_b) * sum_{i masked in b} -log p(x_i | x_t) / sum_b L_b,    w(t) = -alpha'(t) / (1 - alpha(t))
 
-    with L_b the real (non-pad) tokens of row b, so `exp(loss)` is a Monte-Carlo estimate of an upper bound on the
+    with L_b the real (non-pad) tokens of row b that `attention_mask` marks (the model and `enable_diffusion_training`
+    leave prompt tokens out of it), so `exp(loss)` is a Monte-Carlo estimate of an upper bound on the
     perplexity. `weighting="uniform"` gives the plain masked cross-entropy (CE summed over masked tokens / count).
 
     Args:

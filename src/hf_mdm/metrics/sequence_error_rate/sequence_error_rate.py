@@ -1,8 +1,7 @@
 """Sequence error rate: the fraction of generated sequences that are wrong as a whole, with a Wilson 95% interval."""
 
-import math
-
 import datasets
+from scipy.stats import binomtest
 
 from hf_mdm.metrics import inputs  # a module, not its classes: evaluate loads the first Metric class it finds
 
@@ -34,14 +33,10 @@ Examples:
     0.5
 """
 
-_Z = 1.959963984540054  # standard normal 97.5% quantile
-
-
-def wilson_interval(errors: int, total: int, z: float = _Z) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion errors / total."""
-    center = (errors + z * z / 2) / (total + z * z)
-    half = z * math.sqrt(errors * (total - errors) / total + z * z / 4) / (total + z * z)
-    return max(0.0, center - half), min(1.0, center + half)
+def wilson_interval(errors: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of the binomial proportion errors / total (scipy's `binomtest(...).proportion_ci`)."""
+    interval = binomtest(errors, total).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 _SEQUENCE = datasets.Sequence(datasets.Value("int64"))

@@ -1,0 +1,96 @@
+"""The card's figure: sequence error rate (with its Wilson 95% interval) and token error against decoding steps.
+
+One column of panels per generated length L; the top row is the SER with error bars from the table's `ser_low` /
+`ser_high`, the bottom row the token error (`ter_gap` in nats/token where the task defines it, else `token_error`,
+which have no interval in the table and are drawn without bars). Each diffusion strategy is a line; the
+autoregressive baseline (one token per forward pass, so steps = L) is a single black star at x = L. One legend for
+the whole figure. Needs the `[plot]` extra (matplotlib).
+"""
+
+from pathlib import Path
+
+from ..evaluation.sweep_table import is_present
+
+
+AUTOREGRESSIVE = "autoregressive"
+TOKEN_ERROR_LABELS = {
+    "ter_gap": "token error gap (nats/token)",
+    "token_error": "token error rate",
+}
+
+
+def error_bars(cells: list[dict], metric: str):
+    """(lower, upper) distances from each value to its 95% interval, or None when the rows carry no interval."""
+    if not all(is_present(cell.get(f"{metric}_low")) and is_present(cell.get(f"{metric}_high")) for cell in cells):
+        return None
+    return [
+        [max(cell[metric] - cell[f"{metric}_low"], 0.0) for cell in cells],
+        [max(cell[f"{metric}_high"] - cell[metric], 0.0) for cell in cells],
+    ]
+
+
+def step_vs_error_figure(rows: list[dict]):
+    """The figure as a `matplotlib.figure.Figure` (ImportError without matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
+
+    lengths = sorted({row["length"] for row in rows})
+    token_metric = "ter_gap" if any(is_present(row.get("ter_gap")) for row in rows) else "token_error"
+    strategies = sorted({row["strategy"] for row in rows} - {AUTOREGRESSIVE})
+    styles = {strategy: dict(color=f"C{i}", marker="o", linestyle="-") for i, strategy in enumerate(strategies)}
+    styles[AUTOREGRESSIVE] = dict(color="black", marker="*", markersize=13, linestyle="none", zorder=3)
+    figure, axes = plt.subplots(2, len(lengths), figsize=(4 * len(lengths), 6.5), squeeze=False)
+    handles = {}
+    for column, length in enumerate(lengths):
+        panels = ((axes[0, column], "ser", "sequence error rate"), (axes[1, column], token_metric, None))
+        for axis, metric, label in panels:
+            for strategy, style in styles.items():
+                cells = sorted(
+                    (row for row in rows if (row["strategy"], row["length"]) == (strategy, length)),
+                    key=lambda row: row["steps"],
+                )
+                cells = [cell for cell in cells if is_present(cell.get(metric))]
+                if cells:
+                    handles[strategy] = axis.errorbar(
+                        [cell["steps"] for cell in cells],
+                        [cell[metric] for cell in cells],
+                        yerr=error_bars(cells, metric),
+                        capsize=3,
+                        **style,
+                    )
+            axis.set_xscale("log", base=2)
+            axis.xaxis.set_major_formatter(ScalarFormatter())  # 2, 4, 8 rather than 2^1, 2^2, 2^3
+            axis.set_xlabel("decoding steps")
+            axis.set_ylabel(label or TOKEN_ERROR_LABELS[metric])
+            axis.set_title(f"generated length {length}")
+            axis.grid(alpha=0.3)
+    labels = {strategy: f"{strategy} decoding" for strategy in strategies}
+    labels[AUTOREGRESSIVE] = "autoregressive baseline (steps = length)"
+    order = [strategy for strategy in styles if strategy in handles]
+    figure.legend(
+        [handles[strategy] for strategy in order],
+        [labels[strategy] for strategy in order],
+        loc="upper center",
+        ncol=min(len(order), 4),
+        fontsize=9,
+        title="error bars: Wilson 95% intervals of the sequence error rate",
+        title_fontsize=9,
+    )
+    figure.tight_layout(rect=(0, 0, 1, 0.9))
+    return figure
+
+
+def plot_step_vs_error(rows: list[dict], path: Path) -> bool:
+    """Draw the figure into `path`; False (nothing written) when matplotlib is not installed."""
+    try:
+        figure = step_vs_error_figure(rows)
+    except ImportError:
+        return False
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
