@@ -39,6 +39,7 @@ ARGUMENTS = (EvalArguments,)
 
 def generation_tasks(names: list[str], task_manager) -> dict:
     """name -> Task for every task in `names` (groups expanded), refusing tasks that steps cannot change."""
+
     def leaves(tree):
         for name, value in tree.items():
             if isinstance(value, dict):
