@@ -102,9 +102,16 @@ def usage_section(rows: list[dict], model, model_id: str) -> list[str]:
         interval = f" [{cell['ser_low']:.3f}, {cell['ser_high']:.3f}]" if is_present(cell.get("ser_low")) else ""
         comment = f"# The table's cell {metric_config(cell)}: SER {cell['ser']:.3f}{interval}"
     load = (
-        ["model = hf_mdm.enable_diffusion_generation(AutoModelForMaskedLM.from_pretrained(model_id))"]
+        [
+            "tokenizer = AutoTokenizer.from_pretrained(model_id)",
+            "# diffusion generate(); the tokenizer's special tokens are never generated",
+            "model = hf_mdm.enable_diffusion_generation(AutoModelForMaskedLM.from_pretrained(model_id), tokenizer)",
+        ]
         if stock
-        else ["model = AutoModel.from_pretrained(model_id)  # a masked diffusion LM, not a causal LM"]
+        else [
+            "model = AutoModel.from_pretrained(model_id)  # a masked diffusion LM, not a causal LM",
+            "tokenizer = AutoTokenizer.from_pretrained(model_id)",
+        ]
     )
     return [
         "```bash",
@@ -117,7 +124,6 @@ def usage_section(rows: list[dict], model, model_id: str) -> list[str]:
         "",
         f'model_id = "{model_id}"  # this folder, or its Hub repo id',
         *load,
-        "tokenizer = AutoTokenizer.from_pretrained(model_id)",
         comment,
         f"out = model.generate({call})",
         "print(tokenizer.batch_decode(out, skip_special_tokens=True))",

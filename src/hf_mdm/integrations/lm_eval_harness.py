@@ -59,7 +59,7 @@ def load_masked_lm(pretrained, tokenizer=None, dtype=None):
     if isinstance(tokenizer, str):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
     if not isinstance(model, DiffusionGenerationMixin):
-        model = enable_diffusion_generation(model, mask_token_id=tokenizer.mask_token_id)
+        model = enable_diffusion_generation(model, tokenizer)  # its special tokens are never generated
     return model, tokenizer
 
 

@@ -33,6 +33,7 @@ Examples:
     0.5
 """
 
+
 def wilson_interval(errors: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of the binomial proportion errors / total (scipy's `binomtest(...).proportion_ci`)."""
     interval = binomtest(errors, total).proportion_ci(confidence_level=confidence, method="wilson")
