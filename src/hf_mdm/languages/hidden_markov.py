@@ -14,6 +14,7 @@ from .base import FormalLanguage
 
 RESCALE = 16  # positions between two rescalings of the fast loops' messages
 
+
 class HiddenMarkovLanguage(FormalLanguage):
     initial: torch.Tensor
     emission: torch.Tensor

@@ -11,14 +11,16 @@ with the fixed digits, so it is a tensor over the free digits only: V^f numbers 
 
     alpha_{i+1}(w_2..w_m, y) = sum_{w_1} alpha_i(w_1..w_m) P(y | w_1..w_m)           (y = x_{i+1} if revealed)
 
-sums over w_1 only when it is free, and adds a digit only when y is free, so a step costs V^(f+[y free]+[w_1 free])
-multiply-adds, read from P at `base + offset`: `base` is the flat index of the fixed digits (per sequence and
-position), `offset` that of the free ones (a table per pattern, built once). The backward message
+sums over w_1 only when it is free and adds a digit only when y is free, so a step costs V^(f + [y free]) multiply-adds
+at most, on one block of the successor table: P permuted to (fixed digits, free digits) and flattened, so the
+block of a step is the row `base` (the flat index of the fixed digits). The backward message
 beta_i(w) = P(revealed x_>i | w_i = w) obeys the transposed step, summing over y when it is free. The posterior of
 a free x_i is the marginal of alpha_i beta_i over the window's last digit. Only a window with every digit free and a
-free successor (a run of at least n masked positions) needs the dense step: V^(m+1) multiply-adds as one batched
-matrix product over the last m-1 digits, `NGramLanguage._transition_forward/_backward`. Messages are renormalised
-at every step (they are only needed up to a constant).
+free successor (a run of at least n masked positions) needs the dense step, V^(m+1) multiply-adds as a batched
+matrix product, one (rows x V) @ (V x V) product per value of the other m-1 digits; for it the forward message keeps
+its oldest digit last, so the product reads it in place. Messages are needed only up to a constant: a step to a
+masked symbol keeps the forward sum (T is stochastic) and averages the backward message, so only a step to a
+revealed symbol rescales (the forward message after it, the backward message before it).
 
 **Segments.** Where m consecutive revealed symbols make the window fully fixed (a *cut*), alpha is a point mass and
 beta a constant, so the chain splits: the positions between two cuts are an independent problem (a *segment*),
@@ -32,10 +34,13 @@ emit(pi) everywhere and needs no loop.
 
 **Ignored symbols.** A revealed symbol of probability 0 given the revealed symbols before it (a zero forward
 evidence) is ignored in both passes: its digit becomes free, exactly as the position-by-position forward filter did.
-A cut is real only if none of its m symbols is ignored, which the job reaching it decides; a job that started at a
-cut that the job before it finds broken covers positions that this job also covers (it continues past the broken cut
-to the next real one), so jobs are speculative: the first job of each sequence is real, and the job starting right
-after the cut where a real job ends is real. Only real jobs run the backward pass and write posteriors.
+A cut is real only if none of its m symbols is ignored, which only the job reaching it can tell. Jobs are therefore
+speculative: each starts as if its cut were real, and a job that finds the cut at its end broken carries on to the
+next real cut, so it covers the positions of the job after it. The first job of each row is real, and so is the job
+starting after the cut where a real job ends; only real jobs write posteriors.
+
+**Memory.** The forward messages of fully free windows are kept for the backward pass (V^m numbers each), so rows
+are solved in chunks of about `budget` bytes of them.
 """
 
 import torch
@@ -165,7 +170,7 @@ class _Smoother:
         # column c holds position c - m (m virtual positions in front)
         self.padded = torch.cat([symbols.new_zeros(symbols.shape[0], self.m), symbols], 1)
         self.window = torch.arange(1, self.m + 2)
-        # what a job at position i (column i + 1) does next: 0 its row ends, 1 the next symbol is revealed, 2 it is free
+        # what a job at position i (column i + 1) does next: 0 its row ends, 1 the next symbol is revealed, 2 free
         following = torch.arange(self.width + 1)
         revealed_next = torch.cat([observed, observed.new_zeros(observed.shape[0], 1)], 1)
         self.next_kind = torch.where(following >= lengths[:, None], 0, torch.where(revealed_next, 1, 2)).view(-1)

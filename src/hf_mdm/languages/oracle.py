@@ -26,8 +26,8 @@ class OracleDenoiser(nn.Module):
         if not isinstance(language, FormalLanguage) or not language._has_exact_posterior():
             raise ValueError(
                 f"An oracle needs a language whose posterior p(x_i | unmasked symbols) it can compute exactly; "
-                f"{type(language).__name__} has none. Use NGramLanguage, HMMLanguage or a CopyLanguage of one, or give "
-                "your FormalLanguage subclass a `_posterior`."
+                f"{type(language).__name__} has none. Use NGramLanguage, HMMLanguage or a CopyLanguage of one, or "
+                "give your FormalLanguage subclass a `_posterior`."
             )
         super().__init__()
         self.language = language
