@@ -338,7 +338,7 @@ class _Smoother:
         return rows_out, positions_out, values_out
 
 
-def ngram_posterior(language, symbols, observed, lengths, budget: int = 2**26):
+def ngram_posterior(language, symbols, observed, lengths, budget: int = 2**28):
     """p(x_i = v | revealed symbols) at each row's first `lengths[r]` positions (the rest of a row is unused).
 
     `symbols` (num, width) long, `observed` (num, width) bool. Returns (num, width, V) float64: the posterior at free
