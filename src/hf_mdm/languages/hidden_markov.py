@@ -4,7 +4,9 @@
 
 Subclasses give `initial` (pi, shape (S,)), `emission` (e, shape (S, V)) and the two products with T,
 `_transition_forward(p) = p T` and `_transition_backward(g) = T g`, which an n-gram computes without materialising T.
-All recursions are batched over sequences; the only Python loop runs over positions.
+All recursions are batched over sequences; the only Python loops run over positions. The posterior's smoother,
+`_smooth`, is dense over the states; a subclass with more structure replaces it (the n-gram's runs over the masked
+digits of its context windows, segment by segment: `ngram_posterior`).
 """
 
 import torch

@@ -184,7 +184,7 @@ class _Smoother:
     def base(self, kind, rows, position):
         """Flat index of the fixed digits of (x_{i-m+1}, ..., x_i, x_{i+1}) in the kind's block table."""
         if kind.dense:
-            return rows
+            return rows  # unused: the dense step reads the whole table
         flat = (rows * self.padded.shape[1] + position)[:, None] + self.window
         return self.padded.view(-1).take(flat) @ kind.fixed_place
 
