@@ -1,14 +1,16 @@
-"""The batched forward-backward gives the posteriors of the position-by-position reference it replaced, to 1e-9."""
+"""The fast exact posteriors (segment-wise forward-backward over the n-gram's free window digits; the HMM's loop with
+periodic rescaling) equal the position-by-position reference they replaced, to 1e-9 in float64."""
 
 import pytest
 import torch
 
-from hf_mdm.languages import HMMLanguage, NGramLanguage
+from hf_mdm.languages import CopyLanguage, FormalLanguage, HMMLanguage, NGramLanguage
+from hf_mdm.languages.ngram_posterior import ngram_posterior
 
 
 def reference_posterior(language, symbols, observed, active):
-    """The implementation before the fast path, kept verbatim as the reference: one position at a time, with
-    `torch.where` on `active` for padding and per-position symbol posteriors."""
+    """The implementation before the fast paths, kept verbatim as the reference: forward-backward over the chain's
+    states one position at a time, with `torch.where` on `active` for padding and per-position symbol posteriors."""
     num, length = symbols.shape
     likelihood = torch.where(observed[..., None], language.emission.T[symbols], 1.0)
     predictives = torch.empty(num, length, language.num_states, dtype=torch.float64)
@@ -33,22 +35,99 @@ LANGUAGES = [
     NGramLanguage(8, n=3, support=3, seed=0),
     NGramLanguage(5, n=2, support=2, seed=1),
     NGramLanguage(3, n=4, seed=2),
+    NGramLanguage(2, n=5, support=1, seed=3),  # deterministic successors: most revealed symbols contradict
     HMMLanguage(6, 8, transition_support=2, emission_support=3, seed=0),
 ]
 
 
+def assert_matches_reference(language, symbols, observed, active):
+    got = language.posterior(symbols, observed, active)
+    expected = reference_posterior(language, torch.where(observed & active, symbols, 0), observed & active, active)
+    wanted = ~observed & active  # the positions an oracle predicts
+    assert got.dtype == torch.float64 and got.shape == (*symbols.shape, language.vocab_size)
+    torch.testing.assert_close(got[wanted], expected[wanted], atol=1e-9, rtol=0)
+    return got
+
+
 @pytest.mark.parametrize("language", LANGUAGES, ids=repr)
-@pytest.mark.parametrize("masked_fraction", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("masked_fraction", [0.1, 0.5, 0.9, 1.0])
 def test_fast_posterior_equals_the_reference(language, masked_fraction):
     generator = torch.Generator().manual_seed(3)
     symbols = language.sample(24, 40, generator)
     symbols[::5, 17] = (symbols[::5, 17] + 1) % language.vocab_size  # contradicted tokens, ignored by both
     observed = torch.rand(symbols.shape, generator=generator) >= masked_fraction
+    observed[3] = True  # a fully revealed row
+    observed[4] = False  # a fully masked row
     active = torch.ones_like(observed)
     active[::3, :6] = False  # left padding of different widths
     active[1::4, -3:] = False  # right padding
     active[2, :] = False  # a row with no active position
-    got = language.posterior(symbols, observed, active)
-    expected = reference_posterior(language, symbols, observed & active, active)
-    wanted = ~observed & active
-    torch.testing.assert_close(got[wanted], expected[wanted], atol=1e-9, rtol=0)
+    active[5, 1::2] = False  # scattered inactive positions (<bos>/<eos> in the middle of a row)
+    assert_matches_reference(language, symbols, observed, active)
+
+
+@pytest.mark.parametrize("language", LANGUAGES, ids=repr)
+@pytest.mark.parametrize("length", [1, 2, 3, 5, 97])
+def test_short_and_long_rows_with_random_symbols(language, length):
+    """Rows shorter than the n-gram's window, and uniformly random symbols, so contradictions are everywhere."""
+    generator = torch.Generator().manual_seed(length)
+    symbols = torch.randint(language.vocab_size, (16, length), generator=generator)
+    observed = torch.rand(symbols.shape, generator=generator) < torch.linspace(0, 1, 16)[:, None]
+    active = torch.rand(symbols.shape, generator=generator) > 0.15
+    assert_matches_reference(language, symbols, observed, active)
+
+
+def test_revealed_ngram_symbols_are_point_masses_and_ignored_ones_get_the_posterior():
+    language = NGramLanguage.from_probabilities([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5], [1.0, 0.0, 0.0]])
+    symbols = torch.tensor([[0, 0, 2, 0, 1]])  # 0 -> 0 is impossible: position 1 is ignored
+    observed = torch.tensor([[True, True, False, True, True]])
+    posterior = language.posterior(symbols, observed)
+    torch.testing.assert_close(posterior[0, [0, 3, 4]], torch.eye(3, dtype=torch.float64)[[0, 0, 1]])
+    # with position 1 ignored: x_1 = 1 (0 -> 1), x_2 = 2 (1 -> 0 or 2, then 2 -> 0)
+    torch.testing.assert_close(posterior[0, 1], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(posterior[0, 2], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+
+
+def test_ngram_rows_are_solved_alike_in_chunks():
+    language = NGramLanguage(8, n=3, support=3, seed=0)
+    generator = torch.Generator().manual_seed(5)
+    symbols = language.sample(20, 50, generator)
+    observed = torch.rand(symbols.shape, generator=generator) > 0.5
+    lengths = torch.full((20,), 50)
+    whole = ngram_posterior(language, symbols, observed, lengths)
+    one_row_at_a_time = ngram_posterior(language, symbols, observed, lengths, budget=1)
+    torch.testing.assert_close(whole, one_row_at_a_time, atol=0, rtol=0)
+
+
+def test_hmm_underflow_between_rescalings_takes_the_careful_path(monkeypatch):
+    """Every state emits the observed symbol with probability 1e-30, so the fast loop's messages underflow before the
+    next rescaling; those rows run again, renormalised at every position, and still match the reference."""
+    transition = torch.tensor([[0.2, 0.8], [0.6, 0.4]], dtype=torch.float64)
+    emission = torch.tensor([[1e-30, 1.0], [1e-30, 1.0]], dtype=torch.float64)
+    language = HMMLanguage.from_probabilities(transition, emission)
+    calls = []
+    fast_and_careful = HMMLanguage._forward_backward
+
+    def spy(self, likelihood, span, every, careful=False):
+        calls.append(careful)
+        return fast_and_careful(self, likelihood, span, every, careful)
+
+    monkeypatch.setattr(HMMLanguage, "_forward_backward", spy)
+    symbols = torch.zeros(3, 40, dtype=torch.long)
+    symbols[0, ::2] = 1
+    observed = torch.rand(symbols.shape, generator=torch.Generator().manual_seed(0)) > 0.3
+    assert_matches_reference(language, symbols, observed, torch.ones_like(observed))
+    assert calls == [False, True]
+
+
+def test_an_oracle_for_a_language_without_exact_posterior_is_refused():
+    class Sampled(FormalLanguage):  # a language that can sample and score but has no exact posterior
+        vocab_size = 3
+
+    with pytest.raises(ValueError, match="Sampled has none"):
+        Sampled().oracle_model()
+    with pytest.raises(ValueError, match="CopyLanguage has none"):
+        CopyLanguage(Sampled()).oracle_model()
+    with pytest.raises(ValueError, match="str has none"):
+        NGramLanguage(3).oracle_model().__class__("not a language")
+    CopyLanguage(NGramLanguage(3)).oracle_model()  # a copy of an n-gram is fine

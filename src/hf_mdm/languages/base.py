@@ -44,6 +44,10 @@ class FormalLanguage:
     def entropy_rate(self) -> EntropyRate:
         raise NotImplementedError
 
+    def _has_exact_posterior(self) -> bool:
+        """Whether `posterior` is implemented (by exact inference), which `OracleDenoiser` needs."""
+        return type(self)._posterior is not FormalLanguage._posterior
+
     # ---- validation --------------------------------------------------------------------------------------------
     def check_length(self, length: int) -> int:
         """Raise a ValueError unless `length` is a length this language defines."""

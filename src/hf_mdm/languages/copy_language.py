@@ -42,6 +42,9 @@ class CopyLanguage(FormalLanguage):
         copied = torch.where(second == first, 0.0, -torch.inf).to(torch.float64)
         return torch.cat([self.base._token_log_probs(first), copied], dim=1)
 
+    def _has_exact_posterior(self) -> bool:
+        return self.base._has_exact_posterior()
+
     def _posterior(self, symbols, observed, active):
         """Partners share one posterior: the base posterior given the first half, each slot filled from either copy;
         a slot observed in one copy is that symbol for sure. When both copies are observed and disagree, the

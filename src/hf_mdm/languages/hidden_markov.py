@@ -4,12 +4,17 @@
 
 Subclasses give `initial` (pi, shape (S,)), `emission` (e, shape (S, V)) and the two products with T,
 `_transition_forward(p) = p T` and `_transition_backward(g) = T g`, which an n-gram computes without materialising T.
-All recursions are batched over sequences; the only Python loop runs over positions.
+All recursions are batched over sequences; the only Python loops run over positions. The posterior's smoother,
+`_smooth`, is dense over the states; a subclass with more structure replaces it (the n-gram's runs over the masked
+digits of its context windows, segment by segment: `ngram_posterior`).
 """
 
 import torch
 
 from .base import FormalLanguage
+
+
+RESCALE = 16  # positions between two rescalings of the fast loops' messages
 
 
 class HiddenMarkovLanguage(FormalLanguage):
@@ -57,44 +62,83 @@ class HiddenMarkovLanguage(FormalLanguage):
         return state_weights @ self.emission
 
     def _posterior(self, symbols: torch.LongTensor, observed: torch.BoolTensor, active: torch.BoolTensor):
-        """Forward-backward: p(x_i = v | obs) ∝ sum_s F_i(s) e(s, v) B_i(s), F_i = P(s_i | obs_<=i) (= the prediction
-        P(s_i | obs_<i) at a masked i), B_i ∝ P(obs_>i | s_i).
+        """Forward-backward over each row's active positions (inactive ones neither emit nor advance the chain).
 
-        Inactive positions neither emit nor advance the chain, so (with any) each row's active positions are first
-        moved to its front (a stable sort); the loop then runs to the longest row, and positions past a row's end are
-        unobserved, which leaves every B_i of the row unchanged (T 1 = 1). Messages are renormalised at every step.
-        The loops do a few batched ops per position; the likelihoods are built before them in one op, and the
-        normalisation of the symbol posteriors after them.
+        With padding, each row's active positions are first moved to its front (a stable sort), so the smoother sees
+        rows of `lengths[r]` leading positions; inactive positions get the uniform distribution.
         """
         num, length = symbols.shape
-        compact = not bool(active.all())
-        if compact:
-            order = torch.sort((~active).to(torch.uint8), dim=1, stable=True).indices  # active positions first
-            symbols, observed = symbols.gather(1, order), (observed & active).gather(1, order)
-        width = int(active.sum(1).max()) if num else 0
-        columns, shown = symbols[:, :width].T, observed[:, :width].T
-        likelihood = torch.where(shown[..., None], self.emission.T[columns], 1.0)  # (width, num, S)
-
-        filtered = torch.empty(width, num, self.num_states, dtype=torch.float64)
-        evidence = torch.empty(width, num, 1, dtype=torch.float64)
-        predictive = self.initial.expand(num, -1)
-        for i in range(width):
-            joint = predictive * likelihood[i]
-            torch.sum(joint, -1, keepdim=True, out=evidence[i])
-            torch.div(joint, evidence[i], out=filtered[i])
-            if not bool(evidence[i].all()):
-                filtered[i] = torch.where(evidence[i] > 0, filtered[i], predictive)
-            predictive = self._transition_forward(filtered[i])
-        likelihood = torch.where(evidence > 0, likelihood, 1.0)  # a contradicted token is ignored in both passes
-
-        token = torch.empty(width, num, self.vocab_size, dtype=torch.float64)
-        backward = torch.ones(num, self.num_states, dtype=torch.float64)
-        for i in reversed(range(width)):
-            token[i] = self._emit(filtered[i] * backward)
-            message = self._transition_backward(likelihood[i] * backward)
-            backward = message / message.sum(-1, keepdim=True)
-        token = (token / token.sum(-1, keepdim=True)).transpose(0, 1)  # (num, width, V)
-        if not compact:
-            return token
+        if bool(active.all()):
+            return self._smooth(symbols, observed, torch.full((num,), length, dtype=torch.long))
+        order = torch.sort((~active).to(torch.uint8), dim=1, stable=True).indices  # active positions first
+        lengths = active.sum(1)
+        width = int(lengths.max()) if num else 0
+        order = order[:, :width]
+        token = self._smooth(symbols.gather(1, order), (observed & active).gather(1, order), lengths)
         posterior = torch.full((num, length, self.vocab_size), 1.0 / self.vocab_size, dtype=torch.float64)
-        return posterior.scatter_(1, order[:, :width, None].expand(-1, -1, self.vocab_size), token)
+        real = torch.arange(width) < lengths[:, None]
+        rows = torch.arange(num)[:, None].expand(-1, width)
+        posterior[rows[real], order[real]] = token[real]
+        return posterior
+
+    def _smooth(self, symbols: torch.LongTensor, observed: torch.BoolTensor, lengths: torch.LongTensor):
+        """Forward-backward: p(x_i = v | obs) ∝ sum_s F_i(s) e(s, v) B_i(s), with F_i(s) ∝ P(s_i = s, obs_<=i) and
+        B_i(s) ∝ P(obs_>i | s_i = s); row r uses its first `lengths[r]` positions.
+
+        Positions past a row's length are unobserved, which leaves B unchanged (T 1 = 1); past the last observed
+        position of all rows B = 1, so the backward loop stops there. A row with no observed symbol is the stationary
+        chain (F = pi, B = 1): no loop. The loops run two or three batched ops per position and rescale the messages
+        every `RESCALE` positions; a row whose messages vanish somewhere (a contradicted token, or an underflow between
+        two rescalings) runs again carefully: renormalised at every position, a contradicted token ignored
+        (likelihood 1 in both passes). The symbol posteriors come after the loops, as one product of the smoothed
+        states with the emission matrix.
+        """
+        num, width = symbols.shape
+        observed = observed & (torch.arange(width) < lengths[:, None])
+        stationary = self._emit(self.initial)
+        token = (stationary / stationary.sum()).expand(num, width, -1).clone()
+        busy = observed.any(1).nonzero(as_tuple=True)[0]
+        if busy.numel() == 0:
+            return token
+        symbols, observed = symbols[busy], observed[busy]
+        span = int(observed.nonzero(as_tuple=True)[1].max()) + 1  # the backward loop's length
+        likelihood = torch.where(observed[..., None], self.emission.T[symbols], 1.0).transpose(0, 1).contiguous()
+
+        smoothed = self._forward_backward(likelihood, span, RESCALE)
+        # a row whose messages vanished (a contradicted token, or an underflow between two rescalings) runs again
+        lost = ~(smoothed.sum(-1) > 0).all(0)  # also catches the NaN that 0 / 0 leaves
+        if bool(lost.any()):
+            lost = lost.nonzero(as_tuple=True)[0]
+            smoothed[:, lost] = self._forward_backward(likelihood[:, lost], span, 1, careful=True)
+        symbol = self._emit(smoothed).transpose(0, 1)  # (rows, width, V)
+        token[busy] = symbol / symbol.sum(-1, keepdim=True)
+        return token
+
+    def _forward_backward(self, likelihood: torch.Tensor, span: int, every: int, careful: bool = False):
+        """F_i * B_i for likelihoods (width, rows, S), messages rescaled every `every` positions. `careful`: a token of
+        zero evidence given the tokens before it is ignored (likelihood 1 in both passes, F keeps the prediction)."""
+        if careful:
+            likelihood = likelihood.clone()
+        filtered = torch.empty_like(likelihood)
+        predictive = self.initial.expand(likelihood.shape[1], -1)
+        for i in range(likelihood.shape[0]):
+            joint = torch.mul(predictive, likelihood[i], out=filtered[i])
+            if careful:
+                evidence = joint.sum(-1, keepdim=True)
+                if not bool(evidence.all()):
+                    zero = evidence[:, 0] == 0
+                    likelihood[i, zero] = 1.0
+                    joint[zero] = predictive[zero]
+                    evidence[zero] = 1.0
+                joint.div_(evidence)
+            elif i % every == every - 1:
+                joint.div_(joint.sum(-1, keepdim=True))
+            predictive = self._transition_forward(joint)
+        smoothed = filtered  # overwritten in place by F_i * B_i
+        backward = torch.ones(likelihood.shape[1], self.num_states, dtype=torch.float64)
+        for i in reversed(range(span)):
+            smoothed[i].mul_(backward)
+            backward = self._transition_backward(likelihood[i] * backward)
+            if i % every == 0:
+                backward = backward / backward.sum(-1, keepdim=True)
+        return smoothed

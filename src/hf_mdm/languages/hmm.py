@@ -73,6 +73,7 @@ class HMMLanguage(HiddenMarkovLanguage):
         self.emission = emission
         self.vocab_size = emission.shape[1]
         self.initial = stationary_distribution(transition, recurrent_state)
+        self._transition_t = transition.T.contiguous()
 
     def __repr__(self) -> str:
         return f"HMMLanguage(num_states={self.num_states}, vocab_size={self.vocab_size})"
@@ -81,7 +82,7 @@ class HMMLanguage(HiddenMarkovLanguage):
         return p @ self.transition
 
     def _transition_backward(self, g):
-        return g @ self.transition.T
+        return g @ self._transition_t
 
     def _sample(self, num, length, generator):
         states = torch.multinomial(self.initial, num, replacement=True, generator=generator)

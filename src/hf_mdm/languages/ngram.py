@@ -6,6 +6,7 @@ import torch
 from .base import EntropyRate
 from .hidden_markov import HiddenMarkovLanguage
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
+from .ngram_posterior import ngram_posterior
 
 
 MAX_CONTEXTS = 4096
@@ -100,6 +101,7 @@ class NGramLanguage(HiddenMarkovLanguage):
         self.initial = stationary_distribution(transition, recurrent_context)
         self.emission = torch.zeros(num_contexts, self.vocab_size, dtype=torch.float64)
         self.emission[torch.arange(num_contexts), torch.arange(num_contexts) % self.vocab_size] = 1.0
+        self._step_types = {}  # the posterior's step types (block tables), built on first use
 
     def __repr__(self) -> str:
         support = int((self.probabilities > 0).sum(-1).max())
@@ -143,6 +145,10 @@ class NGramLanguage(HiddenMarkovLanguage):
         """Exact: h = sum_c pi(c) H(P(. | c)), in nats per token."""
         conditional_entropy = -torch.special.xlogy(self.probabilities, self.probabilities).sum(-1)
         return EntropyRate(float(self.initial @ conditional_entropy), 0.0)
+
+    def _smooth(self, symbols, observed, lengths):
+        """Forward-backward over the free digits of the context windows, segment by segment (see `ngram_posterior`)."""
+        return ngram_posterior(self, symbols, observed, lengths)
 
     def _emit(self, state_weights):
         """A context emits its last symbol: sum the weights of the contexts that end in each symbol."""

@@ -21,6 +21,14 @@ class OracleDenoiser(nn.Module):
     """
 
     def __init__(self, language):
+        from .base import FormalLanguage  # here: base imports this module
+
+        if not isinstance(language, FormalLanguage) or not language._has_exact_posterior():
+            raise ValueError(
+                f"An oracle needs a language whose posterior p(x_i | unmasked symbols) it can compute exactly; "
+                f"{type(language).__name__} has none. Use NGramLanguage, HMMLanguage or a CopyLanguage of one, or "
+                "give your FormalLanguage subclass a `_posterior`."
+            )
         super().__init__()
         self.language = language
         self.config = PreTrainedConfig(vocab_size=language.vocab_size + 4, **special_token_ids(language.vocab_size))
@@ -70,10 +78,11 @@ class OracleDenoiser(nn.Module):
 
         lowest = torch.finfo(torch.float32).min
         logits = torch.full((*ids.shape, vocab_size), lowest)
-        logits[..., :num_symbols] = posterior.log().clamp_min(lowest).float()
-        copied = ~(masked & active)
-        logits[copied] = lowest
-        logits[copied, ids[copied]] = 0.0
+        predicted = masked & active  # the log is taken only where it is used
+        rows, columns = predicted.nonzero(as_tuple=True)
+        logits[rows, columns, :num_symbols] = posterior[rows, columns].log().clamp_min_(lowest).float()
+        rows, columns = (~predicted).nonzero(as_tuple=True)
+        logits[rows, columns, ids[rows, columns]] = 0.0
         if isinstance(logits_to_keep, int):
             logits = logits[:, -logits_to_keep:] if logits_to_keep else logits
         else:
