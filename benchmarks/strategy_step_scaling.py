@@ -23,7 +23,7 @@ import torch
 
 import hf_mdm
 from hf_mdm.evaluation import LanguageTask, markdown_table, search_steps_needed, sweep_steps
-from hf_mdm.evaluation.step_scaling import verdict
+from hf_mdm.evaluation.step_scaling import fit_exponent, verdict
 
 
 # (strategy, the strategy_kwargs it runs with): ReMDM's published "cap" remasking, LLaDA 2.x-style editing.
@@ -52,7 +52,7 @@ def main():
     parser.add_argument("--lengths", nargs="+", type=int, default=[64, 128, 256, 512])
     parser.add_argument("--target", type=float, default=0.05)
     parser.add_argument("--num_samples", type=int, default=200)
-    parser.add_argument("--max_steps_per_token", type=int, default=4, help="search up to this many steps per token")
+    parser.add_argument("--max_steps_per_token", type=int, default=8, help="search up to this many steps per token")
     parser.add_argument("--batch_size", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output_dir", default="outputs/strategy_step_scaling")
@@ -77,13 +77,17 @@ def main():
 
     rows, fits = [], []
     for strategy in [name for name in args.strategies if name != "threshold"]:
-        start = time.perf_counter()
-        table, (scaling,) = search_steps_needed(
-            model, tokenizer, task, args.target, max_steps=args.max_steps_per_token * max(args.lengths),
-            strategies=[strategy], lengths=args.lengths, num_samples=args.num_samples, batch_size=args.batch_size,
-            progress=False, strategy_kwargs=STRATEGIES[strategy] or None,
-        )  # fmt: skip
-        rows.extend(table)
+        start, needed = time.perf_counter(), {}
+        for length in args.lengths:  # each length searched up to its own max_steps_per_token * L
+            table, (scaling,) = search_steps_needed(
+                model, tokenizer, task, args.target, max_steps=args.max_steps_per_token * length,
+                strategies=[strategy], lengths=[length], num_samples=args.num_samples, batch_size=args.batch_size,
+                progress=False, strategy_kwargs=STRATEGIES[strategy] or None,
+            )  # fmt: skip
+            rows.extend(table)
+            needed.update(scaling.needed)
+            print(f"  {strategy}, L={length}: {scaling.needed[length].describe()}", flush=True)
+        scaling = fit_exponent(strategy, "ser", args.target, needed)
         fits.append((scaling, time.perf_counter() - start))
         print(scaling.describe(), f"[{time.perf_counter() - start:.0f} s]\n", flush=True)
 
