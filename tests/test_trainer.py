@@ -92,21 +92,23 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path, tokenizer):
     assert after_checkpoint == pytest.approx(logged_losses(uninterrupted)[4:], rel=1e-5)
 
 
-def test_stock_bert_trains_on_the_same_objective(tmp_path, tokenizer):
+def tiny_bert(tokenizer):
     torch.manual_seed(0)
-    bert = BertForMaskedLM(
-        BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=64,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
     )
+    return enable_diffusion_training(BertForMaskedLM(config))
+
+
+def test_stock_bert_trains_on_the_same_objective(tmp_path, tokenizer):
     trainer = Trainer(
-        model=enable_diffusion_training(bert),
+        model=tiny_bert(tokenizer),
         args=training_args(tmp_path, 60),
         train_dataset=toy_dataset(tokenizer),
         data_collator=DataCollatorForMaskedDiffusion(tokenizer),
@@ -159,20 +161,6 @@ def test_collator_noise_is_keyed_to_batch_and_epoch(tokenizer):
     other_seed = DataCollatorForMaskedDiffusion(tokenizer, seed=1)
     other_seed.set_epoch(0)
     assert not torch.equal(other_seed(examples)["t"], first["t"])
-
-
-def tiny_bert(tokenizer):
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return enable_diffusion_training(BertForMaskedLM(config))
 
 
 def instruction_dataset(tokenizer, prompt_column, iterable):
