@@ -4,12 +4,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedConfig, TextDiffusionStreamer
+from transformers import AutoTokenizer, TextDiffusionStreamer
 
-from ..checkpoint_formats import CHECKPOINT_FORMATS
-from ..configuration_mdm import MDMConfig
-from ..generation import enable_diffusion_generation
-from ..modeling_mdm import MDMForMaskedGeneration
+from ..generation.enable_diffusion_generation import load_for_diffusion_generation
 from ..tokenizer_checks import check_mask_token
 
 
@@ -37,22 +34,6 @@ ARGUMENTS = (GenerateArguments,)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
 
 
-def load_denoiser(model_name_or_path: str, tokenizer):
-    """An hf-mdm, LLaDA or Dream folder as `MDMForMaskedGeneration`; any other masked LM (BERT, RoBERTa, ModernBERT,
-    ...) through `AutoModelForMaskedLM` with diffusion `generate()` (its special tokens suppressed)."""
-    model_type = PreTrainedConfig.get_config_dict(model_name_or_path)[0].get("model_type")
-    if model_type == MDMConfig.model_type or model_type in CHECKPOINT_FORMATS:
-        return MDMForMaskedGeneration.from_pretrained(model_name_or_path)
-    try:
-        model = AutoModelForMaskedLM.from_pretrained(model_name_or_path)
-    except ValueError as error:
-        raise ValueError(
-            f"{model_name_or_path} (model_type {model_type!r}) is neither an hf-mdm/LLaDA/Dream folder nor a masked "
-            f"LM that AutoModelForMaskedLM loads: {error.args[0].splitlines()[0]}"
-        ) from None
-    return enable_diffusion_generation(model, tokenizer)
-
-
 def run(args: GenerateArguments):
     if (args.prompt is None) == (args.template is None):
         raise ValueError("Give exactly one of --prompt (text to continue) or --template (text with mask tokens).")
@@ -65,7 +46,7 @@ def run(args: GenerateArguments):
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     if args.template is not None and (tokenizer.mask_token is None or tokenizer.mask_token not in args.template):
         raise ValueError(f"--template must contain the tokenizer's mask token {tokenizer.mask_token!r}.")
-    model = load_denoiser(args.model_name_or_path, tokenizer).eval()
+    model = load_for_diffusion_generation(args.model_name_or_path, tokenizer).eval()
     check_mask_token(model, tokenizer)
     inputs = tokenizer([args.prompt if args.prompt is not None else args.template], return_tensors="pt")
     streamer = TextDiffusionStreamer(tokenizer, skip_special_tokens=True) if args.live else None

@@ -18,6 +18,7 @@ sqrt(num_groups), an unbiased variance estimate that accounts for the stratifica
 """
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -105,17 +106,6 @@ def _scored_log_probs(denoiser, rows, attention_mask, span: slice) -> torch.Tens
     return denoiser.logits(request).float().log_softmax(-1)
 
 
-def _chunks(items, size: int):
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 @torch.no_grad()
 def monte_carlo_loglikelihood(
     model,
@@ -161,7 +151,8 @@ def monte_carlo_loglikelihood(
 
     totals = [torch.zeros(num_samples, dtype=torch.float64) for _ in requests]
     greedy = [False] * len(requests)
-    for chunk in _chunks(draws(), batch_size):
+    rows_left = draws()
+    while chunk := list(itertools.islice(rows_left, batch_size)):
         indices, samples, rows, masks, weights, tokens = zip(*chunk)
         attention_mask = pad_sequence([torch.ones_like(row) for row in rows], batch_first=True)
         rows = pad_sequence(rows, batch_first=True, padding_value=mask_token_id)

@@ -8,6 +8,7 @@ import functools
 import os
 
 from torch import nn
+from transformers import AutoModelForMaskedLM
 from transformers.utils import GENERATION_CONFIG_NAME, logging
 
 from .configuration import DiffusionGenerationConfig
@@ -97,4 +98,18 @@ def enable_diffusion_generation(model: nn.Module, tokenizer=None, mask_token_id:
     return model
 
 
-__all__ = ["enable_diffusion_generation"]
+def load_for_diffusion_generation(model_name_or_path: str, tokenizer, **from_pretrained_kwargs) -> nn.Module:
+    """A model folder with diffusion `generate()`: `AutoModelForMaskedLM` loads hf-mdm, LLaDA and Dream folders as
+    `MDMForMaskedGeneration` (registered by `import hf_mdm`) and any other masked LM (BERT, RoBERTa, ModernBERT, ...)
+    as its own class, which `enable_diffusion_generation(model, tokenizer)` then gives `generate()`."""
+    try:
+        model = AutoModelForMaskedLM.from_pretrained(model_name_or_path, **from_pretrained_kwargs)
+    except ValueError as error:
+        raise ValueError(
+            f"{model_name_or_path} is neither an hf-mdm/LLaDA/Dream folder nor a masked LM that AutoModelForMaskedLM "
+            f"loads: {error.args[0].splitlines()[0]}"
+        ) from None
+    return model if isinstance(model, DiffusionGenerationMixin) else enable_diffusion_generation(model, tokenizer)
+
+
+__all__ = ["enable_diffusion_generation", "load_for_diffusion_generation"]

@@ -22,13 +22,12 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoTokenizer
 from transformers.utils import logging
 
-from ..checkpoint_formats import CHECKPOINT_FORMATS
-from ..configuration_mdm import MDMConfig
 from ..evaluation.monte_carlo_loglikelihood import monte_carlo_loglikelihood, request_seed
 from ..generation import DiffusionGenerationMixin, enable_diffusion_generation
+from ..generation.enable_diffusion_generation import load_for_diffusion_generation
 
 
 logger = logging.get_logger(__name__)
@@ -41,26 +40,20 @@ def load_masked_lm(pretrained, tokenizer=None, dtype=None):
     """(model with `generate()`, tokenizer) from a folder or an instance: hf-mdm, LLaDA and Dream folders load as
     `MDMForMaskedGeneration`; any other folder as `AutoModelForMaskedLM` given `generate()`."""
     if isinstance(pretrained, str):
-        config = AutoConfig.from_pretrained(pretrained)
-        native = config.model_type in (MDMConfig.model_type, *CHECKPOINT_FORMATS)
-        auto_class = AutoModel if native else AutoModelForMaskedLM
-        model = auto_class.from_pretrained(pretrained, **({"dtype": dtype} if dtype else {}))
         tokenizer = pretrained if tokenizer is None else tokenizer
-    elif isinstance(pretrained, torch.nn.Module):
-        if dtype is not None:
-            raise ValueError(
-                "dtype applies to a folder being loaded; convert the instance yourself (model.to(dtype))."
-            )
-        model = pretrained
-        if tokenizer is None:
-            raise ValueError("A model instance needs its tokenizer: pass model_args tokenizer=<tokenizer or folder>.")
-    else:
+    elif not isinstance(pretrained, torch.nn.Module):
         raise TypeError(f"pretrained must be a folder or a model instance, got {type(pretrained).__name__}.")
+    elif dtype is not None:
+        raise ValueError("dtype applies to a folder being loaded; convert the instance yourself (model.to(dtype)).")
+    elif tokenizer is None:
+        raise ValueError("A model instance needs its tokenizer: pass model_args tokenizer=<tokenizer or folder>.")
     if isinstance(tokenizer, str):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-    if not isinstance(model, DiffusionGenerationMixin):
-        model = enable_diffusion_generation(model, tokenizer)  # its special tokens are never generated
-    return model, tokenizer
+    if isinstance(pretrained, str):
+        return load_for_diffusion_generation(pretrained, tokenizer, **({"dtype": dtype} if dtype else {})), tokenizer
+    if isinstance(pretrained, DiffusionGenerationMixin):
+        return pretrained, tokenizer
+    return enable_diffusion_generation(pretrained, tokenizer), tokenizer  # its special tokens are never generated
 
 
 @register_model("hf-mdm")
