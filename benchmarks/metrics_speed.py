@@ -12,7 +12,7 @@ import timeit
 
 import torch
 
-from hf_mdm.languages import HMMLanguage, NGramLanguage
+from hf_mdm.languages import describe_research_language, research_language
 
 
 def best_time(function, repeats: int) -> float:
@@ -30,8 +30,8 @@ def main():
     torch.set_num_threads(args.threads)
 
     languages = [
-        ("n-gram (V=32, n=3, support 8)", NGramLanguage(32, n=3, support=8, seed=0), 1.0),
-        ("HMM (16 states, V=32, 4 moves, 8 emissions)", HMMLanguage(16, 32, 4, 8, seed=0), 5.0),
+        (describe_research_language(name), research_language(name), target)
+        for name, target in (("trigram", 1.0), ("hmm", 5.0))
     ]
     print(
         f"{args.num:,} sequences x {args.length:,} tokens, torch {torch.__version__}, {args.threads} threads, "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from hf_mdm.languages import HMMLanguage, NGramLanguage
+from hf_mdm.languages import describe_research_language, research_language
 
 
 def best_time(function, repeats: int) -> tuple[float, float]:
@@ -47,10 +47,7 @@ def main():
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.measurement.test_oracle_fast_path import reference_posterior as reference
 
-    languages = [
-        ("n-gram (V=32, n=3, support 8)", NGramLanguage(32, n=3, support=8, seed=0)),
-        ("HMM (16 states, V=32, 4 moves, 8 emissions)", HMMLanguage(16, 32, 4, 8, seed=0)),
-    ]
+    languages = [(describe_research_language(name), research_language(name)) for name in ("trigram", "hmm")]
     print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}\n")
     print(
         "| language | L | rows | masked | before: posterior (s) | after: posterior (s) | after: oracle forward (s) "

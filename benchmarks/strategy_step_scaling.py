@@ -24,6 +24,7 @@ import torch
 import hf_mdm
 from hf_mdm.evaluation import LanguageTask, markdown_table, search_steps_needed, sweep_steps
 from hf_mdm.evaluation.step_scaling import fit_exponent, verdict
+from hf_mdm.languages import RESEARCH_LANGUAGES, research_language
 
 
 # (strategy, the strategy_kwargs it runs with): ReMDM's published "cap" remasking, LLaDA 2.x-style editing.
@@ -35,18 +36,9 @@ STRATEGIES = {
 }
 
 
-def language_from_name(name: str):
-    """The languages of benchmarks/oracle_speed.py."""
-    if name == "trigram":
-        return hf_mdm.NGramLanguage(32, n=3, support=8, seed=0)
-    if name == "hmm":
-        return hf_mdm.HMMLanguage(16, 32, 4, 8, seed=0)
-    raise ValueError(f"--language must be trigram or hmm, got {name!r}.")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--language", default="hmm")
+    parser.add_argument("--language", default="hmm", choices=sorted(RESEARCH_LANGUAGES))
     parser.add_argument("--model", default=None, help="a trained MDM folder (default: the language's exact oracle)")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--lengths", nargs="+", type=int, default=[64, 128, 256, 512])
@@ -61,7 +53,7 @@ def main():
     if unknown:
         raise SystemExit(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES) + ['threshold']}")
 
-    language = language_from_name(args.language)
+    language = research_language(args.language)
     tokenizer = language.tokenizer()
     if args.model is None:
         model = hf_mdm.enable_diffusion_generation(language.oracle_model(), tokenizer)

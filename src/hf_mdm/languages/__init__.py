@@ -9,6 +9,7 @@ from .hidden_markov import HiddenMarkovLanguage
 from .hmm import HMMLanguage
 from .ngram import NGramLanguage
 from .oracle import OracleDenoiser
+from .research_languages import RESEARCH_LANGUAGES, describe_research_language, research_language
 from .tokenization import SPECIAL_TOKENS, build_tokenizer, special_token_ids
 
 
@@ -20,6 +21,9 @@ __all__ = [
     "HMMLanguage",
     "CopyLanguage",
     "OracleDenoiser",
+    "RESEARCH_LANGUAGES",
+    "research_language",
+    "describe_research_language",
     "SPECIAL_TOKENS",
     "build_tokenizer",
     "special_token_ids",
