@@ -58,3 +58,48 @@ def test_bad_input_fails_before_any_generation(language, monkeypatch, kwargs, ma
     arguments = {**dict(target=0.1, max_steps=16, strategies=["confidence"], lengths=[8], progress=False), **kwargs}
     with pytest.raises(ValueError, match=match):
         search_steps_needed(language.oracle_model(), language.tokenizer(), LanguageTask(language), **arguments)
+
+
+def test_lengths_searched_together_decide_as_one_search_each(language):
+    """The rounds of search_steps_needed (all lengths at once) reach the decisions of search_steps run per length."""
+    model, tokenizer = enable_diffusion_generation(language.oracle_model()), language.tokenizer()
+    task = LanguageTask(language)
+    _, (fit,) = search_steps_needed(
+        model, tokenizer, task, target=0.2, max_steps=16, strategies=["random"], lengths=[4, 8, 12],
+        num_samples=16, progress=False,
+    )  # fmt: skip
+    for length in (4, 8, 12):
+
+        def evaluate(steps, length=length):
+            (row,) = sweep_steps(model, tokenizer, task, steps=[steps], strategies=["random"], lengths=[length],
+                                 num_samples=16, progress=False)  # fmt: skip
+            return round(row["ser"] * 16), 16
+
+        alone = steps_search.search_steps(evaluate, 0.2, max_steps=16, length=length)
+        assert fit.needed[length].steps == alone.steps
+        assert [probe.steps for probe in fit.needed[length].probes] == [probe.steps for probe in alone.probes]
+
+
+def test_a_rerun_reads_its_probes_back_instead_of_generating(language, tmp_path, monkeypatch):
+    model, tokenizer = enable_diffusion_generation(language.oracle_model()), language.tokenizer()
+    arguments = dict(target=0.2, max_steps=16, strategies=["random"], lengths=[4, 8], num_samples=16,
+                     progress=False, output_path=tmp_path / "probes.jsonl")  # fmt: skip
+    table, (fit,) = search_steps_needed(model, tokenizer, LanguageTask(language), **arguments)
+
+    def never(*args, **kwargs):
+        raise AssertionError("a probe already in the file was generated again")
+
+    monkeypatch.setattr(type(model), "generate", never)
+    again, (refit,) = search_steps_needed(model, tokenizer, LanguageTask(language), **arguments)
+    assert list(again) == list(table)
+    assert {length: result.steps for length, result in refit.needed.items()} == {
+        length: result.steps for length, result in fit.needed.items()
+    }
+
+
+@pytest.mark.bad_input
+def test_sweep_cells_outside_the_grid_are_refused(language):
+    model, tokenizer = enable_diffusion_generation(language.oracle_model()), language.tokenizer()
+    with pytest.raises(ValueError, match="not in the grid"):
+        sweep_steps(model, tokenizer, LanguageTask(language), steps=[2], strategies=["random"], lengths=[4],
+                    cells=[("random", 4, 3)], progress=False)  # fmt: skip

@@ -60,6 +60,7 @@ def train_autoregressive_baseline(
     tokenizer,
     args: TrainingArguments | None = None,
     eval_dataset=None,
+    resume_from_checkpoint: "str | bool | None" = None,
     **config_overrides,
 ) -> LlamaForCausalLM:
     r"""Train the AR row of a step-vs-error table: a causal LLaMA with the MDM's size, on the same sequences.
@@ -75,6 +76,7 @@ def train_autoregressive_baseline(
         tokenizer: the tokenizer of those ids; it needs <bos> and <pad> tokens.
         args: `TrainingArguments`; default: 1 epoch into `./autoregressive-baseline`, no reporting.
         eval_dataset: optional evaluation sequences.
+        resume_from_checkpoint: passed to `Trainer.train` (a checkpoint folder under `args.output_dir`, or True).
         **config_overrides: `LlamaConfig` fields to change.
 
     Returns:
@@ -105,6 +107,6 @@ def train_autoregressive_baseline(
         eval_dataset=prepare(eval_dataset),
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     trainer.save_model()
     return model

@@ -16,11 +16,13 @@ Each round probes an S not probed before, so the search ends within max_steps pr
 monotone curve. Probes are never discarded: every decision uses the monotone fit of all of them.
 
 `search_steps_needed(model, tokenizer, task, ...)` runs that search for every (strategy, length), each probe one cell
-of `sweep_steps` (the same generation, seeding and scoring as a swept table), and fits steps ~ c L^b per strategy
+of `sweep_steps` (the same generation, seeding and scoring as a swept table; the lengths of a strategy advance
+together, one round of probes per `sweep_steps` call, resumable from its file), and fits steps ~ c L^b per strategy
 (`step_scaling.fit_exponent`).
 """
 
 from collections.abc import Callable
+from pathlib import Path
 
 from datasets import Dataset
 from tqdm.auto import tqdm
@@ -61,13 +63,17 @@ def search_steps(
     measured = {}
     steps = min_steps
     while steps is not None:
-        errors, total = evaluate(steps)
-        if not 0 <= errors <= total or total < 1:
-            raise ValueError(f"evaluate({steps}) returned {errors} errors out of {total} sequences.")
-        measured[steps] = (errors / total, total, *wilson_interval(errors, total))
-        result = decide_steps_needed(length, target, max_steps, measured)
-        steps = next_probe(result.steps, sorted(measured), min_steps, max_steps)
+        result, steps = record_probe(measured, steps, *evaluate(steps), target, max_steps, min_steps, length)
     return result
+
+
+def record_probe(measured: dict, steps: int, errors: int, total: int, target, max_steps, min_steps, length):
+    """Add the probe (`errors` wrong of `total` at `steps`) to `measured`; return (the decision, next S or None)."""
+    if not 0 <= errors <= total or total < 1:
+        raise ValueError(f"evaluating {steps} steps returned {errors} errors out of {total} sequences.")
+    measured[steps] = (errors / total, total, *wilson_interval(errors, total))
+    result = decide_steps_needed(length, target, max_steps, measured)
+    return result, next_probe(result.steps, sorted(measured), min_steps, max_steps)
 
 
 def next_probe(hi: int | None, probed: list[int], min_steps: int, max_steps: int) -> int | None:
@@ -97,12 +103,17 @@ def search_steps_needed(
     seed: int = 0,
     batch_size: int = 32,
     progress: bool = True,
+    output_path: "str | Path | None" = None,
     **generation_kwargs,
 ) -> tuple[Dataset, list[StepScaling]]:
     """Search the steps needed for SER <= `target` at every (strategy, length), then fit each strategy's exponent.
 
     Arguments are those of `sweep_steps` (which runs every probe as one cell, so a probe's numbers equal that cell's
-    in a swept table), plus the target and the search range [min_steps, max_steps].
+    in a swept table), plus the target and the search range [min_steps, max_steps]. The lengths of a strategy are
+    searched together: each round runs the next probe of every unfinished length as one `sweep_steps` call, so under
+    `accelerate launch` the probes of a round are split across processes. With `output_path` every probe is appended
+    to that sweep file and a rerun (same model, task, seed, samples and generation arguments) reads the probes already
+    there instead of generating them again: an interrupted search resumes where it stopped.
 
     Returns the table of every probe (a sweep table: `markdown_table`, `ModelCard.from_sweep` take it) and one
     `StepScaling` per strategy (`describe()` prints the steps needed, b, its standard error and 95% interval).
@@ -123,19 +134,24 @@ def search_steps_needed(
     rows, scalings = [], []
     bar = tqdm(total=len(strategies) * len(lengths), desc="steps searches", disable=not progress)
     for strategy in strategies:
-        needed = {}
-        for length in lengths:
-
-            def evaluate(steps, strategy=strategy, length=length):
-                (row,) = sweep_steps(
-                    model, tokenizer, task, steps=[steps], strategies=[strategy], lengths=[length],
-                    num_samples=num_samples, seed=seed, batch_size=batch_size, progress=False, **generation_kwargs,
-                )  # fmt: skip
+        measured = {length: {} for length in lengths}
+        needed, pending = {}, {length: min_steps for length in lengths}
+        while pending:  # one round: the next probe of every unfinished length, as one sweep
+            table = sweep_steps(
+                model, tokenizer, task, steps=sorted(set(pending.values())), strategies=[strategy],
+                lengths=sorted(pending), num_samples=num_samples, seed=seed, batch_size=batch_size, progress=False,
+                cells=[(strategy, length, steps) for length, steps in pending.items()], output_path=output_path,
+                resume=True, **generation_kwargs,
+            )  # fmt: skip
+            for row in table:
                 rows.append(row)
-                return round(row["ser"] * row["num_samples"]), row["num_samples"]
-
-            needed[length] = search_steps(evaluate, target, max_steps, min_steps, length)
-            bar.update()
-        scalings.append(fit_exponent(strategy, "ser", target, needed))
+                length, errors = row["length"], round(row["ser"] * row["num_samples"])
+                needed[length], pending[length] = record_probe(
+                    measured[length], row["steps"], errors, row["num_samples"], target, max_steps, min_steps, length
+                )
+                if pending[length] is None:
+                    del pending[length]
+                    bar.update()
+        scalings.append(fit_exponent(strategy, "ser", target, dict(sorted(needed.items()))))
     bar.close()
     return Dataset.from_list(rows), scalings

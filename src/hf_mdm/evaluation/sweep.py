@@ -125,6 +125,7 @@ def sweep_steps(
     output_path: "str | Path | None" = None,
     resume: bool = False,
     progress: bool = True,
+    cells: "list[tuple[str, int, int]] | None" = None,
     **generation_kwargs,
 ) -> Dataset:
     """Run the (strategy x length x steps) grid; return the table as a `datasets.Dataset`, one row per cell.
@@ -140,6 +141,8 @@ def sweep_steps(
         output_path: JSON-lines file that receives each finished cell; `resume=True` keeps the cells already in it
             when it was written by the same sweep (same weights, task, seed, num_samples and generation arguments),
             and refuses it otherwise.
+        cells: run only these (strategy, length, steps) cells of the grid (e.g. the next probe of several searches);
+            the autoregressive rows still come with `autoregressive_model`.
         **generation_kwargs: passed to every `generate()` (e.g. `block_length`, `schedule`, `cache`).
     """
     if not steps or not strategies or not lengths:
@@ -156,7 +159,13 @@ def sweep_steps(
         DiffusionGenerationConfig(strategy=strategy, **generation_kwargs).validate()
     check_mask_token(model, tokenizer)
 
-    cells = [(strategy, int(length), int(n)) for strategy in strategies for length in lengths for n in steps]
+    grid = [(strategy, int(length), int(n)) for strategy in strategies for length in lengths for n in steps]
+    if cells is not None:
+        wanted = {(strategy, int(length), int(n)) for strategy, length, n in cells}
+        if not wanted <= set(grid):
+            raise ValueError(f"cells {sorted(wanted - set(grid))} are not in the grid of strategies, lengths, steps.")
+        grid = [cell for cell in grid if cell in wanted]
+    cells = grid
     if autoregressive_model is not None:
         cells += [(AUTOREGRESSIVE, int(length), int(length)) for length in lengths]
     # On a CPU-only model the processes still form a group (gloo); PartialState needs to be told.

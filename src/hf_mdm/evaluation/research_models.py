@@ -1,0 +1,138 @@
+"""train_research_models: an MDM and an autoregressive model of the same size, trained by the stock `Trainer` on a
+formal language's sequences of several lengths, for the step-vs-error measurements at length.
+
+Both see the same data: `examples_per_length` samples at each training length, shuffled together (the Trainer groups
+them by length, so a batch pads little). Each model goes to its own folder (`mdm/`, `autoregressive/`) with the
+language's tokenizer and a `training_time.json` (wall-clock and CPU seconds, optimizer steps), so a sweep can rerun
+without training. A finished folder is loaded, not retrained; an interrupted run resumes from its last checkpoint.
+"""
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from datasets import concatenate_datasets
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..configuration_mdm import MDMConfig
+from ..modeling_mdm import MDMForMaskedGeneration
+from ..training import DataCollatorForMaskedDiffusion
+from .autoregressive_baseline import train_autoregressive_baseline
+
+
+FINISHED_MARKER = "training_time.json"
+
+
+@dataclass
+class ResearchTraining:
+    """Size and optimisation of the two models (the defaults: about 20 minutes per model on one shared CPU core)."""
+
+    hidden_size: int = 64
+    num_hidden_layers: int = 3
+    num_attention_heads: int = 4
+    train_steps: int = 1200
+    batch_size: int = 8
+    learning_rate: float = 3e-3
+    examples_per_length: int = 2500
+    seed: int = 0
+
+    def arguments(self, output_dir: Path) -> TrainingArguments:
+        return TrainingArguments(
+            output_dir=str(output_dir),
+            max_steps=self.train_steps,
+            per_device_train_batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            warmup_steps=self.train_steps // 20,
+            lr_scheduler_type="cosine",
+            train_sampling_strategy="group_by_length",
+            logging_steps=max(self.train_steps // 20, 1),
+            save_strategy="steps",
+            save_steps=max(self.train_steps // 5, 1),
+            save_total_limit=1,
+            report_to=[],
+            seed=self.seed,
+        )
+
+
+def training_data(language, lengths: list[int], examples_per_length: int, seed: int = 0):
+    """`examples_per_length` samples of the language at each length, shuffled together (columns `input_ids`)."""
+    parts = [
+        language.dataset(examples_per_length, length, seed=seed + length).remove_columns("text") for length in lengths
+    ]
+    return concatenate_datasets(parts).shuffle(seed=seed)
+
+
+def _timed(train, output_dir: Path, training: ResearchTraining):
+    """Run `train(last checkpoint or None)`, then write the marker with its wall-clock and CPU seconds (of this run:
+    a resumed run counts only what it did)."""
+    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    train(checkpoint)
+    record = {
+        "wall_s": time.perf_counter() - start_wall,
+        "cpu_s": time.process_time() - start_cpu,
+        "resumed_from": checkpoint,
+        **asdict(training),
+    }
+    (output_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def training_record(folder: "str | Path") -> dict | None:
+    """The `training_time.json` of a finished model folder, or None while it is unfinished."""
+    marker = Path(folder) / FINISHED_MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def train_research_models(language, lengths: list[int], output_dir: "str | Path", training: ResearchTraining = None):
+    """Train (or load, when finished) the MDM and its autoregressive baseline on `language` at `lengths`.
+
+    Returns (mdm, autoregressive), both in eval mode; their folders are `output_dir/mdm` and
+    `output_dir/autoregressive`, each with the tokenizer and `training_time.json`.
+    """
+    training = training or ResearchTraining()
+    output_dir = Path(output_dir)
+    tokenizer = language.tokenizer()
+    mdm_dir, autoregressive_dir = output_dir / "mdm", output_dir / "autoregressive"
+    unfinished = [folder for folder in (mdm_dir, autoregressive_dir) if training_record(folder) is None]
+    data = training_data(language, lengths, training.examples_per_length, training.seed) if unfinished else None
+    if mdm_dir in unfinished:
+        config = MDMConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=training.hidden_size,
+            intermediate_size=4 * training.hidden_size,
+            num_hidden_layers=training.num_hidden_layers,
+            num_attention_heads=training.num_attention_heads,
+            max_position_embeddings=max(lengths),
+            mask_token_id=tokenizer.mask_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        trainer = Trainer(
+            model=MDMForMaskedGeneration(config),
+            args=training.arguments(mdm_dir),
+            train_dataset=data,
+            data_collator=DataCollatorForMaskedDiffusion(tokenizer),
+        )
+
+        def train_mdm(checkpoint):
+            trainer.train(resume_from_checkpoint=checkpoint)
+            trainer.save_model()
+            tokenizer.save_pretrained(mdm_dir)
+
+        _timed(train_mdm, mdm_dir, training)
+    mdm = MDMForMaskedGeneration.from_pretrained(mdm_dir).eval()
+
+    if autoregressive_dir in unfinished:
+
+        def train_autoregressive(checkpoint):
+            train_autoregressive_baseline(
+                mdm, data, tokenizer, args=training.arguments(autoregressive_dir), resume_from_checkpoint=checkpoint
+            )
+            tokenizer.save_pretrained(autoregressive_dir)
+
+        _timed(train_autoregressive, autoregressive_dir, training)
+    autoregressive = AutoModelForCausalLM.from_pretrained(autoregressive_dir).eval()
+    return mdm, autoregressive
