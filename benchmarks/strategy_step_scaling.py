@@ -14,7 +14,6 @@ and mean NFE per length at tau = 0.9. Prints Markdown tables and writes the prob
 """
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 
 import hf_mdm
 from hf_mdm.evaluation import LanguageTask, markdown_table, search_steps_needed, sweep_steps
-from hf_mdm.evaluation.step_scaling import fit_exponent, verdict
+from hf_mdm.evaluation.step_scaling import step_scaling_table
 from hf_mdm.languages import RESEARCH_LANGUAGES, research_language
 
 
@@ -53,6 +52,8 @@ def main():
     if unknown:
         raise SystemExit(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES) + ['threshold']}")
 
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     language = research_language(args.language)
     tokenizer = language.tokenizer()
     if args.model is None:
@@ -61,44 +62,27 @@ def main():
         model = hf_mdm.MDMForMaskedGeneration.from_pretrained(args.model)
     model = model.to(args.device).eval()
     task = LanguageTask(language, name=args.language)
+    decoder = "exact oracle" if args.model is None else args.model
     print(
-        f"{args.language} language, {'exact oracle' if args.model is None else args.model}, target SER <= "
+        f"{args.language} language, {decoder}, target SER <= "
         f"{args.target}, {args.num_samples} samples per probe, torch {torch.__version__}, {args.device}, "
         f"{platform.processor() or platform.machine()}\n"
     )
 
     rows, fits = [], []
     for strategy in [name for name in args.strategies if name != "threshold"]:
-        start, needed = time.perf_counter(), {}
-        for length in args.lengths:  # each length searched up to its own max_steps_per_token * L
-            table, (scaling,) = search_steps_needed(
-                model, tokenizer, task, args.target, max_steps=args.max_steps_per_token * length,
-                strategies=[strategy], lengths=[length], num_samples=args.num_samples, batch_size=args.batch_size,
-                progress=False, strategy_kwargs=STRATEGIES[strategy] or None,
-            )  # fmt: skip
-            rows.extend(table)
-            needed.update(scaling.needed)
-            print(f"  {strategy}, L={length}: {scaling.needed[length].describe()}", flush=True)
-        scaling = fit_exponent(strategy, "ser", args.target, needed)
-        fits.append((scaling, time.perf_counter() - start))
+        start = time.perf_counter()
+        table, (scaling,) = search_steps_needed(
+            model, tokenizer, task, args.target, strategies=[strategy], lengths=args.lengths,
+            max_steps={length: args.max_steps_per_token * length for length in args.lengths},
+            num_samples=args.num_samples, batch_size=args.batch_size, progress=False,
+            strategy_kwargs=STRATEGIES[strategy] or None, output_path=output_dir / f"probes-{strategy}.jsonl",
+        )  # fmt: skip
+        rows.extend(table)
+        fits.append(scaling)
         print(scaling.describe(), f"[{time.perf_counter() - start:.0f} s]\n", flush=True)
 
-    print("| strategy | " + " | ".join(f"steps needed, L={length}" for length in args.lengths) + " | b | SE(b) | 95% "
-          "interval | verdict |")  # fmt: skip
-    print("|---|" + "---:|" * len(args.lengths) + "---:|---:|---|---|")
-    for scaling, _ in fits:
-        cells = [
-            str(scaling.needed[length].steps) if scaling.needed[length].reached else
-            f"not reached by {scaling.needed[length].max_steps}"
-            for length in args.lengths
-        ]  # fmt: skip
-        if scaling.exponent is None:
-            fit = ["-", "-", "-", f"no exponent ({scaling.num_fitted} lengths reached)"]
-        else:
-            low, high = scaling.interval
-            fit = [f"{scaling.exponent:.2f}", f"{scaling.standard_error:.2f}", f"[{low:.2f}, {high:.2f}]",
-                   verdict(low, high)]  # fmt: skip
-        print(f"| {scaling.strategy} | " + " | ".join(cells + fit) + " |")
+    print(step_scaling_table(fits))
 
     if "threshold" in args.strategies:
         threshold_rows = sweep_steps(
@@ -109,10 +93,12 @@ def main():
         print("\nthreshold (tau = 0.9; steps unused):\n")
         print(markdown_table(threshold_rows))
 
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "probes.jsonl").write_text("".join(json.dumps(dict(row)) + "\n" for row in rows))
-    print(f"\nprobes: {output_dir / 'probes.jsonl'}")
+    card = hf_mdm.ModelCard.from_sweep(
+        rows, model=model, model_name=f"{decoder} on the {args.language} language", task_name=args.language,
+        step_scaling=fits,
+    )  # fmt: skip
+    card.save_pretrained(output_dir)
+    print(f"\nsweep card: {output_dir / 'README.md'}; probes (a rerun resumes from them): {output_dir}/probes-*.jsonl")
 
 
 if __name__ == "__main__":

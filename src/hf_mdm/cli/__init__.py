@@ -1,4 +1,4 @@
-"""The `hf-mdm` command line: `hf-mdm {train,generate,sweep,card,demo,eval} [--help]`.
+"""The `hf-mdm` command line: `hf-mdm {train,generate,sweep,card,demo,eval,reproduce} [--help]`.
 
 Each command is one module with the dataclasses it parses (through transformers' `HfArgumentParser`) and a `run`.
 A user error prints one line, `hf-mdm <command>: error: <what to fix>`, and exits with status 2.
@@ -20,6 +20,7 @@ COMMANDS = {
     "card": "Write a model card (README.md with model-index, table and plot) from a sweep.",
     "demo": "Train a small MDM and an AR baseline on a bigram language and print their step-vs-error table.",
     "eval": "Run lm-eval generation tasks at each step budget (the [eval] extra); resumable rows for a model card.",
+    "reproduce": "Measure the research claims: steps needed for SER and TER against length (--preset quick|paper).",
 }
 # A config's class validators (huggingface_hub strict dataclasses) wrap the ValueError that names the problem.
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, OSError, StrictDataclassClassValidationError)

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from accelerate import PartialState
 from datasets import concatenate_datasets
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
@@ -70,6 +71,10 @@ def _timed(train, output_dir: Path, training: ResearchTraining):
     checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     train(checkpoint)
+    state = PartialState()
+    if not state.is_main_process:  # under accelerate launch the Trainer ran data-parallel; one process writes
+        state.wait_for_everyone()
+        return
     record = {
         "wall_s": time.perf_counter() - start_wall,
         "cpu_s": time.process_time() - start_cpu,
@@ -77,6 +82,7 @@ def _timed(train, output_dir: Path, training: ResearchTraining):
         **asdict(training),
     }
     (output_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2) + "\n")
+    state.wait_for_everyone()
 
 
 def training_record(folder: "str | Path") -> dict | None:

@@ -95,6 +95,32 @@ def fit_exponent(strategy: str, metric: str, target: float, needed: dict[int, St
     )  # fmt: skip
 
 
+def step_scaling_table(scalings: list[StepScaling]) -> str:
+    """A Markdown table, one row per fit: the steps needed per length ("not reached by S"), b, SE(b), its 95%
+    interval and the verdict (or why there is no exponent)."""
+    lengths = sorted({length for scaling in scalings for length in scaling.needed})
+    lines = [
+        "| strategy | error <= target | " + " | ".join(f"L={length}" for length in lengths)
+        + " | b | SE(b) | 95% interval | verdict |",
+        "|---|---|" + "---:|" * len(lengths) + "---:|---:|---|---|",
+    ]  # fmt: skip
+    for scaling in scalings:
+        cells = []
+        for length in lengths:
+            result = scaling.needed.get(length)
+            cells.append("-" if result is None else str(result.steps) if result.reached else
+                         f"not reached by {result.max_steps}")  # fmt: skip
+        if scaling.exponent is None:
+            fit = ["-", "-", "-", f"no exponent ({scaling.num_fitted} lengths reach the target, {MIN_LENGTHS} needed)"]
+        else:
+            low, high = scaling.interval
+            fit = [f"{scaling.exponent:.2f}", f"{scaling.standard_error:.2f}", f"[{low:.2f}, {high:.2f}]",
+                   verdict(low, high)]  # fmt: skip
+        head = f"| {scaling.strategy} | {scaling.metric} <= {scaling.target:g} | "
+        lines.append(head + " | ".join(cells + fit) + " |")
+    return "\n".join(lines)
+
+
 def check_target(target) -> float:
     """`target` as a float in (0, 1), or a ValueError before any work."""
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < 1:

@@ -95,7 +95,7 @@ def search_steps_needed(
     tokenizer,
     task,
     target: float,
-    max_steps: int,
+    max_steps: "int | dict[int, int]",
     strategies: list[str] = ("confidence",),
     lengths: list[int] = (32,),
     min_steps: int = 1,
@@ -108,24 +108,30 @@ def search_steps_needed(
 ) -> tuple[Dataset, list[StepScaling]]:
     """Search the steps needed for SER <= `target` at every (strategy, length), then fit each strategy's exponent.
 
-    Arguments are those of `sweep_steps` (which runs every probe as one cell, so a probe's numbers equal that cell's
-    in a swept table), plus the target and the search range [min_steps, max_steps]. The lengths of a strategy are
-    searched together: each round runs the next probe of every unfinished length as one `sweep_steps` call, so under
-    `accelerate launch` the probes of a round are split across processes. With `output_path` every probe is appended
-    to that sweep file and a rerun (same model, task, seed, samples and generation arguments) reads the probes already
-    there instead of generating them again: an interrupted search resumes where it stopped.
+    Arguments are those of `sweep_steps` (which runs every probe as one cell, so a probe's numbers equal that
+    cell's in a swept table), plus the target and the search range [min_steps, max_steps]; `max_steps` may be a
+    {length: S_max} dict (e.g. a bound per token: `generate()` refuses more than 16 steps per position). The
+    lengths of a strategy are searched together: each round runs the next probe of every unfinished length as one
+    `sweep_steps` call, so under `accelerate launch` the probes of a round are split across processes. With
+    `output_path` every probe is appended to that sweep file and a rerun (same model, task, seed, samples and
+    generation arguments) reads the probes already there instead of generating them again: an interrupted search
+    resumes where it stopped.
 
     Returns the table of every probe (a sweep table: `markdown_table`, `ModelCard.from_sweep` take it) and one
     `StepScaling` per strategy (`describe()` prints the steps needed, b, its standard error and 95% interval).
     """
     target = check_target(target)
-    check_positive_int("max_steps", max_steps)
     check_positive_int("min_steps", min_steps)
     if not strategies or not lengths:
         raise ValueError("strategies and lengths must each list at least one value.")
     lengths = [check_positive_int("every length", length) for length in lengths]
-    if min_steps > max_steps:
-        raise ValueError(f"min_steps ({min_steps}) must not exceed max_steps ({max_steps}).")
+    if isinstance(max_steps, dict) and set(max_steps) != set(lengths):
+        raise ValueError(f"max_steps gives bounds for lengths {sorted(max_steps)}, but the lengths are {lengths}.")
+    max_steps = {length: max_steps[length] if isinstance(max_steps, dict) else max_steps for length in lengths}
+    for length, bound in max_steps.items():
+        check_positive_int("max_steps", bound)
+        if min_steps > bound:
+            raise ValueError(f"min_steps ({min_steps}) must not exceed max_steps ({bound}) at length {length}.")
     if AUTOREGRESSIVE in strategies:
         raise ValueError("The autoregressive baseline has no steps to search; list diffusion strategies only.")
     for length in lengths:
@@ -147,7 +153,14 @@ def search_steps_needed(
                 rows.append(row)
                 length, errors = row["length"], round(row["ser"] * row["num_samples"])
                 needed[length], pending[length] = record_probe(
-                    measured[length], row["steps"], errors, row["num_samples"], target, max_steps, min_steps, length
+                    measured[length],
+                    row["steps"],
+                    errors,
+                    row["num_samples"],
+                    target,
+                    max_steps[length],
+                    min_steps,
+                    length,
                 )
                 if pending[length] is None:
                     del pending[length]

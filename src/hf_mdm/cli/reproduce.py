@@ -1,0 +1,166 @@
+"""`hf-mdm reproduce`: the research claims measured end to end, per research language (`trigram`, `hmm`).
+
+For each language and each decoder (the exact oracle; with `paper`, also an MDM trained at length, next to an AR
+model of the same size):
+1. SER claim: per strategy and length, the steps needed for SER <= target (`search_steps_needed`), and b in
+   steps ~ c L^b with its standard error and 95% interval (the theory: b ~ 1).
+2. TER claim: a fixed-steps sweep over the lengths (`sweep_steps`, with the AR row for a trained model), and the
+   steps needed for a TER gap <= `ter_target` nats/token with its b (the theory: b ~ 0).
+3. Outputs in `<output_dir>/<language>/<decoder>/`: the probe and sweep files (JSON lines; a rerun resumes from them),
+   `results.md` (both fits and the tables), `step_vs_error.png` and a model card (README.md); `<output_dir>/summary.md`
+   gathers every fit. Trained models live in `<output_dir>/<language>/models/{mdm,autoregressive}` with their
+   training time; a rerun loads them.
+Under `accelerate launch` the probes of a search round, the sweep cells and the training are split across processes.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelerate import PartialState
+
+from ..evaluation import LanguageTask, fit_step_scaling, markdown_table, search_steps_needed, sweep_steps
+from ..evaluation.research_models import ResearchTraining, train_research_models, training_record
+from ..evaluation.step_scaling import check_target, step_scaling_table
+from ..generation import enable_diffusion_generation
+from ..hub import ModelCard
+from ..hub.step_vs_error_plot import plot_step_vs_error
+from ..languages import describe_research_language, research_language
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What one preset measures; `train_lengths` empty: the oracle only."""
+
+    languages: tuple[str, ...]
+    lengths: tuple[int, ...]
+    strategies: tuple[str, ...]
+    num_samples: int
+    max_steps_per_token: int
+    ter_steps: tuple[int, ...]
+    ter_strategy: str = "random"
+    train_lengths: tuple[int, ...] = ()
+
+
+PRESETS = {
+    "quick": Preset(("hmm", "trigram"), (32, 64, 128, 256), ("confidence",), 100, 4, (1, 2, 4, 8, 16, 32)),
+    "paper": Preset(
+        ("hmm", "trigram"),
+        (64, 128, 256, 512, 1024),
+        ("confidence", "random"),
+        200,
+        8,
+        (1, 2, 4, 8, 16, 32, 64),
+        train_lengths=(64, 128, 256, 512),
+    ),  # fmt: skip
+}
+
+
+@dataclass
+class ReproduceArguments:
+    preset: str = field(default="quick", metadata={"help": f"What to measure: {sorted(PRESETS)}."})
+    output_dir: str = field(default="outputs/reproduce", metadata={"help": "Where results go (rerun to resume)."})
+    languages: list[str] | None = field(default=None, metadata={"help": "Subset of the preset's languages."})
+    target: float = field(default=0.05, metadata={"help": "The SER whose steps needed are searched."})
+    ter_target: float = field(default=0.1, metadata={"help": "The TER gap (nats/token) for the TER fit."})
+    batch_size: int = field(default=100, metadata={"help": "Sequences per generate() call."})
+    train_steps: int | None = field(default=None, metadata={"help": "Override the trained models' optimizer steps."})
+    device: str = field(default="cpu", metadata={"help": "Where the models decode (and train)."})
+    progress: bool = True
+
+
+ARGUMENTS = (ReproduceArguments,)
+
+
+def check_arguments(args: ReproduceArguments) -> Preset:
+    """The preset, after every argument is checked (before any training or decoding)."""
+    if args.preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {args.preset!r}.")
+    preset = PRESETS[args.preset]
+    for name in args.languages or ():
+        research_language(name)  # names the choices
+    check_target(args.target)
+    check_target(args.ter_target)
+    if args.batch_size < 1 or (args.train_steps is not None and args.train_steps < 1):
+        raise ValueError("--batch_size and --train_steps must be positive integers.")
+    return preset
+
+
+def measure(model, tokenizer, task, lengths, preset, args, folder: Path, autoregressive=None):
+    """Steps 1-2 of the module docstring for one decoder; returns (probe rows, sweep rows, the fits)."""
+    probes, fits = [], []
+    max_steps = {length: preset.max_steps_per_token * length for length in lengths}
+    for strategy in preset.strategies:
+        table, (scaling,) = search_steps_needed(
+            model, tokenizer, task, args.target, max_steps=max_steps,
+            strategies=[strategy], lengths=list(lengths), num_samples=preset.num_samples, batch_size=args.batch_size,
+            progress=args.progress, output_path=folder / f"ser_probes-{strategy}.jsonl",
+        )  # fmt: skip
+        probes += list(table)
+        fits.append(scaling)
+    sweep = list(
+        sweep_steps(
+            model, tokenizer, task, steps=list(preset.ter_steps), strategies=[preset.ter_strategy],
+            lengths=list(lengths), num_samples=preset.num_samples, batch_size=args.batch_size,
+            autoregressive_model=autoregressive, output_path=folder / "ter_sweep.jsonl", resume=True,
+            progress=args.progress,
+        )
+    )  # fmt: skip
+    fits.append(fit_step_scaling(sweep, preset.ter_strategy, "ter_gap", args.ter_target))
+    return probes, sweep, fits
+
+
+def write_results(folder: Path, title: str, probes, sweep, fits, card_model, training=None) -> str:
+    """results.md, the plot and the card of one decoder; returns the fits table."""
+    table = step_scaling_table(fits)
+    text = (
+        f"# {title}\n\n## Steps needed and their growth with length\n\n{table}\n\n"
+        + "\n".join(f"- {scaling.describe()}" for scaling in fits)
+        + f"\n\n## Fixed-steps sweep (TER)\n\n{markdown_table(sweep)}\n"
+        + f"\n## Every SER probe\n\n{markdown_table(probes)}\n"
+    )  # fmt: skip
+    (folder / "results.md").write_text(text)
+    cells = list({(row["strategy"], row["length"], row["steps"]): row for row in sweep + probes}.values())
+    plot_step_vs_error(cells, folder / "step_vs_error.png")
+    card = ModelCard.from_sweep(
+        cells, model=card_model, model_name=title, task_name=title.split(": ")[0], training=training,
+        step_scaling=fits[:-1],
+    )  # fmt: skip
+    card.save_pretrained(folder)
+    return table
+
+
+def run(args: ReproduceArguments):
+    preset = check_arguments(args)
+    state = PartialState(cpu=args.device == "cpu")
+    output_dir = Path(args.output_dir)
+    summary = [f"# hf-mdm reproduce --preset {args.preset}\n"]
+    for name in args.languages or preset.languages:
+        language, tokenizer = research_language(name), research_language(name).tokenizer()
+        task = LanguageTask(language, name=name)
+        described = f"{name} ({describe_research_language(name)})"
+        decoders = [("oracle", preset.lengths)] + ([("trained", preset.train_lengths)] if preset.train_lengths else [])
+        for decoder, lengths in decoders:
+            folder = output_dir / name / decoder
+            folder.mkdir(parents=True, exist_ok=True)
+            autoregressive, training = None, None
+            if decoder == "oracle":
+                model = enable_diffusion_generation(language.oracle_model(), tokenizer)
+            else:
+                size = ResearchTraining(**({"train_steps": args.train_steps} if args.train_steps else {}))
+                model, autoregressive = train_research_models(language, list(lengths), output_dir / name / "models",
+                                                              size)  # fmt: skip
+                training = {
+                    kind: "{wall_s:.0f} s wall, {cpu_s:.0f} s CPU, {train_steps} steps".format(**record)
+                    for kind in ("mdm", "autoregressive")
+                    if (record := training_record(output_dir / name / "models" / kind))
+                }
+            model, autoregressive = model.to(args.device), autoregressive and autoregressive.to(args.device)
+            probes, sweep, fits = measure(model, tokenizer, task, lengths, preset, args, folder, autoregressive)
+            if state.is_main_process:
+                title = f"{described}: {'exact oracle' if decoder == 'oracle' else 'trained MDM'}"
+                table = write_results(folder, title, probes, sweep, fits, model, training)
+                summary.append(f"## {title}\n\n{table}\n")
+                print(f"\n## {title}\n\n{table}\n", flush=True)
+    if state.is_main_process:
+        (output_dir / "summary.md").write_text("\n".join(summary))
+        print(f"Wrote {output_dir}/summary.md and, per language and decoder, results.md, plots and cards.")

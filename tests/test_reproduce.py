@@ -1,0 +1,85 @@
+"""`hf-mdm reproduce` at a tiny preset: oracle and trained decoders, resumable outputs, and its one-line errors."""
+
+import json
+
+import pytest
+
+import hf_mdm.cli.reproduce as reproduce
+from hf_mdm.cli import main
+from hf_mdm.evaluation import StepScaling, StepsNeeded
+from hf_mdm.evaluation.research_models import ResearchTraining, train_research_models, training_record
+from hf_mdm.evaluation.step_scaling import fit_exponent, step_scaling_table
+from hf_mdm.languages import research_language
+
+
+TINY = reproduce.Preset(("hmm",), (4, 6, 8), ("confidence",), 8, 2, (1, 2, 4), train_lengths=(6, 8))
+TINY_TRAINING = ["--train_steps", "2", "--batch_size", "8", "--progress", "false"]
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(reproduce.PRESETS, "tiny", TINY)
+    monkeypatch.setattr(reproduce, "ResearchTraining", lambda **kw: ResearchTraining(examples_per_length=16, **kw))
+
+
+def test_reproduce_writes_fits_tables_cards_and_resumes(tiny_preset, tmp_path, monkeypatch):
+    output = tmp_path / "out"
+    assert main(["reproduce", "--preset", "tiny", "--output_dir", str(output), *TINY_TRAINING]) == 0
+    summary = (output / "summary.md").read_text()
+    for decoder in ("oracle", "trained"):
+        folder = output / "hmm" / decoder
+        results = (folder / "results.md").read_text()
+        assert "| confidence | ser <= 0.05 |" in results and "| random | ter_gap <= 0.1 |" in results
+        assert results.split("## Steps needed")[1].split("\n\n")[1] in summary  # the fits table, in the summary
+        assert (folder / "README.md").is_file() and (folder / "ser_probes-confidence.jsonl").is_file()
+    trained_sweep = [json.loads(line) for line in (output / "hmm" / "trained" / "ter_sweep.jsonl").open()]
+    assert {row["strategy"] for row in trained_sweep if "strategy" in row} == {"random", "autoregressive"}
+    for kind in ("mdm", "autoregressive"):
+        assert training_record(output / "hmm" / "models" / kind)["train_steps"] == 2
+
+    def never(*args, **kwargs):
+        raise AssertionError("a rerun generated or trained again")
+
+    monkeypatch.setattr("transformers.Trainer.train", never)
+    monkeypatch.setattr("hf_mdm.generation.mixin.DiffusionGenerationMixin.generate", never)
+    assert main(["reproduce", "--preset", "tiny", "--output_dir", str(output), *TINY_TRAINING]) == 0
+    assert (output / "summary.md").read_text() == summary
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
+    language = research_language("hmm")
+    training = ResearchTraining(train_steps=3, examples_per_length=8, batch_size=4)
+    train_research_models(language, [6], tmp_path, training)
+    (tmp_path / "mdm" / "training_time.json").unlink()  # as if stopped after its last checkpoint
+    train_research_models(language, [6], tmp_path, training)
+    assert training_record(tmp_path / "mdm")["resumed_from"].endswith("checkpoint-3")
+    assert training_record(tmp_path / "autoregressive")["resumed_from"] is None
+
+
+def test_the_fits_table_says_not_reached_and_why_there_is_no_exponent():
+    def needed(length, steps):
+        return StepsNeeded(length, 0.05, 64, (), steps)
+
+    fitted = fit_exponent("confidence", "ser", 0.05, {8: needed(8, 2), 16: needed(16, 4), 32: needed(32, 8)})
+    unfitted = StepScaling("random", "ser", 0.05, {8: needed(8, 20), 16: needed(16, None)})
+    table = step_scaling_table([fitted, unfitted]).splitlines()
+    assert table[0].startswith("| strategy | error <= target | L=8 | L=16 | L=32 | b |")
+    assert table[2].startswith("| confidence | ser <= 0.05 | 2 | 4 | 8 | 1.00 | 0.00 |")
+    assert "| random | ser <= 0.05 | 20 | not reached by 64 | - | - | - | - | no exponent (1 lengths" in table[3]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--preset", "huge"], "--preset must be one of ['paper', 'quick']"),
+        (["--languages", "4gram"], "Unknown research language '4gram'"),
+        (["--target", "1.5"], "strictly between 0 and 1"),
+        (["--ter_target", "0"], "strictly between 0 and 1"),
+        (["--batch_size", "0"], "positive integers"),
+    ],
+)
+def test_bad_arguments_fail_in_one_line_before_any_work(arguments, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(reproduce, "search_steps_needed", lambda *a, **k: pytest.fail("work started"))
+    assert main(["reproduce", "--output_dir", str(tmp_path), *arguments]) == 2
+    assert message in capsys.readouterr().err
