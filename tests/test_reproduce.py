@@ -8,7 +8,7 @@ import hf_mdm.cli.reproduce as reproduce
 from hf_mdm.cli import main
 from hf_mdm.evaluation import StepScaling, StepsNeeded
 from hf_mdm.evaluation.research_models import ResearchTraining, train_research_models, training_record
-from hf_mdm.evaluation.step_scaling import fit_exponent, step_scaling_table
+from hf_mdm.evaluation.step_scaling import fit_exponent, fixed_steps_trend_table, step_scaling_table
 from hf_mdm.languages import research_language
 
 
@@ -29,7 +29,8 @@ def test_reproduce_writes_fits_tables_cards_and_resumes(tiny_preset, tmp_path, m
     for decoder in ("oracle", "trained"):
         folder = output / "hmm" / decoder
         results = (folder / "results.md").read_text()
-        assert "| confidence | ser <= 0.05 |" in results and "| random | ter_gap <= 0.1 |" in results
+        assert "| confidence | ser <= 0.05 |" in results and "| random | ter_gap <= 0.2 |" in results
+        assert "| slope per doubling of L |" in results
         assert results.split("## Steps needed")[1].split("\n\n")[1] in summary  # the fits table, in the summary
         assert (folder / "README.md").is_file() and (folder / "ser_probes-confidence.jsonl").is_file()
     trained_sweep = [json.loads(line) for line in (output / "hmm" / "trained" / "ter_sweep.jsonl").open()]
@@ -54,6 +55,17 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
     train_research_models(language, [6], tmp_path, training)
     assert training_record(tmp_path / "mdm")["resumed_from"].endswith("checkpoint-3")
     assert training_record(tmp_path / "autoregressive")["resumed_from"] is None
+
+
+def test_the_fixed_steps_trend_is_the_slope_per_doubling_with_its_interval():
+    rows = [dict(strategy="random", steps=4, length=length, ter_gap=0.5 + 0.1 * k + 0.01 * (k % 2))
+            for k, length in enumerate([8, 16, 32, 64])]  # fmt: skip
+    rows += [dict(strategy="random", steps=8, length=8, ter_gap=0.2), dict(strategy="confidence", steps=4, length=8,
+                                                                           ter_gap=9.0)]  # fmt: skip
+    table = fixed_steps_trend_table(rows, "random").splitlines()
+    assert table[2].startswith("| 4 | [8, 16, 32, 64] | 0.500, 0.610, 0.700, 0.810 | +0.102 |")
+    assert table[2].endswith("| changes with L |")
+    assert table[3] == "| 8 | [8] | 0.200 | - | - | - | no slope: 3 lengths needed |"
 
 
 def test_the_fits_table_says_not_reached_and_why_there_is_no_exponent():

@@ -121,6 +121,37 @@ def step_scaling_table(scalings: list[StepScaling]) -> str:
     return "\n".join(lines)
 
 
+def fixed_steps_trend_table(rows: list[dict], strategy: str, metric: str = "ter_gap") -> str:
+    """A Markdown table of how `metric` changes with length at each fixed step count: per S, least squares of the
+    metric on log2 L (`scipy.stats.linregress`), the slope per doubling of L with its SE and 95% interval (t with
+    n - 2 degrees of freedom). The TER claim predicts a flat token error at fixed steps: an interval around 0.
+    Fewer than 3 lengths at an S: no slope, said in words."""
+    cells: dict[int, dict[int, float]] = {}
+    for row in rows:
+        value = _finite_value(row, metric)
+        if row["strategy"] == strategy and value is not None:
+            cells.setdefault(int(row["steps"]), {})[int(row["length"])] = value
+    lines = [
+        f"| steps | lengths | {metric} per length | slope per doubling of L | SE | 95% interval | reading |",
+        "|---:|---|---|---:|---:|---|---|",
+    ]
+    for steps, values in sorted(cells.items()):
+        lengths = sorted(values)
+        shown = ", ".join(f"{values[length]:.3f}" for length in lengths)
+        if len(lengths) < MIN_LENGTHS:
+            lines.append(f"| {steps} | {lengths} | {shown} | - | - | - | no slope: {MIN_LENGTHS} lengths needed |")
+            continue
+        fit = stats.linregress([math.log2(length) for length in lengths], [values[length] for length in lengths])
+        half = float(stats.t.ppf(0.975, len(lengths) - 2)) * fit.stderr
+        low, high = fit.slope - half, fit.slope + half
+        reading = "flat (0 inside the interval)" if low <= 0 <= high else "changes with L"
+        lines.append(
+            f"| {steps} | {lengths} | {shown} | {fit.slope:+.3f} | {fit.stderr:.3f} | [{low:+.3f}, {high:+.3f}] "
+            f"| {reading} |"
+        )
+    return "\n".join(lines)
+
+
 def check_target(target) -> float:
     """`target` as a float in (0, 1), or a ValueError before any work."""
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < 1:
