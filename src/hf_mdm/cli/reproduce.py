@@ -2,8 +2,8 @@
 
 For each language and each decoder (the exact oracle; with `paper`, also an MDM trained at length, next to an AR
 model of the same size):
-1. SER claim: per strategy and length, the steps needed for SER <= target (`search_steps_needed`), and b in
-   steps ~ c L^b with its standard error and 95% interval (the theory: b ~ 1).
+1. SER claim: per strategy and length, the steps needed for SER <= target (`search_steps_needed`; a trained MDM up
+   to S = L, the AR model's NFE), and b in steps ~ c L^b with its standard error and 95% interval (theory: b ~ 1).
 2. TER claim: a fixed-steps sweep over the lengths (`sweep_steps`, with the AR row for a trained model); per step
    count, the slope of the TER gap per doubling of L with its interval (the theory: flat), and the steps needed for
    a TER gap <= `ter_target` nats/token with its b (the theory: b ~ 0; from the swept grid, so as coarse as it).
@@ -40,6 +40,8 @@ class Preset:
     ter_steps: tuple[int, ...]
     ter_strategy: str = "random"
     train_lengths: tuple[int, ...] = ()
+    # A trained MDM is searched up to S = L, the AR model's NFE: needing more would already mean no speed-up.
+    trained_max_steps_per_token: int = 1
 
 
 PRESETS = {
@@ -89,7 +91,8 @@ def check_arguments(args: ReproduceArguments) -> Preset:
 def measure(model, tokenizer, task, lengths, preset, args, folder: Path, autoregressive=None):
     """Steps 1-2 of the module docstring for one decoder; returns (probe rows, sweep rows, the fits)."""
     probes, fits = [], []
-    max_steps = {length: preset.max_steps_per_token * length for length in lengths}
+    per_token = preset.max_steps_per_token if autoregressive is None else preset.trained_max_steps_per_token
+    max_steps = {length: per_token * length for length in lengths}
     for strategy in preset.strategies:
         table, (scaling,) = search_steps_needed(
             model, tokenizer, task, args.target, max_steps=max_steps,
