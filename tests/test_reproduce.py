@@ -89,6 +89,9 @@ def test_the_fits_table_says_not_reached_and_why_there_is_no_exponent():
         (["--target", "1.5"], "strictly between 0 and 1"),
         (["--ter_target", "0"], "strictly between 0 and 1"),
         (["--batch_size", "0"], "positive integers"),
+        (["--decoders", "teacher"], "--decoders must list some of ['oracle', 'trained']"),
+        (["--decoders", "trained"], "--preset quick trains no model"),
+        (["--strategies", "fastest"], "fastest"),
     ],
 )
 def test_bad_arguments_fail_in_one_line_before_any_work(arguments, message, tmp_path, capsys, monkeypatch):

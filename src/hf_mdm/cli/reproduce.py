@@ -14,6 +14,7 @@ model of the same size):
 Under `accelerate launch` the probes of a search round, the sweep cells and the training are split across processes.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from accelerate import PartialState
 from ..evaluation import LanguageTask, fit_step_scaling, markdown_table, search_steps_needed, sweep_steps
 from ..evaluation.research_models import ResearchTraining, train_research_models, training_record
 from ..evaluation.step_scaling import check_target, fixed_steps_trend_table, step_scaling_table
-from ..generation import enable_diffusion_generation
+from ..generation import DiffusionGenerationConfig, enable_diffusion_generation
 from ..hub import ModelCard
 from ..hub.step_vs_error_plot import plot_step_vs_error
 from ..languages import describe_research_language, research_language
@@ -58,11 +59,18 @@ PRESETS = {
 }
 
 
+DECODERS = ("oracle", "trained")
+
+
 @dataclass
 class ReproduceArguments:
     preset: str = field(default="quick", metadata={"help": f"What to measure: {sorted(PRESETS)}."})
     output_dir: str = field(default="outputs/reproduce", metadata={"help": "Where results go (rerun to resume)."})
     languages: list[str] | None = field(default=None, metadata={"help": "Subset of the preset's languages."})
+    strategies: list[str] | None = field(default=None, metadata={"help": "Replace the preset's SER strategies."})
+    decoders: list[str] | None = field(
+        default=None, metadata={"help": f"Which of {DECODERS} to measure (default: all the preset has)."}
+    )
     target: float = field(default=0.05, metadata={"help": "The SER whose steps needed are searched."})
     ter_target: float = field(default=0.2, metadata={"help": "The TER gap (nats/token) for the TER fit."})
     batch_size: int = field(default=100, metadata={"help": "Sequences per generate() call."})
@@ -81,6 +89,14 @@ def check_arguments(args: ReproduceArguments) -> Preset:
     preset = PRESETS[args.preset]
     for name in args.languages or ():
         research_language(name)  # names the choices
+    if args.decoders is not None and (not args.decoders or set(args.decoders) - set(DECODERS)):
+        raise ValueError(f"--decoders must list some of {list(DECODERS)}, got {args.decoders}.")
+    if "trained" in (args.decoders or ()) and not preset.train_lengths:
+        raise ValueError(f"--preset {args.preset} trains no model; use --preset paper for --decoders trained.")
+    for strategy in args.strategies or ():
+        DiffusionGenerationConfig(strategy=strategy).validate()
+    if args.strategies is not None:
+        preset = dataclasses.replace(preset, strategies=tuple(args.strategies))
     check_target(args.target)
     check_target(args.ter_target)
     if args.batch_size < 1 or (args.train_steps is not None and args.train_steps < 1):
@@ -145,6 +161,7 @@ def run(args: ReproduceArguments):
         task = LanguageTask(language, name=name)
         described = f"{name} ({describe_research_language(name)})"
         decoders = [("oracle", preset.lengths)] + ([("trained", preset.train_lengths)] if preset.train_lengths else [])
+        decoders = [(decoder, lengths) for decoder, lengths in decoders if decoder in (args.decoders or DECODERS)]
         for decoder, lengths in decoders:
             folder = output_dir / name / decoder
             folder.mkdir(parents=True, exist_ok=True)
