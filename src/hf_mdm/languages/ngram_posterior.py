@@ -17,16 +17,10 @@ block of a step is the row `base` (the flat index of the fixed digits). The back
 beta_i(w) = P(revealed x_>i | w_i = w) obeys the transposed step, summing over y when it is free. The posterior of
 a free x_i is the marginal of alpha_i beta_i over the window's last digit. Only a window with every digit free and a
 free successor (a run of at least n masked positions) needs the dense step, V^(m+1) multiply-adds as a batched
-matrix product, one (rows x V) @ (V x V) product per value of the other m-1 digits; for it the messages of a fully
-free window (forward and backward) keep the oldest digit last, so the product reads the forward message in place and
-the posterior alpha_i beta_i is a contiguous product. A step that sums over a free oldest digit and adds a free y
-(some other digit fixed) is, per row and value of the other free digits, sum_{w_1} alpha(w_1, ...) P(. | w_1, ...): a
-weighted sum of V table rows of V numbers, one fused gather-scale-sum (`embedding_bag`, mode "sum", the message as
-per-sample weights) instead of gathering a V^(f+1) block; its backward step is the same with the table transposed.
-
-Messages are needed only up to a constant: a step to a masked symbol keeps the forward sum (T is stochastic) and
-averages the backward message, so only a step to a revealed symbol rescales (the forward message after it, the
-backward message before it).
+matrix product, one (rows x V) @ (V x V) product per value of the other m-1 digits; for it the forward message keeps
+its oldest digit last, so the product reads it in place. Messages are needed only up to a constant: a step to a
+masked symbol keeps the forward sum (T is stochastic) and averages the backward message, so only a step to a
+revealed symbol rescales (the forward message after it, the backward message before it).
 
 **Segments.** Where m consecutive revealed symbols make the window fully fixed (a *cut*), alpha is a point mass and
 beta a constant, so the chain splits: the positions between two cuts are an independent problem (a *segment*),
@@ -57,10 +51,8 @@ class StepType:
 
     Its successor table is P permuted to (fixed digits, free digits) and flattened to a matrix, so the block of a step
     is one row, `block_table[base]`, with `base` the flat index of the fixed digits. Messages are flat over their free
-    digits, oldest first, except those of a fully free window, which keep the oldest digit last (and so do the blocks
-    of steps from or to one): the dense step then reads the forward message in place as a batch of (rows x V)
-    matrices, one per value of the other digits. A step that sums over a free oldest digit into a free y (`bags`)
-    reads table rows with `embedding_bag` instead of a block.
+    digits, oldest first, except the forward message of a fully free window, which keeps its oldest digit last: the
+    dense step then reads it in place as a batch of (rows x V) matrices, one per value of the other digits.
     """
 
     def __init__(self, language, pattern: int, successor_free: bool):
@@ -85,20 +77,13 @@ class StepType:
             self.forward_table = table.reshape(V, self.rest, V).permute(1, 0, 2).contiguous()
             self.backward_table = self.forward_table.transpose(1, 2).contiguous()
             return
-        if self.source_rotated or self.target_rotated:  # the block is laid out like the fully free message
+        if self.source_rotated:  # the block is laid out like alpha: the other digits, then the oldest
             free_digits = free_digits[1:] + free_digits[:1]
         self.fixed_place = torch.zeros(m + 1, dtype=torch.long)
         for k, j in enumerate(fixed_digits):
             self.fixed_place[j] = V ** (len(fixed_digits) - 1 - k)
         table = table.permute(fixed_digits + free_digits)
         self.block_table = table.reshape(V ** len(fixed_digits), V ** len(free_digits)).contiguous()
-        # a step that sums over the oldest digit and adds a free y reads, per (row, rest), V rows of V numbers:
-        # one fused gather-scale-sum (`embedding_bag`) instead of a gathered V^(f+1) block
-        self.bags = self.sums_first and successor_free
-        if self.bags:  # forward rows (fixed, oldest, rest) -> y; backward rows (fixed, rest, y) -> oldest
-            self.forward_rows = self.block_table.view(-1, V)
-            blocks = self.block_table.view(-1, V, self.rest, V)
-            self.backward_rows = blocks.permute(0, 2, 3, 1).reshape(-1, V).contiguous()
 
     def forward(self, alpha, base):
         """alpha over the target window's free digits: sum over the oldest digit (when free) of alpha * P.
@@ -111,27 +96,15 @@ class StepType:
             if not self.target_rotated:
                 return out[0]
             return out.view(V, R // V, rows, Y).permute(2, 1, 3, 0)
-        if self.bags:  # bag (row, rest) of items d_0: sum_{d_0} alpha[row, d_0, rest] * P[base, d_0, rest, :]
-            items = (base.view(rows, 1, 1) * V + torch.arange(V)) * R + torch.arange(R).view(R, 1)
-            weights = alpha.view(rows, V, R).transpose(1, 2).reshape(-1)
-            out = torch.nn.functional.embedding_bag(
-                items.view(-1),
-                self.forward_rows,
-                torch.arange(0, rows * R * V, V),
-                mode="sum",
-                per_sample_weights=weights,
-            )
-            return out.view(rows, R * Y)
         block = self.block_table.index_select(0, base)
         if self.source_rotated:  # (rows, R, oldest): y is fixed, the target is not rotated
             return (block.view(rows, R, V) * alpha.view(rows, R, V)).sum(-1)
-        if self.target_rotated:  # alpha (d_1, rest') in; block and message out (rest', y, d_1)
-            source = alpha.view(rows, V, R // V).transpose(1, 2).unsqueeze(2)
-            return block.view(rows, R // V, Y, V).mul_(source).view(rows, R * Y)
         if self.sums_first:
             out = (block.view(rows, V, R, Y) * alpha.view(rows, V, R, 1)).sum(1)
         else:
             out = block.view(rows, R, Y).mul_(alpha.view(rows, R, 1))
+        if self.target_rotated:  # natural (d_1, rest', y) -> rotated (rest', y, d_1)
+            return out.view(rows, V, R // V, Y).permute(0, 2, 3, 1)
         return out.view(rows, R * Y)
 
     def backward(self, beta, base):
@@ -140,32 +113,12 @@ class StepType:
         The dense step comes back as a (rows, V, rest) view.
         """
         rows, R, Y = beta.shape[0], self.rest, self.successor_width
-        if self.dense:  # (R, rows, Y) @ (R, Y, V), from beta in its rotated order (rest', y, d_1) when m > 1
-            if self.target_rotated:
-                message = beta.view(rows, R // self.vocab_size, Y, self.vocab_size).permute(3, 1, 0, 2)
-                message = message.reshape(R, rows, Y)
-            else:
-                message = beta.view(rows, R, Y).transpose(0, 1)
-            return torch.bmm(message, self.backward_table).transpose(0, 1)
-        if self.bags:  # bag (row, rest) of items y: sum_y beta[row, rest, y] * P[base, :, rest, y]
-            V = self.vocab_size
-            items = (base.view(rows, 1) * R + torch.arange(R)) * Y
-            items = (items.view(rows, R, 1) + torch.arange(Y)).view(-1)
-            out = torch.nn.functional.embedding_bag(
-                items,
-                self.backward_rows,
-                torch.arange(0, rows * R * Y, Y),
-                mode="sum",
-                per_sample_weights=beta.reshape(-1),
-            )
-            return out.view(rows, R, V).transpose(1, 2).reshape(rows, V * R)
+        if self.dense:  # (R, rows, Y) @ (R, Y, V)
+            out = torch.bmm(beta.view(rows, R, Y).transpose(0, 1), self.backward_table)
+            return out.permute(1, 2, 0)
         block = self.block_table.index_select(0, base)
-        if self.source_rotated:  # block and beta out (rows, R, oldest); y fixed
-            return block.view(rows, R, self.vocab_size) * beta.view(rows, R, 1)
-        if self.target_rotated:  # block and beta in (rest', y, d_1); sum over y, then natural (d_1, rest')
-            V = self.vocab_size
-            product = block.view(rows, R // V, Y, V).mul_(beta.view(rows, R // V, Y, V)).sum(2)
-            return product.transpose(1, 2).reshape(rows, R)
+        if self.source_rotated:  # block (rows, R, oldest); y fixed
+            return block.view(rows, R, self.vocab_size).transpose(1, 2) * beta.view(rows, 1, R)
         first = self.vocab_size if self.sums_first else 1
         product = block.view(rows, first, R, Y).mul_(beta.view(rows, 1, R, Y))
         return (product if Y == 1 else product.sum(-1)).view(rows, first * R)
@@ -371,8 +324,9 @@ class _Smoother:
                     else:
                         beta.view((-1,) + new.shape[1:]).index_copy_(0, part.rows, new)
                 if group.alpha is not None:
-                    if group.pattern == full and m > 1:  # alpha and beta (rows, rest, oldest)
-                        weights = (group.alpha * beta).view(count, -1, V).sum(-1).view(count, -1, V).sum(1)
+                    if group.pattern == full and m > 1:  # alpha (rows, rest, oldest), beta (rows, oldest, rest)
+                        product = group.alpha.view(count, -1, V) * beta.view(count, V, -1).transpose(1, 2)
+                        weights = product.sum(-1).view(count, -1, V).sum(1)
                     else:
                         weights = (group.alpha * beta).view(count, -1, V).sum(1)
                     select = slice(None) if everything_real else real[group.jobs]
