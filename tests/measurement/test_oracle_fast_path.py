@@ -35,6 +35,7 @@ LANGUAGES = [
     NGramLanguage(8, n=3, support=3, seed=0),
     NGramLanguage(5, n=2, support=2, seed=1),
     NGramLanguage(3, n=4, seed=2),
+    NGramLanguage(4, n=4, support=2, seed=4),  # sparse n = 4: bag steps with other free digits, rotated blocks
     NGramLanguage(2, n=5, support=1, seed=3),  # deterministic successors: most revealed symbols contradict
     HMMLanguage(6, 8, transition_support=2, emission_support=3, seed=0),
 ]
@@ -75,6 +76,18 @@ def test_short_and_long_rows_with_random_symbols(language, length):
     observed = torch.rand(symbols.shape, generator=generator) < torch.linspace(0, 1, 16)[:, None]
     active = torch.rand(symbols.shape, generator=generator) > 0.15
     assert_matches_reference(language, symbols, observed, active)
+
+
+@pytest.mark.parametrize("masked_fraction", [0.1, 0.5, 0.9, 1.0])
+def test_research_sized_sparse_trigram_equals_the_reference(masked_fraction):
+    """The benchmark's shape of language (32 symbols, 8 successors per context) on a few long rows: runs of masked
+    positions long enough for every step type, with contradicted revealed symbols ignored."""
+    language = NGramLanguage(32, n=3, support=8, seed=0)
+    generator = torch.Generator().manual_seed(7)
+    symbols = language.sample(6, 120, generator)
+    symbols[:, 50] = (symbols[:, 50] + 1) % language.vocab_size
+    observed = torch.rand(symbols.shape, generator=generator) >= masked_fraction
+    assert_matches_reference(language, symbols, observed, torch.ones_like(observed))
 
 
 def test_revealed_ngram_symbols_are_point_masses_and_ignored_ones_get_the_posterior():
