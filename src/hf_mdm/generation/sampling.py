@@ -2,7 +2,9 @@
 
 `generate(generator=...)` takes one `torch.Generator` (one stream shared by the batch, as in transformers) or a list of
 them, one per row (as in diffusers): then a row's draws depend only on its own generator, so its output does not
-depend on which other rows share its batch.
+depend on which other rows share its batch. Each generator draws on its own device and the noise moves to the
+model's, so CPU generators drive a GPU model, with the same draws as on CPU (torch refuses a CPU generator for a CUDA
+draw).
 """
 
 import torch
@@ -23,18 +25,25 @@ class RowRandomness:
     def rand(self, rows: torch.LongTensor, size: int, device: torch.device) -> torch.Tensor:
         """U(0, 1) noise of shape (len(rows), size)."""
         if self.per_row is None:
-            return torch.rand((rows.numel(), size), generator=self.shared, device=device)
-        return torch.stack([torch.rand(size, generator=self.per_row[row], device=device) for row in rows.tolist()])
+            return _draw((rows.numel(), size), self.shared, device)
+        return torch.stack([_draw(size, self.per_row[row], device) for row in rows.tolist()])
 
     def rand_right_aligned(self, rows: torch.LongTensor, widths: torch.LongTensor, size: int, device) -> torch.Tensor:
         """U(0, 1) noise of shape (len(rows), size) of which row r's generator draws only its last `widths[r]`
         columns (the rest are 1): a row's draws depend on its own block, not on how far its batch mates' reach."""
         if self.per_row is None:
-            return torch.rand((rows.numel(), size), generator=self.shared, device=device)
+            return _draw((rows.numel(), size), self.shared, device)
         noise = torch.ones((rows.numel(), size), device=device)
         for index, (row, width) in enumerate(zip(rows.tolist(), widths.tolist())):
-            noise[index, size - width :] = torch.rand(width, generator=self.per_row[row], device=device)
+            noise[index, size - width :] = _draw(width, self.per_row[row], device)
         return noise
+
+
+def _draw(shape, generator: "torch.Generator | None", device) -> torch.Tensor:
+    """torch.rand on the generator's device (the model's without one), then on `device`."""
+    if generator is None:
+        return torch.rand(shape, device=device)
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
 
 
 def sample_categorical(probs: torch.Tensor, uniform: torch.Tensor) -> torch.LongTensor:
