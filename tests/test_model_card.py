@@ -83,8 +83,19 @@ def test_card_round_trips_through_huggingface_hub(tmp_path):
         assert results[("token_error_gap", config)] == pytest.approx(row["ter_gap"])
     assert ("token_error_rate", "strategy=random,length=8,steps=2") not in results  # None cells are not published
     assert "| random | 16 | 4 |" in loaded.text
+    assert "| TER gap |" in loaded.text and "| 0.100 |" in loaded.text  # rows from before ter_gap_se: the gap alone
     assert "L^1.00" in loaded.text
     assert "step_vs_error.png" in loaded.text
+
+
+def test_card_shows_the_ter_gap_with_its_standard_error():
+    rows = sweep_rows()
+    for row in rows:
+        row["ter_gap_se"] = 0.01 * row["steps"]
+    rows[0]["ter_gap_se"] = None  # a cell without it shows the gap alone
+    text = ModelCard.from_sweep(rows).text
+    assert "| TER gap ± SE |" in text
+    assert "| 0.100 |" in text and "| 0.100 ± 0.040 |" in text and "| 0.000 ± 0.080 |" in text
 
 
 @pytest.mark.bad_input
