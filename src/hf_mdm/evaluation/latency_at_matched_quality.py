@@ -1,0 +1,190 @@
+"""latency_at_matched_quality: how much faster a masked diffusion LM is than the autoregressive baseline once its
+samples are as good, at the token level (TER gap) and at the sequence level (SER).
+
+From the rows of one sweep at one generated length, holding the autoregressive row (`sweep_steps(...,
+autoregressive_model=...)`) and one diffusion strategy over a grid of steps: for each metric, the smallest swept step
+count S at which the MDM matches the AR model, with that row's latency per `generate()` batch, its NFE, and the ratio
+AR latency / MDM latency (> 1: the MDM is faster).
+
+"Matches" means *not significantly worse*: the 95% interval of the difference MDM - AR reaches 0 or below, i.e.
+the hypothesis "the MDM is worse" is not accepted at one-sided level 2.5%:
+
+    TER gap:  d = ter_gap_MDM - ter_gap_AR = log_ppl_MDM - log_ppl_AR     (one language: the entropy rate cancels)
+              matched  <=>  d - 1.96 sqrt(se_MDM^2 + se_AR^2) <= 0       (se: `log_perplexity_se`, over sequences)
+    SER:      d = ser_MDM - ser_AR, Newcombe's hybrid score interval from the rows' Wilson 95% intervals:
+              matched  <=>  d - sqrt((ser_MDM - ser_low_MDM)^2 + (ser_high_AR - ser_AR)^2) <= 0
+
+S is the smallest swept step count from which *every* larger swept step count matches too, so one lucky row below a
+failing one is not chosen (error falls with steps; the rule reads the grid as the monotone curve it estimates). When
+no swept step count qualifies, the result is "not reached by S_max", never an interpolated or extrapolated number.
+Not significantly worse is a weaker claim with fewer samples (wider intervals): read it with the intervals it prints.
+"""
+
+import math
+from dataclasses import dataclass
+
+from scipy.stats import norm
+
+from .sweep import AUTOREGRESSIVE
+from .sweep_table import check_sweep_rows, is_present
+
+
+Z_95 = float(norm.ppf(0.975))
+METRICS = {"ter_gap": "TER gap (nats/token)", "ser": "SER"}
+
+
+@dataclass(frozen=True)
+class MatchedQuality:
+    """The matched-quality point of one metric. `steps` is None when no swept step count matches (`reached`)."""
+
+    metric: str
+    strategy: str
+    length: int
+    max_steps: int
+    autoregressive_value: float
+    autoregressive_latency_s: float
+    autoregressive_nfe: float
+    steps: int | None = None
+    value: float | None = None
+    difference_interval: tuple[float, float] | None = None  # 95% interval of MDM - AR at `steps`
+    latency_s: float | None = None
+    nfe: float | None = None
+
+    @property
+    def reached(self) -> bool:
+        return self.steps is not None
+
+    @property
+    def latency_ratio(self) -> float | None:
+        """AR latency / MDM latency per batch (> 1: the MDM is faster); None when not reached."""
+        return self.autoregressive_latency_s / self.latency_s if self.reached else None
+
+
+def difference_interval(metric: str, mdm: dict, autoregressive: dict) -> tuple[float, float]:
+    """The 95% interval of MDM - AR for `metric` (the module's docstring)."""
+    difference = mdm[metric] - autoregressive[metric]
+    if metric == "ser":  # Newcombe's hybrid score interval (method 10)
+        below = math.hypot(mdm["ser"] - mdm["ser_low"], autoregressive["ser_high"] - autoregressive["ser"])
+        above = math.hypot(mdm["ser_high"] - mdm["ser"], autoregressive["ser"] - autoregressive["ser_low"])
+        return difference - below, difference + above
+    half_width = Z_95 * math.hypot(mdm["log_perplexity_se"], autoregressive["log_perplexity_se"])
+    return difference - half_width, difference + half_width
+
+
+# The columns each metric's rule reads, and how a row lacks them.
+NEEDED_COLUMNS = {
+    "ter_gap": ("ter_gap", "log_perplexity_se", "entropy_rate"),
+    "ser": ("ser", "ser_low", "ser_high"),
+}
+
+
+def _check_columns(rows: list[dict], metrics) -> None:
+    for metric in metrics:
+        if metric not in METRICS:
+            raise ValueError(f"Unknown metric {metric!r}; choose from {sorted(METRICS)}.")
+        for row in rows:
+            needed = NEEDED_COLUMNS[metric] + ("latency_s", "nfe")
+            missing = [column for column in needed if not is_present(row.get(column))]
+            if missing:
+                raise ValueError(
+                    f"The row ({row['strategy']}, steps {row['steps']}) has no {missing}: the {metric} match needs "
+                    "them. Use rows of a `LanguageTask` sweep by this hf-mdm (older rows have no standard errors; a "
+                    "`PromptTask` has no TER gap: pass metrics=('ser',)), with at least 2 samples per cell."
+                )
+
+
+def _select(rows: list[dict], strategy: str | None) -> tuple[dict, list[dict], str]:
+    """The AR row and the chosen strategy's rows by increasing steps, after checking the rows form one comparison."""
+    lengths = sorted({int(row["length"]) for row in rows})
+    if len(lengths) > 1:
+        raise ValueError(
+            f"The rows span the lengths {lengths}; the comparison is at one length: pass "
+            f"[row for row in rows if row['length'] == {lengths[-1]}]."
+        )
+    autoregressive = [row for row in rows if row["strategy"] == AUTOREGRESSIVE]
+    if len(autoregressive) != 1:
+        raise ValueError(
+            f"The rows hold {len(autoregressive)} autoregressive rows; the comparison needs exactly one: run "
+            "`sweep_steps(..., autoregressive_model=causal_lm)` once."
+        )
+    strategies = sorted({row["strategy"] for row in rows} - {AUTOREGRESSIVE})
+    if strategy is None:
+        if len(strategies) != 1:
+            raise ValueError(
+                f"The rows hold the diffusion strategies {strategies}; name the one to compare: strategy=..."
+            )
+        strategy = strategies[0]
+    elif strategy not in strategies:
+        raise ValueError(f"No rows of strategy {strategy!r}; the rows hold {strategies}.")
+    diffusion = sorted((row for row in rows if row["strategy"] == strategy), key=lambda row: row["steps"])
+    steps = [int(row["steps"]) for row in diffusion]
+    if len(set(steps)) != len(steps):
+        raise ValueError(f"The {strategy} rows repeat step counts ({steps}); pass one row per step count.")
+    return autoregressive[0], diffusion, strategy
+
+
+def latency_at_matched_quality(
+    rows, strategy: str | None = None, metrics: tuple[str, ...] = ("ter_gap", "ser")
+) -> list[MatchedQuality]:
+    """For each metric, the smallest swept steps at which `strategy` matches the AR row, with its latency and NFE.
+
+    Args:
+        rows: sweep rows (a `datasets.Dataset` or dicts) of one length: the autoregressive row and the strategy's
+            rows over a grid of steps, with `latency_s` (timed in the same process and batch size).
+        strategy: the diffusion strategy to compare; may be omitted when the rows hold one.
+        metrics: among "ter_gap" (token level) and "ser" (sequence level).
+
+    Returns:
+        One `MatchedQuality` per metric (`steps` None: not reached by the largest swept steps).
+    """
+    rows = [dict(row) for row in rows]
+    if not rows:
+        raise ValueError("No sweep rows; run `sweep_steps(..., autoregressive_model=causal_lm)` first.")
+    check_sweep_rows(rows)
+    autoregressive, diffusion, strategy = _select(rows, strategy)
+    _check_columns([autoregressive, *diffusion], metrics)
+    results = []
+    for metric in metrics:
+        if metric == "ter_gap" and any(row["entropy_rate"] != autoregressive["entropy_rate"] for row in diffusion):
+            raise ValueError("The rows were scored against different entropy rates: they come from different tasks.")
+        intervals = [difference_interval(metric, row, autoregressive) for row in diffusion]
+        chosen = None
+        for row, (low, high) in reversed(list(zip(diffusion, intervals))):
+            if low > 0:  # significantly worse: no smaller step count can be chosen
+                break
+            chosen = (row, (low, high))
+        point = dict(
+            metric=metric,
+            strategy=strategy,
+            length=int(autoregressive["length"]),
+            max_steps=int(diffusion[-1]["steps"]),
+            autoregressive_value=autoregressive[metric],
+            autoregressive_latency_s=autoregressive["latency_s"],
+            autoregressive_nfe=autoregressive["nfe"],
+        )
+        if chosen is not None:
+            row, interval = chosen
+            point.update(steps=int(row["steps"]), value=row[metric], difference_interval=interval,
+                         latency_s=row["latency_s"], nfe=row["nfe"])  # fmt: skip
+        results.append(MatchedQuality(**point))
+    return results
+
+
+def matched_quality_table(results: list[MatchedQuality]) -> str:
+    """The matched-quality points as a Markdown table."""
+    lines = [
+        "| metric | AR value | AR latency (s) | AR NFE | MDM steps at match | MDM value | MDM - AR, 95% interval "
+        "| MDM latency (s) | MDM NFE | latency ratio AR / MDM |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for point in results:
+        ar = f"| {METRICS[point.metric]} | {point.autoregressive_value:.4f} | {point.autoregressive_latency_s:.3f} | "
+        ar += f"{point.autoregressive_nfe:.0f} |"
+        if point.reached:
+            low, high = point.difference_interval
+            mdm = (f" {point.steps} | {point.value:.4f} | [{low:+.4f}, {high:+.4f}] | {point.latency_s:.3f} | "
+                   f"{point.nfe:.1f} | {point.latency_ratio:.2f}x |")  # fmt: skip
+        else:
+            mdm = f" not reached by {point.max_steps} | - | - | - | - | - |"
+        lines.append(ar + mdm)
+    return "\n".join(lines)
