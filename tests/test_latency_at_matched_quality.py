@@ -46,13 +46,13 @@ def confidence_rows(ter_gaps=(0.5, 0.2, 0.06, 0.05, 0.04), sers=(0.9, 0.6, 0.3, 
 def test_smallest_matching_steps_with_its_latency_and_ratio():
     ter, ser = latency_at_matched_quality([autoregressive(), *confidence_rows()])
     # TER: at 16 steps the gap 0.06 is within 1.96 * sqrt(2) * 0.01 of the AR's 0.05; at 8 steps 0.2 is not.
-    assert (ter.metric, ter.strategy, ter.length, ter.steps, ter.nfe) == ("ter_gap", "confidence", 64, 16, 16.0)
-    assert ter.latency_s == pytest.approx(0.4) and ter.latency_ratio == pytest.approx(2.0 / 0.4)
+    assert (ter.metric, ter.strategy, ter.steps, ter.row["nfe"]) == ("ter_gap", "confidence", 16, 16.0)
+    assert ter.row["latency_s"] == pytest.approx(0.4) and ter.latency_ratio == pytest.approx(2.0 / 0.4)
     low, high = ter.difference_interval
     assert (low + high) / 2 == pytest.approx(0.01)
     assert high - low == pytest.approx(2 * 1.96 * math.sqrt(2) * 0.01, rel=1e-3)
     # SER: only 64 steps (SER 0) is not significantly worse than the AR's 0 / 200; 0.1 at 32 steps is.
-    assert (ser.metric, ser.steps, ser.autoregressive_value) == ("ser", 64, 0.0)
+    assert (ser.metric, ser.steps, ser.autoregressive["strategy"]) == ("ser", 64, "autoregressive")
     assert ser.latency_ratio == pytest.approx(2.0 / 1.6)
 
 
@@ -97,9 +97,20 @@ def test_the_named_strategy_is_compared():
 def test_table_prints_the_ratio_and_the_interval():
     table = matched_quality_table(latency_at_matched_quality([autoregressive(), *confidence_rows()]))
     lines = table.splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| TER gap (nats/token) | 0.0500 | 2.000 | 64 | 16 | 0.0600 |")
+    assert len(lines) == 4
+    assert lines[2].startswith("| TER gap (nats/token) | 0.0500 ± 0.0100 | 2.000 | 64 | 16 | 0.0600 ± 0.0100 |")
     assert lines[2].endswith("| 0.400 | 16.0 | 5.00x |")
-    assert lines[3].startswith("| SER | 0.0000 |") and "| 64 | 0.0000 | [" in lines[3]
+    assert lines[3].startswith("| SER | 0.0000 [0.0000, 0.0200] |") and "| 64 | 0.0000 [0.0000, 0.0200] |" in lines[3]
+
+
+def test_a_ter_gap_below_the_entropy_rate_is_marked():
+    """A mode-seeking decoder's samples are more likely than the language's own: matched, but flagged."""
+    rows = [autoregressive(), *confidence_rows(ter_gaps=(0.5, 0.2, -0.3, -0.3, -0.3))]
+    ter, ser = latency_at_matched_quality(rows)
+    assert ter.steps == 16 and ter.below_entropy_rate and not ser.below_entropy_rate
+    table = matched_quality_table([ter, ser])
+    assert "| -0.3000 ± 0.0100 (below h) |" in table and table.endswith("overstates their quality.")
+    assert "below h" not in matched_quality_table(latency_at_matched_quality([autoregressive(), *confidence_rows()]))
 
 
 def test_rows_of_a_real_sweep():
@@ -116,8 +127,8 @@ def test_rows_of_a_real_sweep():
         lengths=[8], num_samples=8, batch_size=4, autoregressive_model=causal, progress=False,
     )  # fmt: skip
     results = latency_at_matched_quality(table)
-    assert [(point.metric, point.length, point.max_steps) for point in results] == [("ter_gap", 8, 8), ("ser", 8, 8)]
-    assert all(point.autoregressive_nfe == 8.0 for point in results)
+    assert [(point.metric, point.max_steps) for point in results] == [("ter_gap", 8), ("ser", 8)]
+    assert all(point.autoregressive["nfe"] == 8.0 for point in results)
 
 
 def without(rows, index, column):

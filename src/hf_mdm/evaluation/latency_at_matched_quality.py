@@ -18,6 +18,8 @@ S is the smallest swept step count from which *every* larger swept step count ma
 failing one is not chosen (error falls with steps; the rule reads the grid as the monotone curve it estimates). When
 no swept step count qualifies, the result is "not reached by S_max", never an interpolated or extrapolated number.
 Not significantly worse is a weaker claim with fewer samples (wider intervals): read it with the intervals it prints.
+A TER gap significantly below 0 (samples more likely than the language's own: a mode-seeking decoder, low diversity)
+also counts as matched; the table marks it, since token error then overstates the samples' quality.
 """
 
 import math
@@ -33,31 +35,42 @@ Z_95 = float(norm.ppf(0.975))
 METRICS = {"ter_gap": "TER gap (nats/token)", "ser": "SER"}
 
 
+def with_uncertainty(metric: str, row: dict) -> str:
+    """A row's value of `metric` with its uncertainty: the TER gap ± its SE, the SER with its Wilson 95% interval."""
+    if metric == "ser":
+        return f"{row['ser']:.4f} [{row['ser_low']:.4f}, {row['ser_high']:.4f}]"
+    return f"{row['ter_gap']:.4f} ± {row['ter_gap_se']:.4f}"
+
+
 @dataclass(frozen=True)
 class MatchedQuality:
-    """The matched-quality point of one metric. `steps` is None when no swept step count matches (`reached`)."""
+    """The matched-quality point of one metric: the AR row, and the strategy's row at the smallest matching steps
+    (`row` None: not reached by `max_steps`), with the 95% interval of MDM - AR there."""
 
     metric: str
     strategy: str
-    length: int
     max_steps: int
-    autoregressive_value: float
-    autoregressive_latency_s: float
-    autoregressive_nfe: float
-    steps: int | None = None
-    value: float | None = None
-    difference_interval: tuple[float, float] | None = None  # 95% interval of MDM - AR at `steps`
-    latency_s: float | None = None
-    nfe: float | None = None
+    autoregressive: dict
+    row: dict | None = None
+    difference_interval: tuple[float, float] | None = None
 
     @property
     def reached(self) -> bool:
-        return self.steps is not None
+        return self.row is not None
+
+    @property
+    def steps(self) -> int | None:
+        return int(self.row["steps"]) if self.reached else None
 
     @property
     def latency_ratio(self) -> float | None:
         """AR latency / MDM latency per batch (> 1: the MDM is faster); None when not reached."""
-        return self.autoregressive_latency_s / self.latency_s if self.reached else None
+        return self.autoregressive["latency_s"] / self.row["latency_s"] if self.reached else None
+
+    @property
+    def below_entropy_rate(self) -> bool:
+        """Whether the matched TER gap is significantly below 0: the samples are more likely than the language's."""
+        return self.metric == "ter_gap" and self.reached and self.row["ter_gap"] + Z_95 * self.row["ter_gap_se"] < 0
 
 
 def difference_interval(metric: str, mdm: dict, autoregressive: dict) -> tuple[float, float]:
@@ -73,7 +86,7 @@ def difference_interval(metric: str, mdm: dict, autoregressive: dict) -> tuple[f
 
 # The columns each metric's rule reads, and how a row lacks them.
 NEEDED_COLUMNS = {
-    "ter_gap": ("ter_gap", "log_perplexity_se", "entropy_rate"),
+    "ter_gap": ("ter_gap", "ter_gap_se", "log_perplexity_se", "entropy_rate"),
     "ser": ("ser", "ser_low", "ser_high"),
 }
 
@@ -135,7 +148,7 @@ def latency_at_matched_quality(
         metrics: among "ter_gap" (token level) and "ser" (sequence level).
 
     Returns:
-        One `MatchedQuality` per metric (`steps` None: not reached by the largest swept steps).
+        One `MatchedQuality` per metric (`reached` False: not reached by the largest swept steps).
     """
     rows = [dict(row) for row in rows]
     if not rows:
@@ -153,38 +166,40 @@ def latency_at_matched_quality(
             if low > 0:  # significantly worse: no smaller step count can be chosen
                 break
             chosen = (row, (low, high))
-        point = dict(
-            metric=metric,
-            strategy=strategy,
-            length=int(autoregressive["length"]),
-            max_steps=int(diffusion[-1]["steps"]),
-            autoregressive_value=autoregressive[metric],
-            autoregressive_latency_s=autoregressive["latency_s"],
-            autoregressive_nfe=autoregressive["nfe"],
-        )
-        if chosen is not None:
-            row, interval = chosen
-            point.update(steps=int(row["steps"]), value=row[metric], difference_interval=interval,
-                         latency_s=row["latency_s"], nfe=row["nfe"])  # fmt: skip
-        results.append(MatchedQuality(**point))
+        row, interval = chosen if chosen is not None else (None, None)
+        point = MatchedQuality(metric, strategy, int(diffusion[-1]["steps"]), autoregressive, row, interval)
+        results.append(point)
     return results
 
 
+BELOW_ENTROPY_RATE_MARK = " (below h)"
+BELOW_ENTROPY_RATE_NOTE = (
+    "(below h): the TER gap is significantly below 0, the samples are more likely than the language's own (a "
+    "mode-seeking decoder, low diversity): matched token error overstates their quality."
+)
+
+
 def matched_quality_table(results: list[MatchedQuality]) -> str:
-    """The matched-quality points as a Markdown table."""
+    """The matched-quality points as a Markdown table (TER gap ± SE, SER with its Wilson interval), with a note under
+    it when a matched TER gap is significantly below 0."""
     lines = [
         "| metric | AR value | AR latency (s) | AR NFE | MDM steps at match | MDM value | MDM - AR, 95% interval "
         "| MDM latency (s) | MDM NFE | latency ratio AR / MDM |",
         "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for point in results:
-        ar = f"| {METRICS[point.metric]} | {point.autoregressive_value:.4f} | {point.autoregressive_latency_s:.3f} | "
-        ar += f"{point.autoregressive_nfe:.0f} |"
+        ar_row = point.autoregressive
+        cells = [METRICS[point.metric], with_uncertainty(point.metric, ar_row), f"{ar_row['latency_s']:.3f}",
+                 f"{ar_row['nfe']:.0f}"]  # fmt: skip
         if point.reached:
             low, high = point.difference_interval
-            mdm = (f" {point.steps} | {point.value:.4f} | [{low:+.4f}, {high:+.4f}] | {point.latency_s:.3f} | "
-                   f"{point.nfe:.1f} | {point.latency_ratio:.2f}x |")  # fmt: skip
+            mark = BELOW_ENTROPY_RATE_MARK if point.below_entropy_rate else ""
+            value = with_uncertainty(point.metric, point.row) + mark
+            cells += [str(point.steps), value, f"[{low:+.4f}, {high:+.4f}]", f"{point.row['latency_s']:.3f}",
+                      f"{point.row['nfe']:.1f}", f"{point.latency_ratio:.2f}x"]  # fmt: skip
         else:
-            mdm = f" not reached by {point.max_steps} | - | - | - | - | - |"
-        lines.append(ar + mdm)
+            cells += [f"not reached by {point.max_steps}"] + ["-"] * 5
+        lines.append("| " + " | ".join(cells) + " |")
+    if any(point.below_entropy_rate for point in results):
+        lines += ["", BELOW_ENTROPY_RATE_NOTE]
     return "\n".join(lines)
