@@ -124,7 +124,8 @@ def main():
                 if point.reached
                 else f"not reached by {point.max_steps} steps"
             )
-            print(f"At matched TER: {verdict}.")
+            caveat = " (but its samples are below the entropy rate: see the note under the table)"
+            print(f"At matched TER: {verdict}{caveat if point.below_entropy_rate else ''}.")
         else:
             verdict = f"{point.latency_ratio:.2f}x" if point.reached else f"not reached by {point.max_steps} steps"
             print(f"At matched SER: {verdict} (AR latency / MDM latency).")
