@@ -291,3 +291,4 @@ def test_plot_has_error_bars_words_an_autoregressive_point_and_one_legend():
     assert low_high == pytest.approx(expected)  # each bar spans the row's Wilson interval
     assert error_bars([dict(ser=0.2, ser_low=0.25, ser_high=0.3)], "ser") == [[0.0], [pytest.approx(0.1)]]
     assert error_bars([dict(ter_gap=0.2)], "ter_gap") is None  # no interval in the table: no bar
+    assert error_bars([dict(ter_gap=0.2, ter_gap_se=0.01)], "ter_gap") == [[pytest.approx(0.0196, abs=1e-4)]] * 2

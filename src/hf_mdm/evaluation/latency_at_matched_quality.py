@@ -25,13 +25,10 @@ also counts as matched; the table marks it, since token error then overstates th
 import math
 from dataclasses import dataclass
 
-from scipy.stats import norm
-
 from .sweep import AUTOREGRESSIVE
-from .sweep_table import check_sweep_rows, is_present
+from .sweep_table import Z_95, check_sweep_rows, is_present
 
 
-Z_95 = float(norm.ppf(0.975))
 METRICS = {"ter_gap": "TER gap (nats/token)", "ser": "SER"}
 
 

@@ -3,6 +3,8 @@
 
 import math
 
+from scipy.stats import norm
+
 
 TABLE_COLUMNS = [
     ("task", "task", "{}"),
@@ -22,6 +24,10 @@ TABLE_COLUMNS = [
     ("latency_s", "latency (s)", "{:.3f}"),
     ("tokens_per_s", "tokens/s", "{:,.0f}"),
 ]
+
+
+# A 95% interval from a standard error: value ± Z_95 SE.
+Z_95 = float(norm.ppf(0.975))
 
 
 def is_present(value) -> bool:

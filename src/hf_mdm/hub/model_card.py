@@ -221,7 +221,8 @@ class ModelCard(HubModelCard):
             "",
             "SER: sequence error rate with its Wilson 95% interval (the plot's error bars). TER gap: generative "
             "log-perplexity under the true language minus its entropy rate (0 is perfect), ± its standard error "
-            "(the generated sequences are the independent units). NFE: forward passes per sequence.",
+            "(the generated sequences are the independent units; the plot's bars are ± 1.96 SE). NFE: forward passes "
+            "per sequence.",
             "",
             markdown_table(rows),
         ]
