@@ -103,6 +103,13 @@ def test_table_prints_the_ratio_and_the_interval():
     assert lines[3].startswith("| SER | 0.0000 [0.0000, 0.0200] |") and "| 64 | 0.0000 [0.0000, 0.0200] |" in lines[3]
 
 
+def test_a_match_at_the_smallest_swept_steps_says_so():
+    rows = [autoregressive(), *confidence_rows(ter_gaps=(0.05,) * 5)]
+    ter, _ = latency_at_matched_quality(rows)
+    assert (ter.steps, ter.min_steps) == (4, 4)
+    assert "| 4 (smallest swept) |" in matched_quality_table([ter])
+
+
 def test_a_ter_gap_below_the_entropy_rate_is_marked():
     """A mode-seeking decoder's samples are more likely than the language's own: matched, but flagged."""
     rows = [autoregressive(), *confidence_rows(ter_gaps=(0.5, 0.2, -0.3, -0.3, -0.3))]

@@ -16,7 +16,8 @@ the hypothesis "the MDM is worse" is not accepted at one-sided level 2.5%:
 
 S is the smallest swept step count from which *every* larger swept step count matches too, so one lucky row below a
 failing one is not chosen (error falls with steps; the rule reads the grid as the monotone curve it estimates). When
-no swept step count qualifies, the result is "not reached by S_max", never an interpolated or extrapolated number.
+no swept step count qualifies, the result is "not reached by S_max", never an interpolated or extrapolated number; when
+the smallest swept step count qualifies, the table says so (fewer steps, not swept, might match too).
 Not significantly worse is a weaker claim with fewer samples (wider intervals): read it with the intervals it prints.
 A TER gap significantly below 0 (samples more likely than the language's own: a mode-seeking decoder, low diversity)
 also counts as matched; the table marks it, since token error then overstates the samples' quality.
@@ -46,6 +47,7 @@ class MatchedQuality:
 
     metric: str
     strategy: str
+    min_steps: int
     max_steps: int
     autoregressive: dict
     row: dict | None = None
@@ -164,7 +166,8 @@ def latency_at_matched_quality(
                 break
             chosen = (row, (low, high))
         row, interval = chosen if chosen is not None else (None, None)
-        point = MatchedQuality(metric, strategy, int(diffusion[-1]["steps"]), autoregressive, row, interval)
+        swept = (int(diffusion[0]["steps"]), int(diffusion[-1]["steps"]))
+        point = MatchedQuality(metric, strategy, *swept, autoregressive, row, interval)
         results.append(point)
     return results
 
@@ -192,7 +195,8 @@ def matched_quality_table(results: list[MatchedQuality]) -> str:
             low, high = point.difference_interval
             mark = BELOW_ENTROPY_RATE_MARK if point.below_entropy_rate else ""
             value = with_uncertainty(point.metric, point.row) + mark
-            cells += [str(point.steps), value, f"[{low:+.4f}, {high:+.4f}]", f"{point.row['latency_s']:.3f}",
+            steps = f"{point.steps} (smallest swept)" if point.steps == point.min_steps else str(point.steps)
+            cells += [steps, value, f"[{low:+.4f}, {high:+.4f}]", f"{point.row['latency_s']:.3f}",
                       f"{point.row['nfe']:.1f}", f"{point.latency_ratio:.2f}x"]  # fmt: skip
         else:
             cells += [f"not reached by {point.max_steps}"] + ["-"] * 5
