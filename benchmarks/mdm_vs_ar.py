@@ -126,8 +126,10 @@ def main():
             caveat = " (but its samples are below the entropy rate: see the note under the table)"
             print(f"At matched TER: {verdict}{caveat if point.below_entropy_rate else ''}.")
         else:
-            verdict = f"{point.latency_ratio:.2f}x" if point.reached else f"not reached by {point.max_steps} steps"
-            print(f"At matched SER: {verdict} (AR latency / MDM latency).")
+            verdict = (
+                f"{point.latency_ratio:.2f}x lower latency" if point.reached else f"not reached by {point.max_steps} steps"
+            )
+            print(f"At matched SER: {verdict}.")
     if args.output:
         print(f"\nrows: {args.output} (hf_mdm.evaluation.read_sweep_rows)")
 
