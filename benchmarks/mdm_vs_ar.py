@@ -116,20 +116,15 @@ def main():
     print(matched_quality_table(results))
     print()
     for point in results:
-        if point.metric == "ter_gap":
-            verdict = (
-                f"{point.latency_ratio:.2f}x lower latency: the goal of >= {GOAL}x is "
-                f"{'met' if point.latency_ratio >= GOAL else 'not met'}"
-                if point.reached
-                else f"not reached by {point.max_steps} steps"
-            )
-            caveat = " (but its samples are below the entropy rate: see the note under the table)"
-            print(f"At matched TER: {verdict}{caveat if point.below_entropy_rate else ''}.")
+        if not point.reached:
+            verdict = f"not reached by {point.max_steps} steps"
         else:
-            verdict = (
-                f"{point.latency_ratio:.2f}x lower latency" if point.reached else f"not reached by {point.max_steps} steps"
-            )
-            print(f"At matched SER: {verdict}.")
+            verdict = f"{point.latency_ratio:.2f}x lower latency"
+            if point.metric == "ter_gap":
+                verdict += f": the goal of >= {GOAL}x is {'met' if point.latency_ratio >= GOAL else 'not met'}"
+            if point.below_entropy_rate:
+                verdict += " (but its samples are below the entropy rate: see the note under the table)"
+        print(f"At matched {'TER' if point.metric == 'ter_gap' else 'SER'}: {verdict}.")
     if args.output:
         print(f"\nrows: {args.output} (hf_mdm.evaluation.read_sweep_rows)")
 
