@@ -83,8 +83,19 @@ def test_card_round_trips_through_huggingface_hub(tmp_path):
         assert results[("token_error_gap", config)] == pytest.approx(row["ter_gap"])
     assert ("token_error_rate", "strategy=random,length=8,steps=2") not in results  # None cells are not published
     assert "| random | 16 | 4 |" in loaded.text
+    assert "| TER gap |" in loaded.text and "| 0.100 |" in loaded.text  # rows from before ter_gap_se: the gap alone
     assert "L^1.00" in loaded.text
     assert "step_vs_error.png" in loaded.text
+
+
+def test_card_shows_the_ter_gap_with_its_standard_error():
+    rows = sweep_rows()
+    for row in rows:
+        row["ter_gap_se"] = 0.01 * row["steps"]
+    rows[0]["ter_gap_se"] = None  # a cell without it shows the gap alone
+    text = ModelCard.from_sweep(rows).text
+    assert "| TER gap ± SE |" in text
+    assert "| 0.100 |" in text and "| 0.100 ± 0.040 |" in text and "| 0.000 ± 0.080 |" in text
 
 
 @pytest.mark.bad_input
@@ -280,3 +291,4 @@ def test_plot_has_error_bars_words_an_autoregressive_point_and_one_legend():
     assert low_high == pytest.approx(expected)  # each bar spans the row's Wilson interval
     assert error_bars([dict(ser=0.2, ser_low=0.25, ser_high=0.3)], "ser") == [[0.0], [pytest.approx(0.1)]]
     assert error_bars([dict(ter_gap=0.2)], "ter_gap") is None  # no interval in the table: no bar
+    assert error_bars([dict(ter_gap=0.2, ter_gap_se=0.01)], "ter_gap") == [[pytest.approx(0.0196, abs=1e-4)]] * 2

@@ -60,8 +60,11 @@ def test_grid_columns_and_ranges(language):
         "latency_s",
         "tokens_per_s",
     } <= set(table.column_names)
+    assert set(LanguageTask.SCORE_COLUMNS) <= set(table.column_names)  # the columns a resume file's header names
     for row in table:
         assert 0 <= row["ser_low"] <= row["ser"] <= row["ser_high"] <= 1
+        # The oracle's entropy rate is exact: the TER gap's standard error is the log-perplexity's, over sequences.
+        assert 0 < row["ter_gap_se"] == pytest.approx(row["log_perplexity_se"])
         assert 1 <= row["nfe"] <= row["steps"]
         assert row["entropy_rate"] == pytest.approx(language.entropy_rate().value)
 
@@ -145,6 +148,8 @@ def test_prompt_task_scores_final_answers():
     )
     assert len(table) == 2
     assert all(row["token_error"] is not None and row["invalid_token_rate"] is None for row in table)
+    assert all(row["ter_gap_se"] is None and row["log_perplexity_se"] is None for row in table)
+    assert set(PromptTask.SCORE_COLUMNS) <= set(table.column_names)
     with pytest.raises(ValueError, match="no column"):
         PromptTask(Dataset.from_dict({"question": ["x"]}))
 
@@ -226,6 +231,23 @@ def test_resume_file_of_another_sweep_is_refused(language, tmp_path, change, dif
     small_sweep(language, path)
     with pytest.raises(ValueError, match=f"different sweep \\(differs in {differs}\\); delete it or choose another"):
         small_sweep(language, path, resume=True, **change)
+
+
+@pytest.mark.bad_input
+def test_resume_file_of_an_older_hf_mdm_without_the_standard_errors_is_refused(language, tmp_path):
+    """A resumed table would hold `ter_gap_se` for its new cells only."""
+    path = tmp_path / "sweep.jsonl"
+    small_sweep(language, path)
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["sweep_identity"]["score_columns"]  # as hf-mdm wrote it before the columns existed
+    rows = [json.loads(line) for line in lines[1:]]
+    for row in rows:
+        del row["ter_gap_se"], row["log_perplexity_se"]
+    path.write_text("\n".join(json.dumps(line) for line in [header, *rows]) + "\n")
+    missing = r"older hf-mdm whose rows lack the columns \['log_perplexity_se', 'ter_gap_se'\]"
+    with pytest.raises(ValueError, match=missing):
+        small_sweep(language, path, resume=True)
 
 
 @pytest.mark.bad_input

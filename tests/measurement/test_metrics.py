@@ -7,7 +7,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import hf_mdm.metrics
-from hf_mdm.languages import NGramLanguage
+from hf_mdm.languages import EntropyRate, NGramLanguage
 
 
 SPARSE = [[0.0, 1.0, 0.0], [0.5, 0.0, 0.5], [1.0, 0.0, 0.0]]  # entropy rate 0.4 log 2, pi = (0.4, 0.4, 0.2)
@@ -72,6 +72,9 @@ def test_token_error_rate_against_a_language(ter):
     assert result["entropy_rate"] == pytest.approx(0.4 * math.log(2))
     assert result["token_error_rate"] == pytest.approx(nll - 0.4 * math.log(2))
     assert (result["num_invalid_tokens"], result["num_tokens"], result["invalid_token_rate"]) == (1, 8, 1 / 8)
+    # The two sequences' mean losses differ by the floor / 4: the standard error of their mean is |floor| / 8.
+    assert result["log_perplexity_standard_error"] == pytest.approx(-floor / 8)
+    assert result["token_error_rate_standard_error"] == pytest.approx(-floor / 8)  # an exact entropy rate
     custom = ter.compute(predictions=[[0, 1, 1, 0]], language=language, invalid_token_log_prob=-1.0, entropy_rate=0.0)
     assert custom["log_perplexity"] == pytest.approx(-(math.log(0.4) + math.log(0.5) - 1.0) / 4)
 
@@ -81,6 +84,34 @@ def test_token_error_rate_of_exact_samples_is_near_zero(ter):
     samples = language.sample(200, 64, torch.Generator().manual_seed(0))
     result = ter.compute(predictions=samples.tolist(), language=language)
     assert result["invalid_token_rate"] == 0.0 and abs(result["token_error_rate"]) < 0.05
+
+
+def test_token_error_rate_standard_error_is_calibrated_over_sequences(ter):
+    """Over many independent batches, the spread of the log-perplexity matches the standard error each batch reports.
+    Half the sequences (by a coin flip each) repeat one symbol, so a sequence's tokens are strongly correlated: a
+    standard error over tokens would be ~6x too small, one of unweighted sequence means (mixed lengths) ~25% off."""
+    language = NGramLanguage(5, n=2, support=3, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    estimates, standard_errors = [], []
+    for _ in range(100):
+        samples = language.sample(10, 48, generator).tolist() + language.sample(10, 6, generator).tolist()
+        coins = torch.rand(len(samples), generator=generator) < 0.5
+        batch = [[1] * len(sample) if coin else sample for sample, coin in zip(samples, coins)]
+        result = ter.compute(predictions=batch, language=language, entropy_rate=0.0)
+        estimates.append(result["log_perplexity"])
+        standard_errors.append(result["log_perplexity_standard_error"])
+    assert np.std(estimates, ddof=1) == pytest.approx(np.mean(standard_errors), rel=0.15)
+
+
+def test_token_error_rate_standard_error_adds_the_entropy_rates_in_quadrature(ter):
+    language = NGramLanguage.from_probabilities(SPARSE)
+    predictions = [[0, 1, 2, 0], [0, 1, 1, 0], [2, 0, 1, 0]]
+    result = ter.compute(predictions=predictions, language=language, entropy_rate=EntropyRate(0.3, 0.04))
+    assert result["entropy_rate_standard_error"] == 0.04
+    expected = math.hypot(result["log_perplexity_standard_error"], 0.04)
+    assert result["token_error_rate_standard_error"] == pytest.approx(expected)
+    single = ter.compute(predictions=predictions[:1], language=language)
+    assert math.isnan(single["log_perplexity_standard_error"])  # one sequence: no spread to estimate it from
 
 
 def test_token_error_rate_against_references(ter):

@@ -1,8 +1,10 @@
 """Evaluation: the NELBO perplexity bound, the autoregressive baseline row, step-vs-error sweeps, and the search for
-the steps needed at a target error with the fit of how they grow with length."""
+the steps needed at a target error with the fit of how they grow with length, and the MDM's latency against the AR
+baseline at matched token and sequence error."""
 
 from .autoregressive_baseline import autoregressive_config, train_autoregressive_baseline
 from .elbo_perplexity import elbo_perplexity
+from .latency_at_matched_quality import MatchedQuality, latency_at_matched_quality, matched_quality_table
 from .step_scaling import StepScaling, fit_step_scaling
 from .steps_needed import Probe, StepsNeeded
 from .steps_search import search_steps, search_steps_needed
@@ -27,4 +29,7 @@ __all__ = [
     "markdown_table",
     "LanguageTask",
     "PromptTask",
+    "MatchedQuality",
+    "latency_at_matched_quality",
+    "matched_quality_table",
 ]

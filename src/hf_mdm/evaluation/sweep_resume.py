@@ -1,7 +1,9 @@
 """The resume file of a sweep: JSON lines, an identity header first, then one checksummed row per finished cell.
 
 The header holds what makes two sweeps the same (a SHA-256 of the model's weights, of the task, of the generation
-arguments; the seed and `num_samples`): a resume file written by another sweep is refused, never silently reused.
+arguments; the seed and `num_samples`; the columns the task scores): a resume file written by another sweep is
+refused, never silently reused, and so is one whose rows lack columns this hf-mdm writes (e.g. `ter_gap_se`), which a
+resumed table would otherwise hold for some cells only.
 Each row carries a SHA-256 of its values and of that identity, so a row edited by hand is refused too. A line that
 does not parse or lacks keys (a sweep killed mid-write) is skipped with a warning, and its cell runs again.
 """
@@ -85,6 +87,8 @@ def sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregres
         "seed": int(seed),
         "num_samples": int(num_samples),
         "generation_kwargs_sha256": fingerprint(generation_kwargs),
+        # None (as in headers written before the key existed) for tasks that do not declare their columns.
+        "score_columns": list(getattr(task, "SCORE_COLUMNS", ())) or None,
     }
 
 
@@ -138,6 +142,14 @@ def open_resume_file(path: "str | Path", identity: dict, resume: bool, write: bo
                 "or choose another output path."
             )
         differing = sorted(key for key in identity.keys() | written.keys() if identity.get(key) != written.get(key))
+        # Headers from before `score_columns` existed: the columns its rows hold.
+        written_columns = written.get("score_columns") or set().union(*(row.keys() for row in parsed[1:] if row))
+        missing = sorted(set(identity.get("score_columns") or ()) - set(written_columns))
+        if differing == ["score_columns"] and missing:
+            raise ValueError(
+                f"{path} was written by an older hf-mdm whose rows lack the columns {missing}; its cells must run "
+                "again: delete it or choose another output path."
+            )
         if differing:
             raise ValueError(
                 f"{path} was written by a different sweep (differs in {', '.join(differing)}); delete it or choose "

@@ -1,7 +1,9 @@
 """A step-vs-error sweep table: the checks its rows must pass, and its rendering as Markdown (the sweep's JSON is
-`Dataset.to_json`)."""
+`Dataset.to_json`), each value with its standard error where the row has one (`ter_gap` ± `ter_gap_se`)."""
 
 import math
+
+from scipy.stats import norm
 
 
 TABLE_COLUMNS = [
@@ -22,6 +24,10 @@ TABLE_COLUMNS = [
     ("latency_s", "latency (s)", "{:.3f}"),
     ("tokens_per_s", "tokens/s", "{:,.0f}"),
 ]
+
+
+# A 95% interval from a standard error: value ± Z_95 SE.
+Z_95 = float(norm.ppf(0.975))
 
 
 def is_present(value) -> bool:
@@ -58,11 +64,22 @@ def check_sweep_rows(rows: list[dict]) -> None:
             )
 
 
+def with_standard_error(row: dict, key: str, fmt: str) -> str:
+    """The cell of `key`, followed by "± SE" when the row has its standard error `{key}_se` (rows written before a
+    column had one show the value alone); empty when the value is missing."""
+    if not is_present(row.get(key)):
+        return ""
+    standard_error = row.get(f"{key}_se")
+    return fmt.format(row[key]) + (f" ± {fmt.format(standard_error)}" if is_present(standard_error) else "")
+
+
 def markdown_table(rows: list[dict]) -> str:
-    """The sweep as a Markdown table, with the columns the rows actually fill."""
+    """The sweep as a Markdown table, with the columns the rows actually fill; a column whose standard error some row
+    has is titled "... ± SE"."""
     columns = [c for c in TABLE_COLUMNS if any(is_present(row.get(c[0])) for row in rows)]
-    lines = ["| " + " | ".join(title for _, title, _ in columns) + " |", "|" + "---|" * len(columns)]
+    titles = [title + (" ± SE" if any(is_present(row.get(f"{key}_se")) for row in rows) else "")
+              for key, title, _ in columns]  # fmt: skip
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [fmt.format(row[key]) if is_present(row.get(key)) else "" for key, _, fmt in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(with_standard_error(row, key, fmt) for key, _, fmt in columns) + " |")
     return "\n".join(lines)

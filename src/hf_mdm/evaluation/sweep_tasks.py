@@ -1,8 +1,8 @@
 """What a step-vs-error sweep generates and how it scores it: a formal language (exact errors) or prompts with answers.
 
 A task gives, for `num` samples at a generated length, the `generate()` inputs, and scores the generated token ids:
-`ser` with its Wilson interval and, where defined, token-error columns. Both use the evaluate modules of
-`hf_mdm.metrics`, loaded once per task.
+`ser` with its Wilson interval and, where defined, token-error columns with their standard errors (`SCORE_COLUMNS`,
+part of a resume file's identity). Both use the evaluate modules of `hf_mdm.metrics`, loaded once per task.
 """
 
 import functools
@@ -22,6 +22,20 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return evaluate.load(metrics.path(name))
 
 
+SCORE_COLUMNS = (
+    "ser",
+    "ser_low",
+    "ser_high",
+    "invalid_token_rate",
+    "log_perplexity",
+    "log_perplexity_se",
+    "entropy_rate",
+    "ter_gap",
+    "ter_gap_se",
+    "token_error",
+)
+
+
 def _ser_columns(result: dict) -> dict:
     return {"ser": result["sequence_error_rate"], "ser_low": result["ci_low"], "ser_high": result["ci_high"]}
 
@@ -29,8 +43,10 @@ def _ser_columns(result: dict) -> dict:
 @dataclass
 class LanguageTask:
     """Unconditional samples of a formal language, scored exactly: SER = P(invalid sequence), TER against the
-    language's entropy rate. Special tokens are suppressed so every generated id is a symbol of the language."""
+    language's entropy rate, each with its standard error (`log_perplexity_se`, `ter_gap_se`: over sequences, see
+    the token_error_rate metric). Special tokens are suppressed so every generated id is a symbol of the language."""
 
+    SCORE_COLUMNS = SCORE_COLUMNS
     language: FormalLanguage
     name: str = "formal language"
 
@@ -60,8 +76,10 @@ class LanguageTask:
             **_ser_columns(ser),
             "invalid_token_rate": ter["invalid_token_rate"],
             "log_perplexity": ter["log_perplexity"],
+            "log_perplexity_se": ter["log_perplexity_standard_error"],
             "entropy_rate": ter["entropy_rate"],
             "ter_gap": ter["token_error_rate"],
+            "ter_gap_se": ter["token_error_rate_standard_error"],
             "token_error": None,
         }
 
@@ -71,6 +89,7 @@ class PromptTask:
     """Prompts with reference answers: SER = wrong answers after `normalizer` (e.g. extract the final number),
     token error = position-wise disagreement of the normalised texts' words."""
 
+    SCORE_COLUMNS = SCORE_COLUMNS
     dataset: object
     prompt_column: str = "prompt"
     reference_column: str = "answer"
@@ -108,7 +127,9 @@ class PromptTask:
             **_ser_columns(ser),
             "invalid_token_rate": None,
             "log_perplexity": None,
+            "log_perplexity_se": None,
             "entropy_rate": None,
             "ter_gap": None,
+            "ter_gap_se": None,
             "token_error": ter["token_error_rate"],
         }

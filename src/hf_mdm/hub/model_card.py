@@ -6,8 +6,9 @@ Markdown table, a plot of sequence and token error against steps (with the `[plo
 and the limitation the research predicts, fitted from the sweep.
 
 A sweep table is a `datasets.Dataset` (or a list of dicts) with one row per cell: `strategy`, `length`, `steps`, `nfe`,
-`num_samples`, `ser`, `ser_low`, `ser_high` and, where the task defines them, `invalid_token_rate`, `log_perplexity`,
-`entropy_rate`, `ter_gap`, `token_error`, plus `latency_s` and `tokens_per_s`. The autoregressive baseline is the row
+`num_samples`, `ser`, `ser_low`, `ser_high` and, where the task defines them, `invalid_token_rate`, `log_perplexity`
+(± `log_perplexity_se`), `entropy_rate`, `ter_gap` (± `ter_gap_se`; rows written before that column show the gap
+alone), `token_error`, plus `latency_s` and `tokens_per_s`. The autoregressive baseline is the row
 with `strategy == "autoregressive"`.
 """
 
@@ -219,8 +220,9 @@ class ModelCard(HubModelCard):
             "## Step-vs-error table",
             "",
             "SER: sequence error rate with its Wilson 95% interval (the plot's error bars). TER gap: generative "
-            "log-perplexity under the true language minus its entropy rate (0 is perfect). NFE: forward passes per "
-            "sequence.",
+            "log-perplexity under the true language minus its entropy rate (0 is perfect), ± its standard error "
+            "(the generated sequences are the independent units; the plot's bars are ± 1.96 SE). NFE: forward passes "
+            "per sequence.",
             "",
             markdown_table(rows),
         ]

@@ -1,15 +1,15 @@
 """The card's figure: sequence error rate (with its Wilson 95% interval) and token error against decoding steps.
 
 One column of panels per generated length L; the top row is the SER with error bars from the table's `ser_low` /
-`ser_high`, the bottom row the token error (`ter_gap` in nats/token where the task defines it, else `token_error`,
-which have no interval in the table and are drawn without bars). Each diffusion strategy is a line; the
-autoregressive baseline (one token per forward pass, so steps = L) is a single black star at x = L. One legend for
-the whole figure. Needs the `[plot]` extra (matplotlib).
+`ser_high`, the bottom row the token error (`ter_gap` in nats/token where the task defines it, with bars of
+± 1.96 `ter_gap_se` where the rows have it; else `token_error`, which has no interval and is drawn without bars).
+Each diffusion strategy is a line; the autoregressive baseline (one token per forward pass, so steps = L) is a single
+black star at x = L. One legend for the whole figure. Needs the `[plot]` extra (matplotlib).
 """
 
 from pathlib import Path
 
-from ..evaluation.sweep_table import is_present
+from ..evaluation.sweep_table import Z_95, is_present
 
 
 AUTOREGRESSIVE = "autoregressive"
@@ -20,7 +20,11 @@ TOKEN_ERROR_LABELS = {
 
 
 def error_bars(cells: list[dict], metric: str):
-    """(lower, upper) distances from each value to its 95% interval, or None when the rows carry no interval."""
+    """(lower, upper) distances from each value to its 95% interval (the rows' `{metric}_low` / `_high`, or
+    ± 1.96 `{metric}_se`), or None when the rows carry neither."""
+    if all(is_present(cell.get(f"{metric}_se")) for cell in cells):
+        half_widths = [Z_95 * cell[f"{metric}_se"] for cell in cells]
+        return [half_widths, half_widths]
     if not all(is_present(cell.get(f"{metric}_low")) and is_present(cell.get(f"{metric}_high")) for cell in cells):
         return None
     return [
@@ -76,7 +80,7 @@ def step_vs_error_figure(rows: list[dict]):
         loc="upper center",
         ncol=min(len(order), 4),
         fontsize=9,
-        title="error bars: Wilson 95% intervals of the sequence error rate",
+        title="error bars: 95% intervals (Wilson for the sequence error rate, ± 1.96 SE for the token error gap)",
         title_fontsize=9,
     )
     figure.tight_layout(rect=(0, 0, 1, 0.9))

@@ -22,6 +22,20 @@ A token with conditional probability 0 is *invalid*: it is counted in `num_inval
 and scored at the floor `invalid_token_log_prob` (default log 1e-6, i.e. 13.8 nats) so the log-perplexity stays finite.
 For finite length L the gap of exact samples is slightly positive (H(X_1..X_L) / L >= h, by O(1/L)).
 
+Standard errors. The tokens of one sequence are not independent (they share its history); the sequences are. With
+S_j the summed loss and n_j the number of tokens of sequence j (m sequences), log_perplexity = sum S_j / sum n_j is a
+ratio estimator, whose delta-method standard error is
+
+    log_perplexity_standard_error = sqrt( sum_j (S_j - log_perplexity * n_j)^2 / (m (m - 1)) ) / mean_j n_j
+
+(with equal lengths: the standard error of the m per-sequence mean losses; NaN for a single sequence). The entropy
+rate's own error is independent of the samples, so
+
+    token_error_rate_standard_error = sqrt(log_perplexity_standard_error^2 + entropy_rate_standard_error^2).
+
+Two token error rates against the same language share the entropy rate: the standard error of their difference is
+that of the log-perplexities' difference, without the entropy rate's term.
+
 Against references (`references=`): the fraction of positions whose token differs from the reference's
 (strings are split on whitespace); positions beyond the shorter of the two count as errors.
 """
@@ -34,8 +48,9 @@ Args:
     entropy_rate: optional precomputed entropy rate (a float or `EntropyRate`), to skip its computation.
     invalid_token_log_prob: the log-probability an invalid token is scored at (default log 1e-6).
 Returns:
-    against a language: token_error_rate, log_perplexity, perplexity, entropy_rate, entropy_rate_standard_error,
-    invalid_token_rate, num_invalid_tokens, num_tokens;
+    against a language: token_error_rate, token_error_rate_standard_error, log_perplexity,
+    log_perplexity_standard_error, perplexity, entropy_rate, entropy_rate_standard_error, invalid_token_rate,
+    num_invalid_tokens, num_tokens;
     against references: token_error_rate, num_token_errors, num_tokens.
 Examples:
     >>> ter = evaluate.load(hf_mdm.metrics.path("token_error_rate"))
@@ -89,10 +104,21 @@ def _against_references(predictions, references):
     return {"token_error_rate": errors / total, "num_token_errors": errors, "num_tokens": total}
 
 
+def ratio_standard_error(totals: torch.Tensor, counts: torch.Tensor) -> float:
+    """Delta-method standard error of R = sum(totals) / sum(counts) over m independent units (the module's
+    docstring); NaN for fewer than 2 units."""
+    m = totals.numel()
+    if m < 2:
+        return math.nan
+    ratio = totals.sum() / counts.sum()
+    return float(((totals - ratio * counts).square().sum() / (m * (m - 1))).sqrt() / counts.mean())
+
+
 def _against_language(predictions, language, entropy_rate, floor):
     if any(isinstance(prediction, str) for prediction in predictions):
         raise ValueError("With language=, predictions are token-id sequences; encode text with language.tokenizer().")
-    scores = torch.cat(inputs.by_length(language, predictions, lambda lang, batch: list(lang.token_log_probs(batch))))
+    per_sequence = inputs.by_length(language, predictions, lambda lang, batch: list(lang.token_log_probs(batch)))
+    scores = torch.cat(per_sequence)
     if bool((scores.isnan() | (scores > 0)).any()):
         raise ValueError(
             f"{type(language).__name__}.token_log_probs returned NaN or positive log-probabilities; the language's "
@@ -100,12 +126,18 @@ def _against_language(predictions, language, entropy_rate, floor):
         )
     invalid = torch.isneginf(scores)
     log_perplexity = float(-torch.where(invalid, floor, scores).mean())
+    losses = [-torch.where(torch.isneginf(sequence), floor, sequence).double() for sequence in per_sequence]
+    log_perplexity_standard_error = ratio_standard_error(
+        torch.stack([loss.sum() for loss in losses]), torch.tensor([float(loss.numel()) for loss in losses])
+    )
     if entropy_rate is None:
         entropy_rate = language.entropy_rate()
     value, standard_error = entropy_rate if isinstance(entropy_rate, tuple) else (float(entropy_rate), 0.0)
     return {
         "token_error_rate": log_perplexity - value,
+        "token_error_rate_standard_error": math.hypot(log_perplexity_standard_error, standard_error),
         "log_perplexity": log_perplexity,
+        "log_perplexity_standard_error": log_perplexity_standard_error,
         "perplexity": math.exp(log_perplexity),
         "entropy_rate": value,
         "entropy_rate_standard_error": standard_error,
