@@ -98,3 +98,13 @@ def test_bad_arguments_fail_in_one_line_before_any_work(arguments, message, tmp_
     monkeypatch.setattr(reproduce, "search_steps_needed", lambda *a, **k: pytest.fail("work started"))
     assert main(["reproduce", "--output_dir", str(tmp_path), *arguments]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_same_steps_at_every_length_fit_b_zero_with_zero_error_not_nan():
+    needed = {length: StepsNeeded(length, 0.2, 64, (), 16) for length in (32, 64, 128, 256)}
+    scaling = fit_exponent("random", "ter_gap", 0.2, needed)
+    assert (scaling.exponent, scaling.standard_error, scaling.interval) == (0.0, 0.0, (0.0, 0.0))
+    assert "consistent with no growth" in scaling.describe()
+    rows = [dict(strategy="random", steps=4, length=length, ter_gap=0.5) for length in (8, 16, 32)]
+    table = fixed_steps_trend_table(rows, "random")
+    assert "| +0.000 | 0.000 | [+0.000, +0.000] | flat (0 inside the interval) |" in table

@@ -86,11 +86,12 @@ def fit_exponent(strategy: str, metric: str, target: float, needed: dict[int, St
     points = {length: result.steps for length, result in needed.items() if result.reached}
     if len(points) < MIN_LENGTHS:
         return StepScaling(strategy, metric, target, needed)
-    fit = stats.linregress([math.log(length) for length in points], [math.log(steps) for steps in points.values()])
-    exponent, standard_error = float(fit.slope), float(fit.stderr)
+    exponent, intercept, standard_error = least_squares(
+        [math.log(length) for length in points], [math.log(steps) for steps in points.values()]
+    )
     half = float(stats.t.ppf(0.975, len(points) - 2)) * standard_error
     return StepScaling(
-        strategy, metric, target, needed, exponent, math.exp(fit.intercept), standard_error,
+        strategy, metric, target, needed, exponent, math.exp(intercept), standard_error,
         (exponent - half, exponent + half),
     )  # fmt: skip
 
@@ -141,15 +142,28 @@ def fixed_steps_trend_table(rows: list[dict], strategy: str, metric: str = "ter_
         if len(lengths) < MIN_LENGTHS:
             lines.append(f"| {steps} | {lengths} | {shown} | - | - | - | no slope: {MIN_LENGTHS} lengths needed |")
             continue
-        fit = stats.linregress([math.log2(length) for length in lengths], [values[length] for length in lengths])
-        half = float(stats.t.ppf(0.975, len(lengths) - 2)) * fit.stderr
-        low, high = fit.slope - half, fit.slope + half
+        slope, _, standard_error = least_squares([math.log2(length) for length in lengths],
+                                                 [values[length] for length in lengths])  # fmt: skip
+        half = float(stats.t.ppf(0.975, len(lengths) - 2)) * standard_error
+        low, high = slope - half, slope + half
         reading = "flat (0 inside the interval)" if low <= 0 <= high else "changes with L"
         lines.append(
-            f"| {steps} | {lengths} | {shown} | {fit.slope:+.3f} | {fit.stderr:.3f} | [{low:+.3f}, {high:+.3f}] "
+            f"| {steps} | {lengths} | {shown} | {slope:+.3f} | {standard_error:.3f} | [{low:+.3f}, {high:+.3f}] "
             f"| {reading} |"
         )
     return "\n".join(lines)
+
+
+def least_squares(x: list[float], y: list[float]) -> tuple[float, float, float]:
+    """(slope, intercept, SE(slope)) of y on x by `scipy.stats.linregress`. For a constant y scipy's SE is 0/0 (it
+    goes through r); the residuals are then 0, so SE = sqrt(RSS / (n - 2) / Sxx) = 0, computed here."""
+    fit = stats.linregress(x, y)
+    standard_error = float(fit.stderr)
+    if not math.isfinite(standard_error):
+        mean_x = sum(x) / len(x)
+        residuals = sum((b - fit.intercept - fit.slope * a) ** 2 for a, b in zip(x, y))
+        standard_error = math.sqrt(residuals / (len(x) - 2) / sum((a - mean_x) ** 2 for a in x))
+    return float(fit.slope), float(fit.intercept), standard_error
 
 
 def check_target(target) -> float:
