@@ -10,8 +10,8 @@ One `sweep_steps` runs the MDM over a grid of steps and the AR model (`autoregre
 `latency_at_matched_quality` then reads, per metric, the smallest swept steps at which the MDM is not significantly
 worse than the AR model, with its latency per batch, NFE, and the ratio AR latency / MDM latency.
 
-    OMP_NUM_THREADS=1 python benchmarks/mdm_vs_ar.py --mdm research-checkpoints/hmm/mdm \\
-        --autoregressive research-checkpoints/hmm/autoregressive --language hmm [--output rows.jsonl]
+    OMP_NUM_THREADS=1 python benchmarks/mdm_vs_ar.py --mdm outputs/reproduce/hmm/models/mdm \\
+        --autoregressive outputs/reproduce/hmm/models/autoregressive --language hmm [--output rows.jsonl]
 
 Both folders hold models trained on `research_language(name).tokenizer()` ids. `--output` keeps the rows as the
 sweep's JSON lines (`hf_mdm.evaluation.read_sweep_rows(path)` reads them back for `ModelCard.from_sweep`; `--resume`
