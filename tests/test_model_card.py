@@ -292,3 +292,14 @@ def test_plot_has_error_bars_words_an_autoregressive_point_and_one_legend():
     assert error_bars([dict(ser=0.2, ser_low=0.25, ser_high=0.3)], "ser") == [[0.0], [pytest.approx(0.1)]]
     assert error_bars([dict(ter_gap=0.2)], "ter_gap") is None  # no interval in the table: no bar
     assert error_bars([dict(ter_gap=0.2, ter_gap_se=0.01)], "ter_gap") == [[pytest.approx(0.0196, abs=1e-4)]] * 2
+
+
+def test_card_reads_the_latency_at_matched_quality_against_the_autoregressive_row():
+    rows = [dict(row, log_perplexity_se=0.01, ter_gap_se=0.01) for row in sweep_rows()]
+    text = ModelCard.from_sweep(rows).text
+    section = text.split("## Latency at matched quality (MDM vs the autoregressive row)")[1].split("\n## ")[0]
+    assert "### L = 8, random" in section and "### L = 16" not in section  # only lengths with an AR row
+    ser_line = next(line for line in section.splitlines() if line.startswith("| SER"))
+    assert "| 8 |" in ser_line and "| 2.00x |" in ser_line  # SER 0.05 from 8 steps on; 0.02 s / 0.01 s
+    without_errors = ModelCard.from_sweep(sweep_rows()).text
+    assert "### L = 8, random\n\nNot computed:" in without_errors and "log_perplexity_se" in without_errors

@@ -19,6 +19,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, HfApi, ModelCardData
 from huggingface_hub import ModelCard as HubModelCard
 
+from ..evaluation.latency_at_matched_quality import latency_at_matched_quality, matched_quality_table
 from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
 from ..evaluation.sweep_table import check_sweep_rows, is_present, markdown_table
 from .folder_commit import folder_operations
@@ -68,6 +69,31 @@ def model_facts(model) -> list[str]:
         lines.append("- " + ", ".join(sizes))
     if getattr(config, "schedule", None) is not None:
         lines.append(f"- training noise schedule: `{config.schedule}`")
+    return lines
+
+
+def matched_quality_section(rows: list[dict]) -> list[str]:
+    """Per length with an autoregressive row, per strategy swept over 2+ step counts there: the latency at matched
+    TER and SER (`latency_at_matched_quality`). Rows without the standard errors it needs say so instead."""
+    lines = []
+    for length in sorted({row["length"] for row in rows if row["strategy"] == AUTOREGRESSIVE}):
+        at_length = [row for row in rows if row["length"] == length]
+        strategies = sorted({row["strategy"] for row in at_length} - {AUTOREGRESSIVE})
+        for strategy in strategies:
+            steps = {row["steps"] for row in at_length if row["strategy"] == strategy}
+            if len(steps) < 2:
+                continue
+            cells = [row for row in at_length if row["strategy"] in (strategy, AUTOREGRESSIVE)]
+            try:
+                table = matched_quality_table(latency_at_matched_quality(cells, strategy))
+            except ValueError as error:
+                table = f"Not computed: {error}"
+            lines += ["", f"### L = {length}, {strategy}", "", table]
+    if lines:
+        lines = ["", "## Latency at matched quality (MDM vs the autoregressive row)", "",
+                 "The smallest swept steps from which the MDM is not significantly worse than the AR model (95% "
+                 "interval of the difference reaching 0), with its latency per batch and the ratio to the AR "
+                 "model's (which decodes with its KV cache)."] + lines  # fmt: skip
     return lines
 
 
@@ -227,6 +253,7 @@ class ModelCard(HubModelCard):
             markdown_table(rows),
         ]
         parts += ["", PLOT_LINK]
+        parts += matched_quality_section(rows)
         parts += [
             "",
             "## Limitation: steps needed grow with length",
