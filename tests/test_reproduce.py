@@ -32,7 +32,9 @@ def test_reproduce_writes_fits_tables_cards_and_resumes(tiny_preset, tmp_path, m
         assert "| confidence | ser <= 0.05 |" in results and "| random | ter_gap <= 0.2 |" in results
         assert "| slope per doubling of L |" in results
         assert results.split("## Steps needed")[1].split("\n\n")[1] in summary  # the fits table, in the summary
-        assert (folder / "README.md").is_file() and (folder / "ser_probes-confidence.jsonl").is_file()
+        card = (folder / "README.md").read_text()
+        assert "confidence: steps for ser <= 0.05" in card and "random: steps for ter_gap <= 0.2" in card
+        assert (folder / "ser_probes-confidence.jsonl").is_file()
     trained_sweep = [json.loads(line) for line in (output / "hmm" / "trained" / "ter_sweep.jsonl").open()]
     assert {row["strategy"] for row in trained_sweep if "strategy" in row} == {"random", "autoregressive"}
     for kind in ("mdm", "autoregressive"):

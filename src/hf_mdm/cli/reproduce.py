@@ -25,7 +25,6 @@ from ..evaluation.research_models import ResearchTraining, train_research_models
 from ..evaluation.step_scaling import check_target, fixed_steps_trend_table, step_scaling_table
 from ..generation import DiffusionGenerationConfig, enable_diffusion_generation
 from ..hub import ModelCard
-from ..hub.step_vs_error_plot import plot_step_vs_error
 from ..languages import describe_research_language, research_language
 
 
@@ -144,12 +143,11 @@ def write_results(folder: Path, title: str, probes, sweep, fits, card_model, ter
     )  # fmt: skip
     (folder / "results.md").write_text(text)
     cells = list({(row["strategy"], row["length"], row["steps"]): row for row in sweep + probes}.values())
-    plot_step_vs_error(cells, folder / "step_vs_error.png")
     card = ModelCard.from_sweep(
         cells, model=card_model, model_name=title, task_name=title.split(": ")[0], training=training,
-        step_scaling=fits[:-1],
+        step_scaling=fits,
     )  # fmt: skip
-    card.save_pretrained(folder)
+    card.save_pretrained(folder)  # README.md and its plot, step_vs_error.png
     return table
 
 
