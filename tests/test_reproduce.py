@@ -110,3 +110,19 @@ def test_the_same_steps_at_every_length_fit_b_zero_with_zero_error_not_nan():
     rows = [dict(strategy="random", steps=4, length=length, ter_gap=0.5) for length in (8, 16, 32)]
     table = fixed_steps_trend_table(rows, "random")
     assert "| +0.000 | 0.000 | [+0.000, +0.000] | flat (0 inside the interval) |" in table
+
+
+@pytest.mark.bad_input
+def test_a_finished_folder_with_other_settings_is_refused_not_reused(tmp_path):
+    language = research_language("hmm")
+    train_research_models(
+        language, [6], tmp_path, ResearchTraining(train_steps=1, examples_per_length=4, batch_size=4)
+    )
+    with pytest.raises(ValueError, match="train_steps: 1 there, 2 asked.*delete the folder"):
+        train_research_models(
+            language, [6], tmp_path, ResearchTraining(train_steps=2, examples_per_length=4, batch_size=4)
+        )
+    with pytest.raises(ValueError, match=r"lengths: \[6\] there, \[8\] asked"):
+        train_research_models(
+            language, [8], tmp_path, ResearchTraining(train_steps=1, examples_per_length=4, batch_size=4)
+        )

@@ -65,7 +65,7 @@ def training_data(language, lengths: list[int], examples_per_length: int, seed: 
     return concatenate_datasets(parts).shuffle(seed=seed)
 
 
-def _timed(train, output_dir: Path, training: ResearchTraining):
+def _timed(train, output_dir: Path, training: ResearchTraining, lengths: list[int]):
     """Run `train(last checkpoint or None)`, then write the marker with its wall-clock and CPU seconds (of this run:
     a resumed run counts only what it did)."""
     checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
@@ -79,6 +79,7 @@ def _timed(train, output_dir: Path, training: ResearchTraining):
         "wall_s": time.perf_counter() - start_wall,
         "cpu_s": time.process_time() - start_cpu,
         "resumed_from": checkpoint,
+        "lengths": list(lengths),
         **asdict(training),
     }
     (output_dir / FINISHED_MARKER).write_text(json.dumps(record, indent=2) + "\n")
@@ -89,6 +90,20 @@ def training_record(folder: "str | Path") -> dict | None:
     """The `training_time.json` of a finished model folder, or None while it is unfinished."""
     marker = Path(folder) / FINISHED_MARKER
     return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def check_same_training(folder: Path, training: ResearchTraining, lengths: list[int]) -> None:
+    """A finished folder is reused only for the training it had: other sizes or lengths are a ValueError."""
+    record = training_record(folder)
+    wanted = {"lengths": list(lengths), **asdict(training)}
+    differing = [
+        f"{key}: {record.get(key)} there, {value} asked" for key, value in wanted.items() if record.get(key) != value
+    ]
+    if differing:
+        raise ValueError(
+            f"{folder} holds a model trained with other settings ({'; '.join(differing)}); use another output_dir, or "
+            "delete the folder to train again."
+        )
 
 
 def train_research_models(language, lengths: list[int], output_dir: "str | Path", training: ResearchTraining = None):
@@ -102,6 +117,8 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
     tokenizer = language.tokenizer()
     mdm_dir, autoregressive_dir = output_dir / "mdm", output_dir / "autoregressive"
     unfinished = [folder for folder in (mdm_dir, autoregressive_dir) if training_record(folder) is None]
+    for folder in {mdm_dir, autoregressive_dir} - set(unfinished):
+        check_same_training(folder, training, lengths)
     data = training_data(language, lengths, training.examples_per_length, training.seed) if unfinished else None
     if mdm_dir in unfinished:
         config = MDMConfig(
@@ -128,7 +145,7 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
             trainer.save_model()
             tokenizer.save_pretrained(mdm_dir)
 
-        _timed(train_mdm, mdm_dir, training)
+        _timed(train_mdm, mdm_dir, training, lengths)
     mdm = MDMForMaskedGeneration.from_pretrained(mdm_dir).eval()
 
     if autoregressive_dir in unfinished:
@@ -139,6 +156,6 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
             )
             tokenizer.save_pretrained(autoregressive_dir)
 
-        _timed(train_autoregressive, autoregressive_dir, training)
+        _timed(train_autoregressive, autoregressive_dir, training, lengths)
     autoregressive = AutoModelForCausalLM.from_pretrained(autoregressive_dir).eval()
     return mdm, autoregressive
