@@ -19,3 +19,11 @@ def test_cpu_generators_on_a_cuda_model_sample_as_on_cpu(strategy):
     on_cpu = model.generate(prompt, generator=generators(), **kwargs)
     on_gpu = model.cuda().generate(prompt.cuda(), generator=generators(), **kwargs)
     assert torch.equal(on_cpu, on_gpu.cpu())
+
+
+@pytest.mark.bad_input
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_per_row_generators_on_different_devices_are_refused():
+    generators = [torch.Generator(), torch.Generator(device="cuda")]
+    with pytest.raises(ValueError, match="different devices"):
+        tiny_mdm().generate(torch.tensor([[5, 6], [7, 8]]), max_new_tokens=4, steps=4, generator=generators)

@@ -3,8 +3,8 @@
 `generate(generator=...)` takes one `torch.Generator` (one stream shared by the batch, as in transformers) or a list of
 them, one per row (as in diffusers): then a row's draws depend only on its own generator, so its output does not
 depend on which other rows share its batch. Each generator draws on its own device and the noise moves to the
-model's, so CPU generators drive a GPU model, with the same draws as on CPU (torch refuses a CPU generator for a CUDA
-draw).
+model's once per step, so CPU generators drive a GPU model, with the same draws as on CPU (torch refuses a CPU
+generator for a CUDA draw).
 """
 
 import torch
@@ -21,26 +21,30 @@ class RowRandomness:
                 f"Got {len(self.per_row)} generators for {batch_size} rows; pass one generator per row "
                 "(after num_return_sequences expansion) or a single generator."
             )
+        if self.per_row is not None and len({row.device for row in self.per_row}) > 1:
+            raise ValueError("The per-row generators are on different devices; create them all on one device.")
+        self.draw_device = self.per_row[0].device if self.per_row else None  # per-row noise is drawn here
 
     def rand(self, rows: torch.LongTensor, size: int, device: torch.device) -> torch.Tensor:
         """U(0, 1) noise of shape (len(rows), size)."""
         if self.per_row is None:
             return _draw((rows.numel(), size), self.shared, device)
-        return torch.stack([_draw(size, self.per_row[row], device) for row in rows.tolist()])
+        draws = [torch.rand(size, generator=self.per_row[row], device=self.draw_device) for row in rows.tolist()]
+        return torch.stack(draws).to(device)
 
     def rand_right_aligned(self, rows: torch.LongTensor, widths: torch.LongTensor, size: int, device) -> torch.Tensor:
         """U(0, 1) noise of shape (len(rows), size) of which row r's generator draws only its last `widths[r]`
         columns (the rest are 1): a row's draws depend on its own block, not on how far its batch mates' reach."""
         if self.per_row is None:
             return _draw((rows.numel(), size), self.shared, device)
-        noise = torch.ones((rows.numel(), size), device=device)
+        noise = torch.ones((rows.numel(), size), device=self.draw_device)
         for index, (row, width) in enumerate(zip(rows.tolist(), widths.tolist())):
-            noise[index, size - width :] = _draw(width, self.per_row[row], device)
-        return noise
+            noise[index, size - width :] = torch.rand(width, generator=self.per_row[row], device=self.draw_device)
+        return noise.to(device)
 
 
 def _draw(shape, generator: "torch.Generator | None", device) -> torch.Tensor:
-    """torch.rand on the generator's device (the model's without one), then on `device`."""
+    """torch.rand on the generator's device (on `device` without one), then on `device`."""
     if generator is None:
         return torch.rand(shape, device=device)
     return torch.rand(shape, generator=generator, device=generator.device).to(device)
