@@ -125,11 +125,13 @@ def _against_language(predictions, language, entropy_rate, floor):
             "parameters are not normalised probabilities: fix them before scoring."
         )
     invalid = torch.isneginf(scores)
-    log_perplexity = float(-torch.where(invalid, floor, scores).mean())
-    losses = [-torch.where(torch.isneginf(sequence), floor, sequence).double() for sequence in per_sequence]
-    log_perplexity_standard_error = ratio_standard_error(
-        torch.stack([loss.sum() for loss in losses]), torch.tensor([float(loss.numel()) for loss in losses])
+    # per sequence: summed loss (invalid tokens at the floor) and token count; log_perplexity = their ratio
+    totals = torch.stack(
+        [-torch.where(torch.isneginf(sequence), floor, sequence).double().sum() for sequence in per_sequence]
     )
+    counts = torch.tensor([float(sequence.numel()) for sequence in per_sequence], dtype=torch.float64)
+    log_perplexity = float(totals.sum() / counts.sum())
+    log_perplexity_standard_error = ratio_standard_error(totals, counts)
     if entropy_rate is None:
         entropy_rate = language.entropy_rate()
     value, standard_error = entropy_rate if isinstance(entropy_rate, tuple) else (float(entropy_rate), 0.0)
