@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 
 from .sweep import AUTOREGRESSIVE
-from .sweep_table import Z_95, check_sweep_rows, is_present
+from .sweep_table import Z_95, check_sweep_rows, is_present, with_standard_error
 
 
 METRICS = {"ter_gap": "TER gap (nats/token)", "ser": "SER"}
@@ -37,7 +37,7 @@ def with_uncertainty(metric: str, row: dict) -> str:
     """A row's value of `metric` with its uncertainty: the TER gap ± its SE, the SER with its Wilson 95% interval."""
     if metric == "ser":
         return f"{row['ser']:.4f} [{row['ser_low']:.4f}, {row['ser_high']:.4f}]"
-    return f"{row['ter_gap']:.4f} ± {row['ter_gap_se']:.4f}"
+    return with_standard_error(row, "ter_gap", "{:.4f}")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def difference_interval(metric: str, mdm: dict, autoregressive: dict) -> tuple[f
     return difference - half_width, difference + half_width
 
 
-# The columns each metric's rule reads, and how a row lacks them.
+# The columns each metric's rule reads.
 NEEDED_COLUMNS = {
     "ter_gap": ("ter_gap", "ter_gap_se", "log_perplexity_se", "entropy_rate"),
     "ser": ("ser", "ser_low", "ser_high"),
