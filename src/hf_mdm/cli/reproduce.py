@@ -105,11 +105,11 @@ def check_arguments(args: ReproduceArguments) -> Preset:
     return preset
 
 
-def measure(model, tokenizer, task, lengths, preset, args, folder: Path, autoregressive=None):
-    """Steps 1-2 of the module docstring for one decoder; returns (probe rows, sweep rows, the fits)."""
+def measure(model, tokenizer, task, lengths, preset, args, folder: Path, steps_per_token: int, autoregressive=None):
+    """Steps 1-2 of the module docstring for one decoder, its SER searched up to `steps_per_token` * L; returns
+    (probe rows, sweep rows, the fits)."""
     probes, fits = [], []
-    per_token = preset.max_steps_per_token if autoregressive is None else preset.trained_max_steps_per_token
-    max_steps = {length: per_token * length for length in lengths}
+    max_steps = {length: steps_per_token * length for length in lengths}
     for strategy in preset.strategies:
         table, (scaling,) = search_steps_needed(
             model, tokenizer, task, args.target, max_steps=max_steps,
@@ -157,7 +157,8 @@ def run(args: ReproduceArguments):
     output_dir = Path(args.output_dir)
     summary = [f"# hf-mdm reproduce --preset {args.preset}\n"]
     for name in args.languages or preset.languages:
-        language, tokenizer = research_language(name), research_language(name).tokenizer()
+        language = research_language(name)
+        tokenizer = language.tokenizer()
         task = LanguageTask(language, name=name)
         described = f"{name} ({describe_research_language(name)})"
         decoders = [("oracle", preset.lengths)] + ([("trained", preset.train_lengths)] if preset.train_lengths else [])
@@ -168,7 +169,9 @@ def run(args: ReproduceArguments):
             autoregressive, training = None, None
             if decoder == "oracle":
                 model = enable_diffusion_generation(language.oracle_model(), tokenizer)
+                steps_per_token = preset.max_steps_per_token
             else:
+                steps_per_token = preset.trained_max_steps_per_token
                 size = ResearchTraining(**({"train_steps": args.train_steps} if args.train_steps else {}))
                 model, autoregressive = train_research_models(language, list(lengths), output_dir / name / "models",
                                                               size)  # fmt: skip
@@ -178,7 +181,9 @@ def run(args: ReproduceArguments):
                     if (record := training_record(output_dir / name / "models" / kind))
                 }
             model, autoregressive = model.to(args.device), autoregressive and autoregressive.to(args.device)
-            probes, sweep, fits = measure(model, tokenizer, task, lengths, preset, args, folder, autoregressive)
+            probes, sweep, fits = measure(
+                model, tokenizer, task, lengths, preset, args, folder, steps_per_token, autoregressive
+            )
             if state.is_main_process:
                 title = f"{described}: {'exact oracle' if decoder == 'oracle' else 'trained MDM'}"
                 table = write_results(folder, title, probes, sweep, fits, model, preset.ter_strategy, training)

@@ -143,7 +143,8 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
         def train_mdm(checkpoint):
             trainer.train(resume_from_checkpoint=checkpoint)
             trainer.save_model()
-            tokenizer.save_pretrained(mdm_dir)
+            if trainer.is_world_process_zero():
+                tokenizer.save_pretrained(mdm_dir)
 
         _timed(train_mdm, mdm_dir, training, lengths)
     mdm = MDMForMaskedGeneration.from_pretrained(mdm_dir).eval()
@@ -154,7 +155,8 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
             train_autoregressive_baseline(
                 mdm, data, tokenizer, args=training.arguments(autoregressive_dir), resume_from_checkpoint=checkpoint
             )
-            tokenizer.save_pretrained(autoregressive_dir)
+            if PartialState().is_main_process:
+                tokenizer.save_pretrained(autoregressive_dir)
 
         _timed(train_autoregressive, autoregressive_dir, training, lengths)
     autoregressive = AutoModelForCausalLM.from_pretrained(autoregressive_dir).eval()
