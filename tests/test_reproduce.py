@@ -45,6 +45,8 @@ def test_reproduce_writes_fits_tables_cards_and_resumes(tiny_preset, tmp_path, m
 
     monkeypatch.setattr("transformers.Trainer.train", never)
     monkeypatch.setattr("hf_mdm.generation.mixin.DiffusionGenerationMixin.generate", never)
+    with pytest.raises(AssertionError, match="generated or trained again"):  # the patches bite on a new folder
+        main(["reproduce", "--preset", "tiny", "--output_dir", str(tmp_path / "new"), *TINY_TRAINING])
     assert main(["reproduce", "--preset", "tiny", "--output_dir", str(output), *TINY_TRAINING]) == 0
     assert (output / "summary.md").read_text() == summary
 

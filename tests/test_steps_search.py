@@ -90,6 +90,8 @@ def test_a_rerun_reads_its_probes_back_instead_of_generating(language, tmp_path,
         raise AssertionError("a probe already in the file was generated again")
 
     monkeypatch.setattr(type(model), "generate", never)
+    with pytest.raises(AssertionError, match="generated again"):  # the patch bites: a new file must generate
+        search_steps_needed(model, tokenizer, LanguageTask(language), **{**arguments, "output_path": tmp_path / "new"})
     again, (refit,) = search_steps_needed(model, tokenizer, LanguageTask(language), **arguments)
     assert list(again) == list(table)
     assert {length: result.steps for length, result in refit.needed.items()} == {
