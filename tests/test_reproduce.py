@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from transformers import AutoTokenizer
 
 import hf_mdm.cli.reproduce as reproduce
 from hf_mdm.cli import main
@@ -37,8 +38,11 @@ def test_reproduce_writes_fits_tables_cards_and_resumes(tiny_preset, tmp_path, m
         assert (folder / "ser_probes-confidence.jsonl").is_file()
     trained_sweep = [json.loads(line) for line in (output / "hmm" / "trained" / "ter_sweep.jsonl").open()]
     assert {row["strategy"] for row in trained_sweep if "strategy" in row} == {"random", "autoregressive"}
+    vocab = research_language("hmm").tokenizer().vocab
     for kind in ("mdm", "autoregressive"):
         assert training_record(output / "hmm" / "models" / kind)["train_steps"] == 2
+        # each folder is a whole checkpoint: Trainer.save_model writes the collator's tokenizer with it
+        assert AutoTokenizer.from_pretrained(output / "hmm" / "models" / kind).vocab == vocab
 
     def never(*args, **kwargs):
         raise AssertionError("a rerun generated or trained again")

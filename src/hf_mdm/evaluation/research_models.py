@@ -117,8 +117,9 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
     tokenizer = language.tokenizer()
     mdm_dir, autoregressive_dir = output_dir / "mdm", output_dir / "autoregressive"
     unfinished = [folder for folder in (mdm_dir, autoregressive_dir) if training_record(folder) is None]
-    for folder in {mdm_dir, autoregressive_dir} - set(unfinished):
-        check_same_training(folder, training, lengths)
+    for folder in (mdm_dir, autoregressive_dir):
+        if folder not in unfinished:
+            check_same_training(folder, training, lengths)
     data = training_data(language, lengths, training.examples_per_length, training.seed) if unfinished else None
     if mdm_dir in unfinished:
         config = MDMConfig(
@@ -143,8 +144,6 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
         def train_mdm(checkpoint):
             trainer.train(resume_from_checkpoint=checkpoint)
             trainer.save_model()
-            if trainer.is_world_process_zero():
-                tokenizer.save_pretrained(mdm_dir)
 
         _timed(train_mdm, mdm_dir, training, lengths)
     mdm = MDMForMaskedGeneration.from_pretrained(mdm_dir).eval()
@@ -155,8 +154,6 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
             train_autoregressive_baseline(
                 mdm, data, tokenizer, args=training.arguments(autoregressive_dir), resume_from_checkpoint=checkpoint
             )
-            if PartialState().is_main_process:
-                tokenizer.save_pretrained(autoregressive_dir)
 
         _timed(train_autoregressive, autoregressive_dir, training, lengths)
     autoregressive = AutoModelForCausalLM.from_pretrained(autoregressive_dir).eval()
