@@ -9,7 +9,7 @@ from hf_mdm.transformers_compat import TRANSFORMERS_FLOOR
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEPENDENCIES = ("transformers", "accelerate", "datasets", "evaluate", "safetensors", "huggingface-hub", "scipy")
-OPTIONAL_DEPENDENCIES = ("peft", "lm-eval")  # extras in `[dev]`, so CI tests their floors too
+OPTIONAL_DEPENDENCIES = ("peft", "lm-eval", "numba")  # extras in `[dev]`, so CI tests their floors too
 
 
 def declared_floors() -> dict[str, str]:

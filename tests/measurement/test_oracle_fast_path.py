@@ -1,11 +1,22 @@
-"""The fast exact posteriors (segment-wise forward-backward over the n-gram's free window digits; the HMM's loop with
-periodic rescaling) equal the position-by-position reference they replaced, to 1e-9 in float64."""
+"""The fast exact posteriors (the n-gram's segment-wise forward-backward over free window digits in torch, and its
+numba-compiled forward-backward over reached windows; the HMM's loop with periodic rescaling) equal the
+position-by-position reference they replaced, to 1e-9 in float64. Every test runs with both n-gram implementations."""
 
 import pytest
 import torch
 
-from hf_mdm.languages import CopyLanguage, FormalLanguage, HMMLanguage, NGramLanguage
+from hf_mdm.languages import CopyLanguage, FormalLanguage, HMMLanguage, NGramLanguage, ngram_posterior_compiled
+from hf_mdm.languages import ngram_posterior as ngram_posterior_module
 from hf_mdm.languages.ngram_posterior import ngram_posterior
+
+
+@pytest.fixture(autouse=True, params=["torch", "compiled"])
+def ngram_kernel(request, monkeypatch):
+    """The n-gram posterior implementation `language.posterior` uses in this test (the compiled one needs numba)."""
+    if request.param == "compiled":
+        pytest.importorskip("numba")
+    monkeypatch.setattr(ngram_posterior_module, "compiled_available", lambda: request.param == "compiled")
+    return request.param
 
 
 def reference_posterior(language, symbols, observed, active):
@@ -110,6 +121,33 @@ def test_ngram_rows_are_solved_alike_in_chunks():
     whole = ngram_posterior(language, symbols, observed, lengths)
     one_row_at_a_time = ngram_posterior(language, symbols, observed, lengths, budget=1)
     torch.testing.assert_close(whole, one_row_at_a_time, atol=0, rtol=0)
+
+
+def test_the_compiled_kernel_is_what_posterior_runs_when_numba_is_installed(ngram_kernel, monkeypatch):
+    calls = []
+    kernel = ngram_posterior_module.compiled_ngram_posterior
+
+    def spy(*args):
+        calls.append(args[1].shape[0])
+        return kernel(*args)
+
+    monkeypatch.setattr(ngram_posterior_module, "compiled_ngram_posterior", spy)
+    language = NGramLanguage(8, n=3, support=3, seed=0)
+    symbols = language.sample(5, 30, torch.Generator().manual_seed(0))
+    observed = torch.rand(symbols.shape, generator=torch.Generator().manual_seed(1)) > 0.5
+    observed[2] = False  # a row with nothing revealed has a closed form and never reaches a kernel
+    language.posterior(symbols, observed)
+    assert calls == ([4] if ngram_kernel == "compiled" else [])
+
+
+def test_the_compiled_kernel_without_numba_names_the_install(monkeypatch):
+    monkeypatch.setattr(ngram_posterior_compiled, "numba", None)
+    language = NGramLanguage(8, n=3, support=3, seed=0)
+    symbols = language.sample(2, 10, torch.Generator().manual_seed(0))
+    with pytest.raises(ImportError, match=r"pip install \"hf-mdm\[oracle\]\""):
+        ngram_posterior(
+            language, symbols, torch.ones_like(symbols, dtype=torch.bool), torch.full((2,), 10), compiled=True
+        )
 
 
 def test_hmm_underflow_between_rescalings_takes_the_careful_path(monkeypatch):

@@ -45,6 +45,8 @@ are solved in chunks of about `budget` bytes of them.
 
 import torch
 
+from .ngram_posterior_compiled import compiled_available, compiled_ngram_posterior
+
 
 class StepType:
     """One step type: the pattern of the window at i (bit m-1-j set: digit j free) and whether x_{i+1} is free.
@@ -338,23 +340,28 @@ class _Smoother:
         return rows_out, positions_out, values_out
 
 
-def ngram_posterior(language, symbols, observed, lengths, budget: int = 2**28):
+def ngram_posterior(language, symbols, observed, lengths, budget: int = 2**28, compiled: bool | None = None):
     """p(x_i = v | revealed symbols) at each row's first `lengths[r]` positions (the rest of a row is unused).
 
     `symbols` (num, width) long, `observed` (num, width) bool. Returns (num, width, V) float64: the posterior at free
-    positions (masked, or ignored), a point mass at the other revealed positions. Rows are solved in chunks whose
-    fully free windows hold about `budget` bytes of forward messages, which keeps the working set small.
+    positions (masked, or ignored), a point mass at the other revealed positions. `compiled` picks the numba kernel
+    of `ngram_posterior_compiled` (reached windows only, row by row) over the torch one here; None picks it when numba
+    is installed. The torch path solves rows in chunks whose fully free windows hold about `budget` bytes of forward
+    messages, which keeps the working set small.
     """
     V, m = language.vocab_size, language.n - 1
     num, width = symbols.shape
     observed = observed & (torch.arange(width) < lengths[:, None])
-    token = torch.nn.functional.one_hot(symbols, V).to(torch.float64)
+    token = torch.zeros(num, width, V, dtype=torch.float64).scatter_(-1, symbols[..., None], 1.0)  # point masses
     blank = ~observed.any(1)
     if bool(blank.any()):  # nothing revealed: the stationary chain, F = pi and B = 1 at every position
         marginal = language._emit(language.initial)
         token[blank] = marginal / marginal.sum()
     busy = (~blank).nonzero(as_tuple=True)[0]
     if busy.numel() == 0:
+        return token
+    if compiled or (compiled is None and compiled_available()):
+        compiled_ngram_posterior(language, busy, symbols, observed, lengths, token)
         return token
     free_windows = (~observed[busy]).unfold(1, min(m, width), 1).all(-1).sum(1) + 1
     chunk_of = torch.cumsum(free_windows * (8 * V**m), 0) // budget

@@ -1,0 +1,189 @@
+r"""Exact symbol posteriors of an order-n Markov chain, compiled with numba: forward-backward over the context
+windows each row *reaches*, row by row.
+
+The same posterior as `ngram_posterior` (see its docstring for the notation, pi and the ignored symbols), in a loop
+that numba compiles. With m = n - 1 the state at position i is the window w_i = (x_{i-m+1}, ..., x_i), and the
+virtual window at position -1 is distributed as pi. The forward message is kept only on the windows it reaches, as a
+list:
+
+    alpha_i(t) = sum_{s -> t} alpha_{i-1}(s) P(x_i | s),     t = (s without its oldest digit, x_i),
+
+where a masked x_i adds alpha_{i-1}(s) P(. | s) to the V windows of s's successor *block* (one contiguous row of P
+times a scalar, which vectorises), and a revealed x_i adds only its own entry and renormalises by the evidence (0
+ignores the symbol, which is then spread as masked). A revealed symbol collapses the reached set: at half the tokens
+masked a trigram over 32 symbols reaches about 128 of its 1,024 windows per position. The backward message is needed
+only on the reached windows, since every successor with P > 0 of a reached window is reached:
+
+    beta_{i-1}(s) = sum_y P(y | s) beta_i(s without its oldest digit, y)        (y = x_i alone if it is revealed),
+
+renormalised at every step; the posterior of a free x_i, sum over reached windows s ending in v of alpha_i(s) beta_i(s)
+normalised, is summed in the same loop. Cost per position and pass: (reached windows) x V multiply-adds; memory: the
+reached windows of one row with their two messages.
+"""
+
+import functools
+
+import numpy as np
+
+
+try:
+    import numba
+except ImportError:  # `ngram_posterior` uses its torch implementation
+    numba = None
+
+
+def _solve_rows(
+    rows, symbols, observed, lengths, initial, probabilities, shift, out
+):  # pragma: no cover - compiled by numba; tests compare it with the torch implementation
+    """Fill out[r, i] with the posterior of every free position i < lengths[r] of the rows r in `rows`."""
+    num_states, vocab_size = probabilities.shape
+    width = symbols.shape[1]
+    # the reached windows of positions -1..width-1 of one row, flat; position i's are first[i + 1]:first[i + 2]
+    states = np.empty(num_states * (width + 1), np.int64)
+    alpha = np.empty(num_states * (width + 1), np.float64)
+    beta = np.empty(num_states * (width + 1), np.float64)
+    first = np.empty(width + 2, np.int64)
+    scratch = np.zeros(num_states, np.float64)  # a dense message over all windows, kept zero between uses
+    touched = np.zeros(shift, np.bool_)  # the blocks a step wrote to (block b: the windows b * V + y)
+    touched_list = np.empty(shift, np.int64)
+    ignored = np.zeros(width, np.bool_)
+    weights = np.empty(vocab_size, np.float64)
+    block_of = np.arange(num_states) % shift  # a window's successor block: its digits but the oldest
+    digit_of = np.arange(num_states) % vocab_size
+    for row in rows:
+        length = lengths[row]
+        # 1. position -1: the windows pi gives weight
+        count = 0
+        for s in range(num_states):
+            if initial[s] > 0.0:
+                states[count] = s
+                alpha[count] = initial[s]
+                count += 1
+        first[0], first[1] = 0, count
+        # 2. forward: each reached window adds alpha * P(. | window) to its successor block in scratch (only x_i's
+        #    entry when x_i is revealed; evidence 0 ignores x_i, which is then spread as masked), then the nonzero
+        #    windows of the touched blocks are listed
+        for i in range(length):
+            begin, end = first[i], first[i + 1]
+            fill = end
+            num_touched = 0
+            y = symbols[row, i]
+            evidence = 0.0
+            if observed[row, i]:
+                for j in range(begin, end):
+                    s = states[j]
+                    mass = alpha[j] * probabilities[s, y]
+                    block = block_of[s]
+                    scratch[block * vocab_size + y] += mass
+                    evidence += mass
+                    touched_list[num_touched] = block
+                    num_touched += not touched[block]
+                    touched[block] = True
+                scale = 1.0 / evidence if evidence > 0.0 else 0.0
+                for b in range(num_touched):
+                    t = touched_list[b] * vocab_size + y
+                    states[fill] = t
+                    alpha[fill] = scratch[t] * scale
+                    fill += scratch[t] != 0.0
+                    scratch[t] = 0.0
+                    touched[touched_list[b]] = False
+            ignored[i] = observed[row, i] and evidence == 0.0  # probability 0 given the revealed symbols before it
+            if not observed[row, i] or ignored[i]:  # T is stochastic: the sum is kept
+                num_touched = 0
+                for j in range(begin, end):
+                    s = states[j]
+                    weight = alpha[j]
+                    block = block_of[s]
+                    into = scratch[block * vocab_size : (block + 1) * vocab_size]
+                    spread = probabilities[s]
+                    for c in range(vocab_size):
+                        into[c] += weight * spread[c]
+                    touched_list[num_touched] = block
+                    num_touched += not touched[block]
+                    touched[block] = True
+                for b in range(num_touched):
+                    base = touched_list[b] * vocab_size
+                    for c in range(vocab_size):
+                        states[fill] = base + c
+                        alpha[fill] = scratch[base + c]
+                        fill += scratch[base + c] != 0.0
+                        scratch[base + c] = 0.0
+                    touched[touched_list[b]] = False
+            first[i + 2] = fill
+        # 3. backward from beta = 1 at the row's end: beta_{i-1} from beta_i renormalised (by `scale`), and with it
+        #    the posterior weights of position i - 1, sum over windows ending in v of alpha * beta
+        beta[first[length] : first[length + 1]] = 1.0
+        scale = 1.0
+        weights[:] = 0.0
+        for j in range(first[length], first[length + 1]):
+            weights[digit_of[states[j]]] += alpha[j]
+        for i in range(length - 1, -1, -1):
+            if not observed[row, i] or ignored[i]:
+                norm = 1.0 / weights.sum()
+                for v in range(vocab_size):
+                    out[row, i, v] = weights[v] * norm
+            if i == 0:
+                break
+            begin, end = first[i + 1], first[i + 2]
+            for j in range(begin, end):
+                scratch[states[j]] = beta[j] * scale
+            weights[:] = 0.0
+            total = 0.0
+            if not observed[row, i] or ignored[i]:
+                for j in range(first[i], begin):
+                    s = states[j]
+                    base = block_of[s] * vocab_size
+                    following = scratch[base : base + vocab_size]
+                    spread = probabilities[s]
+                    value = 0.0
+                    for c in range(vocab_size):
+                        value += spread[c] * following[c]
+                    beta[j] = value
+                    total += value
+                    weights[digit_of[s]] += alpha[j] * value
+            else:
+                y = symbols[row, i]
+                for j in range(first[i], begin):
+                    s = states[j]
+                    value = probabilities[s, y] * scratch[block_of[s] * vocab_size + y]
+                    beta[j] = value
+                    total += value
+                    weights[digit_of[s]] += alpha[j] * value
+            scale = 1.0 / total
+            for j in range(begin, end):
+                scratch[states[j]] = 0.0
+
+
+def compiled_available() -> bool:
+    """Whether numba is installed (`pip install "hf-mdm[oracle]"`), so the compiled posterior can run."""
+    return numba is not None
+
+
+@functools.cache
+def _kernel():
+    """`_solve_rows` compiled (a few seconds, once per process; cached on disk where numba can write)."""
+    # reassociated sums (vectorised dot products) change results by rounding only; no ZeroDivisionError checks
+    options = {"nogil": True, "fastmath": {"reassoc", "contract"}, "error_model": "numpy"}
+    try:
+        return numba.njit(cache=True, **options)(_solve_rows)
+    except RuntimeError:  # no writable cache location: compile in memory
+        return numba.njit(**options)(_solve_rows)
+
+
+def compiled_ngram_posterior(language, rows, symbols, observed, lengths, out):
+    """Write p(x_i = v | revealed symbols) into `out` (num, width, V) float64 at the free positions of `rows`.
+
+    `rows` (k,) long, `symbols` (num, width) long, `observed` (num, width) bool, `lengths` (num,) long.
+    """
+    if numba is None:
+        raise ImportError('The compiled n-gram posterior needs numba: pip install "hf-mdm[oracle]".')
+    _kernel()(
+        rows.numpy(),
+        symbols.contiguous().numpy(),
+        observed.contiguous().numpy(),
+        lengths.contiguous().numpy(),
+        language.initial.numpy(),
+        language.probabilities.numpy(),
+        language._shift,
+        out.numpy(),
+    )
