@@ -80,7 +80,10 @@ class OracleDenoiser(nn.Module):
         logits = torch.full((*ids.shape, vocab_size), lowest)
         predicted = masked & active  # the log is taken only where it is used
         rows, columns = predicted.nonzero(as_tuple=True)
-        logits[rows, columns, :num_symbols] = posterior[rows, columns].log().clamp_min_(lowest).float()
+        chosen = posterior[rows, columns]  # a copy: changed in place below
+        impossible = chosen == 0  # log(0) is a slow path of the float64 log: those get `lowest` directly
+        chosen.masked_fill_(impossible, 1.0).log_().masked_fill_(impossible, lowest)
+        logits[rows, columns, :num_symbols] = chosen.float()
         rows, columns = (~predicted).nonzero(as_tuple=True)
         logits[rows, columns, ids[rows, columns]] = 0.0
         if isinstance(logits_to_keep, int):
