@@ -3,11 +3,13 @@
     python benchmarks/oracle_speed.py [--length 1024] [--rows 200] [--masked 0.1 0.5 0.9 1.0] [--no-before]
 
 "before" is the position-by-position posterior kept as the reference of tests/measurement/test_oracle_fast_path.py
-(run from the repository root so it can be imported); "after" is `language.posterior` and the whole `OracleDenoiser`
-forward (posterior plus the logits it writes). Each "after" cell is the fastest of `--repeats` calls, in wall-clock
-seconds and in this process's CPU seconds (which other programs on a shared machine inflate less). The languages are
-those of `benchmarks/metrics_speed.py`: a trigram over 32 symbols with 8 successors per context, and an HMM with 16
-states. Target: an oracle forward at L = 1024, 200 rows, half the tokens masked, <= 0.5 s. Prints a Markdown table.
+(run from the repository root so it can be imported); "after" is the posterior in torch and, for the n-gram, the
+numba-compiled one (`pip install "hf-mdm[oracle]"`), and the whole `OracleDenoiser` forward (posterior plus the
+logits it writes; the compiled posterior when numba is installed). Each "after" cell is the fastest of `--repeats`
+calls, in wall-clock seconds (and, for the forward, in this process's CPU seconds, which other programs on a shared
+machine inflate less). The languages are those of `benchmarks/metrics_speed.py`: a trigram over 32 symbols with 8
+successors per context, and an HMM with 16 states. Target: an oracle forward at L = 1024, 200 rows, half the tokens
+masked, <= 0.5 s. Prints a Markdown table.
 """
 
 import argparse
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import torch
 
-from hf_mdm.languages import describe_research_language, research_language
+from hf_mdm.languages import NGramLanguage, describe_research_language, research_language
+from hf_mdm.languages.ngram_posterior import ngram_posterior
+from hf_mdm.languages.ngram_posterior_compiled import compiled_available
 
 
 def best_time(function, repeats: int) -> tuple[float, float]:
@@ -30,6 +34,22 @@ def best_time(function, repeats: int) -> tuple[float, float]:
         wall.append(time.perf_counter() - start_wall)
         cpu.append(time.process_time() - start_cpu)
     return min(wall), min(cpu)
+
+
+def posterior_times(language, shown, observed, repeats: int) -> tuple[float, str]:
+    """Seconds of the torch posterior, and of the compiled one as text ("-" for an HMM or without numba)."""
+    if not isinstance(language, NGramLanguage):
+        return best_time(lambda: language.posterior(shown, observed), repeats)[0], "-"
+    lengths = torch.full((shown.shape[0],), shown.shape[1])
+
+    def run(compiled):
+        return lambda: ngram_posterior(language, shown, observed, lengths, compiled=compiled)
+
+    torch_seconds = best_time(run(False), repeats)[0]
+    if not compiled_available():
+        return torch_seconds, "-"
+    run(True)()  # numba compiles on the first call: outside the clock
+    return torch_seconds, "{:.2f}".format(best_time(run(True), repeats)[0])
 
 
 def main():
@@ -50,10 +70,10 @@ def main():
     languages = [(describe_research_language(name), research_language(name)) for name in ("trigram", "hmm")]
     print(f"torch {torch.__version__}, {args.threads} thread(s), {platform.processor() or platform.machine()}\n")
     print(
-        "| language | L | rows | masked | before: posterior (s) | after: posterior (s) | after: oracle forward (s) "
-        "| after: oracle forward, CPU (s) |"
+        "| language | L | rows | masked | before: posterior (s) | after: posterior, torch (s) "
+        "| after: posterior, compiled (s) | after: oracle forward (s) | after: oracle forward, CPU (s) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, language in languages:
         symbols = language.sample(args.rows, args.length, torch.Generator().manual_seed(0))
         oracle = language.oracle_model()
@@ -64,12 +84,12 @@ def main():
             before = "-"
             if reference is not None:
                 before = "{:.2f}".format(best_time(lambda: reference(language, shown, observed, active), 1)[0])
-            after, _ = best_time(lambda: language.posterior(shown, observed), args.repeats)
+            after, compiled = posterior_times(language, shown, observed, args.repeats)
             input_ids = torch.where(observed, symbols, oracle.config.mask_token_id)
             forward, forward_cpu = best_time(lambda: oracle(input_ids), args.repeats)
             print(
-                f"| {name} | {args.length} | {args.rows} | {fraction:.0%} | {before} | {after:.2f} | {forward:.2f} "
-                f"| {forward_cpu:.2f} |",
+                f"| {name} | {args.length} | {args.rows} | {fraction:.0%} | {before} | {after:.2f} | {compiled} "
+                f"| {forward:.2f} | {forward_cpu:.2f} |",
                 flush=True,
             )
 
