@@ -351,17 +351,21 @@ def ngram_posterior(language, symbols, observed, lengths, budget: int = 2**28, c
     """
     V, m = language.vocab_size, language.n - 1
     num, width = symbols.shape
-    observed = observed & (torch.arange(width) < lengths[:, None])
-    token = torch.zeros(num, width, V, dtype=torch.float64).scatter_(-1, symbols[..., None], 1.0)  # point masses
+    inside = torch.arange(width) < lengths[:, None]
+    observed = observed & inside
     blank = ~observed.any(1)
+    busy = (~blank).nonzero(as_tuple=True)[0]
+    use_compiled = compiled_available() if compiled is None else compiled
+    if use_compiled:  # the kernel writes every position of the busy rows up to their length
+        token = torch.empty(num, width, V, dtype=torch.float64)
+        compiled_ngram_posterior(language, busy, symbols, observed, lengths, token)
+        token[~inside] = torch.nn.functional.one_hot(symbols[~inside], V).to(torch.float64)
+    else:  # point masses, then the posteriors of the free positions
+        token = torch.zeros(num, width, V, dtype=torch.float64).scatter_(-1, symbols[..., None], 1.0)
     if bool(blank.any()):  # nothing revealed: the stationary chain, F = pi and B = 1 at every position
         marginal = language._emit(language.initial)
         token[blank] = marginal / marginal.sum()
-    busy = (~blank).nonzero(as_tuple=True)[0]
-    if busy.numel() == 0:
-        return token
-    if compiled or (compiled is None and compiled_available()):
-        compiled_ngram_posterior(language, busy, symbols, observed, lengths, token)
+    if use_compiled or busy.numel() == 0:
         return token
     free_windows = (~observed[busy]).unfold(1, min(m, width), 1).all(-1).sum(1) + 1
     chunk_of = torch.cumsum(free_windows * (8 * V**m), 0) // budget

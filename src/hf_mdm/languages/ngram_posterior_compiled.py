@@ -35,7 +35,8 @@ except ImportError:  # `ngram_posterior` uses its torch implementation
 def _solve_rows(
     rows, symbols, observed, lengths, initial, probabilities, shift, out
 ):  # pragma: no cover - compiled by numba; tests compare it with the torch implementation
-    """Fill out[r, i] with the posterior of every free position i < lengths[r] of the rows r in `rows`."""
+    """Fill out[r, i] for every position i < lengths[r] of the rows r in `rows`: the posterior where x_i is free, a
+    point mass where it is revealed."""
     num_states, vocab_size = probabilities.shape
     width = symbols.shape[1]
     # the reached windows of positions -1..width-1 of one row, flat; position i's are first[i + 1]:first[i + 2]
@@ -47,9 +48,12 @@ def _solve_rows(
     touched = np.zeros(shift, np.bool_)  # the blocks a step wrote to (block b: the windows b * V + y)
     touched_list = np.empty(shift, np.int64)
     ignored = np.zeros(width, np.bool_)
+    keep_all = np.zeros(width, np.bool_)  # steps that keep every window (the next revealed symbol is ignored)
     weights = np.empty(vocab_size, np.float64)
     block_of = np.arange(num_states) % shift  # a window's successor block: its digits but the oldest
     digit_of = np.arange(num_states) % vocab_size
+    can_emit = (probabilities != 0.0).T.copy()  # can_emit[y, s]: P(y | s) > 0
+    everything = np.ones(num_states, np.bool_)
     for row in rows:
         length = lengths[row]
         # 1. position -1: the windows pi gives weight
@@ -62,12 +66,19 @@ def _solve_rows(
         first[0], first[1] = 0, count
         # 2. forward: each reached window adds alpha * P(. | window) to its successor block in scratch (only x_i's
         #    entry when x_i is revealed; evidence 0 ignores x_i, which is then spread as masked), then the nonzero
-        #    windows of the touched blocks are listed
-        for i in range(length):
+        #    windows of the touched blocks are listed, except those that cannot emit x_{i+1} when it is revealed
+        #    (their beta is 0). If x_{i+1} then turns out ignored, step i runs again keeping them.
+        keep_all[:length] = False
+        i = 0
+        while i < length:
             begin, end = first[i], first[i + 1]
             fill = end
             num_touched = 0
             y = symbols[row, i]
+            if i + 1 < length and observed[row, i + 1] and not keep_all[i]:
+                allowed = can_emit[symbols[row, i + 1]]
+            else:
+                allowed = everything
             evidence = 0.0
             if observed[row, i]:
                 for j in range(begin, end):
@@ -84,10 +95,14 @@ def _solve_rows(
                     t = touched_list[b] * vocab_size + y
                     states[fill] = t
                     alpha[fill] = scratch[t] * scale
-                    fill += scratch[t] != 0.0
+                    fill += (scratch[t] != 0.0) & allowed[t]
                     scratch[t] = 0.0
                     touched[touched_list[b]] = False
             ignored[i] = observed[row, i] and evidence == 0.0  # probability 0 given the revealed symbols before it
+            if ignored[i] and i > 0 and not keep_all[i - 1]:
+                keep_all[i - 1] = True  # step i - 1 dropped windows by x_i: run it again keeping them
+                i -= 1
+                continue
             if not observed[row, i] or ignored[i]:  # T is stochastic: the sum is kept
                 num_touched = 0
                 for j in range(begin, end):
@@ -106,10 +121,11 @@ def _solve_rows(
                     for c in range(vocab_size):
                         states[fill] = base + c
                         alpha[fill] = scratch[base + c]
-                        fill += scratch[base + c] != 0.0
+                        fill += (scratch[base + c] != 0.0) & allowed[base + c]
                         scratch[base + c] = 0.0
                     touched[touched_list[b]] = False
             first[i + 2] = fill
+            i += 1
         # 3. backward from beta = 1 at the row's end: beta_{i-1} from beta_i renormalised (by `scale`), and with it
         #    the posterior weights of position i - 1, sum over windows ending in v of alpha * beta
         beta[first[length] : first[length + 1]] = 1.0
@@ -122,6 +138,9 @@ def _solve_rows(
                 norm = 1.0 / weights.sum()
                 for v in range(vocab_size):
                     out[row, i, v] = weights[v] * norm
+            else:  # a point mass
+                out[row, i, :] = 0.0
+                out[row, i, symbols[row, i]] = 1.0
             if i == 0:
                 break
             begin, end = first[i + 1], first[i + 2]
@@ -171,7 +190,8 @@ def _kernel():
 
 
 def compiled_ngram_posterior(language, rows, symbols, observed, lengths, out):
-    """Write p(x_i = v | revealed symbols) into `out` (num, width, V) float64 at the free positions of `rows`.
+    """Write p(x_i = v | revealed symbols) into `out` (num, width, V) float64 at each position i < lengths[r] of the
+    rows r in `rows` (a point mass at a revealed symbol that is not ignored).
 
     `rows` (k,) long, `symbols` (num, width) long, `observed` (num, width) bool, `lengths` (num,) long.
     """
