@@ -11,8 +11,10 @@ list:
 where a masked x_i adds alpha_{i-1}(s) P(. | s) to the V windows of s's successor *block* (one contiguous row of P
 times a scalar, which vectorises), and a revealed x_i adds only its own entry and renormalises by the evidence (0
 ignores the symbol, which is then spread as masked). A revealed symbol collapses the reached set: at half the tokens
-masked a trigram over 32 symbols reaches about 128 of its 1,024 windows per position. The backward message is needed
-only on the reached windows, since every successor with P > 0 of a reached window is reached:
+masked a trigram over 32 symbols reaches about 128 of its 1,024 windows per position. A window that cannot emit a
+revealed x_{i+1} is dropped as well (its beta is 0); if x_{i+1} turns out to be ignored, the step runs again keeping
+it. The backward message is needed only on the kept windows, since every successor with P > 0 of a kept window is
+kept (or has beta 0):
 
     beta_{i-1}(s) = sum_y P(y | s) beta_i(s without its oldest digit, y)        (y = x_i alone if it is revealed),
 
