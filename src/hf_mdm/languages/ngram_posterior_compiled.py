@@ -52,8 +52,6 @@ def _solve_rows(
     ignored = np.zeros(width, np.bool_)
     keep_all = np.zeros(width, np.bool_)  # steps that keep every window (the next revealed symbol is ignored)
     weights = np.empty(vocab_size, np.float64)
-    block_of = np.arange(num_states) % shift  # a window's successor block: its digits but the oldest
-    digit_of = np.arange(num_states) % vocab_size
     can_emit = (probabilities != 0.0).T.copy()  # can_emit[y, s]: P(y | s) > 0
     everything = np.ones(num_states, np.bool_)
     for row in rows:
@@ -86,17 +84,17 @@ def _solve_rows(
                 for j in range(begin, end):
                     s = states[j]
                     mass = alpha[j] * probabilities[s, y]
-                    block = block_of[s]
+                    block = s % shift  # the successor block: the window's digits but the oldest
                     scratch[block * vocab_size + y] += mass
                     evidence += mass
                     touched_list[num_touched] = block
                     num_touched += not touched[block]
                     touched[block] = True
-                scale = 1.0 / evidence if evidence > 0.0 else 0.0
+                inverse_evidence = 1.0 / evidence if evidence > 0.0 else 0.0
                 for b in range(num_touched):
                     t = touched_list[b] * vocab_size + y
                     states[fill] = t
-                    alpha[fill] = scratch[t] * scale
+                    alpha[fill] = scratch[t] * inverse_evidence
                     fill += (scratch[t] != 0.0) & allowed[t]
                     scratch[t] = 0.0
                     touched[touched_list[b]] = False
@@ -110,7 +108,7 @@ def _solve_rows(
                 for j in range(begin, end):
                     s = states[j]
                     weight = alpha[j]
-                    block = block_of[s]
+                    block = s % shift
                     into = scratch[block * vocab_size : (block + 1) * vocab_size]
                     spread = probabilities[s]
                     for c in range(vocab_size):
@@ -134,7 +132,7 @@ def _solve_rows(
         scale = 1.0
         weights[:] = 0.0
         for j in range(first[length], first[length + 1]):
-            weights[digit_of[states[j]]] += alpha[j]
+            weights[states[j] % vocab_size] += alpha[j]
         for i in range(length - 1, -1, -1):
             if not observed[row, i] or ignored[i]:
                 norm = 1.0 / weights.sum()
@@ -153,7 +151,7 @@ def _solve_rows(
             if not observed[row, i] or ignored[i]:
                 for j in range(first[i], begin):
                     s = states[j]
-                    base = block_of[s] * vocab_size
+                    base = (s % shift) * vocab_size
                     following = scratch[base : base + vocab_size]
                     spread = probabilities[s]
                     value = 0.0
@@ -161,15 +159,15 @@ def _solve_rows(
                         value += spread[c] * following[c]
                     beta[j] = value
                     total += value
-                    weights[digit_of[s]] += alpha[j] * value
+                    weights[s % vocab_size] += alpha[j] * value
             else:
                 y = symbols[row, i]
                 for j in range(first[i], begin):
                     s = states[j]
-                    value = probabilities[s, y] * scratch[block_of[s] * vocab_size + y]
+                    value = probabilities[s, y] * scratch[(s % shift) * vocab_size + y]
                     beta[j] = value
                     total += value
-                    weights[digit_of[s]] += alpha[j] * value
+                    weights[s % vocab_size] += alpha[j] * value
             scale = 1.0 / total
             for j in range(begin, end):
                 scratch[states[j]] = 0.0
