@@ -31,13 +31,20 @@ def test_oracle_matches_enumeration(language):
     masked = torch.rand(sequences.shape, generator=generator) < 0.6
     oracle = language.oracle_model()
     input_ids = torch.where(masked, oracle.config.mask_token_id, sequences)
-    probabilities = oracle(input_ids=input_ids).logits.double().softmax(-1)
+    logits = oracle(input_ids=input_ids).logits
+    probabilities = logits.double().softmax(-1)
+    lowest, num_impossible = torch.finfo(torch.float32).min, 0
     for row in range(sequences.shape[0]):
         expected = brute_force_posterior(language, sequences[row], ~masked[row])
         got = probabilities[row, :, : language.vocab_size]
         torch.testing.assert_close(got[masked[row]], expected[masked[row]], atol=1e-6, rtol=0)
+        # a symbol of posterior 0 gets exactly the lowest float32 logit
+        impossible = expected[masked[row]] == 0
+        num_impossible += int(impossible.sum())
+        assert bool((logits[row, masked[row], : language.vocab_size][impossible] == lowest).all())
         # unmasked positions are copied through
         assert bool((got[~masked[row]].argmax(-1) == sequences[row][~masked[row]]).all())
+    assert num_impossible > 0  # the languages are sparse: the check above is not vacuous
 
 
 def test_oracle_interface_and_padding():

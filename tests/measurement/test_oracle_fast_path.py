@@ -123,6 +123,18 @@ def test_ngram_rows_are_solved_alike_in_chunks():
     torch.testing.assert_close(whole, one_row_at_a_time, atol=0, rtol=0)
 
 
+def test_positions_past_a_rows_length_hold_point_masses_of_their_symbols():
+    """Nothing is left uninitialised: past `lengths[r]` a row with a revealed symbol holds point masses."""
+    language = NGramLanguage(8, n=3, support=3, seed=0)
+    symbols = language.sample(4, 20, torch.Generator().manual_seed(0))
+    observed = torch.rand(symbols.shape, generator=torch.Generator().manual_seed(1)) > 0.5
+    observed[:, 0] = True
+    lengths = torch.tensor([20, 12, 5, 1])
+    token = ngram_posterior(language, symbols, observed, lengths)
+    past = torch.arange(20) >= lengths[:, None]
+    torch.testing.assert_close(token[past], torch.nn.functional.one_hot(symbols[past], 8).to(torch.float64))
+
+
 def test_the_compiled_kernel_is_what_posterior_runs_when_numba_is_installed(ngram_kernel, monkeypatch):
     calls = []
     kernel = ngram_posterior_module.compiled_ngram_posterior
