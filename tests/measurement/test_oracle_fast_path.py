@@ -139,9 +139,9 @@ def test_the_compiled_kernel_is_what_posterior_runs_when_numba_is_installed(ngra
     calls = []
     kernel = ngram_posterior_module.compiled_ngram_posterior
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         calls.append(args[1].shape[0])
-        return kernel(*args)
+        return kernel(*args, **kwargs)
 
     monkeypatch.setattr(ngram_posterior_module, "compiled_ngram_posterior", spy)
     language = NGramLanguage(8, n=3, support=3, seed=0)
@@ -150,6 +150,51 @@ def test_the_compiled_kernel_is_what_posterior_runs_when_numba_is_installed(ngra
     observed[2] = False  # a row with nothing revealed has a closed form and never reaches a kernel
     language.posterior(symbols, observed)
     assert calls == ([4] if ngram_kernel == "compiled" else [])
+
+
+@pytest.mark.parametrize("language", LANGUAGES, ids=repr)
+@pytest.mark.parametrize("masked_fraction", [0.1, 0.5, 0.9, 1.0])
+def test_masked_log_posterior_is_the_log_of_the_posterior_at_masked_positions_only(language, masked_fraction):
+    """The oracle's logits: float32 log p (the lowest float32 for log 0) exactly as taken from `posterior`, written
+    at the masked active positions and nowhere else, with and without padding."""
+    generator = torch.Generator().manual_seed(11)
+    symbols = language.sample(12, 40, generator)
+    symbols[::3, 20] = (symbols[::3, 20] + 1) % language.vocab_size  # contradicted: ignored, and not written
+    observed = torch.rand(symbols.shape, generator=generator) >= masked_fraction
+    observed[1] = False  # a row with nothing revealed
+    for active in (torch.ones_like(observed), torch.rand(symbols.shape, generator=generator) > 0.2):
+        shown = observed & active
+        symbols_shown = torch.where(shown, symbols, 0)
+        sentinel = 7.0  # no log-probability is positive
+        out = torch.full((*symbols.shape, language.vocab_size), sentinel)
+        language._masked_log_posterior(symbols_shown, shown, active, out)
+        wanted = ~shown & active
+        expected = language.posterior(symbols_shown, shown, active)[wanted]
+        impossible = expected == 0
+        expected = expected.masked_fill(impossible, 1.0).log().float().masked_fill(impossible, torch.finfo().min)
+        assert torch.equal(out[wanted], expected)
+        assert bool((out[~wanted] == sentinel).all())
+
+
+def test_the_oracle_gets_logs_from_the_kernel_without_a_float64_posterior(ngram_kernel, monkeypatch):
+    calls = []
+    kernel = ngram_posterior_module.compiled_ngram_posterior
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("log_masked", False))
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(ngram_posterior_module, "compiled_ngram_posterior", spy)
+    language = NGramLanguage(8, n=3, support=3, seed=0)
+    oracle = language.oracle_model()
+    symbols = language.sample(5, 30, torch.Generator().manual_seed(0))
+    masked = torch.rand(symbols.shape, generator=torch.Generator().manual_seed(1)) > 0.5
+    input_ids = torch.where(masked, oracle.config.mask_token_id, symbols)
+    oracle(input_ids)
+    padding = torch.ones_like(input_ids)
+    padding[0, :3] = 0
+    oracle(input_ids, attention_mask=padding)  # padding: from `posterior`, whose rows are compacted first
+    assert calls == ([True, False] if ngram_kernel == "compiled" else [])
 
 
 def test_the_compiled_kernel_without_numba_names_the_install(monkeypatch):

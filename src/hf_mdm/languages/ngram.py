@@ -6,7 +6,7 @@ import torch
 from .base import EntropyRate
 from .hidden_markov import HiddenMarkovLanguage
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
-from .ngram_posterior import ngram_posterior
+from .ngram_posterior import ngram_masked_log_posterior, ngram_posterior
 
 
 MAX_CONTEXTS = 4096
@@ -149,6 +149,11 @@ class NGramLanguage(HiddenMarkovLanguage):
     def _smooth(self, symbols, observed, lengths):
         """Forward-backward over the free digits of the context windows, segment by segment (see `ngram_posterior`)."""
         return ngram_posterior(self, symbols, observed, lengths)
+
+    def _masked_log_posterior(self, symbols, shown, active, out):
+        """Without padding and with numba, the compiled kernel writes the logs itself: `ngram_masked_log_posterior`."""
+        if not (bool(active.all()) and ngram_masked_log_posterior(self, symbols, shown, out)):
+            super()._masked_log_posterior(symbols, shown, active, out)
 
     def _emit(self, state_weights):
         """A context emits its last symbol: sum the weights of the contexts that end in each symbol."""

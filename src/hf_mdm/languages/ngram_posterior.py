@@ -45,6 +45,7 @@ are solved in chunks of about `budget` bytes of them.
 
 import torch
 
+from .base import log_or_lowest
 from .ngram_posterior_compiled import compiled_available, compiled_ngram_posterior
 
 
@@ -362,9 +363,8 @@ def ngram_posterior(language, symbols, observed, lengths, budget: int = 2**28, c
         token[~inside] = torch.nn.functional.one_hot(symbols[~inside], V).to(torch.float64)
     else:  # point masses, then the posteriors of the free positions
         token = torch.zeros(num, width, V, dtype=torch.float64).scatter_(-1, symbols[..., None], 1.0)
-    if bool(blank.any()):  # nothing revealed: the stationary chain, F = pi and B = 1 at every position
-        marginal = language._emit(language.initial)
-        token[blank] = marginal / marginal.sum()
+    if bool(blank.any()):
+        token[blank] = _stationary_marginal(language)
     if use_compiled or busy.numel() == 0:
         return token
     free_windows = (~observed[busy]).unfold(1, min(m, width), 1).all(-1).sum(1) + 1
@@ -376,3 +376,25 @@ def ngram_posterior(language, symbols, observed, lengths, budget: int = 2**28, c
         if rows_out:
             token[rows[torch.cat(rows_out)], torch.cat(positions_out)] = torch.cat(values_out)
     return token
+
+
+def ngram_masked_log_posterior(language, symbols, observed, out):
+    """`out[r, i] = log p(x_i | revealed symbols)` at the masked positions of full-length rows, written by the compiled
+    kernel itself (no (num, width, V) float64 posterior in between), the lowest value of out's dtype for log 0; the
+    other positions of `out` are left as they are. Returns False, writing nothing, when numba is not installed."""
+    if not compiled_available():
+        return False
+    num, width = symbols.shape
+    blank = ~observed.any(1)
+    busy = (~blank).nonzero(as_tuple=True)[0]
+    lengths = torch.full((num,), width, dtype=torch.long)
+    compiled_ngram_posterior(language, busy, symbols, observed, lengths, out, log_masked=True)
+    if bool(blank.any()):
+        out[blank] = log_or_lowest(_stationary_marginal(language), out.dtype)
+    return True
+
+
+def _stationary_marginal(language):
+    """p(x_i = v) with nothing revealed: the stationary chain, F = pi and B = 1 at every position."""
+    marginal = language._emit(language.initial)
+    return marginal / marginal.sum()

@@ -26,6 +26,7 @@ reached windows of one row with their two messages.
 import functools
 
 import numpy as np
+import torch
 
 
 try:
@@ -35,10 +36,11 @@ except ImportError:  # `ngram_posterior` uses its torch implementation
 
 
 def _solve_rows(
-    rows, symbols, observed, lengths, initial, probabilities, shift, out
+    rows, symbols, observed, lengths, initial, probabilities, shift, out, log_masked, lowest
 ):  # pragma: no cover - compiled by numba; tests compare it with the torch implementation
     """Fill out[r, i] for every position i < lengths[r] of the rows r in `rows`: the posterior where x_i is free, a
-    point mass where it is revealed."""
+    point mass where it is revealed. With `log_masked`, only the masked positions are written, with log p (`lowest`
+    for log 0)."""
     num_states, vocab_size = probabilities.shape
     width = symbols.shape[1]
     # the reached windows of positions -1..width-1 of one row, flat; position i's are first[i + 1]:first[i + 2]
@@ -134,7 +136,12 @@ def _solve_rows(
         for j in range(first[length], first[length + 1]):
             weights[states[j] % vocab_size] += alpha[j]
         for i in range(length - 1, -1, -1):
-            if not observed[row, i] or ignored[i]:
+            if log_masked:
+                if not observed[row, i]:
+                    norm = 1.0 / weights.sum()
+                    for v in range(vocab_size):
+                        out[row, i, v] = np.log(weights[v] * norm) if weights[v] > 0.0 else lowest
+            elif not observed[row, i] or ignored[i]:
                 norm = 1.0 / weights.sum()
                 for v in range(vocab_size):
                     out[row, i, v] = weights[v] * norm
@@ -189,11 +196,13 @@ def _kernel():
         return numba.njit(**options)(_solve_rows)
 
 
-def compiled_ngram_posterior(language, rows, symbols, observed, lengths, out):
-    """Write p(x_i = v | revealed symbols) into `out` (num, width, V) float64 at each position i < lengths[r] of the
-    rows r in `rows` (a point mass at a revealed symbol that is not ignored).
+def compiled_ngram_posterior(language, rows, symbols, observed, lengths, out, log_masked: bool = False):
+    """Write p(x_i = v | revealed symbols) into `out` (num, width, V) at each position i < lengths[r] of the rows r in
+    `rows` (a point mass at a revealed symbol that is not ignored). With `log_masked`, write log p at the masked
+    positions only, the lowest value of out's dtype for log 0, and leave the other positions as they are.
 
-    `rows` (k,) long, `symbols` (num, width) long, `observed` (num, width) bool, `lengths` (num,) long.
+    `rows` (k,) long, `symbols` (num, width) long, `observed` (num, width) bool, `lengths` (num,) long; `out` may be
+    strided (the first V columns of an oracle's logits).
     """
     if numba is None:
         raise ImportError('The compiled n-gram posterior needs numba: pip install "hf-mdm[oracle]".')
@@ -206,4 +215,6 @@ def compiled_ngram_posterior(language, rows, symbols, observed, lengths, out):
         language.probabilities.numpy(),
         language._shift,
         out.numpy(),
+        log_masked,
+        torch.finfo(out.dtype).min,
     )

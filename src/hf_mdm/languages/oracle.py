@@ -12,7 +12,8 @@ class OracleDenoiser(nn.Module):
     r"""`model(input_ids, attention_mask=None) -> MaskedLMOutput(logits=...)`, with no training error.
 
     For a masked position i (id `config.mask_token_id`), `logits[b, i, v] = log p(x_i = v | symbols of row b)`: the
-    exact posterior given every unmasked symbol, by forward-backward over the language's chain (`language.posterior`).
+    exact posterior given every unmasked symbol, by forward-backward over the language's chain (`language.posterior`,
+    written as logs by the language's `_masked_log_posterior`).
     Special-token columns get the dtype's lowest value, so [MASK] is never predicted. Every other position (a symbol,
     or padding / <bos> / <eos>, which are not part of the sequence) is copied through: its own id has logit 0.
 
@@ -74,17 +75,11 @@ class OracleDenoiser(nn.Module):
                     f"attention_mask must have the shape of input_ids {tuple(ids.shape)}, a 2-D padding mask."
                 )
             active &= attention_mask.detach().cpu().bool()
-        posterior = self.language.posterior(torch.where(observed, ids, 0), observed, active)
-
-        lowest = torch.finfo(torch.float32).min
-        logits = torch.full((*ids.shape, vocab_size), lowest)
-        predicted = masked & active  # the log is taken only where it is used
-        rows, columns = predicted.nonzero(as_tuple=True)
-        chosen = posterior[rows, columns]  # a copy: changed in place below
-        impossible = chosen == 0  # log(0) is a slow path of the float64 log: those get `lowest` directly
-        chosen.masked_fill_(impossible, 1.0).log_().masked_fill_(impossible, lowest)
-        logits[rows, columns, :num_symbols] = chosen.float()
-        rows, columns = (~predicted).nonzero(as_tuple=True)
+        shown = observed & active
+        logits = torch.full((*ids.shape, vocab_size), torch.finfo(torch.float32).min)
+        # the language writes log p(x_i | shown) at the masked active positions only
+        self.language._masked_log_posterior(torch.where(shown, ids, 0), shown, active, logits[..., :num_symbols])
+        rows, columns = (~(masked & active)).nonzero(as_tuple=True)
         logits[rows, columns, ids[rows, columns]] = 0.0
         if isinstance(logits_to_keep, int):
             logits = logits[:, -logits_to_keep:] if logits_to_keep else logits
