@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 import hf_mdm.cli.reproduce as reproduce
@@ -55,6 +56,28 @@ def test_reproduce_writes_fits_tables_cards_and_resumes(tiny_preset, tmp_path, m
     assert (output / "summary.md").read_text() == summary
 
 
+def test_lengths_pick_what_is_measured_while_models_train_on_all_of_theirs(tiny_preset, tmp_path, monkeypatch):
+    measured, trained = [], []
+
+    def measure(model, tokenizer, task, lengths, *args, **kwargs):
+        measured.append(list(lengths))
+        return [], [], []
+
+    def train(language, lengths, *args, **kwargs):
+        trained.append(list(lengths))
+        return torch.nn.Identity(), torch.nn.Identity()
+
+    monkeypatch.setattr(reproduce, "measure", measure)
+    monkeypatch.setattr(reproduce, "train_research_models", train)
+    monkeypatch.setattr(reproduce, "write_results", lambda *args, **kwargs: "")
+    arguments = ["reproduce", "--preset", "tiny", "--output_dir", str(tmp_path), *TINY_TRAINING]
+    assert main([*arguments, "--lengths", "4", "6"]) == 0
+    assert (measured, trained) == ([[4, 6], [6]], [[6, 8]])
+    measured.clear()
+    assert main([*arguments, "--lengths", "4"]) == 0  # no trained length listed: no model is trained or measured
+    assert (measured, trained) == ([[4]], [[6, 8]])
+
+
 def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
     language = research_language("hmm")
     training = ResearchTraining(train_steps=3, examples_per_length=8, batch_size=4)
@@ -100,6 +123,8 @@ def test_the_fits_table_says_not_reached_and_why_there_is_no_exponent():
         (["--decoders", "teacher"], "--decoders must list some of ['oracle', 'trained']"),
         (["--decoders", "trained"], "--preset quick trains no model"),
         (["--strategies", "fastest"], "fastest"),
+        (["--lengths", "48"], "--lengths must list some of the preset's lengths [32, 64, 128, 256], got [48]"),
+        (["--lengths", "-64"], "--lengths must list some of the preset's lengths"),
     ],
 )
 def test_bad_arguments_fail_in_one_line_before_any_work(arguments, message, tmp_path, capsys, monkeypatch):

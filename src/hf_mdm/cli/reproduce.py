@@ -69,6 +69,9 @@ class ReproduceArguments:
     preset: str = field(default="quick", metadata={"help": f"What to measure: {sorted(PRESETS)}."})
     output_dir: str = field(default="outputs/reproduce", metadata={"help": "Where results go (rerun to resume)."})
     languages: list[str] | None = field(default=None, metadata={"help": "Subset of the preset's languages."})
+    lengths: list[int] | None = field(
+        default=None, metadata={"help": "Subset of the preset's lengths to measure (models still train on all)."}
+    )
     strategies: list[str] | None = field(default=None, metadata={"help": "Replace the preset's SER strategies."})
     decoders: list[str] | None = field(
         default=None, metadata={"help": f"Which of {DECODERS} to measure (default: all the preset has)."}
@@ -91,6 +94,9 @@ def check_arguments(args: ReproduceArguments) -> Preset:
     preset = PRESETS[args.preset]
     for name in args.languages or ():
         research_language(name)  # names the choices
+    available = sorted(set(preset.lengths) | set(preset.train_lengths))
+    if args.lengths is not None and (not args.lengths or set(args.lengths) - set(available)):
+        raise ValueError(f"--lengths must list some of the preset's lengths {available}, got {args.lengths}.")
     if args.decoders is not None and (not args.decoders or set(args.decoders) - set(DECODERS)):
         raise ValueError(f"--decoders must list some of {list(DECODERS)}, got {args.decoders}.")
     if "trained" in (args.decoders or ()) and not preset.train_lengths:
@@ -163,8 +169,10 @@ def run(args: ReproduceArguments):
         task = LanguageTask(language, name=name)
         described = f"{name} ({describe_research_language(name)})"
         decoders = [("oracle", preset.lengths)] + ([("trained", preset.train_lengths)] if preset.train_lengths else [])
-        decoders = [(decoder, lengths) for decoder, lengths in decoders if decoder in (args.decoders or DECODERS)]
-        for decoder, lengths in decoders:
+        for decoder, all_lengths in decoders:
+            lengths = [length for length in all_lengths if args.lengths is None or length in args.lengths]
+            if decoder not in (args.decoders or DECODERS) or not lengths:
+                continue
             folder = output_dir / name / decoder
             folder.mkdir(parents=True, exist_ok=True)
             autoregressive, training = None, None
@@ -174,8 +182,8 @@ def run(args: ReproduceArguments):
             else:
                 steps_per_token = preset.trained_max_steps_per_token
                 size = ResearchTraining(**({"train_steps": args.train_steps} if args.train_steps else {}))
-                model, autoregressive = train_research_models(language, list(lengths), output_dir / name / "models",
-                                                              size)  # fmt: skip
+                model, autoregressive = train_research_models(language, list(all_lengths),
+                                                              output_dir / name / "models", size)  # fmt: skip
                 training = {
                     kind: "{wall_s:.0f} s wall, {cpu_s:.0f} s CPU, {train_steps} steps".format(**record)
                     for kind in ("mdm", "autoregressive")
