@@ -5,7 +5,7 @@
 "before" is the position-by-position posterior kept as the reference of tests/measurement/test_oracle_fast_path.py
 (run from the repository root so it can be imported); "after" is the posterior in torch and, for the n-gram, the
 numba-compiled one (`pip install "hf-mdm[oracle]"`), and the whole `OracleDenoiser` forward (posterior plus the
-logits it writes; the compiled posterior when numba is installed). Each "after" cell is the fastest of `--repeats`
+logits it writes; for the n-gram with numba installed, the compiled kernel writes the logs into the logits itself). Each "after" cell is the fastest of `--repeats`
 calls, in wall-clock seconds (and, for the forward, in this process's CPU seconds, which other programs on a shared
 machine inflate less). The languages are those of `benchmarks/metrics_speed.py`: a trigram over 32 symbols with 8
 successors per context, and an HMM with 16 states. Target: an oracle forward at L = 1024, 200 rows, half the tokens
