@@ -4,12 +4,12 @@
 
 "before" is the position-by-position posterior kept as the reference of tests/measurement/test_oracle_fast_path.py
 (run from the repository root so it can be imported); "after" is the posterior in torch and, for the n-gram, the
-numba-compiled one (`pip install "hf-mdm[oracle]"`), and the whole `OracleDenoiser` forward (posterior plus the
-logits it writes; for the n-gram with numba installed, the compiled kernel writes the logs into the logits itself). Each "after" cell is the fastest of `--repeats`
-calls, in wall-clock seconds (and, for the forward, in this process's CPU seconds, which other programs on a shared
-machine inflate less). The languages are those of `benchmarks/metrics_speed.py`: a trigram over 32 symbols with 8
-successors per context, and an HMM with 16 states. Target: an oracle forward at L = 1024, 200 rows, half the tokens
-masked, <= 0.5 s. Prints a Markdown table.
+numba-compiled one (`pip install "hf-mdm[oracle]"`), and the whole `OracleDenoiser` forward (the posterior and the
+logits: for the n-gram with numba installed, the compiled kernel writes the logs into the logits itself). Each "after"
+cell is the fastest of `--repeats` calls, in wall-clock seconds (and, for the forward, in this process's CPU seconds,
+which other programs on a shared machine inflate less). The languages are those of `benchmarks/metrics_speed.py`: a
+trigram over 32 symbols with 8 successors per context, and an HMM with 16 states. Target: an oracle forward at
+L = 1024, 200 rows, half the tokens masked, <= 0.5 s. Prints a Markdown table.
 """
 
 import argparse
@@ -57,7 +57,7 @@ def main():
     parser.add_argument("--length", type=int, default=1024)
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--masked", type=float, nargs="+", default=[0.1, 0.5, 0.9, 1.0])
     parser.add_argument("--no-before", action="store_true", help="skip the slow reference path")
     args = parser.parse_args()
