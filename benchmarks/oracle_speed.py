@@ -6,10 +6,10 @@
 (run from the repository root so it can be imported); "after" is the posterior in torch and, for the n-gram, the
 numba-compiled one (`pip install "hf-mdm[oracle]"`), and the whole `OracleDenoiser` forward (the posterior and the
 logits: for the n-gram with numba installed, the compiled kernel writes the logs into the logits itself). Each "after"
-cell is the fastest of `--repeats` calls, in wall-clock seconds (and, for the forward, in this process's CPU seconds,
-which other programs on a shared machine inflate less). The languages are those of `benchmarks/metrics_speed.py`: a
-trigram over 32 symbols with 8 successors per context, and an HMM with 16 states. Target: an oracle forward at
-L = 1024, 200 rows, half the tokens masked, <= 0.5 s. Prints a Markdown table.
+cell is the fastest of `--repeats` calls, the columns of a row taking turns, in wall-clock seconds (and, for the
+forward, in this process's CPU seconds, which other programs on a shared machine inflate less). The languages are those
+of `benchmarks/metrics_speed.py`: a trigram over 32 symbols with 8 successors per context, and an HMM with 16 states.
+Target: an oracle forward at L = 1024, 200 rows, half the tokens masked, <= 0.5 s. Prints a Markdown table.
 """
 
 import argparse
@@ -25,31 +25,32 @@ from hf_mdm.languages.ngram_posterior import ngram_posterior
 from hf_mdm.languages.ngram_posterior_compiled import compiled_available
 
 
-def best_time(function, repeats: int) -> tuple[float, float]:
-    """The fastest of `repeats` calls: (wall-clock seconds, CPU seconds of this process)."""
-    wall, cpu = [], []
+def fastest(functions: dict, repeats: int) -> dict:
+    """name -> (wall-clock seconds, CPU seconds of this process) of the fastest of `repeats` calls of each function.
+    The functions take turns, so a slow minute of a shared machine slows every column of a row alike."""
+    wall, cpu = {name: [] for name in functions}, {name: [] for name in functions}
     for _ in range(repeats):
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        function()
-        wall.append(time.perf_counter() - start_wall)
-        cpu.append(time.process_time() - start_cpu)
-    return min(wall), min(cpu)
+        for name, function in functions.items():
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
+            function()
+            wall[name].append(time.perf_counter() - start_wall)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: (min(wall[name]), min(cpu[name])) for name in functions}
 
 
-def posterior_times(language, shown, observed, repeats: int) -> tuple[float, str]:
-    """Seconds of the torch posterior, and of the compiled one as text ("-" for an HMM or without numba)."""
+def timed_calls(language, oracle, symbols, observed) -> dict:
+    """What one row times: the torch posterior, the compiled one (an n-gram, numba installed) and the forward."""
+    shown = torch.where(observed, symbols, 0)
+    input_ids = torch.where(observed, symbols, oracle.config.mask_token_id)
     if not isinstance(language, NGramLanguage):
-        return best_time(lambda: language.posterior(shown, observed), repeats)[0], "-"
+        return {"torch": lambda: language.posterior(shown, observed), "forward": lambda: oracle(input_ids)}
     lengths = torch.full((shown.shape[0],), shown.shape[1])
-
-    def run(compiled):
-        return lambda: ngram_posterior(language, shown, observed, lengths, compiled=compiled)
-
-    torch_seconds = best_time(run(False), repeats)[0]
-    if not compiled_available():
-        return torch_seconds, "-"
-    run(True)()  # numba compiles on the first call: outside the clock
-    return torch_seconds, "{:.2f}".format(best_time(run(True), repeats)[0])
+    calls = {"torch": lambda: ngram_posterior(language, shown, observed, lengths, compiled=False)}
+    if compiled_available():
+        calls["compiled"] = lambda: ngram_posterior(language, shown, observed, lengths, compiled=True)
+    calls["forward"] = lambda: oracle(input_ids)
+    calls.get("compiled", calls["forward"])()  # numba compiles on the first call: outside the clock
+    return calls
 
 
 def main():
@@ -79,17 +80,17 @@ def main():
         oracle = language.oracle_model()
         for fraction in args.masked:
             observed = torch.rand(symbols.shape, generator=torch.Generator().manual_seed(1)) >= fraction
-            shown = torch.where(observed, symbols, 0)
-            active = torch.ones_like(observed)
             before = "-"
             if reference is not None:
-                before = "{:.2f}".format(best_time(lambda: reference(language, shown, observed, active), 1)[0])
-            after, compiled = posterior_times(language, shown, observed, args.repeats)
-            input_ids = torch.where(observed, symbols, oracle.config.mask_token_id)
-            forward, forward_cpu = best_time(lambda: oracle(input_ids), args.repeats)
+                shown, active = torch.where(observed, symbols, 0), torch.ones_like(observed)
+                start = time.perf_counter()
+                reference(language, shown, observed, active)
+                before = "{:.2f}".format(time.perf_counter() - start)
+            seconds = fastest(timed_calls(language, oracle, symbols, observed), args.repeats)
+            compiled = "{:.2f}".format(seconds["compiled"][0]) if "compiled" in seconds else "-"
             print(
-                f"| {name} | {args.length} | {args.rows} | {fraction:.0%} | {before} | {after:.2f} | {compiled} "
-                f"| {forward:.2f} | {forward_cpu:.2f} |",
+                f"| {name} | {args.length} | {args.rows} | {fraction:.0%} | {before} | {seconds['torch'][0]:.2f} "
+                f"| {compiled} | {seconds['forward'][0]:.2f} | {seconds['forward'][1]:.2f} |",
                 flush=True,
             )
 
