@@ -45,7 +45,7 @@ class Preset:
 
 
 PRESETS = {
-    # The trigram's oracle is slower (at L = 1024, 0.6 s per forward at 50% masked and 4 s at 90% compiled, 2-3x
+    # The trigram's oracle is slower (at L = 1024, 0.4 s per forward at 50% masked and 3 s at 90% compiled, 3-6x
     # that in torch) and its SER search needs S ~ L, so `quick` measures the HMM only; `--languages trigram` adds it
     # at the cost of tens of minutes.
     "quick": Preset(("hmm",), (32, 64, 128, 256), ("confidence", "random"), 100, 4, (1, 2, 4, 8, 16, 32)),
