@@ -69,9 +69,11 @@ def test_dream_folder_reproduces_its_shifted_logits(loader):
         torch.testing.assert_close(
             not_mask(ours[:, 1:][source_is_real], 120), not_mask(raw[:, :-1][source_is_real], 120), **tolerance
         )
-        first_is_real = real[:, 0]
+        # Each row's first real token (position 0, or the first after left padding) reads its own hidden state.
+        first_real = real.long().argmax(1)
+        rows = torch.arange(len(first_real))
         torch.testing.assert_close(
-            not_mask(ours[first_is_real, 0], 120), not_mask(raw[first_is_real, 0], 120), **tolerance
+            not_mask(ours[rows, first_real], 120), not_mask(raw[rows, first_real], 120), **tolerance
         )
 
 

@@ -20,11 +20,13 @@ from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
 from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
+from .logits_shift import previous_real_positions
 from .remote_code import write_remote_code
 from .training.masked_diffusion_loss import (
     check_diffusion_times,
     check_loss_inputs,
     check_token_id_dtype,
+    labels_of_masked_tokens,
     masked_diffusion_loss,
 )
 from .training.prompt_columns import check_prompt_not_scored, loss_token_mask
@@ -385,6 +387,18 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         bidirectional, a [MASK] token added to `tokenizer` and the embeddings. See `hf_mdm.causal_lm_adaptation`."""
         return adapt_causal_lm(cls, model_or_path, tokenizer, mask_token, logits_shift, **from_pretrained_kwargs)
 
+    @staticmethod
+    def _shifted_hidden_states(hidden_states, attention_mask, cache, kept) -> torch.Tensor:
+        """(B, K, H) the hidden states that predict the kept tokens: those of each one's previous real token.
+        `hidden_states` covers the positions from the cache's length on; a 2-D `attention_mask` covers them all."""
+        batch_size, length, hidden_size = hidden_states.shape
+        past = cache.get_seq_length() if cache is not None else 0
+        columns = torch.arange(length, device=hidden_states.device)[kept]
+        padding = attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None
+        source = previous_real_positions(padding, columns + past) - past
+        index = source.expand(batch_size, -1).unsqueeze(-1).expand(-1, -1, hidden_size)
+        return hidden_states.gather(1, index)
+
     @can_return_tuple
     @accepts_legacy_cache_name
     def forward(
@@ -404,6 +418,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
     ) -> MaskedDiffusionOutput:
         r"""
         labels: token ids at masked positions, -100 elsewhere (as `DataCollatorForMaskedDiffusion` returns them).
+            Only masked, real tokens are scored: labels elsewhere (e.g. `labels=input_ids`) are ignored, and refused
+            when `num_items_in_batch` is given, since that count included them.
         t: per-row diffusion time in (0, 1] at which the input was masked; needed for the NELBO weights.
         logits_to_keep: run the LM head only on these positions: an int keeps the last k, a slice or 1-D index
             tensor keeps those positions (generation asks only for the current block); 0 keeps all.
@@ -437,6 +453,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                 mask_token_id=self.config.mask_token_id,
             )
             check_prompt_not_scored(labels, attention_mask, prompt_length, prompt_mask)
+            labels = labels_of_masked_tokens(labels, input_ids, self.config.mask_token_id, attention_mask)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -446,14 +463,17 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
-        if self.config.logits_shift:
-            # logits[:, i] must predict token i: a shifted model's prediction of token i sits at position i - 1.
-            hidden_states = torch.cat([hidden_states[:, :1], hidden_states[:, :-1]], dim=1)
         if isinstance(logits_to_keep, int):
             kept = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
         else:
             kept = logits_to_keep
-        logits = self.lm_head(hidden_states[:, kept, :])
+        if self.config.logits_shift:
+            # logits[:, i] must predict token i: a shifted model's prediction of token i sits at the previous real
+            # token (the row's first real token reads its own), so padding never changes a row's logits.
+            hidden_states = self._shifted_hidden_states(hidden_states, attention_mask, cache, kept)
+        else:
+            hidden_states = hidden_states[:, kept, :]
+        logits = self.lm_head(hidden_states)
         logits[..., self.config.mask_token_id] = torch.finfo(logits.dtype).min
 
         loss = None

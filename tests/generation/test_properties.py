@@ -1,5 +1,7 @@
 """Property test: over random configurations and mixed batches, generate() keeps its invariants, and every row
-decodes exactly as it does alone (per-row generators)."""
+decodes exactly as it does alone (per-row generators). Models of both layouts are drawn: logits[:, i] predicting
+token i (`logits_shift=0`, LLaDA) or read from the token before (`logits_shift=1`, Dream), where a left-padded row
+whose prompt starts with [MASK] must still decode as it does alone."""
 
 import functools
 import os
@@ -44,6 +46,8 @@ def generation_cases(draw):
     for _ in range(batch):
         real = draw(st.integers(min(width, 1), width))
         tokens = draw(st.lists(st.sampled_from([2, 3, 5, 8, 13, 21, MASK]), min_size=real, max_size=real))
+        if tokens and draw(st.booleans()):
+            tokens[0] = MASK  # a prompt that starts with [MASK]: its first real token is filled
         rows.append([PAD] * (width - real) + tokens)
         masks.append([0] * (width - real) + [1] * real)
     block_length = draw(st.one_of(st.none(), st.integers(1, 4)))
@@ -66,6 +70,7 @@ def generation_cases(draw):
         eos_token_id=draw(st.sampled_from([None, 2, 24, 35])),
         pad_token_id=PAD,
         seeds=[draw(st.integers(0, 2**16)) for _ in range(batch)],
+        logits_shift=draw(st.sampled_from([0, 1])),
         return_dict_in_generate=True,
         output_history=True,
     )
@@ -73,14 +78,14 @@ def generation_cases(draw):
 
 def decode(case, rows, alone=False):
     """generate() on batch rows `rows` of the case (`alone`: one row, its padding columns dropped)."""
-    arguments = {key: value for key, value in case.items() if key != "seeds"}
+    arguments = {key: value for key, value in case.items() if key not in ("seeds", "logits_shift")}
     ids, mask = case["input_ids"][rows], case["attention_mask"][rows]
     if alone:
         real = mask[0].bool()
         ids, mask = ids[:, real], mask[:, real]
     arguments.update(input_ids=ids, attention_mask=mask)
     arguments["generator"] = [torch.Generator().manual_seed(case["seeds"][row]) for row in rows]
-    return model().generate(**arguments)
+    return model(logits_shift=case["logits_shift"]).generate(**arguments)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..logits_shift import previous_real_positions
 from ..registry import Registry
 
 
@@ -75,7 +76,8 @@ class MaskedLMDenoiser(DenoiserAdapter):
 class MDMDenoiser(DenoiserAdapter):
     """hf-mdm's forward, which takes `position_ids`, `logits_to_keep` and `cache`: the LM head runs on `keep` only,
     and with an active block cache the block's first forward records every layer's keys/values and later forwards
-    run only the cache's query span (each row's fresh region starts at its own block start, minus the logits shift).
+    run only the cache's query span (each row's fresh region starts at its own block start, or, for a shifted model,
+    at the real token before it).
     """
 
     supports_cache = True
@@ -84,8 +86,10 @@ class MDMDenoiser(DenoiserAdapter):
         cache = request.cache
         if not cache.active or request.refresh_cache:
             if cache.active:
-                shift = int(getattr(self.model.config, "logits_shift", 0))
-                query_starts = (request.block_starts - shift).clamp(min=0)
+                query_starts = request.block_starts
+                if getattr(self.model.config, "logits_shift", 0):
+                    # the block's first token is predicted at its previous real token: that one is in the query too
+                    query_starts = previous_real_positions(request.attention_mask, query_starts[:, None])[:, 0]
                 length = request.input_ids.shape[1]
                 cache.record(query_starts, request.block_end, length, request.rows, request.batch_size)
             return self.model(
