@@ -161,9 +161,8 @@ def test_causal_switch_reproduces_a_llama_with_the_same_weights():
 
 def test_forward_loss_is_the_configured_objective():
     model = build(schedule="cosine")
-    ids, labels = random_ids(), random_ids(seed=3)
-    labels[:, 1::2] = -100
-    t = torch.tensor([0.25, 0.9])
+    inputs = with_labels()
+    ids, labels, t = inputs["input_ids"], inputs["labels"], inputs["t"]
     out = model(ids, labels=labels, t=t)
     expected = masked_diffusion_loss(out.logits, labels, t=t, schedule="cosine")
     torch.testing.assert_close(out.loss, expected)
@@ -191,6 +190,7 @@ def with_labels(**changes):
     """Keyword arguments of a valid training forward (ids, labels, t), with `changes` applied by a callable each."""
     ids, labels = random_ids(), random_ids(seed=3)
     labels[:, 1::2] = -100
+    ids[:, ::2] = 4  # [MASK] exactly where a label is set
     inputs = {"input_ids": ids, "labels": labels, "t": torch.tensor([0.25, 0.9])}
     for name, change in changes.items():
         inputs[name] = change(inputs.get(name))
@@ -223,11 +223,13 @@ def set_first(value):
         (with_labels(num_items_in_batch=lambda _: 0), ValueError, "num_items_in_batch is smaller"),
         (with_labels(num_items_in_batch=lambda _: torch.tensor(3)), ValueError, "num_items_in_batch is smaller"),
         (with_labels(t=lambda _: None), ValueError, "needs the diffusion time `t`"),
+        (with_labels(labels=lambda _: random_ids(seed=3), num_items_in_batch=lambda _: 20), ValueError,
+         "not \\[MASK\\].*num_items_in_batch counted them"),
     ],
     ids=[
         "t_nan", "labels_minus_one", "labels_out_of_vocab", "labels_mask_id", "input_ids_out_of_vocab",
         "input_ids_negative", "input_ids_uint8", "input_ids_bool", "input_ids_float", "labels_int16",
-        "num_items_in_batch_zero", "num_items_in_batch_too_small", "t_missing",
+        "num_items_in_batch_zero", "num_items_in_batch_too_small", "t_missing", "visible_labels_counted",
     ],
 )  # fmt: skip
 def test_bad_training_inputs_are_refused_before_the_forward(inputs, error, message):
@@ -251,3 +253,39 @@ def test_num_items_in_batch_zero_without_scored_tokens_gives_zero_loss():
     inputs = with_labels(labels=lambda labels: torch.full_like(labels, -100))
     loss = model(**inputs, num_items_in_batch=torch.tensor(0)).loss
     assert float(loss.detach()) == 0.0 and loss.requires_grad
+
+
+@pytest.mark.parametrize("padding", [0, 3])
+def test_labels_on_visible_and_padding_tokens_are_not_scored(padding):
+    """`labels=input_ids` (a masked-LM habit): only the masked tokens are scored, as if -100 stood elsewhere."""
+    model = build()
+    clean = random_ids()
+    ids = clean.clone()
+    ids[:, 1::3] = 4
+    mask = torch.ones_like(ids)
+    if padding:  # left padding, with labels on the pads too
+        ids = torch.cat([torch.zeros(2, padding, dtype=torch.long), ids], 1)
+        clean = torch.cat([torch.full((2, padding), 7), clean], 1)
+        mask = torch.cat([torch.zeros(2, padding, dtype=torch.long), mask], 1)
+    t = torch.tensor([0.3, 0.8])
+    on_masked_only = clean.masked_fill(ids != 4, -100)
+    everywhere = model(ids, attention_mask=mask, labels=clean, t=t).loss
+    torch.testing.assert_close(everywhere, model(ids, attention_mask=mask, labels=on_masked_only, t=t).loss)
+    unmasked_nll = torch.nn.functional.cross_entropy(model(ids, attention_mask=mask).logits[ids != 4], clean[ids != 4])
+    assert float(unmasked_nll.detach()) > 0  # so scoring the visible tokens would have changed the loss
+
+
+@pytest.mark.parametrize("logits_shift", [0, 1])
+@pytest.mark.parametrize("keep", [6, slice(5, 10), torch.tensor([4, 6, 9])])
+def test_left_padding_leaves_every_real_token_logits_unchanged(logits_shift, keep):
+    """A left-padded row gets the logits of the same row alone at every real position, its first one included (a
+    shifted model's first real token reads its own hidden state, as position 0 of an unpadded row does)."""
+    model = build(logits_shift=logits_shift)
+    ids = random_ids(batch=1, length=6)
+    ids[0, 0] = 4  # a prompt that starts with [MASK]
+    padded = torch.cat([torch.zeros(1, 4, dtype=torch.long), ids], dim=1)
+    mask = torch.tensor([[0] * 4 + [1] * 6])
+    position_ids = (mask.cumsum(-1) - 1).clamp_min(0)
+    logits = model(padded, attention_mask=mask, position_ids=position_ids, logits_to_keep=keep).logits
+    kept = torch.arange(10)[slice(-keep, None) if isinstance(keep, int) else keep]
+    torch.testing.assert_close(logits, model(ids).logits[:, kept - 4], atol=1e-5, rtol=1e-5)

@@ -246,3 +246,25 @@ def test_a_prompted_loss_is_the_nelbo_per_response_token(tokenizer, stock):
     response_tokens = (batch["attention_mask"].bool() & ~batch["prompt_mask"].bool()).sum()
     assert response_tokens < batch["attention_mask"].sum()
     torch.testing.assert_close(loss, row_nelbo.sum() / response_tokens)
+
+
+def test_eval_predictions_are_the_logits_alone(tmp_path, tokenizer):
+    """`t` is declared in `keys_to_ignore_at_inference`: compute_metrics gets the logits, not a (logits, t) tuple."""
+    seen = []
+
+    def compute_metrics(prediction):
+        seen.append(prediction.predictions)
+        return {}
+
+    dataset = toy_dataset(tokenizer, num=8)
+    trainer = Trainer(
+        model=new_model(),
+        args=training_args(tmp_path, 1, per_device_eval_batch_size=4),
+        eval_dataset=dataset,
+        data_collator=DataCollatorForMaskedDiffusion(tokenizer),
+        compute_metrics=compute_metrics,
+    )
+    trainer.evaluate()
+    (predictions,) = seen
+    assert not isinstance(predictions, tuple)
+    assert predictions.shape[0] == len(dataset) and predictions.shape[-1] == tiny_config().vocab_size

@@ -50,11 +50,14 @@ class MDMConfig(PreTrainedConfig):
         loss_weighting: `"elbo"` (NELBO weights -alpha'/(1-alpha), `exp(loss)` bounds perplexity) or `"uniform"`
             (plain masked cross-entropy).
         logits_shift: `0` when `logits[:, i]` predicts token i (MDLM, LLaDA); `1` when it predicts token i+1 (Dream,
-            adapted causal LMs).
+            adapted causal LMs). The model's `logits[:, i]` always predict token i: with `1` they are read at the
+            previous real token, and a row's first real token reads its own (padding changes nothing).
         is_causal: Run the stack with a causal mask. Only for checking an AR -> MDM conversion against its source.
     """
 
     model_type = "mdm"
+    # The Trainer drops these output keys from predictions, so EvalPrediction.predictions is the logits, not (logits, t).
+    keys_to_ignore_at_inference = ["t"]
     # `mask_token_id` is required, so `MDMConfig()` raises: transformers before 5.20 builds a default instance to diff
     # against unless told not to (5.20 dropped the flag, so it is inert there; see transformers_compat).
     has_no_defaults_at_init = True

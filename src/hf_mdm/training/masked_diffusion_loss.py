@@ -28,6 +28,23 @@ def check_diffusion_times(t: torch.Tensor, batch_size: int) -> torch.Tensor:
     return t
 
 
+def labels_of_masked_tokens(
+    labels: torch.Tensor,
+    input_ids: torch.Tensor | None,
+    mask_token_id: int,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`labels` with -100 wherever the input is not [MASK] or is padding: the objective scores masked tokens only, so
+    `labels=input_ids` (a masked-LM habit) gives the masked-diffusion loss, not a loss over visible tokens. Without
+    `input_ids` (inputs_embeds) the labels are taken as given."""
+    if input_ids is None:
+        return labels
+    masked = input_ids == mask_token_id
+    if attention_mask is not None and attention_mask.dim() == 2:
+        masked = masked & attention_mask.bool()
+    return labels.masked_fill(~masked, IGNORE_INDEX)
+
+
 def check_loss_inputs(
     labels: torch.Tensor,
     vocab_size: int,
@@ -39,7 +56,8 @@ def check_loss_inputs(
     """Raise a ValueError naming the fix when a value of the training inputs is wrong, at the cost of one device sync.
 
     Checked: labels are -100 or ids in [0, vocab_size) (and not the [MASK] id when given); input_ids lie in
-    [0, vocab_size); t lies in (0, 1] (NaN included); num_items_in_batch covers at least this batch's scored tokens.
+    [0, vocab_size); t lies in (0, 1] (NaN included); num_items_in_batch covers at least this batch's scored tokens,
+    and, with input_ids, no label sits on a token that is not [MASK] (the count would include unscored tokens).
     """
     scored = labels != IGNORE_INDEX
     checks = [
@@ -67,6 +85,15 @@ def check_loss_inputs(
                 ((input_ids < 0) | (input_ids >= vocab_size)).any(),
                 f"input_ids hold ids outside [0, {vocab_size}); the tokenizer and the model disagree: "
                 "call `model.resize_token_embeddings(len(tokenizer))`.",
+            )
+        )
+    if input_ids is not None and mask_token_id is not None and num_items_in_batch is not None:
+        checks.append(
+            (
+                (scored & (input_ids != mask_token_id)).any(),
+                "labels are set on tokens that are not [MASK] (visible or padding), and num_items_in_batch counted "
+                "them: only masked tokens are scored, so the loss would be scaled by a wrong count. Set labels to "
+                "-100 wherever input_ids is not the [MASK] id (DataCollatorForMaskedDiffusion does).",
             )
         )
     if t is not None:
