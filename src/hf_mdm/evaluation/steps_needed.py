@@ -4,27 +4,21 @@ An error rate such as SER(S) does not increase with the number of steps S: fewer
 are noisy (SER is a binomial rate over n sequences), so a lucky probe can dip under the target at too few steps. The
 decision therefore uses the monotone fit of all probes so far, not the probes themselves: the non-increasing sequence
 f minimising sum_j n_j (f_j - r_j)^2 over the probes ordered by S (r_j the measured rate, n_j its sample count), found
-by pooling adjacent violators (PAVA). For binomial rates that least-squares fit is also the maximum-likelihood
-non-increasing fit. A dip is pooled with the larger-S probes that contradict it, so one lucky probe cannot decide.
+by pooling adjacent violators (`scipy.optimize.isotonic_regression`). For binomial rates that least-squares fit is
+also the maximum-likelihood non-increasing fit. A dip is pooled with the larger-S probes that contradict it, so one
+lucky probe cannot decide.
 
 steps needed = the smallest probed S whose fitted rate is <= target; "not reached" when none is, up to S_max.
 """
 
 from dataclasses import dataclass
 
+from scipy.optimize import isotonic_regression
+
 
 def non_increasing_fit(rates: list[float], weights: list[float]) -> list[float]:
-    """Weighted least-squares non-increasing fit of `rates` (in probe order), by pooling adjacent violators."""
-    blocks = []  # [pooled mean, total weight, number of probes]
-    for rate, weight in zip(rates, weights):
-        blocks.append([rate, weight, 1])
-        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
-            mean, total, count = blocks.pop()
-            previous = blocks[-1]
-            previous[0] = (previous[0] * previous[1] + mean * total) / (previous[1] + total)
-            previous[1] += total
-            previous[2] += count
-    return [mean for mean, _, count in blocks for _ in range(count)]
+    """Weighted least-squares non-increasing fit of `rates` (in probe order): scipy's pool-adjacent-violators."""
+    return isotonic_regression(rates, weights=weights, increasing=False).x.tolist()
 
 
 @dataclass(frozen=True)
