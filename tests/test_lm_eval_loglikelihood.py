@@ -97,3 +97,20 @@ def test_bad_arguments_fail_before_any_forward(language, kwargs, message):
 def test_an_empty_continuation_is_refused(language):
     with pytest.raises(ValueError, match="empty continuation"):
         monte_carlo_loglikelihood(language.oracle_model(), [([0, 1], [])], 6)
+
+
+def test_identical_draws_share_one_forward_row(language):
+    # A 1-token continuation: all 128 draws (and the fully masked row of is_greedy) mask the same token, one canvas;
+    # 2 tokens: three distinct masks ({1}, {2}, {1, 2}). The estimate is that of the 128 draws all the same.
+    oracle = language.oracle_model()
+    rows = []
+    hook = oracle.register_forward_hook(lambda module, args, kwargs, output: rows.append(len(kwargs["input_ids"])),
+                                        with_kwargs=True)  # fmt: skip
+    try:
+        one, two = requests_of(language, [1, 2])
+        estimates = monte_carlo_loglikelihood(oracle, [one, two], oracle.config.mask_token_id, num_samples=128)
+    finally:
+        hook.remove()
+    assert sum(rows) == 1 + 3
+    assert estimates[0].value == pytest.approx(true_loglikelihood(language, *one), abs=ROUNDING)
+    assert abs(estimates[1].value - true_loglikelihood(language, *two)) <= 3 * estimates[1].standard_error + ROUNDING

@@ -15,14 +15,18 @@ group of n draws the mask sizes are systematic, l_j = 1 + floor((u + j) L / n) w
 marginally uniform on 1..L, and the group covers the sizes evenly), and each mask is an independent uniform subset of
 its size. The estimate is the mean of the group means; its standard error is their standard deviation over
 sqrt(num_groups), an unbiased variance estimate that accounts for the stratification.
+
+Cost: a draw's score is a deterministic function of its mask, so identical masks are one forward row (scored once,
+counted as often as drawn): a 1-token continuation costs one row instead of num_samples + 1, a 2-token one three, and
+the estimate is the same. Rows of several requests share a forward, longest first; log p(y_i | x_t) is the target's
+logit minus the logsumexp of its row, without materialising a log-softmax over the vocabulary.
 """
 
 import hashlib
-import itertools
 from dataclasses import dataclass
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
+import torch.nn.functional as F
 
 from ..generation.caches import CACHES
 from ..generation.denoisers import DENOISERS, DenoiseRequest
@@ -74,21 +78,96 @@ def random_masks(sizes: torch.LongTensor, length: int, generator) -> torch.BoolT
     return ranks < sizes[:, None]
 
 
-def _canvas_rows(context, continuation, num_samples, num_groups, mask_token_id, generator):
-    """The request's `num_samples` masked draws, then one row with the whole continuation masked (for is_greedy):
-    (rows, masks over the canvas, weights L / l with 0 on the last row), and the unmasked tokens."""
-    length = len(continuation)
-    sizes = stratified_mask_sizes(length, num_samples, num_groups, generator)
-    masks = torch.zeros(num_samples + 1, len(context) + length, dtype=torch.bool)
-    masks[:, len(context) :] = torch.cat([random_masks(sizes, length, generator), masks.new_ones(1, length)])
-    tokens = torch.tensor(list(context) + list(continuation), dtype=torch.long)
-    rows = torch.where(masks, mask_token_id, tokens)
-    weights = torch.cat([length / sizes.double(), torch.zeros(1, dtype=torch.float64)])
-    return rows, masks, weights, tokens
+@dataclass
+class _RequestDraws:
+    """One request's draws as distinct canvases (identical draws share one forward row, and the same score).
+
+    canvases, masks: (u, n) the distinct canvases (context then continuation, [MASK] where masked) and their masks.
+    tokens: (n,) the unmasked canvas. draw_canvases: (num_samples + 1,) the canvas of each draw, the last one the
+    fully masked continuation (for is_greedy). weights: (num_samples,) L / l. scores: (u,) each canvas's
+    sum over masked i of log p(x_i | canvas), filled in by `_score_canvases`.
+    """
+
+    canvases: torch.LongTensor
+    masks: torch.BoolTensor
+    tokens: torch.LongTensor
+    context_length: int
+    draw_canvases: torch.LongTensor
+    weights: torch.Tensor
+    scores: torch.Tensor
+    is_greedy: bool = False
+
+    @classmethod
+    def sample(cls, context, continuation, num_samples, num_groups, mask_token_id, generator) -> "_RequestDraws":
+        length = len(continuation)
+        sizes = stratified_mask_sizes(length, num_samples, num_groups, generator)
+        draws = torch.cat([random_masks(sizes, length, generator), torch.ones(1, length, dtype=torch.bool)])
+        distinct, draw_canvases = torch.unique(draws, dim=0, return_inverse=True)
+        masks = torch.cat([torch.zeros(len(distinct), len(context), dtype=torch.bool), distinct], 1)
+        tokens = torch.tensor(list(context) + list(continuation), dtype=torch.long)
+        return cls(
+            canvases=torch.where(masks, mask_token_id, tokens),
+            masks=masks,
+            tokens=tokens,
+            context_length=len(context),
+            draw_canvases=draw_canvases,
+            weights=length / sizes.double(),
+            scores=torch.zeros(len(distinct), dtype=torch.float64),
+        )
 
 
-def _scored_log_probs(denoiser, rows, attention_mask, span: slice) -> torch.Tensor:
-    """log p(x_i | x_t) of every vocabulary entry at canvas positions `span`, (R, span, vocab) in float32."""
+def _chunks(draws: list[_RequestDraws], batch_size: int):
+    """Lists of (request, first canvas, end canvas) with at most `batch_size` canvases in all, longest requests first
+    (rows of one length share a forward without padding)."""
+    chunk, room = [], batch_size
+    for index in sorted(range(len(draws)), key=lambda k: -len(draws[k].tokens)):
+        start, count = 0, len(draws[index].canvases)
+        while start < count:
+            take = min(room, count - start)
+            chunk.append((index, start, start + take))
+            start, room = start + take, room - take
+            if room == 0:
+                yield chunk
+                chunk, room = [], batch_size
+    if chunk:
+        yield chunk
+
+
+def _padded(blocks: list[torch.Tensor], width: int, value) -> torch.Tensor:
+    """(rows, n_k) blocks right-padded with `value` to `width` columns and stacked."""
+    return torch.cat([F.pad(block, (0, width - block.shape[1]), value=value) for block in blocks])
+
+
+def _score_canvases(denoiser, draws: list[_RequestDraws], batch_size: int, mask_token_id: int, device) -> None:
+    """Fill each request's `scores` and `is_greedy`: one forward per chunk of canvases, right-padded to its longest;
+    log p(x_i | x_t) = logit(x_i) - logsumexp(logits), the LM head run from the chunk's first continuation position."""
+    for chunk in _chunks(draws, batch_size):
+        width = max(len(draws[index].tokens) for index, _, _ in chunk)
+        rows = _padded([draws[k].canvases[a:b] for k, a, b in chunk], width, mask_token_id)
+        masks = _padded([draws[k].masks[a:b] for k, a, b in chunk], width, False)
+        tokens = _padded([draws[k].tokens.expand(b - a, -1) for k, a, b in chunk], width, 0)
+        attention_mask = _padded([torch.ones_like(draws[k].canvases[a:b]) for k, a, b in chunk], width, 0)
+        span = slice(min(draws[index].context_length for index, _, _ in chunk), width)
+        logits = _scored_logits(denoiser, rows.to(device), attention_mask.to(device), span)
+        tokens, masks = tokens[:, span].to(device), masks[:, span].to(device)
+        token_log_probs = logits.gather(-1, tokens[..., None]).squeeze(-1) - logits.logsumexp(-1)
+        scores = token_log_probs.double().masked_fill(~masks, 0).sum(1).cpu()
+        offset, fully_masked = 0, []
+        for index, start, end in chunk:
+            draws[index].scores[start:end] = scores[offset : offset + end - start]
+            full = int(draws[index].draw_canvases[-1])
+            if start <= full < end:
+                fully_masked.append((index, offset + full - start))
+            offset += end - start
+        if fully_masked:
+            rows_of_full = torch.tensor([row for _, row in fully_masked], device=logits.device)
+            hits = ((logits[rows_of_full].argmax(-1) == tokens[rows_of_full]) | ~masks[rows_of_full]).all(1)
+            for (index, _), hit in zip(fully_masked, hits.tolist()):
+                draws[index].is_greedy = hit
+
+
+def _scored_logits(denoiser, rows, attention_mask, span: slice) -> torch.Tensor:
+    """Logits of p(x_i | x_t) at canvas positions `span`, (R, span, vocab) in float32."""
     count, length = rows.shape
     keep = torch.arange(span.start, span.stop, device=rows.device)
     request = DenoiseRequest(
@@ -103,7 +182,7 @@ def _scored_log_probs(denoiser, rows, attention_mask, span: slice) -> torch.Tens
         cache=CACHES.build("none"),
         refresh_cache=False,
     )
-    return denoiser.logits(request).float().log_softmax(-1)
+    return denoiser.logits(request).float()
 
 
 @torch.no_grad()
@@ -126,7 +205,8 @@ def monte_carlo_loglikelihood(
         mask_token_id: the model's [MASK] id.
         num_samples: masked draws per request (a multiple of `num_groups`).
         num_groups: independent groups the standard error is computed from (>= 2).
-        batch_size: rows per forward pass; the rows of several requests share a forward, right-padded.
+        batch_size: canvases per forward pass; the canvases of several requests share a forward, right-padded.
+            Identical draws (frequent for short continuations: a 1-token continuation has one canvas) are one row.
         seed: a request's draws depend only on `seed` and its tokens (not on its batch or its neighbours).
     """
     _check_arguments(num_samples, num_groups, batch_size)
@@ -135,50 +215,33 @@ def monte_carlo_loglikelihood(
             raise ValueError(f"Request {index} has an empty continuation; there is nothing to score.")
     device = getattr(model, "device", None) or next(model.parameters()).device
     denoiser = DENOISERS.build(getattr(model, "denoiser_adapter", "masked_lm"), model=model)
+    draws = [
+        _RequestDraws.sample(
+            context,
+            continuation,
+            num_samples,
+            num_groups,
+            mask_token_id,
+            torch.Generator().manual_seed(request_seed(seed, context, continuation)),
+        )
+        for context, continuation in requests
+    ]
     was_training = getattr(model, "training", False)
     model.eval()
-
-    # Each request's rows are drawn with its own generator, lazily, longest requests first (less padding).
-    def draws():
-        for index in sorted(range(len(requests)), key=lambda k: -sum(map(len, requests[k]))):
-            context, continuation = requests[index]
-            generator = torch.Generator().manual_seed(request_seed(seed, context, continuation))
-            rows, masks, weights, tokens = _canvas_rows(
-                context, continuation, num_samples, num_groups, mask_token_id, generator
-            )
-            for sample in range(rows.shape[0]):
-                yield index, sample, rows[sample], masks[sample], weights[sample], tokens
-
-    totals = [torch.zeros(num_samples, dtype=torch.float64) for _ in requests]
-    greedy = [False] * len(requests)
-    rows_left = draws()
-    while chunk := list(itertools.islice(rows_left, batch_size)):
-        indices, samples, rows, masks, weights, tokens = zip(*chunk)
-        attention_mask = pad_sequence([torch.ones_like(row) for row in rows], batch_first=True)
-        rows = pad_sequence(rows, batch_first=True, padding_value=mask_token_id)
-        masks = pad_sequence(masks, batch_first=True)
-        tokens = pad_sequence(tokens, batch_first=True)
-        span = slice(min(len(requests[index][0]) for index in indices), rows.shape[1])
-        log_probs = _scored_log_probs(denoiser, rows.to(device), attention_mask.to(device), span)
-        tokens, masks = tokens[:, span].to(device), masks[:, span].to(device)
-        scored = log_probs.gather(-1, tokens[..., None]).squeeze(-1).double().masked_fill(~masks, 0).sum(1)
-        values = (scored.cpu() * torch.stack(weights)).tolist()
-        reproduced = ((log_probs.argmax(-1) == tokens) | ~masks).all(1).tolist()
-        for index, sample, value, hit in zip(indices, samples, values, reproduced):
-            if sample == num_samples:  # the fully masked row
-                greedy[index] = hit
-            else:
-                totals[index][sample] = value
-    model.train(was_training)
+    try:
+        _score_canvases(denoiser, draws, batch_size, mask_token_id, device)
+    finally:
+        model.train(was_training)
 
     results = []
-    for index, (_, continuation) in enumerate(requests):
-        group_means = totals[index].view(num_groups, -1).mean(1)
+    for (_, continuation), draw in zip(requests, draws):
+        values = draw.scores[draw.draw_canvases[:-1]] * draw.weights
+        group_means = values.view(num_groups, -1).mean(1)
         results.append(
             LoglikelihoodEstimate(
                 value=float(group_means.mean()),
                 standard_error=float(group_means.std() / num_groups**0.5),
-                is_greedy=greedy[index],
+                is_greedy=draw.is_greedy,
                 num_tokens=len(continuation),
             )
         )
