@@ -1,19 +1,32 @@
 """Model cards built from a sweep table parse back with huggingface_hub to the sweep's numbers."""
 
 import builtins
+import dataclasses
+import json
 
 import pytest
 import torch
+from datasets import Dataset
 from huggingface_hub import ModelCard as HubModelCard
 from transformers import BertConfig, BertForMaskedLM
 
 from hf_mdm import MDMForMaskedGeneration, NGramLanguage, enable_diffusion_generation
+from hf_mdm.cli import main
+from hf_mdm.evaluation import LanguageTask, PromptTask, sweep_steps
 from hf_mdm.evaluation.step_scaling import fit_step_scaling, verdict
+from hf_mdm.evaluation.sweep import sample_seeds
+from hf_mdm.generation import DiffusionGenerationMixin
 from hf_mdm.hub import ModelCard
-from hf_mdm.hub.model_card import MODEL_ID_PLACEHOLDER
 from hf_mdm.hub.step_vs_error_plot import error_bars, step_vs_error_figure
+from hf_mdm.hub.usage_snippet import MODEL_ID_PLACEHOLDER, usage_cell
+from hf_mdm.metrics.sequence_error_rate.sequence_error_rate import wilson_interval
 
 from .conftest import TOY_WORDS, tiny_config
+
+
+def wilson(ser, num_samples=100):
+    low, high = wilson_interval(round(ser * num_samples), num_samples)
+    return dict(ser=ser, ser_low=low, ser_high=high)
 
 
 def sweep_rows():
@@ -27,10 +40,8 @@ def sweep_rows():
                     length=length,
                     steps=steps,
                     nfe=float(min(steps, length)),
-                    num_samples=64,
-                    ser=0.05 if steps >= length else 0.6,
-                    ser_low=0.01,
-                    ser_high=0.2,
+                    num_samples=100,
+                    **wilson(0.05 if steps >= length else 0.6),
                     invalid_token_rate=0.01,
                     log_perplexity=1.2,
                     entropy_rate=1.1,
@@ -46,10 +57,8 @@ def sweep_rows():
             length=8,
             steps=8,
             nfe=8.0,
-            num_samples=64,
-            ser=0.0,
-            ser_low=0.0,
-            ser_high=0.05,
+            num_samples=100,
+            **wilson(0.03),
             invalid_token_rate=0.0,
             log_perplexity=1.1,
             entropy_rate=1.1,
@@ -201,12 +210,10 @@ def usage_snippet(text: str) -> str:
     return text.split("## How to use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def run_usage_snippet(text: str, folder) -> dict:
-    """Execute the card's snippet as a reader would, with the folder in place of the placeholder."""
-    snippet = usage_snippet(text)
-    assert f'model_id = "{MODEL_ID_PLACEHOLDER}"' in snippet
+def run_usage_snippet(text: str) -> dict:
+    """Execute the card's snippet verbatim, as a reader would."""
     namespace = {}
-    exec(compile(snippet.replace(MODEL_ID_PLACEHOLDER, str(folder)), "card-snippet", "exec"), namespace)
+    exec(compile(usage_snippet(text), "card-snippet", "exec"), namespace)
     return namespace
 
 
@@ -235,8 +242,9 @@ def test_usage_snippet_reproduces_the_best_cell_at_the_largest_length():
     assert "```bash\npip install hf-mdm\n```" in text
     snippet = usage_snippet(text)
     # length 32: only steps=32 reaches SER 0.05 (the autoregressive row is not a diffusion setting)
-    assert 'model.generate(max_new_tokens=32, steps=32, strategy="random")' in snippet
-    assert "strategy=random,length=32,steps=32: SER 0.050 [0.010, 0.200]" in snippet
+    assert "model.generate(max_new_tokens=32, steps=32, strategy='random')" in snippet
+    assert "strategy=random,length=32,steps=32: SER 0.050 [0.022, 0.112]" in snippet
+    assert "Its rows do not record how the sweep generated" in snippet  # hand-made rows: it says it samples anew
     small = ModelCard.from_sweep(sweep_rows(), model=MDMForMaskedGeneration(tiny_config(max_position_embeddings=20)))
     assert "max_new_tokens=16, steps=16," in usage_snippet(small.text)  # 32 positions would not fit
     autoregressive_only = usage_snippet(ModelCard.from_sweep(sweep_rows()[-1:]).text)
@@ -245,24 +253,130 @@ def test_usage_snippet_reproduces_the_best_cell_at_the_largest_length():
         ModelCard.from_sweep(sweep_rows(), model=MDMForMaskedGeneration(tiny_config(max_position_embeddings=4)))
 
 
-@pytest.mark.parametrize("kind", ["mdm", "bert"])
-def test_usage_snippet_runs_on_the_folder_it_describes(tmp_path, kind, tokenizer, capsys):
+@dataclasses.dataclass
+class RecordingPromptTask(PromptTask):
+    """A prompt task that keeps the ids each cell generated (one list per cell, in the sweep's order)."""
+
+    generated: list = dataclasses.field(default_factory=list)
+
+    def score(self, tokenizer, generated, indices):
+        self.generated.append(generated)
+        return super().score(tokenizer, generated, indices)
+
+
+@dataclasses.dataclass
+class RecordingLanguageTask(LanguageTask):
+    generated: list = dataclasses.field(default_factory=list)
+
+    def score(self, tokenizer, generated, indices):
+        self.generated.append(generated)
+        return super().score(tokenizer, generated, indices)
+
+
+def swept_model(kind, tokenizer):
+    """A tiny model of `kind`, a recording task and the sweep of it, with the semi-autoregressive block length."""
     torch.manual_seed(0)
-    model = MDMForMaskedGeneration(tiny_config()).eval() if kind == "mdm" else tiny_bert_masked_lm()
-    card = ModelCard.from_sweep(sweep_rows(), model=model)
+    if kind == "language":
+        language = NGramLanguage(6, n=2, support=3, seed=0)
+        tokenizer = language.tokenizer()
+        ids = {name: getattr(tokenizer, name) for name in ("mask_token_id", "pad_token_id", "bos_token_id",
+                                                             "eos_token_id")}  # fmt: skip
+        model = MDMForMaskedGeneration(tiny_config(vocab_size=len(tokenizer), **ids)).eval()
+        task = RecordingLanguageTask(language)
+    else:
+        model = MDMForMaskedGeneration(tiny_config()).eval() if kind == "mdm" else tiny_bert_masked_lm()
+        prompts = Dataset.from_dict({"prompt": ["the cat", "a dog sat on", "the", "a mat"],
+                                     "answer": ["sat", "ran", "cat", "log"]})  # fmt: skip
+        task = RecordingPromptTask(prompts)
+    table = sweep_steps(model, tokenizer, task, steps=[2, 4], strategies=["confidence", "random"], lengths=[4],
+                        num_samples=6, batch_size=4, seed=7, block_length=2, progress=False)  # fmt: skip
+    return model, tokenizer, task, list(table)
+
+
+@pytest.mark.parametrize("kind", ["mdm", "bert", "language"])
+def test_usage_snippet_reruns_the_cited_cell_verbatim(tmp_path, kind, tokenizer, capsys, monkeypatch):
+    """The snippet, run as written in the saved README, loads the folder and calls generate() with the cell's
+    arguments and per-sample generators, and prints the very samples the sweep scored."""
+    model, tokenizer, task, rows = swept_model(kind, tokenizer)
+    card = ModelCard.from_sweep(rows, model=model)
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    namespace = run_usage_snippet(card.text, tmp_path)
-    assert type(namespace["model"]).__name__ == type(model).__name__
-    assert namespace["out"].shape == (1, 32)
+    card.save_pretrained(tmp_path)  # the folder holds the model: the snippet loads it
+    readme = (tmp_path / "README.md").read_text()
+    assert f'model_id = "{tmp_path.resolve()}"' in usage_snippet(readme)
+
+    calls = []
+    real_generate = DiffusionGenerationMixin.generate
+
+    def recording_generate(self, *args, **kwargs):
+        calls.append(kwargs)
+        return real_generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiffusionGenerationMixin, "generate", recording_generate)
+    namespace = run_usage_snippet(readme)
+    cell = usage_cell(rows, model)
+    (call,) = calls
+    generators = call.pop("generator")
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        call.pop(name, None)
+    # a prompt task suppresses [MASK]; a language every id that is not one of its 6 symbols
+    suppressed = [tokenizer.mask_token_id] if kind != "language" else list(range(6, len(tokenizer)))
+    assert call == dict(max_new_tokens=4, steps=cell["steps"], strategy=cell["strategy"], do_sample=True,
+                        temperature=1.0, top_k=None, top_p=None, suppress_tokens=suppressed,
+                        block_length=2)  # fmt: skip
+    assert [g.initial_seed() for g in generators] == sample_seeds(7, cell["strategy"], 4, range(4))
+    sweep_samples = task.generated[rows.index(cell)][:4]
+    assert namespace["out"][:, -4:].tolist() == sweep_samples  # the sweep's own samples, not new ones
     assert capsys.readouterr().out.startswith("[")  # the decoded text was printed
 
 
+def test_usage_snippet_from_model_save_pretrained_and_the_card_command_loads_the_folder(tmp_path, tokenizer):
+    model, tokenizer, _, rows = swept_model("mdm", tokenizer)
+    card = ModelCard.from_sweep(rows, model=model)
+    assert f'model_id = "{MODEL_ID_PLACEHOLDER}"' in usage_snippet(card.text)  # no folder known yet
+    model.save_pretrained(tmp_path / "model", model_card=card)
+    tokenizer.save_pretrained(tmp_path / "model")
+    readme = (tmp_path / "model" / "README.md").read_text()
+    assert run_usage_snippet(readme)["out"].shape == (4, 4 + 4)  # 4 samples: the longest prompt (4) + 4 tokens
+
+    sweep_file = tmp_path / "sweep.jsonl"
+    sweep_file.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    arguments = ["card", "--sweep", str(sweep_file), "--output_dir", str(tmp_path / "card")]
+    assert main([*arguments, "--model_name_or_path", str(tmp_path / "model")]) == 0
+    written = (tmp_path / "card" / "README.md").read_text()
+    assert f'model_id = "{(tmp_path / "model").resolve()}"' in written
+    assert run_usage_snippet(written)["out"].shape == (4, 8)
+
+
+def test_card_saved_away_from_its_model_warns_that_the_snippet_needs_the_folder(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        ModelCard.from_sweep(sweep_rows()).save_pretrained(tmp_path)
+    assert "holds no model. Pass model_id=" in caplog.text
+    assert f'model_id = "{MODEL_ID_PLACEHOLDER}"' in (tmp_path / "README.md").read_text()
+    given = ModelCard.from_sweep(sweep_rows(), model_id="user/tiny-mdm")
+    assert 'model_id = "user/tiny-mdm"' in usage_snippet(given.text)
+
+
+@pytest.mark.bad_input
+def test_usage_snippet_says_what_a_table_cannot_record(tokenizer):
+    _, _, _, rows = swept_model("mdm", tokenizer)
+    for row in rows:
+        record = json.loads(row["generation"])
+        record["generate"]["callbacks"] = "<not recorded: list>"
+        row["generation"] = json.dumps(record)
+    snippet = usage_snippet(ModelCard.from_sweep(rows).text)
+    assert "the sweep also passed ['callbacks'], which a table cannot record" in snippet
+    assert "callbacks=" not in snippet
+    rows[0]["generation"] = "not json"
+    with pytest.raises(ValueError, match="has a `generation` column that is not a sweep's record"):
+        ModelCard.from_sweep([rows[0]])
+
+
 def test_push_keeps_the_snippet_runnable_from_the_hub_id():
-    card = ModelCard.from_sweep(sweep_rows())
+    card = ModelCard.from_sweep(sweep_rows(), model_id="/some/folder")
     snippet = usage_snippet(card.for_repo("user/tiny-mdm").text)
-    assert 'model_id = "user/tiny-mdm"' in snippet and MODEL_ID_PLACEHOLDER not in snippet
-    assert MODEL_ID_PLACEHOLDER in usage_snippet(card.text)  # the original is left as it was
+    assert 'model_id = "user/tiny-mdm"' in snippet and "/some/folder" not in snippet
+    assert 'model_id = "/some/folder"' in usage_snippet(card.text)  # the original is left as it was
 
 
 # ---- the plot ------------------------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def test_bad_sweep_input(language):
     model, tokenizer, task = oracle(language), language.tokenizer(), LanguageTask(language)
     with pytest.raises(ValueError, match="at least one value"):
         sweep_steps(model, tokenizer, task, steps=[], progress=False)
-    with pytest.raises(ValueError, match=">= 1"):
+    with pytest.raises(ValueError, match="every entry of steps must be a positive integer, got 0"):
         sweep_steps(model, tokenizer, task, steps=[0], progress=False)
     with pytest.raises(ValueError, match="autoregressive_model="):
         sweep_steps(model, tokenizer, task, steps=[2], strategies=["autoregressive"], progress=False)

@@ -6,6 +6,8 @@ from pathlib import Path
 from transformers import AutoModelForMaskedLM
 
 from ..evaluation import read_sweep_rows
+from ..evaluation.step_scaling import check_target
+from ..evaluation.sweep_table import check_sweep_rows
 from ..hub import ModelCard
 
 
@@ -25,11 +27,19 @@ ARGUMENTS = (CardArguments,)
 
 
 def run(args: CardArguments):
+    """The rows and the target are checked before the model is loaded; the card's usage snippet loads the model's
+    folder (`--model_name_or_path`, else `--output_dir` when it holds the model)."""
     path = Path(args.sweep)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"--sweep {args.sweep} does not exist; run `hf-mdm sweep` first.")
     rows = read_sweep_rows(path)
-    model = AutoModelForMaskedLM.from_pretrained(args.model_name_or_path) if args.model_name_or_path else None
+    check_sweep_rows(rows)
+    check_target(args.ser_target)
+    model, model_id = None, None
+    if args.model_name_or_path:
+        model = AutoModelForMaskedLM.from_pretrained(args.model_name_or_path)
+        local = Path(args.model_name_or_path)
+        model_id = str(local.resolve()) if local.is_dir() else args.model_name_or_path
     card = ModelCard.from_sweep(rows, model=model, model_name=args.model_name, task_name=args.task_name,
-                                ser_target=args.ser_target)  # fmt: skip
+                                ser_target=args.ser_target, model_id=model_id)  # fmt: skip
     print(f"Wrote {card.save_pretrained(args.output_dir)}")

@@ -26,6 +26,7 @@ also counts as matched; the table marks it, since token error then overstates th
 import math
 from dataclasses import dataclass
 
+from .argument_checks import check_known, check_names
 from .sweep import AUTOREGRESSIVE
 from .sweep_table import Z_95, check_sweep_rows, is_present, with_standard_error
 
@@ -113,11 +114,11 @@ def _select(rows: list[dict], strategy: str | None) -> tuple[dict, list[dict], s
             f"The rows span the lengths {lengths}; the comparison is at one length: pass "
             f"[row for row in rows if row['length'] == {lengths[-1]}]."
         )
-    autoregressive = [row for row in rows if row["strategy"] == AUTOREGRESSIVE]
-    if len(autoregressive) != 1:
+    autoregressive = [row for row in rows if row["strategy"] == AUTOREGRESSIVE]  # one at most: one per cell
+    if not autoregressive:
         raise ValueError(
-            f"The rows hold {len(autoregressive)} autoregressive rows; the comparison needs exactly one: run "
-            "`sweep_steps(..., autoregressive_model=causal_lm)` once."
+            "The rows hold 0 autoregressive rows; the comparison needs one: run "
+            "`sweep_steps(..., autoregressive_model=causal_lm)`."
         )
     strategies = sorted({row["strategy"] for row in rows} - {AUTOREGRESSIVE})
     if strategy is None:
@@ -126,12 +127,8 @@ def _select(rows: list[dict], strategy: str | None) -> tuple[dict, list[dict], s
                 f"The rows hold the diffusion strategies {strategies}; name the one to compare: strategy=..."
             )
         strategy = strategies[0]
-    elif strategy not in strategies:
-        raise ValueError(f"No rows of strategy {strategy!r}; the rows hold {strategies}.")
+    check_known("strategy", strategy, strategies, "the diffusion rows")
     diffusion = sorted((row for row in rows if row["strategy"] == strategy), key=lambda row: row["steps"])
-    steps = [int(row["steps"]) for row in diffusion]
-    if len(set(steps)) != len(steps):
-        raise ValueError(f"The {strategy} rows repeat step counts ({steps}); pass one row per step count.")
     return autoregressive[0], diffusion, strategy
 
 
@@ -153,12 +150,11 @@ def latency_at_matched_quality(
     if not rows:
         raise ValueError("No sweep rows; run `sweep_steps(..., autoregressive_model=causal_lm)` first.")
     check_sweep_rows(rows)
+    metrics = check_names("metrics", metrics, '("ter_gap", "ser")')
     autoregressive, diffusion, strategy = _select(rows, strategy)
     _check_columns([autoregressive, *diffusion], metrics)
     results = []
     for metric in metrics:
-        if metric == "ter_gap" and any(row["entropy_rate"] != autoregressive["entropy_rate"] for row in diffusion):
-            raise ValueError("The rows were scored against different entropy rates: they come from different tasks.")
         intervals = [difference_interval(metric, row, autoregressive) for row in diffusion]
         chosen = None
         for row, (low, high) in reversed(list(zip(diffusion, intervals))):

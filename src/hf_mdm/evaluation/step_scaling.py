@@ -18,11 +18,30 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from .argument_checks import check_known
 from .steps_needed import StepsNeeded, decide_steps_needed
+from .sweep_table import check_sweep_rows
 
 
 MIN_LENGTHS = 3
 CONFIDENT_LENGTHS = 4
+# The error columns a fit reads (lower is better): sequence error, token error gap, invalid tokens, token error.
+ERROR_COLUMNS = ("ser", "ter_gap", "invalid_token_rate", "token_error")
+
+
+def select_rows(rows, strategy: str, metric: str) -> list[dict]:
+    """The checked rows of `strategy` that have `metric`; a strategy or metric the rows do not hold is refused with
+    the ones they do (a misspelled name never fits nothing)."""
+    rows = [dict(row) if isinstance(row, dict) else row for row in rows]
+    if not rows:
+        raise ValueError("No sweep rows to fit; run `sweep_steps` or `search_steps_needed` first.")
+    check_sweep_rows(rows)
+    check_known("strategy", strategy, {row["strategy"] for row in rows})
+    check_known("error column", metric, ERROR_COLUMNS, "step-scaling fits")
+    selected = [row for row in rows if row["strategy"] == strategy]
+    check_known("error column", metric, [column for column in ERROR_COLUMNS if any(
+        row.get(column) is not None for row in selected)], f"the {strategy} rows")  # fmt: skip
+    return selected
 
 
 def verdict(low: float, high: float) -> str:
@@ -128,9 +147,9 @@ def fixed_steps_trend_table(rows: list[dict], strategy: str, metric: str = "ter_
     n - 2 degrees of freedom). The TER claim predicts a flat token error at fixed steps: an interval around 0.
     Fewer than 3 lengths at an S: no slope, said in words."""
     cells: dict[int, dict[int, float]] = {}
-    for row in rows:
-        value = _finite_value(row, metric)
-        if row["strategy"] == strategy and value is not None:
+    for row in select_rows(rows, strategy, metric):
+        value = row.get(metric)
+        if value is not None:
             cells.setdefault(int(row["steps"]), {})[int(row["length"])] = value
     lines = [
         f"| steps | lengths | {metric} per length | slope per doubling of L | SE | 95% interval | reading |",
@@ -173,28 +192,19 @@ def check_target(target) -> float:
     return float(target)
 
 
-def _finite_value(row: dict, metric: str):
-    value = row.get(metric)
-    if value is not None and not math.isfinite(value):
-        raise ValueError(
-            f"Row {row.get('strategy')}/L={row.get('length')}/S={row.get('steps')} has {metric} = {value}; "
-            "a step-scaling fit needs finite error rates (rerun or drop that cell)."
-        )
-    return value
-
-
 def fit_step_scaling(rows: list[dict], strategy: str, metric: str = "ser", target: float = 0.1) -> StepScaling:
     """The fit from a swept table: per length, the smallest swept steps whose monotone-fitted `metric` is <= target
     ("not reached by S_max" = the largest swept steps otherwise), then `fit_exponent`.
 
-    Rows where `metric` is None (a column the task does not define) are skipped; NaN or inf is an error. The answer is
+    Rows where `metric` is None (a column the task does not define) are skipped; NaN or inf is an error, and so are
+    a `strategy` or `metric` the rows do not hold and rows that `check_sweep_rows` refuses. The answer is
     only as fine as the swept grid: the true threshold lies between the swept step count below it and it.
     """
     target = check_target(target)
     measured: dict[int, dict] = {}
-    for row in rows:
-        value = _finite_value(row, metric)
-        if row["strategy"] != strategy or value is None:
+    for row in select_rows(rows, strategy, metric):
+        value = row.get(metric)
+        if value is None:
             continue
         low, high = (row.get(f"{metric}_low"), row.get(f"{metric}_high"))
         measured.setdefault(int(row["length"]), {})[int(row["steps"])] = (value, int(row["num_samples"]), low, high)

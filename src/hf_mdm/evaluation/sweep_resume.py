@@ -18,6 +18,8 @@ import torch
 from datasets import Dataset
 from transformers.utils import logging
 
+from .argument_checks import check_known
+
 
 logger = logging.get_logger(__name__)
 
@@ -77,8 +79,9 @@ def fingerprint(value) -> str:
     return digest.hexdigest()
 
 
-def sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model) -> dict:
-    """What two sweeps must share for one to reuse the other's cells."""
+def sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model, row_columns=()) -> dict:
+    """What two sweeps must share for one to reuse the other's cells; `row_columns`: columns its rows hold besides
+    the task's scores (a file whose rows lack some is refused as written by an older hf-mdm)."""
     return {
         "model_sha256": fingerprint(model),
         "autoregressive_model_sha256": None if autoregressive_model is None else fingerprint(autoregressive_model),
@@ -88,7 +91,7 @@ def sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregres
         "num_samples": int(num_samples),
         "generation_kwargs_sha256": fingerprint(generation_kwargs),
         # None (as in headers written before the key existed) for tasks that do not declare their columns.
-        "score_columns": list(getattr(task, "SCORE_COLUMNS", ())) or None,
+        "score_columns": list(getattr(task, "SCORE_COLUMNS", ())) + list(row_columns) or None,
     }
 
 
@@ -116,13 +119,23 @@ def _parsed_lines(path: Path) -> list:
     return parsed
 
 
-def read_sweep_rows(path: "str | Path") -> list[dict]:
-    """The cell rows of a sweep's JSON-lines file, without header and checksums (empty when it does not exist)."""
+def read_sweep_rows(path: "str | Path", **where) -> list[dict]:
+    """The cell rows of a sweep's (or `hf-mdm eval`'s) JSON-lines file, without header and checksums.
+
+    `where` keeps the rows whose columns equal the given values, e.g. `read_sweep_rows(path, strategy="confidence",
+    length=32)`. A column the rows do not have, or a value none of them holds (a misspelled strategy), is refused
+    with the values they do hold: a filter never silently selects nothing. A missing file is refused too.
+    """
     path = Path(path)
-    if not path.exists():
-        return []
+    if not path.is_file():
+        raise FileNotFoundError(f"No sweep file {path}; run `hf-mdm sweep` or sweep_steps(output_path=...) first.")
     rows = [value for value in _parsed_lines(path) if value is not None and HEADER_KEY not in value]
-    return [{k: v for k, v in row.items() if k != CHECKSUM_KEY} for row in rows if all(k in row for k in CELL_KEYS)]
+    rows = [{k: v for k, v in row.items() if k != CHECKSUM_KEY} for row in rows if all(k in row for k in CELL_KEYS)]
+    for column, value in where.items():
+        check_known("column", column, {key for row in rows for key in row}, f"the rows of {path}")
+        check_known(column, value, [row.get(column) for row in rows], f"the rows of {path}")
+        rows = [row for row in rows if row.get(column) == value]
+    return rows
 
 
 def open_resume_file(path: "str | Path", identity: dict, resume: bool, write: bool) -> list[dict]:

@@ -1,9 +1,15 @@
 """A step-vs-error sweep table: the checks its rows must pass, and its rendering as Markdown (the sweep's JSON is
-`Dataset.to_json`), each value with its standard error where the row has one (`ter_gap` ± `ter_gap_se`)."""
+`Dataset.to_json`), each value with its standard error where the row has one (`ter_gap` ± `ter_gap_se`).
+
+The checks refuse an impossible row (an SER outside [0, 1] or that is not k/n over its samples, steps < 1, a rate
+outside [0, 1], a NaN) and rows that contradict each other (a cell twice, rows of several tasks, seeds or
+languages), so no table, fit or card is ever built from them."""
 
 import math
 
 from scipy.stats import norm
+
+from .argument_checks import is_integer
 
 
 TABLE_COLUMNS = [
@@ -36,32 +42,106 @@ def is_present(value) -> bool:
 
 
 REQUIRED_COLUMNS = ("strategy", "length", "steps", "num_samples", "ser")
+# Columns a row may have, with the values they can take: rates in [0, 1], finite numbers, non-negative ones.
+RATE_COLUMNS = ("ser", "ser_low", "ser_high", "accuracy", "invalid_token_rate", "token_error")
+NON_NEGATIVE_COLUMNS = ("nfe", "log_perplexity", "entropy_rate", "latency_s", "tokens_per_s")
+FINITE_COLUMNS = ("ter_gap",)
+STANDARD_ERROR_COLUMNS = ("log_perplexity_se", "ter_gap_se")  # NaN from a single sample: shown as missing
+# Columns that one sweep writes alike in every row (rows that differ in one come from different sweeps): what a
+# table is one of.
+SWEEP_COLUMNS = {"task": "task", "seed": "sweep (one seed)", "entropy_rate": "language (one entropy rate)"}
+
+
+def _same(a, b) -> bool:
+    """Equal, floats to rounding (an entropy rate computed by two processes may differ in its last bits)."""
+    if _is_number(a) and _is_number(b):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _row_name(index: int, row: dict) -> str:
+    return f"Sweep row {index} ({row.get('strategy')}, length {row.get('length')}, steps {row.get('steps')})"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_row(index: int, row) -> None:
+    """One row: a dict with the required columns, positive integer cells and sample counts, an SER that is k/n for
+    an integer k with its interval around it, and every known column in its range."""
+    if not isinstance(row, dict):
+        raise ValueError(f"Sweep row {index} is a {type(row).__name__}, not a dict of columns.")
+    missing = [column for column in REQUIRED_COLUMNS if row.get(column) is None]
+    if missing:
+        raise ValueError(
+            f"Sweep row {index} has no {missing}; every row needs {list(REQUIRED_COLUMNS)} (as `sweep_steps` "
+            "writes them)."
+        )
+    name = _row_name(index, row)
+    if not isinstance(row["strategy"], str):
+        raise ValueError(f"{name}: strategy must be a name, got {row['strategy']!r}.")
+    for column in ("length", "steps", "num_samples"):
+        if not is_integer(row[column]) or row[column] < 1:
+            raise ValueError(f"{name}: {column} must be a positive integer, got {row[column]!r}.")
+    ser = row["ser"]
+    if not _is_number(ser) or not 0 <= ser <= 1:
+        raise ValueError(
+            f"{name} has SER {ser!r}; SER must be a finite rate in [0, 1] (a NaN or inf means the cell failed: "
+            "rerun it)."
+        )
+    errors = ser * row["num_samples"]
+    if abs(errors - round(errors)) > 1e-6 * row["num_samples"]:
+        raise ValueError(
+            f"{name}: SER {ser!r} over {row['num_samples']} samples is {errors:.3f} wrong sequences, not a whole "
+            "number: the SER or num_samples was edited, or the row mixes two cells."
+        )
+    for column in (*RATE_COLUMNS, *NON_NEGATIVE_COLUMNS, *FINITE_COLUMNS, *STANDARD_ERROR_COLUMNS):
+        value = row.get(column)
+        if value is None or (column in STANDARD_ERROR_COLUMNS and not is_present(value)):
+            continue
+        low, high = (0, 1) if column in RATE_COLUMNS else (-math.inf, math.inf) if column in FINITE_COLUMNS else (
+            0, math.inf)  # fmt: skip
+        if not _is_number(value) or not (math.isfinite(value) and low <= value <= high):
+            kind = "a rate in [0, 1]" if column in RATE_COLUMNS else "finite" if column in FINITE_COLUMNS else (
+                "a finite number >= 0")  # fmt: skip
+            raise ValueError(f"{name}: {column} must be {kind}, got {value!r}.")
+    if is_present(row.get("ser_low")) and is_present(row.get("ser_high")):
+        if not row["ser_low"] - 1e-12 <= ser <= row["ser_high"] + 1e-12:
+            raise ValueError(
+                f"{name}: SER {ser} lies outside its interval [{row['ser_low']}, {row['ser_high']}]: the row's "
+                "columns come from different cells."
+            )
 
 
 def check_sweep_rows(rows: list[dict]) -> None:
-    """Raise a ValueError naming the first row that misses a required column, or whose SER is not a finite rate, or
-    when the rows come from several tasks (`hf-mdm eval` writes a `task` column): one table is one task."""
-    tasks = sorted({str(row.get("task")) for row in rows if isinstance(row, dict) and row.get("task") is not None})
-    if len(tasks) > 1:
-        raise ValueError(
-            f"The rows come from {len(tasks)} tasks {tasks}; one table or card is one task: pass "
-            f"[row for row in rows if row['task'] == {tasks[0]!r}]."
-        )
+    """Raise a ValueError naming the first row that is impossible (`check_row`), or when the rows contradict each
+    other: the same cell twice, or rows of several sweeps (tasks, seeds or languages) in one table."""
     for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise ValueError(f"Sweep row {index} is a {type(row).__name__}, not a dict of columns.")
-        missing = [column for column in REQUIRED_COLUMNS if row.get(column) is None]
-        if missing:
+        check_row(index, row)
+    for column, unit in SWEEP_COLUMNS.items():
+        values = []
+        for row in rows:
+            value = row.get(column)
+            if value is not None and not any(_same(value, seen) for seen in values):
+                values.append(value)
+        if len(values) > 1:
             raise ValueError(
-                f"Sweep row {index} has no {missing}; every row needs {list(REQUIRED_COLUMNS)} (as `sweep_steps` "
-                "writes them)."
+                f"The rows hold {len(values)} values of {column!r} ({', '.join(map(repr, values))}): they come from "
+                f"different sweeps, and one table or card is one {unit}: pass [row for row in rows if "
+                f"row[{column!r}] == {values[0]!r}]."
             )
-        ser = row["ser"]
-        if isinstance(ser, bool) or not isinstance(ser, (int, float)) or not 0 <= ser <= 1:
+    first: dict = {}
+    for index, row in enumerate(rows):
+        cell = (row.get("task"), row["strategy"], row["length"], row["steps"])
+        if cell in first:
+            same = "with the same values" if row == rows[first[cell]] else "with different values"
             raise ValueError(
-                f"Sweep row {index} ({row['strategy']}, length {row['length']}, steps {row['steps']}) has SER "
-                f"{ser!r}; SER must be a finite rate in [0, 1] (a NaN or inf means the cell failed: rerun it)."
+                f"Sweep rows {first[cell]} and {index} are the same cell ({row['strategy']}, length {row['length']}, "
+                f"steps {row['steps']}) {same}; one table holds each cell once: drop one (e.g. "
+                "list({(r['strategy'], r['length'], r['steps']): r for r in rows}.values()) keeps the last)."
             )
+        first[cell] = index
 
 
 def with_standard_error(row: dict, key: str, fmt: str) -> str:

@@ -1,6 +1,7 @@
 """What a step-vs-error sweep generates and how it scores it: a formal language (exact errors) or prompts with answers.
 
-A task gives, for `num` samples at a generated length, the `generate()` inputs, and scores the generated token ids:
+A task gives, for the samples of a cell, the `generate()` inputs (and their prompt texts, which a row records), and
+scores the generated token ids:
 `ser` with its Wilson interval and, where defined, token-error columns with their standard errors (`SCORE_COLUMNS`,
 part of a resume file's identity). Both use the evaluate modules of `hf_mdm.metrics`, loaded once per task.
 """
@@ -53,8 +54,12 @@ class LanguageTask:
     def check_length(self, length: int) -> None:
         self.language.check_length(length)
 
-    def inputs(self, tokenizer, indices: list[int], length: int) -> dict:
-        return {"input_ids": None, "max_new_tokens": length}
+    def inputs(self, tokenizer, indices: list[int]) -> dict:
+        """No prompt: unconditional samples, one per generator."""
+        return {"input_ids": None}
+
+    def prompt_texts(self, indices: list[int]) -> None:
+        return None
 
     def suppressed_ids(self, tokenizer) -> list[int]:
         return [i for i in range(len(tokenizer)) if i >= self.language.vocab_size]
@@ -107,12 +112,15 @@ class PromptTask:
         if length < 1:
             raise ValueError(f"Generated lengths must be positive, got {length}.")
 
-    def prompt(self, tokenizer, indices: list[int]) -> dict:
-        texts = [self.dataset[i % len(self.dataset)][self.prompt_column] for i in indices]
-        return tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
+    def prompt_texts(self, indices: list[int]) -> list[str]:
+        """Sample i's prompt: row i modulo the dataset's length."""
+        return [self.dataset[i % len(self.dataset)][self.prompt_column] for i in indices]
 
-    def inputs(self, tokenizer, indices: list[int], length: int) -> dict:
-        return {**self.prompt(tokenizer, indices), "max_new_tokens": length}
+    def prompt(self, tokenizer, indices: list[int]) -> dict:
+        return tokenizer(self.prompt_texts(indices), return_tensors="pt", padding=True, padding_side="left")
+
+    def inputs(self, tokenizer, indices: list[int]) -> dict:
+        return self.prompt(tokenizer, indices)
 
     def suppressed_ids(self, tokenizer) -> list[int]:
         return [tokenizer.mask_token_id] if tokenizer.mask_token_id is not None else []

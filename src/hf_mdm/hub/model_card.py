@@ -18,20 +18,22 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCardData
 from huggingface_hub import ModelCard as HubModelCard
+from transformers.utils import logging
 
+from ..evaluation.argument_checks import check_known
 from ..evaluation.latency_at_matched_quality import latency_at_matched_quality, matched_quality_table
 from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
 from ..evaluation.sweep_table import check_sweep_rows, is_present, markdown_table
-from .folder_commit import folder_operations
-from .push_to_hub import push_with_model_card
+from .push_to_hub import push_with_model_card, push_with_trainer
 from .step_vs_error_plot import AUTOREGRESSIVE, plot_step_vs_error
+from .usage_snippet import MODEL_ID_PLACEHOLDER, metric_config, snippet_model_id, usage_section, with_model_id
 
+
+logger = logging.get_logger(__name__)
 
 PLOT_FILE = "step_vs_error.png"
 PLOT_LINK = f"![Sequence and token error against decoding steps]({PLOT_FILE})"
 NO_PLOT_NOTE = "_No plot: install the `[plot]` extra (`pip install hf-mdm[plot]`) to draw one._"
-# What the usage snippet loads until the card is pushed, when the repo id replaces it.
-MODEL_ID_PLACEHOLDER = "path/to/this/folder"
 # Error columns published in the model-index: (column, metric_type, human-readable name).
 INDEXED_METRICS = [
     ("ser", "sequence_error_rate", "Sequence error rate"),
@@ -47,10 +49,6 @@ CONFIG_FACTS = [
     ("max_position_embeddings", "positions"),
     ("mask_token_id", "[MASK] id"),
 ]
-
-
-def metric_config(row: dict) -> str:
-    return f"strategy={row['strategy']},length={row['length']},steps={row['steps']}"
 
 
 def model_facts(model) -> list[str]:
@@ -97,67 +95,6 @@ def matched_quality_section(rows: list[dict]) -> list[str]:
     return lines
 
 
-def usage_cell(rows: list[dict], model) -> dict:
-    """The table cell the usage snippet reproduces: at the largest generated length that fits the model's positions,
-    the diffusion row with the lowest SER (fewest steps on ties); an autoregressive row when the table has only those
-    (the snippet then takes its length alone)."""
-    max_positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    fitting = [row for row in rows if max_positions is None or row["length"] <= max_positions]
-    if not fitting:
-        raise ValueError(
-            f"Every generated length of the sweep ({sorted({row['length'] for row in rows})}) exceeds the model's "
-            f"max_position_embeddings={max_positions}: the table was not measured on this model. Pass the model "
-            "the sweep ran."
-        )
-    diffusion = [row for row in fitting if row["strategy"] != AUTOREGRESSIVE]
-    return min(diffusion or fitting, key=lambda row: (-row["length"], row["ser"], row["steps"]))
-
-
-def usage_section(rows: list[dict], model, model_id: str) -> list[str]:
-    """The "How to use" section: the install line and a snippet that loads this model and reruns one measured cell."""
-    if model is not None and not callable(getattr(model, "save_pretrained", None)):
-        return [
-            f"`{type(model).__name__}` has no checkpoint to load: it is built in code (e.g. "
-            "`language.oracle_model()`), and decodes with `hf_mdm.enable_diffusion_generation(model).generate(...)`."
-        ]
-    stock = model is not None and getattr(model.config, "model_type", None) != "mdm"
-    cell = usage_cell(rows, model)
-    if cell["strategy"] == AUTOREGRESSIVE:
-        call, comment = f"max_new_tokens={cell['length']}", "# The table's length, with the model's generation_config"
-    else:
-        call = f'max_new_tokens={cell["length"]}, steps={cell["steps"]}, strategy="{cell["strategy"]}"'
-        interval = f" [{cell['ser_low']:.3f}, {cell['ser_high']:.3f}]" if is_present(cell.get("ser_low")) else ""
-        comment = f"# The table's cell {metric_config(cell)}: SER {cell['ser']:.3f}{interval}"
-    load = (
-        [
-            "tokenizer = AutoTokenizer.from_pretrained(model_id)",
-            "# diffusion generate(); the tokenizer's special tokens are never generated",
-            "model = hf_mdm.enable_diffusion_generation(AutoModelForMaskedLM.from_pretrained(model_id), tokenizer)",
-        ]
-        if stock
-        else [
-            "model = AutoModel.from_pretrained(model_id)  # a masked diffusion LM, not a causal LM",
-            "tokenizer = AutoTokenizer.from_pretrained(model_id)",
-        ]
-    )
-    return [
-        "```bash",
-        "pip install hf-mdm",
-        "```",
-        "",
-        "```python",
-        "import hf_mdm  # registers the model types with transformers' Auto classes",
-        f"from transformers import {'AutoModelForMaskedLM' if stock else 'AutoModel'}, AutoTokenizer",
-        "",
-        f'model_id = "{model_id}"  # this folder, or its Hub repo id',
-        *load,
-        comment,
-        f"out = model.generate({call})",
-        "print(tokenizer.batch_decode(out, skip_special_tokens=True))",
-        "```",
-    ]
-
-
 class ModelCard(HubModelCard):
     """A `huggingface_hub.ModelCard` for an hf-mdm model, built from a step-vs-error sweep."""
 
@@ -175,24 +112,30 @@ class ModelCard(HubModelCard):
         license: str = "apache-2.0",
         ser_target: float = 0.1,
         step_scaling: list[StepScaling] | None = None,
-        model_id: str = MODEL_ID_PLACEHOLDER,
+        model_id: str | None = None,
     ) -> "ModelCard":
         """Build the card; its body links the plot that `save_pretrained` draws next to it.
 
         `model` is any denoiser the sweep ran (ours, a LLaDA/Dream conversion, a stock masked LM, an oracle): the card
         reports what its config has. The limitation section fits steps ~ c L^b per strategy from the swept table at
         `ser_target` (`fit_step_scaling`), unless `step_scaling` gives the fits of a search (`search_steps_needed`).
-        The usage snippet loads `model_id` (pushing the card fills in the repo id) and runs one cell of the table.
+        The usage snippet loads `model_id`, the model's folder or repo id: when None, the folder `save_pretrained`
+        writes the card into (`model.save_pretrained(folder, model_card=card)`), or the repo id it is pushed to;
+        and it reruns one cell of the table with that cell's recorded generation arguments and seeds.
+
+        Every argument is checked first: contradictory or impossible rows (`check_sweep_rows`), fits of strategies
+        the table does not hold, names that are not strings.
         """
         if isinstance(table, (str, bytes)) or not hasattr(table, "__iter__"):
             raise TypeError(f"table must be a sweep table (a datasets.Dataset or a list of dicts), got {type(table)}.")
-        rows = [dict(row) for row in table]
+        rows = [dict(row) if isinstance(row, dict) else row for row in table]
         if not rows:
             raise ValueError("The sweep table is empty; run `hf_mdm.sweep_steps` over at least one cell first.")
         check_sweep_rows(rows)
         ser_target = check_target(ser_target)
-        if step_scaling is not None and not all(isinstance(fit, StepScaling) for fit in step_scaling):
-            raise TypeError("step_scaling must be a list of StepScaling, as `search_steps_needed` returns.")
+        check_card_arguments(rows, step_scaling, model_name=model_name, task_name=task_name,
+                             dataset_name=dataset_name, dataset_type=dataset_type, base_model=base_model,
+                             license=license, model_id=model_id, training=training)  # fmt: skip
         eval_results = [
             EvalResult(
                 task_type="text-generation",
@@ -225,7 +168,7 @@ class ModelCard(HubModelCard):
                 for strategy in sorted({row["strategy"] for row in rows} - {AUTOREGRESSIVE})
             ]
         )
-        body = cls._body(rows, model, model_name, training, scalings, model_id)
+        body = cls._body(rows, model, model_name, training, scalings, model_id or MODEL_ID_PLACEHOLDER)
         card = cls(f"---\n{data.to_yaml()}\n---\n\n{body}")
         card.sweep_rows = rows
         return card
@@ -276,25 +219,41 @@ class ModelCard(HubModelCard):
         return "\n".join(parts) + "\n"
 
     def save_pretrained(self, save_directory: "str | Path") -> Path:
-        """Write README.md and, with matplotlib, the plot the card links to, into `save_directory`."""
+        """Write README.md and, with matplotlib, the plot the card links to, into `save_directory`.
+
+        A snippet that does not know its model yet loads `save_directory` when it holds the model (a config.json),
+        so the saved card runs where it is; elsewhere a warning says the snippet needs the model's folder."""
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         content, rows = self.content, getattr(self, "sweep_rows", None)
+        if snippet_model_id(content) == MODEL_ID_PLACEHOLDER:
+            if (save_directory / "config.json").is_file():
+                content = with_model_id(content, str(save_directory.resolve()))
+            else:
+                logger.warning(
+                    f"The card's usage snippet loads {MODEL_ID_PLACEHOLDER!r}: {save_directory} holds no model. "
+                    "Pass model_id= (the model's folder or repo id) to ModelCard.from_sweep, or save the card with "
+                    "the model: model.save_pretrained(folder, model_card=card)."
+                )
         if PLOT_LINK in content and not (rows is not None and plot_step_vs_error(rows, save_directory / PLOT_FILE)):
             content = content.replace(PLOT_LINK, NO_PLOT_NOTE)
         (save_directory / "README.md").write_text(content)
         return save_directory / "README.md"
 
     def for_repo(self, repo_id: str) -> "ModelCard":
-        """A copy whose usage snippet loads `repo_id` instead of the folder placeholder (what the Hub shows)."""
+        """A copy whose usage snippet loads `repo_id` (what the Hub shows)."""
         card = copy.deepcopy(self)
-        card.text = card.text.replace(f'model_id = "{MODEL_ID_PLACEHOLDER}"', f'model_id = "{repo_id}"')
+        card.text = with_model_id(card.text, repo_id)
         return card
 
     def push_with_model(self, model, repo_id: str, **push_to_hub_kwargs):
-        """What `model.push_to_hub(repo_id, model_card=self, **push_to_hub_kwargs)` does: the model's files, this
-        card and its plot in one commit (see `hub.push_to_hub`)."""
+        """What `model.push_to_hub(repo_id, model_card=self, tokenizer=tokenizer, **kwargs)` does: the model's files,
+        its tokenizer, this card and its plot in one upload (see `hub.push_to_hub`)."""
         return push_with_model_card(model, repo_id, self, **push_to_hub_kwargs)
+
+    def push_with_trainer(self, trainer, **push_to_hub_kwargs):
+        """`trainer.push_to_hub(**kwargs)` keeping this card as the repo's README.md (see `hub.push_to_hub`)."""
+        return push_with_trainer(trainer, self, **push_to_hub_kwargs)
 
     def push_to_hub(
         self,
@@ -313,9 +272,9 @@ class ModelCard(HubModelCard):
         self.validate(repo_type=repo_type)
         with tempfile.TemporaryDirectory() as folder:
             self.for_repo(repo_id).save_pretrained(folder)
-            return HfApi(token=token).create_commit(
+            return HfApi(token=token).upload_folder(
                 repo_id=repo_id,
-                operations=folder_operations(folder),
+                folder_path=folder,
                 repo_type=repo_type,
                 commit_message=commit_message or "Update model card",
                 commit_description=commit_description,
@@ -323,3 +282,20 @@ class ModelCard(HubModelCard):
                 create_pr=create_pr,
                 parent_commit=parent_commit,
             )
+
+
+def check_card_arguments(rows: list[dict], step_scaling, training, **names) -> None:
+    """The card's arguments besides its rows: names are strings, `training` a dict, and the fits of `step_scaling`
+    are StepScaling of strategies the table holds (fits of another table would describe another model)."""
+    for name, value in names.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}.")
+    if training is not None and not isinstance(training, dict):
+        raise TypeError(f"training must be a dict of facts (e.g. {{'steps': 1000}}), got {type(training).__name__}.")
+    if step_scaling is None:
+        return
+    if isinstance(step_scaling, (str, bytes)) or not all(isinstance(fit, StepScaling) for fit in step_scaling):
+        raise TypeError("step_scaling must be a list of StepScaling, as `search_steps_needed` returns.")
+    strategies = {row["strategy"] for row in rows}
+    for fit in step_scaling:
+        check_known("step_scaling strategy", fit.strategy, strategies - {AUTOREGRESSIVE}, "the table's rows")
