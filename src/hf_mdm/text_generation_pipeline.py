@@ -1,18 +1,17 @@
 """`pipeline("text-generation", model=...)` for masked diffusion LMs: a folder or an instance, ours or a stock masked
-LM given `enable_diffusion_generation`, with the step budget as generation keywords.
+LM given `enable_diffusion_generation`, bare or wrapped in a PEFT adapter, with the step budget as generation
+keywords.
 
     generator = pipeline("text-generation", model="path/to/mdm")
     generator("the cat", max_new_tokens=16, steps=8, strategy="confidence", block_length=8)
 
-`import hf_mdm` routes the task through `TextGenerationPipelineRouter`, which builds transformers' own
-`TextGenerationPipeline` for every other model, so causal LMs are untouched. For a diffusion model
-(`DiffusionTextGenerationPipeline`):
+`import hf_mdm` registers `TextGenerationPipelineRouter` for the task (`register_text_generation_pipeline`, through
+transformers' public `PIPELINE_REGISTRY.register_pipeline`); it builds transformers' own `TextGenerationPipeline` for
+every other model, so causal LMs are untouched. For a diffusion model (`DiffusionTextGenerationPipeline`):
 - generation follows the model's generation_config, as `model.generate()` does: none of the pipeline's defaults for
-  causal LMs (256 new tokens, sampling at temperature 0.7) is added;
-- when nothing sets the length (no max_new_tokens or max_length in the call, the pipeline's keywords or the generation
-  config), it is `generate()`'s default (32 new tokens; 0 when the prompt has [MASK] tokens to fill), cut to the
-  positions the model has left after the prompt and to a multiple of `block_length`; a prompt that leaves no room is
-  a ValueError naming the sizes;
+  causal LMs (256 new tokens, sampling at temperature 0.7) is added, so when nothing sets the length it is
+  `generate()`'s default (32 new tokens cut to the positions the model has left after the prompt and to a multiple of
+  `block_length`; 0 when the prompt has [MASK] tokens to fill; a prompt that leaves no room is a ValueError);
 - the full text is the prompt as typed followed by the rest of the decoded canvas, spaced as the tokenizer decodes
   it (transformers appends the new tokens decoded alone, which glues words for word-level and WordPiece tokenizers);
   a prompt with [MASK] tokens is filled in place, so its full text is the decoded canvas (the prompt as typed would
@@ -20,14 +19,16 @@ LM given `enable_diffusion_generation`, with the step budget as generation keywo
 """
 
 import functools
+import logging
 
+from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.text_generation import ReturnType, TextGenerationPipeline
 
-from .generation.mixin import DEFAULT_MAX_NEW_TOKENS, DiffusionGenerationMixin
-from .transformers_compat import TextGenerationPipelineWithoutDefaults, generation_kwargs_given_at_init
+from .generation.mixin import DiffusionGenerationMixin
+from .transformers_compat import TextGenerationPipelineWithoutDefaults
 
 
-LENGTH_KEYS = ("max_new_tokens", "max_length")
+TASK = "text-generation"
 
 
 def pipeline_model(args: tuple, kwargs: dict):
@@ -35,12 +36,19 @@ def pipeline_model(args: tuple, kwargs: dict):
     return kwargs["model"] if "model" in kwargs else args[0]
 
 
+def has_diffusion_generate(model) -> bool:
+    """Whether `model.generate()` decodes by masked diffusion: the model has it, or it is a PEFT wrapper (such as
+    `PeftModelForCausalLM`) whose generate() runs its base model's."""
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    return isinstance(base, DiffusionGenerationMixin)
+
+
 class DiffusionTextGenerationPipeline(TextGenerationPipelineWithoutDefaults):
     """The text-generation pipeline for a model with diffusion `generate()` (see the module docstring)."""
 
     def __init__(self, *args, **kwargs):
         model = pipeline_model(args, kwargs)
-        if not isinstance(model, DiffusionGenerationMixin):
+        if not has_diffusion_generate(model):
             raise ValueError(
                 f"DiffusionTextGenerationPipeline needs a model with diffusion generate(), got "
                 f"{type(model).__name__}; wrap a stock masked LM with `hf_mdm.enable_diffusion_generation`."
@@ -54,34 +62,6 @@ class DiffusionTextGenerationPipeline(TextGenerationPipelineWithoutDefaults):
         """Whether the prompt holds [MASK] tokens, which `generate()` fills in place."""
         mask_token_id = self.model.generation_config.mask_token_id
         return input_ids is not None and mask_token_id is not None and bool((input_ids == mask_token_id).any())
-
-    def default_max_new_tokens(self, input_ids, requested: dict) -> int | None:
-        """`generate()`'s default length cut to the room the prompt leaves; None when the request sets a length or the
-        prompt has [MASK] tokens (then `generate()` fills only those)."""
-        config = requested.get("generation_config") or self.model.generation_config
-        if any(requested.get(key) is not None or getattr(config, key, None) is not None for key in LENGTH_KEYS):
-            return None
-        if self.fills_prompt_masks(input_ids):
-            return None
-        prompt_length = 0 if input_ids is None else input_ids.shape[1]
-        room = getattr(self.model.config, "max_position_embeddings", None)
-        new_tokens = DEFAULT_MAX_NEW_TOKENS if room is None else min(DEFAULT_MAX_NEW_TOKENS, room - prompt_length)
-        block_length = requested.get("block_length", getattr(config, "block_length", None))
-        if block_length:
-            new_tokens -= new_tokens % block_length
-        if new_tokens < 1:
-            raise ValueError(
-                f"The prompt has {prompt_length} tokens and the model accepts {room} positions: no room for new "
-                f"tokens{f' in blocks of {block_length}' if block_length else ''}. Shorten the prompt."
-            )
-        return new_tokens
-
-    def _forward(self, model_inputs, **generate_kwargs):
-        requested = {**generation_kwargs_given_at_init(self), **generate_kwargs}
-        new_tokens = self.default_max_new_tokens(model_inputs["input_ids"], requested)
-        if new_tokens is not None:
-            generate_kwargs["max_new_tokens"] = new_tokens
-        return super()._forward(model_inputs, **generate_kwargs)
 
     def postprocess(self, model_outputs, return_type=ReturnType.FULL_TEXT, **kwargs):
         """transformers' records, with the full text read from the canvas: the prompt as typed, then the rest of the
@@ -111,5 +91,26 @@ class TextGenerationPipelineRouter(TextGenerationPipeline):
     subclasses the latter only for the class attributes `pipeline()` reads before building (what to load)."""
 
     def __new__(cls, *args, **kwargs):
-        diffusion = isinstance(pipeline_model(args, kwargs), DiffusionGenerationMixin)
+        diffusion = has_diffusion_generate(pipeline_model(args, kwargs))
         return (DiffusionTextGenerationPipeline if diffusion else TextGenerationPipeline)(*args, **kwargs)
+
+
+def _not_an_overwrite_notice(record: logging.LogRecord) -> bool:
+    return "is already registered" not in record.getMessage()
+
+
+def register_text_generation_pipeline(model_class: type) -> None:
+    """Make `pipeline("text-generation", ...)` build `TextGenerationPipelineRouter`, and load a folder with
+    `model_class` when the task's Auto classes decline it, with transformers' public
+    `PIPELINE_REGISTRY.register_pipeline` (the task's default model and type are kept). Registering over the built-in
+    task is the intent, so its "already registered" notice is not logged."""
+    _, entry, _ = PIPELINE_REGISTRY.check_task(TASK)
+    classes = tuple(entry["pt"]) + ((model_class,) if model_class not in entry["pt"] else ())
+    registry_logger = logging.getLogger(type(PIPELINE_REGISTRY).__module__)
+    registry_logger.addFilter(_not_an_overwrite_notice)
+    try:
+        PIPELINE_REGISTRY.register_pipeline(
+            TASK, TextGenerationPipelineRouter, pt_model=classes, default=entry.get("default"), type=entry.get("type")
+        )
+    finally:
+        registry_logger.removeFilter(_not_an_overwrite_notice)

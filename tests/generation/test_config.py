@@ -12,7 +12,8 @@ BAD_GENERATE_ARGUMENTS = [
     (dict(steps=0), "steps"),
     (dict(steps=2.5), "steps"),
     (dict(max_new_tokens=10, block_length=4), "does not divide"),
-    (dict(block_length=5), "does not divide"),  # the default max_new_tokens (32)
+    (dict(max_new_tokens=32, block_length=5), "does not divide"),
+    (dict(max_length=13, block_length=3), "does not divide"),  # 8 new tokens after the 5-token prompt
     (dict(max_new_tokens=16, block_length=4, steps=2), "at least one step"),
     (dict(strategy="threshold", threshold=0.0), "threshold"),
     (dict(threshold=1.5), "threshold"),

@@ -73,7 +73,7 @@ def test_a_saved_suppress_list_is_kept_on_reload(bert_tokenizer, tmp_path):
 @pytest.mark.bad_input
 @pytest.mark.parametrize(
     "suppress_tokens,message",
-    [([3, "x"], "list of token ids"), ([-1], "list of token ids"), ([10**6], "outside the vocabulary")],
+    [([3, "x"], "list of token ids"), ([-1], "list of token ids"), ([10**6], "outside the model's vocabulary")],
     ids=["not_an_id", "negative_id", "id_outside_the_vocabulary"],
 )
 def test_bad_suppress_tokens_are_refused(bert_tokenizer, suppress_tokens, message):

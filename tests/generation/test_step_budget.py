@@ -1,5 +1,6 @@
-"""A step budget larger than the positions to fill costs nothing (ranked strategies skip steps that reveal nothing)
-or is refused before any forward (more than MAX_STEPS_PER_POSITION steps per position)."""
+"""A step budget larger than the positions to fill costs nothing (ranked strategies skip steps that reveal nothing;
+`random` draws each position's reveal step and visits only the steps that reveal something) or, for strategies that
+pay for every step, is refused before any forward (more than MAX_STEPS_PER_POSITION steps per position of a row)."""
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from hf_mdm.generation import sampler as sampler_module
 from hf_mdm.generation.mixin import MAX_STEPS_PER_POSITION
 from hf_mdm.generation.sampler import skip_empty_steps
 
-from .test_generate import PROMPT_MASK, PROMPTS, tiny_mdm
+from .test_generate import MASK, PAD, PROMPT_MASK, PROMPTS, tiny_mdm
 
 
 NEW_TOKENS = 8
@@ -45,7 +46,7 @@ def test_steps_beyond_the_positions_cost_no_extra_step(reveal_counts):
 
 
 @pytest.mark.bad_input
-@pytest.mark.parametrize("strategy", ["confidence", "random", "remdm", "editing"])
+@pytest.mark.parametrize("strategy", ["confidence", "margin", "remdm", "editing"])
 @pytest.mark.parametrize("steps", [MAX_STEPS_PER_POSITION * NEW_TOKENS + 1, 10**9])
 def test_absurd_step_budgets_are_refused_before_any_forward(strategy, steps):
     model = tiny_mdm()
@@ -57,6 +58,30 @@ def test_absurd_step_budgets_are_refused_before_any_forward(strategy, steps):
     with pytest.raises(ValueError, match=f"Pass steps <= {MAX_STEPS_PER_POSITION * NEW_TOKENS}"):
         model.generate(PROMPTS, attention_mask=PROMPT_MASK, max_new_tokens=NEW_TOKENS, steps=steps,
                        strategy=strategy, do_sample=True)  # fmt: skip
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("strategy", ["confidence", "remdm"])
+def test_the_step_cap_is_judged_per_row_so_a_longer_mate_does_not_lift_it(strategy):
+    """Row 0 fills 2 prompt [MASK] + 4 new positions (cap 96), row 1 only the 4 new ones (cap 64): 80 steps are
+    refused for row 1 alone and therefore for the batch, whatever row 0 allows."""
+    model = tiny_mdm()
+    prompts = torch.tensor([[MASK, 5, MASK], [PAD, 5, 6]])
+    mask = torch.tensor([[1, 1, 1], [0, 1, 1]])
+    kwargs = dict(max_new_tokens=4, steps=80, strategy=strategy, do_sample=True)
+    assert not (model.generate(prompts[:1], **kwargs) == MASK).any()
+    for ids, attention in ((prompts[1:, 1:], mask[1:, 1:]), (prompts, mask)):
+        with pytest.raises(ValueError, match="Pass steps <= 64"):
+            model.generate(ids, attention_mask=attention, **kwargs)
+
+
+@pytest.mark.parametrize("steps", [MAX_STEPS_PER_POSITION * NEW_TOKENS + 1, 10**12])
+def test_random_takes_any_budget_at_one_forward_per_reveal_event(steps):
+    out = tiny_mdm().generate(PROMPTS, attention_mask=PROMPT_MASK, max_new_tokens=NEW_TOKENS, steps=steps,
+                              strategy="random", do_sample=True, return_dict_in_generate=True)  # fmt: skip
+    assert not (out.sequences == MASK).any()
+    assert (out.steps_per_block <= NEW_TOKENS).all()  # steps that revealed something
+    assert (out.nfe <= out.steps_per_block.sum(1)).all()
 
 
 def test_threshold_ignores_the_step_budget_so_any_budget_is_accepted():

@@ -4,6 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import chisquare
 
 from hf_mdm.generation import (
     REVEAL_COUNT_RULES,
@@ -84,15 +85,37 @@ def test_threshold_reveals_everything_above_tau_and_at_least_one():
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
-def test_random_reveals_with_the_ancestral_probability(name):
-    schedule = get_schedule(name)
+def test_random_reveal_steps_follow_the_ancestral_step_probabilities(name):
+    """Each position's drawn reveal step has the step-by-step sampler's law: revealed at step k w.p.
+    (alpha(s_k) - alpha(t_k)) / (1 - alpha(t_k)) given still masked at t_k (the last step reveals the rest)."""
+    schedule, steps = get_schedule(name), 5
     strategy = get_strategy("random", schedule=schedule)
-    masked = torch.ones(4, 5000, dtype=torch.bool)
-    reveal = strategy.select(make_step(masked, t=0.8, s=0.6))
-    t, s = torch.tensor(0.8), torch.tensor(0.6)
-    expected = float((schedule.alpha(s) - schedule.alpha(t)) / (1 - schedule.alpha(t)))
-    assert abs(reveal.float().mean().item() - expected) < 0.01
-    assert strategy.select(make_step(masked, t=0.1, s=0.0)).all()
+    uniform = torch.rand(40000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    drawn = strategy.reveal_steps(uniform, steps).squeeze(1)
+    observed = torch.bincount(drawn, minlength=steps).double()
+    survival, expected = 1.0, []
+    for k in range(steps):
+        t, s = torch.tensor(1 - k / steps, dtype=torch.float64), torch.tensor(1 - (k + 1) / steps, dtype=torch.float64)
+        hazard = 1.0 if k == steps - 1 else float(schedule.reveal_probability(t, s))
+        expected.append(survival * hazard)
+        survival *= 1.0 - hazard
+    expected = torch.tensor(expected, dtype=torch.float64)
+    assert expected.sum().item() == pytest.approx(1.0)
+    assert chisquare(observed.numpy(), (expected / expected.sum() * len(drawn)).numpy()).pvalue > 1e-3
+    step = make_step(torch.ones(1, 6, dtype=torch.bool))
+    step.index, step.reveal_steps = 2, torch.tensor([[0, 1, 2, 3, 4, 2]])
+    assert strategy.select(step).tolist() == [[True, True, True, False, False, True]]
+
+
+def test_random_reveal_steps_take_any_budget():
+    """K = 10**12 steps (bisection: 40 evaluations of alpha per position, nothing per step): by the middle step a
+    fraction F(1/2) = (alpha(1/2) - alpha(1)) / (1 - alpha(1)) of the positions is revealed."""
+    schedule, steps = get_schedule("cosine"), 10**12
+    uniform = torch.rand(20, 1000, generator=torch.Generator().manual_seed(1))
+    drawn = get_strategy("random", schedule=schedule).reveal_steps(uniform, steps)
+    assert drawn.min() >= 0 and drawn.max() < steps
+    expected = float(schedule.alpha(torch.tensor(0.5)))
+    assert (drawn < steps // 2).double().mean().item() == pytest.approx(expected, abs=0.015)
 
 
 def test_categorical_draws_follow_the_distribution_and_never_pick_zero_probability_tokens():

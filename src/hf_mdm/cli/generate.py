@@ -19,7 +19,12 @@ class GenerateArguments:
     template: str | None = field(
         default=None, metadata={"help": "Text whose mask tokens (the tokenizer's, e.g. <mask>) are filled in."}
     )
-    max_new_tokens: int = field(default=32, metadata={"help": "Tokens appended after --prompt."})
+    max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Tokens appended after --prompt (default: generate()'s, 32 or the positions the model has left)."
+        },
+    )
     steps: int | None = field(default=None, metadata={"help": "Reverse steps (default: one per generated token)."})
     strategy: str = field(default="confidence", metadata={"help": "random, confidence, margin, entropy, threshold."})
     block_length: int | None = field(default=None, metadata={"help": "Semi-autoregressive block size."})

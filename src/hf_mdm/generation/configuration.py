@@ -1,5 +1,6 @@
 """DiffusionGenerationConfig: the parameters of `DiffusionGenerationMixin.generate` (`generation_config.json`)."""
 
+import math
 from typing import Any
 
 from transformers import GenerationConfig
@@ -14,30 +15,127 @@ from .strategies import STRATEGIES
 MODEL_CONFIG_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id", "schedule", "schedule_kwargs")
 
 
-# GenerationConfig fields of autoregressive decoding that diffusion generate() does not apply, with the values that
-# mean "off". Setting one to anything else is refused rather than silently ignored.
-UNSUPPORTED_FIELDS = {
-    "min_p": (None,),
-    "typical_p": (None, 1.0),
-    "epsilon_cutoff": (None, 0.0),
-    "eta_cutoff": (None, 0.0),
-    "top_h": (None,),
-    "repetition_penalty": (None, 1.0),
-    "encoder_repetition_penalty": (None, 1.0),
-    "no_repeat_ngram_size": (None, 0),
-    "bad_words_ids": (None,),
-    "sequence_bias": (None,),
-    "begin_suppress_tokens": (None,),
-    "min_new_tokens": (None, 0),
-    "min_length": (None, 0),
-    "num_beams": (None, 1),
-    "diversity_penalty": (None, 0.0),
-    "penalty_alpha": (None,),
-    "guidance_scale": (None, 1.0),
-    "exponential_decay_length_penalty": (None,),
-    "forced_bos_token_id": (None,),
-    "forced_eos_token_id": (None,),
+# What generate() does with every GenerationConfig field that is not a diffusion field. A field is read
+# (`SHARED_FIELDS`), inert (`INERT_FIELDS`: changes nothing in diffusion decoding, any valid value is accepted), or
+# unsupported (`UNSUPPORTED_FIELDS`: any value but its "off" values is refused, with the hint that names the fix).
+# tests/generation/test_config.py checks that every field of transformers' GenerationConfig is in one of them.
+SHARED_FIELDS = (
+    "max_length",
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_k",
+    "top_p",
+    "suppress_tokens",
+    "num_return_sequences",
+    "return_dict_in_generate",
+    "pad_token_id",
+    "eos_token_id",
+)
+INERT_FIELDS = {
+    "bos_token_id": "a fact about the tokenizer; generate() adds no token",
+    "decoder_start_token_id": "encoder-decoder models only",
+    "use_cache": "diffusion decoding chooses its block cache with `cache`",
+    "renormalize_logits": "p(. | x_t) is always the softmax of the processed logits",
+    "disable_compile": "generate() compiles nothing; compile the model in place",
 }
+_PROCESSOR = (
+    "pass the transformers logits processor that implements it as `logits_processor=LogitsProcessorList([...])`"
+)
+_BEAM = "diffusion generation has no beam search"
+_AUTOREGRESSIVE = "it belongs to autoregressive decoding, which diffusion generate() does not run"
+_OUTPUTS = (
+    "diffusion generate() returns no per-token scores, logits, attentions or hidden states: `output_history=True` "
+    "returns the canvas after every step, and `model(sequences).logits` gives p(. | x) of a returned sequence"
+)
+UNSUPPORTED_FIELDS = {
+    **{name: ((None,), _PROCESSOR) for name in ("min_p", "top_h", "bad_words_ids", "sequence_bias")},
+    **{name: ((None,), _PROCESSOR) for name in ("exponential_decay_length_penalty", "forced_bos_token_id")},
+    "forced_eos_token_id": ((None,), _PROCESSOR),
+    **{name: ((None, 1.0), _PROCESSOR) for name in ("typical_p", "repetition_penalty", "encoder_repetition_penalty")},
+    **{name: ((None, 0.0), _PROCESSOR) for name in ("epsilon_cutoff", "eta_cutoff")},
+    **{name: ((None, 0), _PROCESSOR) for name in ("no_repeat_ngram_size", "encoder_no_repeat_ngram_size")},
+    "begin_suppress_tokens": ((None,), "every position is generated at once; use `suppress_tokens`"),
+    **{
+        name: ((None, 0), "the canvas has exactly `max_new_tokens` new positions; there is no minimum")
+        for name in ("min_new_tokens", "min_length")
+    },
+    "num_beams": ((None, 1), _BEAM),
+    "num_beam_groups": ((None, 1), _BEAM),
+    "diversity_penalty": ((None, 0.0), _BEAM),
+    "length_penalty": ((None, 1.0), _BEAM),
+    "early_stopping": ((None, False), _BEAM),
+    "constraints": ((None,), _BEAM),
+    "force_words_ids": ((None,), _BEAM),
+    **{name: ((None, False), _OUTPUTS) for name in ("output_scores", "output_logits")},
+    **{name: ((None, False), _OUTPUTS) for name in ("output_attentions", "output_hidden_states")},
+    "stop_strings": (
+        (None,),
+        "decoding stops at `eos_token_id`; a `DecodingCallback` (callbacks=[...]) sees every step",
+    ),
+    "remove_invalid_values": ((None, False), "NaN or infinite probabilities are refused with an error instead"),
+    "guidance_scale": ((None, 1.0), "classifier-free guidance is not offered"),
+    **{
+        name: ((None,), _AUTOREGRESSIVE)
+        for name in (
+            "max_time",
+            "cache_implementation",
+            "cache_config",
+            "max_cache_len",
+            "compile_config",
+            "continuous_batching_config",
+            "prefill_chunk_size",
+            "penalty_alpha",
+            "dola_layers",
+            "watermarking_config",
+            "num_assistant_tokens",
+            "num_assistant_tokens_schedule",
+            "assistant_confidence_threshold",
+            "prompt_lookup_num_tokens",
+            "max_matching_ngram_size",
+            "assistant_early_exit",
+            "assistant_lookbehind",
+            "target_lookbehind",
+            "assistant_ensemble_weight",
+            "speculation_type",
+        )
+    },
+    **{name: ((None, False), _AUTOREGRESSIVE) for name in ("use_mtp", "low_memory", "is_assistant", "token_healing")},
+}
+# The diffusion fields (DiffusionGenerationConfig's own).
+DIFFUSION_FIELDS = (
+    "steps",
+    "block_length",
+    "schedule",
+    "schedule_kwargs",
+    "strategy",
+    "reveal_counts",
+    "reveal_counts_kwargs",
+    "threshold",
+    "strategy_temperature",
+    "strategy_kwargs",
+    "mask_token_id",
+    "sep_token_id",
+    "cache",
+    "output_history",
+)
+# A float64 time grid t_k = 1 - k/K tells steps apart up to K = 2**53.
+MAX_STEPS = 2**53
+BOOLEAN_FIELDS = ("do_sample", "return_dict_in_generate", "output_history", "use_cache", "renormalize_logits")
+POSITIVE_INTEGER_FIELDS = ("steps", "block_length", "num_return_sequences", "max_length")
+TOKEN_ID_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "sep_token_id")
+KEYWORD_FIELDS = ("schedule_kwargs", "strategy_kwargs", "reveal_counts_kwargs")
+
+
+def generation_fields() -> frozenset:
+    """Every field of a `DiffusionGenerationConfig`: the diffusion fields, transformers' GenerationConfig fields and
+    its metadata (`transformers_version`, private names)."""
+    return frozenset((*DIFFUSION_FIELDS, *SHARED_FIELDS, *INERT_FIELDS, *UNSUPPORTED_FIELDS, "transformers_version"))
+
+
+def eos_ids(eos_token_id) -> list:
+    """`eos_token_id` (None, an id or a list of ids) as a list."""
+    return [] if eos_token_id is None else eos_token_id if isinstance(eos_token_id, list) else [eos_token_id]
 
 
 def check_block_length(block_length: int | None, max_new_tokens: int) -> None:
@@ -45,12 +143,69 @@ def check_block_length(block_length: int | None, max_new_tokens: int) -> None:
     if block_length is not None and max_new_tokens % block_length != 0:
         raise ValueError(
             f"block_length={block_length} does not divide max_new_tokens={max_new_tokens}. Pick a block_length that "
-            "divides it (or a max_new_tokens that is a multiple of it)."
+            "divides it (or a max_new_tokens that is a multiple of it; LLaDA's `gen_length` is `max_new_tokens`)."
         )
 
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    """A finite int or float (not a bool, a string or a tensor)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_token_id(value) -> bool:
+    return _is_int(value) and value >= 0
+
+
+def _described(value) -> str:
+    return f"{value!r} (a string; every non-empty string is true)" if isinstance(value, str) else repr(value)
+
+
+def check_field_types(values: dict) -> None:
+    """Type and sign of every field generate() reads, in a dict of field values: a string boolean, a float count or a
+    negative id is an error, never a value that happens to work."""
+    for name in BOOLEAN_FIELDS:
+        value = values.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"`{name}` must be True or False, got {_described(value)}.")
+    for name in POSITIVE_INTEGER_FIELDS:
+        value = values.get(name)
+        if value is not None and (not _is_int(value) or value < 1):
+            raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+    max_new_tokens = values.get("max_new_tokens")
+    if max_new_tokens is not None and (not _is_int(max_new_tokens) or max_new_tokens < 0):
+        raise ValueError(
+            f"`max_new_tokens` must be a non-negative integer (0: fill only the prompt's [MASK] tokens) or None, "
+            f"got {max_new_tokens!r}."
+        )
+    top_k = values.get("top_k")
+    if top_k is not None and (not _is_int(top_k) or top_k < 0):
+        raise ValueError(f"`top_k` must be a non-negative integer (0 disables it), got {top_k!r}.")
+    for name in ("temperature", "top_p", "threshold", "strategy_temperature"):
+        value = values.get(name)
+        if value is not None and not _is_real(value):
+            raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
+    for name in ("strategy", "reveal_counts", "cache"):
+        value = values.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"`{name}` must be a registered name (a string), got {value!r}.")
+    for name in KEYWORD_FIELDS:
+        value = values.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"`{name}` must be a dict of keyword arguments, got {value!r}.")
+    for name in TOKEN_ID_FIELDS:
+        value = values.get(name)
+        if value is not None and not _is_token_id(value):
+            raise ValueError(f"`{name}` must be a non-negative token id, got {value!r}.")
+    eos = values.get("eos_token_id")
+    if eos is not None and not (_is_token_id(eos) or (isinstance(eos, list) and eos and all(map(_is_token_id, eos)))):
+        raise ValueError(f"`eos_token_id` must be a token id or a non-empty list of ids, got {eos!r}.")
+    suppress = values.get("suppress_tokens")
+    if suppress is not None and (not isinstance(suppress, (list, tuple)) or not all(map(_is_token_id, suppress))):
+        raise ValueError(f"`suppress_tokens` must be a list of token ids (non-negative integers), got {suppress!r}.")
 
 
 class DiffusionGenerationConfig(GenerationConfig):
@@ -60,11 +215,15 @@ class DiffusionGenerationConfig(GenerationConfig):
 
     Args:
         max_new_tokens (`int`, *optional*):
-            [MASK] positions appended after the prompt. Unset: 0 when `input_ids` already holds [MASK] tokens (pure
-            infilling), 32 otherwise.
+            [MASK] positions appended after the prompt. Unset (and no `max_length`): 0 when `input_ids` already holds
+            [MASK] tokens (pure infilling), else 32 cut to the positions the model has left after the prompt
+            (`max_position_embeddings`) and to a multiple of `block_length`. Give `max_new_tokens` or `max_length`,
+            not both.
         steps (`int`, *optional*):
-            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill. Ranked
-            strategies skip steps that would reveal nothing; more than 16 steps per position to fill is refused.
+            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill. `random`
+            draws each position's reveal step directly, so any budget (up to 2**53) costs at most one forward per
+            reveal event; ranked strategies skip steps that would reveal nothing; for them and the revising
+            strategies more than 16 steps per position to fill (of any row) is refused.
         block_length (`int`, *optional*):
             Semi-autoregressive block size: a block is decoded only once the block before it is complete. Must divide
             `max_new_tokens`. Unset: one block.
@@ -89,6 +248,11 @@ class DiffusionGenerationConfig(GenerationConfig):
             Further constructor arguments of the strategy (for strategies registered with their own parameters).
         mask_token_id (`int`, *optional*):
             Id of [MASK]; unset: the model config's `mask_token_id`.
+        sep_token_id (`int`, *optional*):
+            The end marker the tokenizer appends to every text (BERT's [SEP], RoBERTa's </s>); set by
+            `enable_diffusion_generation(model, tokenizer)` when the tokenizer appends one. When every prompt ends with
+            it, the model sees it after the generated region ([CLS] prompt new tokens [SEP], as in pretraining) while
+            the returned sequence keeps the prompt as given, the new tokens after it.
         cache (`str`, *optional*, defaults to `"none"`):
             `"none"`, `"prefix"` (keys/values left of the block computed once per block) or `"dual"` (the suffix too);
             both approximate, Fast-dLLM style, and only for models whose forward takes `past_key_values`,
@@ -97,8 +261,10 @@ class DiffusionGenerationConfig(GenerationConfig):
             Return the canvas after every step (needs `return_dict_in_generate=True`).
 
     Also used: `do_sample` (sample tokens from p(. | x_t) instead of taking the argmax), `temperature`, `top_k`,
-    `top_p` (applied with transformers' logits warpers when sampling), `eos_token_id`, `pad_token_id`,
-    `num_return_sequences`, `return_dict_in_generate`.
+    `top_p` (applied with transformers' logits warpers when sampling, and refused without `do_sample=True`),
+    `eos_token_id`, `pad_token_id`, `suppress_tokens`, `num_return_sequences`, `return_dict_in_generate`
+    (`SHARED_FIELDS`). Every other GenerationConfig field is either inert (`INERT_FIELDS`) or refused unless off
+    (`UNSUPPORTED_FIELDS`), so that no value is silently ignored.
     """
 
     def __init__(self, **kwargs):
@@ -113,6 +279,7 @@ class DiffusionGenerationConfig(GenerationConfig):
         self.strategy_temperature = kwargs.pop("strategy_temperature", None)
         self.strategy_kwargs = kwargs.pop("strategy_kwargs", None)
         self.mask_token_id = kwargs.pop("mask_token_id", None)
+        self.sep_token_id = kwargs.pop("sep_token_id", None)
         self.cache = kwargs.pop("cache", None)
         self.output_history = kwargs.pop("output_history", None)
         super().__init__(**kwargs)
@@ -142,77 +309,56 @@ class DiffusionGenerationConfig(GenerationConfig):
         }
 
     def validate(self, strict=False, user_set_attributes: set[str] | None = None):
-        """Check every diffusion field (and the shared ones generate uses), then run `GenerationConfig.validate`."""
-        for name in ("steps", "block_length", "num_return_sequences"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
-                raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
-        if self.max_new_tokens is not None and (not _is_int(self.max_new_tokens) or self.max_new_tokens < 0):
-            raise ValueError(
-                f"`max_new_tokens` must be a non-negative integer (0: fill only the prompt's [MASK] tokens) or None, "
-                f"got {self.max_new_tokens!r}."
-            )
+        """Check every field generate() reads (type, range, registered name), refuse unsupported fields that are not
+        off, then run `GenerationConfig.validate`. Conflicts between fields of different sources are checked when
+        generate() merges them (`generation.arguments`)."""
+        check_field_types(vars(self))
         if self.max_new_tokens is not None:
             check_block_length(self.block_length, self.max_new_tokens)
-        if self.suppress_tokens is not None and (
-            not isinstance(self.suppress_tokens, (list, tuple))
-            or not all(_is_int(token) and token >= 0 for token in self.suppress_tokens)
-        ):
+        if self.steps is not None and self.steps > MAX_STEPS:
             raise ValueError(
-                f"`suppress_tokens` must be a list of token ids (non-negative integers), got {self.suppress_tokens!r}."
+                f"steps={self.steps} is more than 2**53, the most a float64 time grid tells apart; any budget above "
+                "that is the continuous-time sampler already."
             )
-        ignored = [name for name, off in UNSUPPORTED_FIELDS.items() if getattr(self, name, None) not in off]
+        ignored = {
+            name: hint for name, (off, hint) in UNSUPPORTED_FIELDS.items() if getattr(self, name, None) not in off
+        }
+        if self.num_beams not in (None, 1):
+            raise ValueError("Diffusion generation has no beam search; leave `num_beams` unset (or 1).")
         if ignored:
-            raise ValueError(
-                f"Diffusion generate() does not apply {ignored}; unset them, or pass the transformers logits "
-                "processor that implements them as `logits_processor=LogitsProcessorList([...])`."
-            )
+            reasons = "; ".join(f"{name}: {hint}" for name, hint in ignored.items())
+            raise ValueError(f"Diffusion generate() does not apply {sorted(ignored)}; unset them ({reasons}).")
+        for name, kwargs_name in (("schedule", "schedule_kwargs"), ("strategy", "strategy_kwargs"),
+                                  ("reveal_counts", "reveal_counts_kwargs")):  # fmt: skip
+            if getattr(self, kwargs_name) and getattr(self, name) is None:
+                raise ValueError(f"`{kwargs_name}` were given without `{name}`; pass the {name} name as well.")
         if self.schedule is not None:
             get_schedule(self.schedule, **(self.schedule_kwargs or {}))
-        elif self.schedule_kwargs:
-            raise ValueError("`schedule_kwargs` were given without `schedule`; pass the schedule name as well.")
         if self.strategy is not None:
             STRATEGIES.check(self.strategy)
         if self.strategy_kwargs:
-            if self.strategy is None:
-                raise ValueError("`strategy_kwargs` were given without `strategy`; pass the strategy name as well.")
             STRATEGIES.build(self.strategy, schedule=get_schedule("linear"), **self.strategy_arguments())
         if self.reveal_counts is not None:
             REVEAL_COUNT_RULES.check(self.reveal_counts)
         if self.reveal_counts_kwargs:
-            if self.reveal_counts is None:
-                raise ValueError(
-                    "`reveal_counts_kwargs` were given without `reveal_counts`; pass the rule name as well."
-                )
             get_reveal_count_rule(self.reveal_counts, **self.reveal_counts_kwargs)
-        if self.threshold is not None and (isinstance(self.threshold, bool) or not 0.0 < self.threshold <= 1.0):
+        if self.cache is not None:
+            CACHES.check(self.cache)
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"`threshold` must be in (0, 1], got {self.threshold!r}; 0.9 is a common choice.")
-        if self.strategy_temperature is not None and (
-            isinstance(self.strategy_temperature, bool) or not self.strategy_temperature >= 0.0
-        ):
+        if self.strategy_temperature is not None and not self.strategy_temperature >= 0.0:
             raise ValueError(
                 f"`strategy_temperature` must be >= 0 (0 = rank without noise), got {self.strategy_temperature!r}."
             )
-        if self.cache is not None:
-            CACHES.check(self.cache)
-        for name in ("mask_token_id", "pad_token_id"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 0):
-                raise ValueError(f"`{name}` must be a non-negative token id, got {value!r}.")
-        eos = [self.eos_token_id] if _is_int(self.eos_token_id) else self.eos_token_id
-        if eos is not None and (not isinstance(eos, list) or not all(_is_int(i) and i >= 0 for i in eos)):
-            raise ValueError(f"`eos_token_id` must be a token id or a list of ids, got {self.eos_token_id!r}.")
         if self.do_sample and self.temperature is not None and not self.temperature > 0.0:
             raise ValueError(
                 f"`temperature` must be > 0 when sampling, got {self.temperature!r}; for greedy decoding pass "
                 "do_sample=False instead."
             )
-        if self.top_k is not None and (not _is_int(self.top_k) or self.top_k < 0):
-            raise ValueError(f"`top_k` must be a non-negative integer (0 disables it), got {self.top_k!r}.")
+        if self.temperature is not None and self.temperature < 0.0:
+            raise ValueError(f"`temperature` must be > 0 (or 0 for greedy), got {self.temperature!r}.")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"`top_p` must be in (0, 1] (1 disables it), got {self.top_p!r}.")
-        if self.num_beams not in (None, 1):
-            raise ValueError("Diffusion generation has no beam search; leave `num_beams` unset (or 1).")
         if self.output_history and self.return_dict_in_generate is False:
             raise ValueError("`output_history=True` needs `return_dict_in_generate=True` to return the history.")
         # GenerationConfig refuses max_new_tokens=0, which here means pure infilling (checked above).
@@ -222,6 +368,22 @@ class DiffusionGenerationConfig(GenerationConfig):
             super().validate(strict=strict, user_set_attributes=user_set_attributes)
         finally:
             self.max_new_tokens = max_new_tokens
+
+    def update(self, defaults_only=False, allow_custom_entries=False, **kwargs):
+        """`GenerationConfig.update` for known fields only: a name that is not a field (a typo, another project's
+        argument, a method name such as `validate`) is returned unused, even when an attribute of that name exists
+        (e.g. one that `from_pretrained` kept from an unknown key of generation_config.json)."""
+        if allow_custom_entries:
+            return super().update(defaults_only=defaults_only, allow_custom_entries=True, **kwargs)
+        fields = generation_fields()
+        known = {key: value for key, value in kwargs.items() if key in fields}
+        unused = super().update(defaults_only=defaults_only, **known)
+        return {**unused, **{key: value for key, value in kwargs.items() if key not in fields}}
+
+    def unread_fields(self) -> list[str]:
+        """Attributes that are no field (kept by `from_pretrained` from unknown keys of generation_config.json, or
+        set by hand): nothing reads them, so generate() refuses a config that has any."""
+        return sorted(name for name in vars(self) if not name.startswith("_") and name not in generation_fields())
 
     @classmethod
     def from_model_config(cls, model_config) -> "DiffusionGenerationConfig":

@@ -8,7 +8,7 @@ import functools
 import os
 
 from torch import nn
-from transformers import AutoModelForMaskedLM
+from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING, AutoModelForMaskedLM
 from transformers.utils import GENERATION_CONFIG_NAME, logging
 
 from .configuration import DiffusionGenerationConfig
@@ -57,13 +57,47 @@ def special_token_ids(model: nn.Module, tokenizer=None) -> list[int]:
     return sorted(token for token in ids if isinstance(token, int) and token not in allowed and token < vocab_size)
 
 
+def causal_lm_evidence(model: nn.Module) -> str | None:
+    """Why `model` is an autoregressive LM (its logits predict the next token, not the masked one), or None: its
+    config `is_decoder`, a class named *ForCausalLM / *LMHeadModel, or the class transformers' AutoModelForCausalLM
+    maps its config to (and not AutoModelForMaskedLM's)."""
+    config_class, model_class = type(model.config), type(model)
+    if getattr(model.config, "is_decoder", False):
+        return f"its config has is_decoder=True ({model_class.__name__} runs causal attention)"
+    if model_class.__name__.endswith(("ForCausalLM", "LMHeadModel")) and model_class.__name__ != "XLMWithLMHeadModel":
+        return f"{model_class.__name__} is a causal LM class"
+    causal = MODEL_FOR_CAUSAL_LM_MAPPING[config_class] if config_class in MODEL_FOR_CAUSAL_LM_MAPPING else None
+    masked = MODEL_FOR_MASKED_LM_MAPPING[config_class] if config_class in MODEL_FOR_MASKED_LM_MAPPING else None
+    if causal is not None and issubclass(model_class, causal) and not (masked and issubclass(model_class, masked)):
+        return f"AutoModelForCausalLM maps {config_class.__name__} to {causal.__name__}"
+    return None
+
+
+def appended_end_marker(tokenizer) -> int | None:
+    """The special token the tokenizer appends to every text (BERT's [SEP], RoBERTa's </s>), or None."""
+    text = tokenizer.mask_token or tokenizer.unk_token
+    if text is None:
+        return None
+    with_specials = tokenizer(text)["input_ids"]
+    plain = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not plain or with_specials[-len(plain) :] == plain:
+        return None
+    last = with_specials[-1]
+    return last if last in tokenizer.all_special_ids else None
+
+
 def enable_diffusion_generation(model: nn.Module, tokenizer=None, mask_token_id: int | None = None) -> nn.Module:
     """Return `model` (the same object) with `generate()` for masked diffusion decoding (idempotent).
 
     A stock masked LM was trained to predict special tokens too ([CLS], [SEP], [UNK], ...); unless
     `generation_config.suppress_tokens` is already set (e.g. in a saved generation_config.json), they are suppressed
     (for a model that already has diffusion `generate()`, only when a tokenizer is passed), so generated text holds
-    none of them. Pass `suppress_tokens=None` to `generate()` to allow them.
+    none of them. Pass `suppress_tokens=None` to `generate()` to allow them. When the tokenizer appends an end marker
+    to every text (BERT's [SEP]), `generation_config.sep_token_id` names it: the model then sees it after the
+    generated region (see `DiffusionGenerationConfig`).
+
+    A causal LM is refused: its logits predict the next token, and decoding them as a masked LM's gives fluent-looking
+    garbage without an error. `MDMForMaskedGeneration.from_causal_lm` converts one (it keeps the next-token alignment).
 
     Args:
         model: a masked LM whose forward maps `input_ids`, `attention_mask` to `.logits` (batch, length, vocab).
@@ -79,6 +113,13 @@ def enable_diffusion_generation(model: nn.Module, tokenizer=None, mask_token_id:
             "pass a [MASK] id as mask_token_id=..."
         )
     stock = not isinstance(model, DiffusionGenerationMixin)
+    evidence = causal_lm_evidence(model) if stock else None
+    if evidence:
+        raise ValueError(
+            f"enable_diffusion_generation needs a masked LM, but this is a causal LM: {evidence}. Its logits predict "
+            "the next token, so masked diffusion decoding would read them at the wrong positions. Convert it: "
+            "MDMForMaskedGeneration.from_causal_lm(model, tokenizer) (then fine-tune it as a masked diffusion LM)."
+        )
     if stock:
         model.__class__ = _diffusion_class(type(model))
     if not isinstance(getattr(model, "generation_config", None), DiffusionGenerationConfig):
@@ -87,6 +128,8 @@ def enable_diffusion_generation(model: nn.Module, tokenizer=None, mask_token_id:
         mask_token_id = tokenizer.mask_token_id
     if mask_token_id is not None:
         model.generation_config.mask_token_id = mask_token_id
+    if tokenizer is not None and model.generation_config.sep_token_id is None:
+        model.generation_config.sep_token_id = appended_end_marker(tokenizer)
     if model.generation_config.suppress_tokens is None and (stock or tokenizer is not None):
         if tokenizer is None:
             logger.warning_once(
@@ -112,4 +155,4 @@ def load_for_diffusion_generation(model_name_or_path: str, tokenizer, **from_pre
     return model if isinstance(model, DiffusionGenerationMixin) else enable_diffusion_generation(model, tokenizer)
 
 
-__all__ = ["enable_diffusion_generation", "load_for_diffusion_generation"]
+__all__ = ["appended_end_marker", "causal_lm_evidence", "enable_diffusion_generation", "load_for_diffusion_generation"]

@@ -8,7 +8,6 @@ short loop around three registered parts: the `DiffusionSampler` (strategy, reve
 `sampler.py`), the block cache and the denoiser adapter that calls the model.
 """
 
-import copy
 import os
 
 import torch
@@ -24,8 +23,9 @@ from transformers.utils import GENERATION_CONFIG_NAME, logging
 
 from ..schedules import get_schedule
 from ..transformers_compat import attention_implementation, generation_config_load_kwargs
+from .arguments import as_diffusion_config, check_token_ids, resolve_generation_config
 from .caches import CACHES
-from .callbacks import HistoryCallback, StreamerCallback
+from .callbacks import DecodingCallback, HistoryCallback, StreamerCallback
 from .configuration import DiffusionGenerationConfig, check_block_length
 from .denoisers import DENOISERS, DenoiseRequest
 from .outputs import DiffusionGenerationOutput
@@ -39,18 +39,13 @@ from .strategies import get_strategy
 logger = logging.get_logger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 32
-# Steps per position to fill beyond which a run is refused: a ranked strategy's extra steps reveal nothing (the sampler
-# skips them), and for the ancestral and revising strategies each extra step still costs bookkeeping and memory.
+# Steps per position to fill beyond which a run is refused, for strategies that pay for every step: a ranked
+# strategy's count rule spends bookkeeping on each step (its extra steps reveal nothing and are skipped), and the
+# revising strategies spend a forward on each. `random` draws reveal steps and `threshold` ignores the budget.
 MAX_STEPS_PER_POSITION = 16
-
-
-def _as_diffusion_config(config) -> DiffusionGenerationConfig:
-    """A private copy of `config` as a `DiffusionGenerationConfig` (a plain `GenerationConfig` is converted)."""
-    if config is None:
-        return DiffusionGenerationConfig()
-    if isinstance(config, DiffusionGenerationConfig):
-        return copy.deepcopy(config)
-    return DiffusionGenerationConfig.from_dict(config.to_dict())
+# Token positions (rows x canvas length, after num_return_sequences) beyond which a call is refused before the canvas
+# is allocated: 2**31 ids are 16 GiB, and the logits of one forward hundreds of times more.
+MAX_CANVAS_POSITIONS = 2**31
 
 
 class DiffusionGenerationMixin:
@@ -70,6 +65,7 @@ class DiffusionGenerationMixin:
         streamer: BaseStreamer | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         token_type_ids: torch.LongTensor | None = None,
+        callbacks: list[DecodingCallback] | None = None,
         **kwargs,
     ) -> torch.LongTensor | DiffusionGenerationOutput:
         r"""
@@ -77,9 +73,11 @@ class DiffusionGenerationMixin:
 
         Args:
             input_ids: (batch, prompt) prompt, left-padded for batches; [MASK] tokens in it are filled too. None:
-                unconditional generation of `max_new_tokens` tokens (one row per generator).
+                unconditional generation of `max_new_tokens` tokens (one row per generator). An empty batch
+                (0, prompt) returns an empty (0, prompt + max_new_tokens) result.
             attention_mask: (batch, prompt) 1 for real tokens, 0 for padding (padding is never attended or changed).
-            generation_config: overrides `self.generation_config`; keyword arguments override both.
+            generation_config: overrides `self.generation_config`; keyword arguments override both (conflicting
+                arguments are refused: see `generation.arguments`).
             logits_processor: extra processors, applied before temperature / top-k / top-p; they receive the canvas
                 of the row as `input_ids` once per scored position.
             streamer: receives the prompt, `put_draft(value=...)` of the generated region after every step (when it
@@ -88,33 +86,46 @@ class DiffusionGenerationMixin:
                 the other rows of its batch).
             token_type_ids: accepted so that `generate(**bert_tokenizer(text, return_tensors="pt"))` works; the canvas
                 is one segment, so they must be all zeros (the BERT-family default, used for every position).
+            callbacks: `DecodingCallback` instances, called at the start, after every step, at the end of every block
+                and at the end (after the history and streamer callbacks).
 
         Returns:
             `torch.LongTensor` (batch, prompt + max_new_tokens), or a [`DiffusionGenerationOutput`] with
             `return_dict_in_generate=True`.
         """
-        # 1. Prepare: config, canvas, per-row block plan, sampler, cache, denoiser, callbacks.
+        # 1. Prepare: config, canvas, per-row block plan, sampler, cache, denoiser, callbacks; every check before any
+        #    allocation that grows with the request.
         self._refuse_prompt_learning_adapter()
-        if token_type_ids is not None and bool(token_type_ids.ne(0).any()):
-            raise ValueError(
-                "generate() decodes a single segment, so token_type_ids must be all zeros; omit them, or tokenize "
-                "the prompt as one text instead of a pair."
-            )
-        config = self._prepare_diffusion_generation_config(generation_config, **kwargs)
-        input_ids, attention_mask = self._prepare_diffusion_inputs(input_ids, attention_mask, config, generator)
+        config = resolve_generation_config(kwargs, generation_config, getattr(self, "generation_config", None))
+        callbacks = self._check_hooks(logits_processor, streamer, callbacks)
+        input_ids, attention_mask = self._prepare_diffusion_inputs(
+            input_ids, attention_mask, token_type_ids, generator
+        )
         mask_token_id = self._resolve_mask_token_id(config)
+        check_token_ids(config, getattr(self.config, "vocab_size", None), mask_token_id)
         prompt_length = input_ids.shape[1]
         max_new_tokens = self._resolve_max_new_tokens(config, input_ids, mask_token_id)
+        self._check_canvas_size(input_ids.shape[0] * config.num_return_sequences, prompt_length + max_new_tokens)
+        if config.num_return_sequences > 1:
+            input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
+            attention_mask = attention_mask.repeat_interleave(config.num_return_sequences, dim=0)
         canvas = torch.cat([input_ids, input_ids.new_full((input_ids.shape[0], max_new_tokens), mask_token_id)], 1)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones((canvas.shape[0], max_new_tokens))], 1)
         fill = (canvas == mask_token_id) & attention_mask.bool()
         first_starts, block_ends = self._plan_blocks(fill, prompt_length, max_new_tokens, config.block_length)
-        steps = config.steps if config.steps is not None else max(int(fill.sum(1).max()), 1)
+        steps = config.steps if config.steps is not None else max(int(fill.sum(1).max()) if fill.shape[0] else 0, 1)
         denoiser = DENOISERS.build(self.denoiser_adapter, model=self)
         schedule = self._resolve_schedule(config)
         strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
         cache = CACHES.build(config.cache)
+        model_order = self._end_marker_order(config, input_ids, attention_mask, max_new_tokens)
         self._check_diffusion_setup(config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
+        if model_order is not None and cache.active:
+            raise ValueError(
+                f"The prompts end with the tokenizer's end marker (sep_token_id={config.sep_token_id}), which the "
+                "model sees after the generated region; the block caches cannot reorder the canvas. Use "
+                "cache='none', or tokenize without the end marker (add_special_tokens=False)."
+            )
         eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device, mask_token_id)
         sampler = DiffusionSampler(
             strategy,
@@ -137,9 +148,11 @@ class DiffusionGenerationMixin:
             done=~fill.any(1),
             nfe=canvas.new_zeros(canvas.shape[0]),
             steps_per_block=canvas.new_zeros((canvas.shape[0], len(block_ends))),
+            model_order=model_order,
         )
         history = HistoryCallback() if config.output_history else None
-        callbacks = [callback for callback in (history, streamer and StreamerCallback(streamer)) if callback]
+        own = [callback for callback in (history, streamer and StreamerCallback(streamer)) if callback]
+        callbacks = own + callbacks
         for callback in callbacks:
             callback.on_start(state)
 
@@ -192,35 +205,49 @@ class DiffusionGenerationMixin:
                 "it. Use an adapter that changes weights, e.g. LoraConfig(task_type='CAUSAL_LM')."
             )
 
-    def _prepare_diffusion_generation_config(self, generation_config, **kwargs) -> DiffusionGenerationConfig:
-        """Priority: keyword arguments > `generation_config` > `self.generation_config` > the config's defaults."""
-        model_config = getattr(self, "generation_config", None)
-        config = _as_diffusion_config(generation_config if generation_config is not None else model_config)
-        if generation_config is not None and model_config is not None:
-            config.update(**_as_diffusion_config(model_config).to_dict(), defaults_only=True)
-        config.update(**config.diffusion_defaults(), defaults_only=True)
-        unused = config.update(**kwargs)
-        if unused:
-            raise ValueError(
-                f"generate() got unexpected arguments {sorted(unused)}: they are neither generate() arguments nor "
-                "DiffusionGenerationConfig fields. Check their spelling."
+    @staticmethod
+    def _check_hooks(logits_processor, streamer, callbacks) -> list[DecodingCallback]:
+        """The caller's processors, streamer and callbacks have the types generate() calls them as."""
+        if logits_processor is not None and (
+            not isinstance(logits_processor, (list, tuple)) or not all(map(callable, logits_processor))
+        ):
+            raise TypeError(
+                f"`logits_processor` must be a list of logits processors, got {type(logits_processor).__name__}; "
+                "wrap it: logits_processor=LogitsProcessorList([processor])."
             )
-        return config
+        if streamer is not None and not all(callable(getattr(streamer, hook, None)) for hook in ("put", "end")):
+            raise TypeError(
+                f"`streamer` must have put() and end() (a transformers streamer such as TextDiffusionStreamer), got "
+                f"{type(streamer).__name__}."
+            )
+        if callbacks is None:
+            return []
+        if not isinstance(callbacks, (list, tuple)) or not all(isinstance(c, DecodingCallback) for c in callbacks):
+            raise TypeError(
+                "`callbacks` must be a list of hf_mdm.generation.DecodingCallback instances (subclass it and override "
+                f"on_start / on_step / on_block_end / on_end), got {callbacks!r}."
+            )
+        return list(callbacks)
 
-    def _prepare_diffusion_inputs(self, input_ids, attention_mask, config, generator):
-        """Validate the prompt and its mask, build an empty prompt when there is none, expand num_return_sequences."""
+    def _prepare_diffusion_inputs(self, input_ids, attention_mask, token_type_ids, generator):
+        """Validate the prompt, its mask and token types, and build an empty prompt when there is none."""
         if input_ids is None:
             batch_size = len(generator) if isinstance(generator, (list, tuple)) else 1
             input_ids = torch.zeros((batch_size, 0), dtype=torch.long, device=self.device)
-        if generator is not None and not isinstance(generator, (torch.Generator, list, tuple)):
+        if generator is not None and not (
+            isinstance(generator, torch.Generator)
+            or (isinstance(generator, (list, tuple)) and all(isinstance(g, torch.Generator) for g in generator))
+        ):
+            seed = generator if isinstance(generator, int) else "seed"
             raise TypeError(
-                f"`generator` must be a torch.Generator or a list of them (one per row), got "
-                f"{type(generator).__name__}; pass torch.Generator().manual_seed({generator!r}) instead of a seed."
+                f"`generator` must be a torch.Generator or a list of them (one per row), got {generator!r}; pass "
+                f"torch.Generator().manual_seed({seed}) instead of a seed."
             )
         if (
             not isinstance(input_ids, torch.Tensor)
             or input_ids.dim() != 2
             or input_ids.is_floating_point()
+            or input_ids.is_complex()
             or input_ids.dtype == torch.bool
         ):
             raise ValueError(
@@ -235,13 +262,20 @@ class DiffusionGenerationMixin:
                 f"(min {int(input_ids.min())}, "
                 f"max {int(input_ids.max())}); encode the prompt with this model's tokenizer."
             )
+        for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+            if tensor is not None and (not isinstance(tensor, torch.Tensor) or tensor.shape != input_ids.shape):
+                shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+                raise ValueError(
+                    f"{name} has shape {shape} but input_ids has shape {tuple(input_ids.shape)}; pass the "
+                    f"{name} the tokenizer returned with these ids (return_tensors='pt')."
+                )
+        if token_type_ids is not None and bool(token_type_ids.ne(0).any()):
+            raise ValueError(
+                "generate() decodes a single segment, so token_type_ids must be all zeros; omit them, or tokenize "
+                "the prompt as one text instead of a pair."
+            )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        elif attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has shape "
-                f"{tuple(input_ids.shape)}; pass the mask the tokenizer returned with these ids."
-            )
         elif attention_mask.numel() and not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
             raise ValueError(
                 "`attention_mask` must hold only 0 (padding) and 1 (real token); soft or additive masks are not "
@@ -255,9 +289,6 @@ class DiffusionGenerationMixin:
             )
         if bool((attention_mask == 0).any()):
             self._warn_if_padding_is_inexact()
-        if config.num_return_sequences > 1:
-            input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
-            attention_mask = attention_mask.repeat_interleave(config.num_return_sequences, dim=0)
         return input_ids, attention_mask
 
     def _warn_if_padding_is_inexact(self) -> None:
@@ -296,16 +327,70 @@ class DiffusionGenerationMixin:
         return mask_token_id
 
     def _resolve_max_new_tokens(self, config, input_ids, mask_token_id) -> int:
+        """`max_new_tokens`, else `max_length` - prompt, else 0 for a prompt with [MASK] tokens (pure infilling),
+        else min(32, the positions the model has left after the prompt), cut to a multiple of `block_length`."""
+        prompt_length = input_ids.shape[1]
         if config.max_new_tokens is not None:
             return config.max_new_tokens
         if config.max_length is not None:
-            if config.max_length <= input_ids.shape[1]:
+            if config.max_length <= prompt_length:
                 raise ValueError(
-                    f"max_length={config.max_length} leaves no room after the {input_ids.shape[1]}-token prompt; "
+                    f"max_length={config.max_length} leaves no room after the {prompt_length}-token prompt; "
                     "pass max_new_tokens instead."
                 )
-            return config.max_length - input_ids.shape[1]
-        return 0 if bool((input_ids == mask_token_id).any()) else DEFAULT_MAX_NEW_TOKENS
+            return config.max_length - prompt_length
+        if bool((input_ids == mask_token_id).any()):
+            return 0
+        positions = getattr(self.config, "max_position_embeddings", None)
+        new_tokens = (
+            DEFAULT_MAX_NEW_TOKENS if positions is None else min(DEFAULT_MAX_NEW_TOKENS, positions - prompt_length)
+        )
+        if config.block_length:
+            new_tokens -= new_tokens % config.block_length
+        if new_tokens < 1:
+            blocks = f" in blocks of {config.block_length}" if config.block_length else ""
+            raise ValueError(
+                f"The prompt has {prompt_length} tokens and the model accepts {positions} positions: no room for new "
+                f"tokens{blocks}. Shorten the prompt (or pass max_new_tokens=0 to fill only its [MASK] tokens)."
+            )
+        return new_tokens
+
+    def _check_canvas_size(self, rows: int, length: int) -> None:
+        """Before the canvas is allocated: its length fits the model, its size fits `MAX_CANVAS_POSITIONS`."""
+        max_positions = getattr(self.config, "max_position_embeddings", None)
+        if max_positions is not None and length > max_positions:
+            raise ValueError(
+                f"Prompt + max_new_tokens = {length} positions, but the model accepts at most "
+                f"{max_positions} (max_position_embeddings). Shorten the prompt or lower max_new_tokens."
+            )
+        if rows * length > MAX_CANVAS_POSITIONS:
+            raise ValueError(
+                f"{rows} rows (after num_return_sequences) x {length} positions = {rows * length} token positions is "
+                f"more than generate() allocates ({MAX_CANVAS_POSITIONS}); lower max_new_tokens, the batch or "
+                "num_return_sequences."
+            )
+
+    @staticmethod
+    def _end_marker_order(config, input_ids, attention_mask, max_new_tokens) -> torch.LongTensor | None:
+        """When every prompt ends with the tokenizer's end marker (`sep_token_id`, e.g. BERT's [SEP]), the canvas
+        column order in which the model sees it after the generated region: [CLS] prompt new tokens [SEP], as in
+        pretraining. The returned canvas keeps the prompt as given (its [SEP] included), the new tokens after it."""
+        batch_size, prompt_length = input_ids.shape
+        if config.sep_token_id is None or batch_size == 0 or prompt_length == 0 or max_new_tokens == 0:
+            return None
+        real = attention_mask[:, :prompt_length].bool()
+        ends = (input_ids[:, -1] == config.sep_token_id) & real[:, -1]
+        if not bool(ends.any()):
+            return None
+        if not bool(ends[real.any(1)].all()):
+            raise ValueError(
+                f"Some prompts end with the tokenizer's end marker (sep_token_id={config.sep_token_id}) and others "
+                "do not; tokenize every prompt the same way, left-padded (tokenizer.padding_side = 'left')."
+            )
+        positions = torch.arange(prompt_length + max_new_tokens, device=input_ids.device)
+        return torch.cat(
+            [positions[: prompt_length - 1], positions[prompt_length:], positions[prompt_length - 1 :][:1]]
+        )
 
     @staticmethod
     def _plan_blocks(fill, prompt_length, max_new_tokens, block_length) -> tuple[torch.LongTensor, list[int]]:
@@ -320,26 +405,26 @@ class DiffusionGenerationMixin:
         return first_starts, list(range(prompt_length + block_length, length + 1, block_length))
 
     def _check_diffusion_setup(self, config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
-        """Input-dependent checks, before any forward."""
+        """Input-dependent checks, before any forward. The step cap is judged per row: a batch is refused exactly
+        when one of its rows would be refused alone."""
         check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
         if steps < len(block_ends):
             raise ValueError(
                 f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs at least one step. "
                 "Raise `steps` or `block_length`."
             )
-        most_steps = MAX_STEPS_PER_POSITION * max(int(fill.sum(1).max()), len(block_ends))
-        if strategy.fixed_steps and steps > most_steps:
-            raise ValueError(
-                f"steps={steps} is more than {MAX_STEPS_PER_POSITION} steps per position to fill (at most "
-                f"{most_steps} here): a ranked strategy reveals nothing in the extra steps, and the others pay for "
-                f"each one. Pass steps <= {most_steps} (steps = the number of positions decodes one token per step)."
-            )
-        max_positions = getattr(self.config, "max_position_embeddings", None)
-        if max_positions is not None and fill.shape[1] > max_positions:
-            raise ValueError(
-                f"Prompt + max_new_tokens = {fill.shape[1]} positions, but the model accepts at most "
-                f"{max_positions} (max_position_embeddings). Shorten the prompt or lower max_new_tokens."
-            )
+        to_fill = fill.sum(1)
+        to_fill = to_fill[to_fill > 0]
+        if strategy.fixed_steps and not strategy.draws_reveal_steps and to_fill.numel():
+            most_steps = MAX_STEPS_PER_POSITION * max(int(to_fill.min()), len(block_ends))
+            if steps > most_steps:
+                raise ValueError(
+                    f"steps={steps} is more than {MAX_STEPS_PER_POSITION} steps per position to fill for a row that "
+                    f"fills {int(to_fill.min())} (at most {most_steps} here): strategy {strategy.name!r} pays for "
+                    f"each step (a ranked strategy's count rule, a revising strategy's forward). Pass steps <= "
+                    f"{most_steps} (steps = the number of positions decodes one token per step), or use the "
+                    "'random' strategy, which costs nothing per step."
+                )
         if cache.active and not denoiser.supports_cache:
             raise ValueError(
                 f"cache={config.cache!r} needs a denoiser adapter that runs a block cache (such as "
@@ -363,12 +448,6 @@ class DiffusionGenerationMixin:
             logger.warning_once(
                 f"`pad_token_id` is not set: positions after EOS are filled with eos ({pad_token_id})."
             )
-        vocab_size = getattr(self.config, "vocab_size", None)
-        if vocab_size is not None and not 0 <= pad_token_id < vocab_size:
-            raise ValueError(
-                f"pad_token_id={pad_token_id} is outside the model's vocabulary (vocab_size={vocab_size}); pass the "
-                "tokenizer's pad_token_id."
-            )
         if pad_token_id == mask_token_id:
             raise ValueError(
                 f"pad_token_id={pad_token_id} is the [MASK] id: positions after EOS would look undecoded. Pass the "
@@ -390,13 +469,6 @@ class DiffusionGenerationMixin:
         sampling) transformers' temperature, top-k and top-p warpers."""
         processors = LogitsProcessorList()
         if config.suppress_tokens:
-            vocab_size = getattr(self.config, "vocab_size", None)
-            if vocab_size is not None and max(config.suppress_tokens) >= vocab_size:
-                raise ValueError(
-                    f"suppress_tokens holds ids outside the vocabulary (vocab_size={vocab_size}): "
-                    f"{sorted(token for token in config.suppress_tokens if token >= vocab_size)}; pass this model's "
-                    "tokenizer ids."
-                )
             processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=device))
         processors.extend(logits_processor or [])
         if config.do_sample:
@@ -426,11 +498,16 @@ class DiffusionGenerationMixin:
         canvas, attention_mask, position_ids = state.canvas, state.attention_mask, state.position_ids
         if rows.numel() != batch_size:
             canvas, attention_mask, position_ids = canvas[rows], attention_mask[rows], position_ids[rows]
+        keep = state.window_start + columns
+        if state.model_order is not None:  # the model sees the columns in this order (no cache runs then)
+            canvas, attention_mask = canvas[:, state.model_order], attention_mask[:, state.model_order]
+            position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+            keep = state.model_order.argsort()[keep]
         return DenoiseRequest(
             input_ids=canvas,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            keep=state.window_start + columns,
+            keep=keep,
             block_starts=state.block_starts[rows],
             block_end=state.block_end,
             rows=rows,
@@ -460,7 +537,7 @@ class DiffusionGenerationMixin:
         A local generation_config.json that cannot be read, or whose `mask_token_id` differs from the model
         config's, is an error (it is never silently replaced by defaults)."""
         if generation_config is not None:
-            self.generation_config = _as_diffusion_config(generation_config)
+            self.generation_config = as_diffusion_config(generation_config)
         elif pretrained_model_name_or_path is not None:
             local_file = os.path.join(str(pretrained_model_name_or_path), subfolder or "", GENERATION_CONFIG_NAME)
             try:

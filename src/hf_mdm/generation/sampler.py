@@ -3,7 +3,9 @@
 `set_timesteps(steps, num_blocks)` fixes, once, how many steps each block gets and its grid t_k = 1 - k/K; the reveal
 counts of a block come from the count rule when the block begins (`begin_block`). For a ranked strategy that never
 revises, a step whose count is 0 changes nothing (no reveal, no forward), so each row's zero-count steps are dropped
-there: the row runs its nonzero counts in order, and `steps` beyond the masked positions cost nothing.
+there: the row runs its nonzero counts in order, and `steps` beyond the masked positions cost nothing. A strategy that
+draws reveal steps (`random`) draws each masked position's step when the block begins, and `step` jumps to the next
+step where some active row reveals a position: any budget costs one visit per reveal event.
 Each reverse step t_k -> t_{k+1}:
 
 1. `denoise_request(state)`: the rows whose canvas changed since their last forward and the window columns they
@@ -68,7 +70,12 @@ class DiffusionSampler:
         state.current_probs = torch.ones_like(state.scores)
         state.stale = torch.ones_like(state.done)
         masked = state.masked()
-        state.counts = None
+        state.counts = state.reveal_steps = None
+        if self.strategy.draws_reveal_steps:
+            rows = (~state.done & masked.any(1)).nonzero().squeeze(1)
+            uniform = self.randomness.rand_right_aligned(rows, state.widths[rows], width, masked.device)
+            state.reveal_steps = torch.full_like(state.candidates, state.num_steps)
+            state.reveal_steps[rows] = self.strategy.reveal_steps(uniform, state.num_steps)
         if self.strategy.uses_counts:
             state.counts = self.count_rule(masked.sum(1), state.num_steps, self.schedule)
             if not self.strategy.revises:
@@ -138,6 +145,8 @@ class DiffusionSampler:
         if rows.numel() > 0:
             self.propose(state, logits, rows, columns)
         active = self.active_rows(state).nonzero().squeeze(1)
+        if state.reveal_steps is not None:
+            state.step = self.next_reveal_step(state)
         if state.step >= state.num_steps and self.strategy.fixed_steps and active.numel() > 0:
             raise RuntimeError(
                 f"Strategy {self.strategy.name!r} left [MASK] tokens after the last step of a block; a strategy must "
@@ -159,9 +168,12 @@ class DiffusionSampler:
             revealed=revealed,
             candidates=state.candidates[pick],
             current_probs=state.current_probs[pick] if self.strategy.scores_revealed else None,
+            index=state.step,
+            reveal_steps=state.reveal_steps[pick] if state.reveal_steps is not None else None,
         )
         window = state.canvas[pick, state.window]
-        updated = torch.where(self.strategy.select(view) & masked, view.candidates, window)
+        reveal = self.strategy.select(view) & masked
+        updated = torch.where(reveal, view.candidates, window)
         if self.strategy.revises:
             remask, edit = self.strategy.revise(view)
             updated = torch.where(edit & revealed, view.candidates, updated)
@@ -171,10 +183,18 @@ class DiffusionSampler:
         state.canvas[pick, state.window] = updated
         state.refresh()
         state.stale |= changed
-        state.steps_per_block[pick, state.block_index] += 1
+        # a row's steps: those it went through, or (drawn reveal steps) those where it revealed a position
+        state.steps_per_block[pick, state.block_index] += reveal.any(1) if state.reveal_steps is not None else 1
         state.step += 1
         self.finish_rows(state)
         self.update_active(state)
+
+    @staticmethod
+    def next_reveal_step(state: DiffusionState) -> int:
+        """The first step, from the current one on, at which an active row reveals one of its masked positions."""
+        pending = state.masked() & state.active[:, None]
+        upcoming = state.reveal_steps.masked_fill(~pending, state.num_steps)
+        return max(state.step, int(upcoming.min())) if upcoming.numel() else state.num_steps
 
     def finish_rows(self, state: DiffusionState) -> None:
         """Rows with nothing left to fill, or that revealed EOS and everything before it (then pad after EOS)."""

@@ -22,11 +22,14 @@ class DiffusionState:
     Current block: `block_index`, `block_starts` (B,) and `block_end`, `window_start` (their minimum), `num_steps` K
     and `step` k (the step runs t_k -> t_{k+1}); `candidates` (B, W) and `scores` (B, W) from each row's last forward,
     `current_probs` (B, W) p(current token) at revealed positions (for strategies that edit), `stale` (B,) rows whose
-    canvas changed since their last forward, `counts` (B, K) scheduled reveals. `inside` (B, W): the window
+    canvas changed since their last forward, `counts` (B, K) scheduled reveals, `reveal_steps` (B, W) each
+    position's reveal step (strategies that draw them; K where nothing is revealed). `inside` (B, W): the window
     positions of each row's own block (real tokens only), fixed per block; `block_masked` (B, W): those still [MASK],
     kept current by `refresh()` after every change of the canvas; `active` (B,) rows still decoding the block.
     `non_finite` (B,): rows whose
-    p(. | x_t) held NaN or inf in some forward (checked once, at the end of decoding).
+    p(. | x_t) held NaN or inf in some forward (checked once, at the end of decoding). `model_order` (L,): the order
+    in which the model sees the canvas columns when it differs from the canvas's (a prompt's trailing end marker
+    moved after the generated region), else None.
     """
 
     canvas: torch.LongTensor
@@ -38,6 +41,7 @@ class DiffusionState:
     done: torch.BoolTensor
     nfe: torch.LongTensor
     steps_per_block: torch.LongTensor
+    model_order: torch.LongTensor | None = None
     block_index: int = -1
     block_starts: torch.LongTensor | None = None
     block_end: int = 0
@@ -49,6 +53,7 @@ class DiffusionState:
     current_probs: torch.Tensor | None = None
     stale: torch.BoolTensor | None = None
     counts: torch.LongTensor | None = None
+    reveal_steps: torch.LongTensor | None = None
     inside: torch.BoolTensor | None = None
     block_masked: torch.BoolTensor | None = None
     active: torch.BoolTensor | None = None

@@ -5,7 +5,8 @@ x̂_i ~ p (the argmax when not sampling) for each position and asks the strategy
 every step it calls `select`, which returns the positions to reveal (they take their candidate and never change again).
 
 * `random`: the exact ancestral sampler. Each masked position is revealed independently with probability
-  (alpha(s) - alpha(t)) / (1 - alpha(t)).
+  (alpha(s) - alpha(t)) / (1 - alpha(t)); it draws each position's reveal step once per block (the same law), so the
+  sampler visits only the steps where something is revealed.
 * ranked (`confidence` p(x̂), `margin` p1 - p2, `entropy` -H(p)): reveal the scheduled count n_k of highest scores,
   optionally after adding `strategy_temperature` x Gumbel noise to the scores.
 * `threshold`: reveal every position with confidence >= tau, at least the most confident one; runs until the block
@@ -41,7 +42,9 @@ class RevealStep:
     What a strategy sees at one step, for the R rows still decoding the current block of width W.
 
     masked: (R, W) positions still masked. scores: (R, W) `score` of the last forward (None if the strategy has none).
-    counts: (R,) scheduled reveals when `uses_counts`. t, s: the step goes from time t to time s < t.
+    counts: (R,) scheduled reveals when `uses_counts`. t, s: the step goes from time t to time s < t; it is step
+    `index` of the block's K. reveal_steps: (R, W) the step at which each position is revealed, drawn when the block
+    began (strategies with `draws_reveal_steps`, else None).
     rows: (R,) batch indices of these rows, for `randomness`.
     widths: (R,) each row's block width; its block is the last `widths[r]` columns of the window (rows whose prompt
         holds [MASK] start block 0 earlier). None: every row spans the whole window.
@@ -58,6 +61,8 @@ class RevealStep:
     rows: torch.LongTensor
     randomness: RowRandomness
     widths: torch.LongTensor | None = None
+    index: int = 0
+    reveal_steps: torch.LongTensor | None = None
     revealed: torch.BoolTensor | None = None
     candidates: torch.LongTensor | None = None
     current_probs: torch.Tensor | None = None
@@ -72,6 +77,8 @@ class RevealStep:
 
 class RevealStrategy:
     """Base class. `fixed_steps=False` runs a block until it is complete instead of for its share of `steps`.
+    `draws_reveal_steps=True`: `reveal_steps` gives each masked position its reveal step when a block begins, and the
+    sampler visits only the steps where some position is revealed (so the budget costs nothing per step).
 
     A strategy's constructor takes the schedule and its own parameters. `config_fields` names the
     `DiffusionGenerationConfig` fields passed to it (e.g. `threshold`); any other parameter comes from the config's
@@ -81,6 +88,7 @@ class RevealStrategy:
     name: str = "base"
     uses_counts: bool = False
     fixed_steps: bool = True
+    draws_reveal_steps: bool = False
     revises: bool = False
     scores_revealed: bool = False
     config_fields: tuple[str, ...] = ()
@@ -105,14 +113,38 @@ class RevealStrategy:
 
 @register_strategy("random")
 class RandomStrategy(RevealStrategy):
-    """Ancestral sampling: reveal each masked position independently w.p. (alpha(s) - alpha(t)) / (1 - alpha(t))."""
+    r"""
+    Ancestral sampling: reveal each masked position independently w.p. (alpha(s) - alpha(t)) / (1 - alpha(t)).
+
+    The per-step probabilities telescope: a position masked at t_0 = 1 is still masked after step k (time s_k) with
+    probability (1 - alpha(s_k)) / (1 - alpha(1)), independently of every other position and of the tokens. So its
+    reveal step is drawn once, by inverting that law at u ~ U(0, 1):
+
+        k(u) = min { k : F(s_k) > u },    F(s) = (alpha(s) - alpha(1)) / (1 - alpha(1)),    F(s_{K-1} = 0) = 1,
+
+    by bisection over k (O(log K) evaluations of alpha per position, none per step). The output has the law of the
+    step-by-step sampler, and any budget K costs at most one forward per step where something is revealed.
+    """
+
+    draws_reveal_steps = True
+
+    def reveal_steps(self, uniform: torch.Tensor, num_steps: int) -> torch.LongTensor:
+        """(R, W) reveal steps in [0, num_steps) from (R, W) U(0, 1) noise."""
+        u = uniform.double()
+        alpha_end = self.schedule.alpha(torch.ones((), dtype=torch.float64, device=u.device))
+        low = torch.zeros(u.shape, dtype=torch.long, device=u.device)
+        high = torch.full_like(low, num_steps - 1)
+        for _ in range((num_steps - 1).bit_length()):
+            middle = (low + high) // 2
+            s = 1.0 - (middle + 1).double() / num_steps
+            revealed = ((self.schedule.alpha(s) - alpha_end) / (1.0 - alpha_end) > u) | (middle == num_steps - 1)
+            searching = low < high
+            high = torch.where(searching & revealed, middle, high)
+            low = torch.where(searching & ~revealed, middle + 1, low)
+        return low
 
     def select(self, step):
-        if step.s <= 0.0:
-            return step.masked
-        t, s = torch.tensor(step.t, dtype=torch.float64), torch.tensor(step.s, dtype=torch.float64)
-        probability = float(self.schedule.reveal_probability(t, s))
-        return step.masked & (step.uniform() < probability)
+        return step.masked & (step.reveal_steps <= step.index)
 
 
 # Scores closer than this count as equal. A model's forward can differ in the last bits between batch sizes (BLAS
