@@ -3,10 +3,11 @@
 import os
 
 import datasets
-import evaluate
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from hf_mdm.metrics import inputs  # a module, not its classes: evaluate loads the first Metric class it finds
 
 
 _DESCRIPTION = """
@@ -37,27 +38,35 @@ Examples:
 """
 
 
-class GenerativePerplexity(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("string")}),
-        )
+class GenerativePerplexity(inputs.CheckedInputsMetric):
+    DESCRIPTION = _DESCRIPTION
+    INPUTS_DESCRIPTION = _KWARGS_DESCRIPTION
+    FEATURES = datasets.Features({"predictions": datasets.Value("string")})
+    PREDICTION_KINDS = ("text",)
 
     def _compute(
         self, predictions, model=None, tokenizer=None, batch_size=8, max_length=None, stride=None, add_start_token=True
     ):
+        batch_size = inputs.check_positive_int(self.name, "batch_size", batch_size)
+        if not isinstance(add_start_token, bool):
+            raise ValueError(f"add_start_token must be True or False, got {add_start_token!r}.")
+        for name, value in (("max_length", max_length), ("stride", stride)):
+            if value is not None:
+                inputs.check_positive_int(self.name, name, value)
         model, tokenizer = _load(model, tokenizer)
         if max_length is None:
             max_length = min(getattr(model.config, "max_position_embeddings", None) or 1024, 1024)
         stride = max_length // 2 if stride is None else stride
         if not 1 <= stride < max_length:
             raise ValueError(f"Need 1 <= stride < max_length, got stride={stride}, max_length={max_length}.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
         texts = _encode(predictions, tokenizer, add_start_token)
+        vocab_size = getattr(model.config, "vocab_size", None)
+        outside = sorted({token for ids in texts for token in ids if vocab_size is not None and token >= vocab_size})
+        if outside:
+            raise ValueError(
+                f"The tokenizer gives ids {outside[:5]} outside the model's vocabulary (vocab_size={vocab_size}): "
+                "pass the tokenizer of this causal LM."
+            )
         windows = [(index, *window) for index, ids in enumerate(texts) for window in _windows(ids, max_length, stride)]
 
         nll = torch.zeros(len(texts), dtype=torch.float64)

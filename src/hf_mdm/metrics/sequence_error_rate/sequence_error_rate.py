@@ -53,6 +53,10 @@ class SequenceErrorRate(inputs.OptionalReferencesMetric):
     ]
 
     def _compute(self, predictions, references, normalizer=None, language=None, valid=None):
+        if normalizer is not None and not callable(normalizer):
+            raise ValueError(f"normalizer= must be a function of one text, got {normalizer!r}.")
+        if language is not None:
+            inputs.check_language(self.name, language)
         given = {
             "references": inputs.has_references(references),
             "language": language is not None,
@@ -67,7 +71,7 @@ class SequenceErrorRate(inputs.OptionalReferencesMetric):
             if len(valid) != len(predictions):
                 raise ValueError(f"Got {len(valid)} validity flags for {len(predictions)} predictions; pass one each.")
             flags = [flag.item() if hasattr(flag, "item") else flag for flag in valid]  # numpy / torch scalars
-            bad = [flag for flag in flags if isinstance(flag, float) or flag not in (True, False)]
+            bad = [flag for flag in flags if not isinstance(flag, (bool, int)) or flag not in (True, False)]
             if bad:
                 raise ValueError(
                     f"valid= must hold booleans (or 0/1), got {bad[:3]}; "
@@ -75,6 +79,10 @@ class SequenceErrorRate(inputs.OptionalReferencesMetric):
                 )
             wrong = [not flag for flag in flags]
         elif language is not None:
+            if any(isinstance(prediction, str) for prediction in predictions):
+                raise ValueError(
+                    "With language=, predictions are token-id sequences; encode text with language.tokenizer()."
+                )
             flags = inputs.by_length(language, predictions, lambda lang, batch: lang.is_valid(batch).tolist())
             wrong = [not flag for flag in flags]
         else:

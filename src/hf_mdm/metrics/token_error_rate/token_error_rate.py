@@ -45,7 +45,8 @@ Args:
     predictions: token-id sequences (or, with references, whitespace-separated strings).
     references: optional; one per prediction.
     language: optional formal language to score against.
-    entropy_rate: optional precomputed entropy rate (a float or `EntropyRate`), to skip its computation.
+    entropy_rate: optional precomputed entropy rate (a float or `EntropyRate`), to skip its computation; a value
+        outside [0, log V] (V the language's symbols) or a negative standard error is refused.
     invalid_token_log_prob: the log-probability an invalid token is scored at (default log 1e-6).
 Returns:
     against a language: token_error_rate, token_error_rate_standard_error, log_perplexity,
@@ -65,6 +66,7 @@ _SEQUENCE = datasets.Sequence(datasets.Value("int64"))
 
 
 class TokenErrorRate(inputs.OptionalReferencesMetric):
+    TEXT_WITHOUT_REFERENCES = False
     DESCRIPTION = _DESCRIPTION
     INPUTS_DESCRIPTION = _KWARGS_DESCRIPTION
     FEATURES = [
@@ -80,20 +82,31 @@ class TokenErrorRate(inputs.OptionalReferencesMetric):
             if entropy_rate is not None or invalid_token_log_prob is not None:
                 raise ValueError("entropy_rate= and invalid_token_log_prob= apply only with language=.")
             return _against_references(predictions, references)
-        floor = DEFAULT_INVALID_TOKEN_LOG_PROB if invalid_token_log_prob is None else float(invalid_token_log_prob)
-        if not (math.isfinite(floor) and floor <= 0.0):
+        language = inputs.check_language(self.name, language)
+        floor = DEFAULT_INVALID_TOKEN_LOG_PROB if invalid_token_log_prob is None else invalid_token_log_prob
+        if not inputs.is_real(floor) or not (math.isfinite(floor) and floor <= 0.0):
             raise ValueError(
-                f"invalid_token_log_prob must be a finite log-probability <= 0, got {invalid_token_log_prob}; "
+                f"invalid_token_log_prob must be a finite log-probability <= 0, got {invalid_token_log_prob!r}; "
                 "e.g. math.log(1e-6)."
             )
-        return _against_language(predictions, language, entropy_rate, floor)
+        entropy_rate = None if entropy_rate is None else check_entropy_rate(entropy_rate, language)
+        return _against_language(predictions, language, entropy_rate, float(floor))
+
+
+def check_entropy_rate(entropy_rate, language) -> tuple[float, float]:
+    """(value, standard error) of a given entropy rate: a number or an `EntropyRate` / (value, SE) pair, with
+    0 <= value <= log V (no language over V symbols has more entropy per token) and SE >= 0, all finite."""
+    value, standard_error = entropy_rate if isinstance(entropy_rate, tuple) else (entropy_rate, 0.0)
+    top = math.log(language.vocab_size)
+    inputs.check_finite("token_error_rate", f"entropy_rate (nats per token, at most log {language.vocab_size})",
+                        value, 0.0, top * (1 + 1e-9))  # fmt: skip
+    inputs.check_finite("token_error_rate", "the entropy rate's standard error", standard_error, 0.0)
+    return float(value), float(standard_error)
 
 
 def _against_references(predictions, references):
     errors = total = 0
-    for prediction, reference in zip(predictions, references):
-        if isinstance(prediction, str) != isinstance(reference, str):
-            raise ValueError("Predictions and references must both be strings or both be token-id sequences.")
+    for prediction, reference in zip(predictions, references):  # of one kind (inputs.OptionalReferencesMetric)
         if isinstance(prediction, str):
             prediction, reference = prediction.split(), reference.split()
         length = max(len(prediction), len(reference))
@@ -132,9 +145,7 @@ def _against_language(predictions, language, entropy_rate, floor):
     counts = torch.tensor([float(sequence.numel()) for sequence in per_sequence], dtype=torch.float64)
     log_perplexity = float(totals.sum() / counts.sum())
     log_perplexity_standard_error = ratio_standard_error(totals, counts)
-    if entropy_rate is None:
-        entropy_rate = language.entropy_rate()
-    value, standard_error = entropy_rate if isinstance(entropy_rate, tuple) else (float(entropy_rate), 0.0)
+    value, standard_error = language.entropy_rate() if entropy_rate is None else entropy_rate
     return {
         "token_error_rate": log_perplexity - value,
         "token_error_rate_standard_error": math.hypot(log_perplexity_standard_error, standard_error),
