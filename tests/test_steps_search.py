@@ -42,8 +42,8 @@ def test_search_runs_sweep_cells_and_fits_per_strategy(language):
     "kwargs, match",
     [
         (dict(target=1.0), "strictly between 0 and 1"),
-        (dict(lengths=[8, 0]), "every length must be a positive integer"),
-        (dict(lengths=[8.5]), "every length must be a positive integer"),
+        (dict(lengths=[8, 0]), "every entry of lengths must be a positive integer"),
+        (dict(lengths=[8.5]), "every entry of lengths must be a positive integer"),
         (dict(max_steps=-4), "max_steps must be a positive integer"),
         (dict(min_steps=32), "must not exceed"),
         (dict(strategies=["autoregressive"]), "no steps to search"),

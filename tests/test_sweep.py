@@ -251,6 +251,20 @@ def test_resume_file_of_an_older_hf_mdm_without_the_standard_errors_is_refused(l
 
 
 @pytest.mark.bad_input
+def test_resume_file_whose_rows_do_not_record_their_generation_is_refused(language, tmp_path):
+    """Rows from before the `seed` and `generation` columns: a card could not rerun their cells."""
+    path = tmp_path / "sweep.jsonl"
+    small_sweep(language, path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[0]["sweep_identity"]["score_columns"] = list(LanguageTask.SCORE_COLUMNS)  # as the older hf-mdm wrote it
+    for row in lines[1:]:
+        del row["seed"], row["generation"]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    with pytest.raises(ValueError, match=r"older hf-mdm whose rows lack the columns \['generation', 'seed'\]"):
+        small_sweep(language, path, resume=True)
+
+
+@pytest.mark.bad_input
 def test_resume_file_of_other_weights_is_refused(tmp_path, tokenizer):
     from hf_mdm import MDMForMaskedGeneration
 

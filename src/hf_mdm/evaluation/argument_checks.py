@@ -6,14 +6,7 @@ Integers are Python or numpy/torch integers, never booleans, floats or strings (
 iterated character by character; a name looked up among the names a table holds must be one of them.
 """
 
-import numbers
-
-
-def is_integer(value) -> bool:
-    """True for Python, numpy and torch integers (0-dimensional), never for booleans."""
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 and not isinstance(value, numbers.Number):
-        value = value.item()  # a 0-dimensional torch tensor
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+from ..metrics.inputs import is_integer
 
 
 def check_positive_int(name: str, value) -> int:

@@ -146,7 +146,7 @@ def latency_at_matched_quality(
     Returns:
         One `MatchedQuality` per metric (`reached` False: not reached by the largest swept steps).
     """
-    rows = [dict(row) for row in rows]
+    rows = [dict(row) if isinstance(row, dict) else row for row in rows]
     if not rows:
         raise ValueError("No sweep rows; run `sweep_steps(..., autoregressive_model=causal_lm)` first.")
     check_sweep_rows(rows)

@@ -28,15 +28,10 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from ..metrics.sequence_error_rate.sequence_error_rate import wilson_interval
+from .argument_checks import check_names, check_positive_int, check_positive_ints
 from .step_scaling import StepScaling, check_target, fit_exponent
 from .steps_needed import StepsNeeded, decide_steps_needed
 from .sweep import AUTOREGRESSIVE, sweep_steps
-
-
-def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 def search_steps(
@@ -121,10 +116,9 @@ def search_steps_needed(
     `StepScaling` per strategy (`describe()` prints the steps needed, b, its standard error and 95% interval).
     """
     target = check_target(target)
-    check_positive_int("min_steps", min_steps)
-    if not strategies or not lengths:
-        raise ValueError("strategies and lengths must each list at least one value.")
-    lengths = [check_positive_int("every length", length) for length in lengths]
+    min_steps = check_positive_int("min_steps", min_steps)
+    strategies = check_names("strategies", strategies)
+    lengths = check_positive_ints("lengths", lengths)
     if isinstance(max_steps, dict) and set(max_steps) != set(lengths):
         raise ValueError(f"max_steps gives bounds for lengths {sorted(max_steps)}, but the lengths are {lengths}.")
     max_steps = {length: max_steps[length] if isinstance(max_steps, dict) else max_steps for length in lengths}

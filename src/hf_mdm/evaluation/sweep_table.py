@@ -120,16 +120,18 @@ def check_sweep_rows(rows: list[dict]) -> None:
     for index, row in enumerate(rows):
         check_row(index, row)
     for column, unit in SWEEP_COLUMNS.items():
-        values = []
+        if all(row.get(column) is None for row in rows):
+            continue
+        values = []  # a row without the column counts as a value: rows of a sweep that has it all have it
         for row in rows:
             value = row.get(column)
-            if value is not None and not any(_same(value, seen) for seen in values):
+            if not any(_same(value, seen) for seen in values):
                 values.append(value)
         if len(values) > 1:
             raise ValueError(
                 f"The rows hold {len(values)} values of {column!r} ({', '.join(map(repr, values))}): they come from "
                 f"different sweeps, and one table or card is one {unit}: pass [row for row in rows if "
-                f"row[{column!r}] == {values[0]!r}]."
+                f"row.get({column!r}) == {values[0]!r}]."
             )
     first: dict = {}
     for index, row in enumerate(rows):
