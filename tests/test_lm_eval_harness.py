@@ -5,6 +5,8 @@ folders of every supported kind load."""
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ from lm_eval.tasks import TaskManager  # noqa: E402
 from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast  # noqa: E402
 
 from hf_mdm import MDMForMaskedGeneration, NGramLanguage  # noqa: E402
-from hf_mdm.integrations.lm_eval_harness import MaskedDiffusionLM  # noqa: E402
+from hf_mdm.integrations.lm_eval_harness import MaskedDiffusionLM, add_monte_carlo_errors  # noqa: E402
+from hf_mdm.integrations.lm_eval_model_arguments import usable_device  # noqa: E402
 
 from .conftest import tiny_config  # noqa: E402
 
@@ -175,23 +178,6 @@ def test_llada_and_dream_folders_and_stock_masked_lms_load(tmp_path):
     assert isinstance(generated, str)
 
 
-@pytest.mark.parametrize(
-    "model_args, message",
-    [
-        ({"stepz": 4}, "Unknown model_args"),
-        ({"mc_num": 10}, "multiple of mc_groups"),
-        ({"batch_size": "auto"}, "positive integer"),
-    ],
-)
-def test_bad_model_args_fail_before_any_request(deterministic_language, model_args, message):
-    with pytest.raises(ValueError, match=message):
-        MaskedDiffusionLM(
-            pretrained=deterministic_language.oracle_model(),
-            tokenizer=deterministic_language.tokenizer(),
-            **model_args,
-        )
-
-
 def test_task_generation_kwargs_without_a_diffusion_meaning_are_refused(deterministic_language):
     lm = MaskedDiffusionLM(
         pretrained=deterministic_language.oracle_model(), tokenizer=deterministic_language.tokenizer()
@@ -208,3 +194,57 @@ def test_requests_that_do_not_fit_max_length_are_refused_not_truncated(determini
         lm.loglikelihood([Instance("loglikelihood", {}, ("0", " 1 2 3 4"), 0)])
     with pytest.raises(ValueError, match="leaves no room for a prompt"):
         lm.generate_until([Instance("generate_until", {}, ("0 1", {"max_gen_toks": 4}), 0)])
+
+
+def test_monte_carlo_errors_are_in_the_results_and_the_table(task_dir):
+    language = NGramLanguage(5, n=2, seed=0)  # choices of non-zero probability: finite, non-zero errors
+    lm = MaskedDiffusionLM(pretrained=language.oracle_model(), tokenizer=language.tokenizer(), steps=3, mc_num=16)
+    results = evaluate(task_dir, lm, None)
+    summary = results["config"]["monte_carlo"]
+    assert summary["mc_num"] == 16 and set(summary["tasks"]) == {"language_choice"}  # generation has no estimate
+    samples = results["samples"]["language_choice"]
+    errors = [lm.standard_errors[tuple(arguments)] for sample in samples for arguments in sample["arguments"]]
+    assert summary["tasks"]["language_choice"]["requests"] == len(errors) == 12  # 6 documents, 2 choices each
+    rms = math.sqrt(sum(error**2 for error in errors) / len(errors))
+    assert summary["tasks"]["language_choice"]["rms"] == pytest.approx(rms) and rms > 0
+    assert summary["tasks"]["language_choice"]["max"] == pytest.approx(max(errors))
+
+    add_monte_carlo_errors(results)
+    assert results["results"]["language_choice"]["loglikelihood_mc_se,none"] == pytest.approx(rms)
+    assert "loglikelihood_mc_se,none" not in results["results"]["language_continue"]
+    table = lm_eval.utils.make_table(results)
+    assert f"|loglikelihood_mc_se|↓  |{rms:.4f}|" in table.replace(" ", "").replace("|↓|", "|↓  |")
+
+
+def test_an_unavailable_device_falls_back_with_a_warning(caplog):
+    requested = f"cuda:{torch.cuda.device_count() + 7}"  # no machine has it
+    with caplog.at_level("WARNING"):
+        device = usable_device(requested)
+    assert device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert f"device {requested!r} is not available here" in caplog.text
+    assert usable_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.slow
+def test_the_command_line_runs_on_this_machine_and_prints_the_monte_carlo_row(tmp_path, task_dir):
+    """lm-eval's own command line (device cuda:0 by default) through `python -m hf_mdm.integrations.lm_eval_harness`:
+    on a machine without that GPU it falls back with a warning; the table and the JSON hold the Monte Carlo row."""
+    tokenizer = NGramLanguage(5, n=2, seed=0).tokenizer()
+    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    MDMForMaskedGeneration(config).save_pretrained(tmp_path / "mdm")
+    tokenizer.save_pretrained(tmp_path / "mdm")
+    command = [sys.executable, "-m", "hf_mdm.integrations.lm_eval_harness", "run", "--model", "hf-mdm",
+               "--model_args", f"pretrained={tmp_path / 'mdm'},mc_num=16", "--tasks", "language_choice",
+               "--include_path", str(task_dir), "--output_path", str(tmp_path / "results")]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    if not torch.cuda.is_available():
+        assert "hf-mdm: device 'cuda:0' is not available here" in run.stderr
+    assert "|loglikelihood_mc_se|" in run.stdout.replace(" ", "")
+    (saved,) = (tmp_path / "results").rglob("results_*.json")
+    results = json.loads(saved.read_text())
+    task = results["config"]["monte_carlo"]["tasks"]["language_choice"]
+    assert task["requests"] == 12 and results["results"]["language_choice"]["loglikelihood_mc_se,none"] == task["rms"]

@@ -4,8 +4,13 @@ Each run is a row (task, strategy, length = the task's max_gen_toks, steps, NFE 
 accuracy with its Wilson 95% interval, latency per document) appended to `output_dir/eval.jsonl`, a resume file
 like a sweep's (`--resume` keeps its finished rows, and refuses a file written for another model, task set or
 setting). `ModelCard.from_sweep` turns one task's rows into a step-vs-accuracy card.
+
+Every argument is checked first, the local ones (model folder, numbers, strategies, device, task folder) when they are
+parsed, then the task names against lm-eval's index and each task's metric and generation length, all before the
+model is loaded or a dataset fetched; a mistake is one line `hf-mdm eval: error: ...` and exit status 2.
 """
 
+import difflib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -13,7 +18,11 @@ from pathlib import Path
 
 from ..evaluation.sweep_resume import append_rows, open_resume_file, sweep_identity
 from ..evaluation.sweep_table import markdown_table
+from ..generation.configuration import DiffusionGenerationConfig
+from ..generation.strategies import STRATEGIES
+from ..integrations.lm_eval_model_arguments import check_device
 from ..metrics.sequence_error_rate.sequence_error_rate import wilson_interval
+from ..model_source import check_model_source
 
 
 @dataclass
@@ -33,8 +42,76 @@ class EvalArguments:
     seed: int = 0
     resume: bool = field(default=False, metadata={"help": "Keep the rows already in output_dir/eval.jsonl."})
 
+    def __post_init__(self):
+        check_local_arguments(self)
+
 
 ARGUMENTS = (EvalArguments,)
+
+
+def _positive(name: str, value, minimum: int = 1) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        raise ValueError(f"--{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _distinct(name: str, values: list) -> None:
+    if not values:
+        raise ValueError(f"--{name} needs at least one value.")
+    repeated = sorted({value for value in values if values.count(value) > 1}, key=str)
+    if repeated:
+        raise ValueError(f"--{name} lists {repeated} more than once; each value is one run, give it once.")
+
+
+def check_local_arguments(args: EvalArguments) -> None:
+    """Everything checkable without lm-eval's task index: the model folder, the numbers, the strategies, the device,
+    the task folder and the output folder."""
+    check_model_source(args.model_name_or_path, "--model_name_or_path")
+    _distinct("tasks", args.tasks)
+    _distinct("steps", args.steps)
+    _distinct("strategies", args.strategies)
+    for steps in args.steps:
+        _positive("steps", steps)
+    for strategy in args.strategies:
+        STRATEGIES.check(strategy)
+    for name, minimum in (("block_length", 1), ("limit", 1), ("num_fewshot", 0), ("batch_size", 1), ("seed", 0)):
+        _positive(name, getattr(args, name), minimum)
+    check_device(args.device, "--device")
+    if not args.metric:
+        raise ValueError("--metric must name one of the tasks' metrics, e.g. exact_match.")
+    if args.include_path is not None and not Path(args.include_path).is_dir():
+        raise FileNotFoundError(f"No such folder: {args.include_path} (--include_path, a folder of task YAML files).")
+    if Path(args.output_dir).is_file():
+        raise FileExistsError(f"--output_dir {args.output_dir} is a file; give a folder for eval.jsonl and eval.md.")
+
+
+def check_task_names(names: list[str], task_manager) -> None:
+    """Refuse names that lm-eval's task index (with --include_path) does not know, suggesting the closest ones."""
+    unknown = [name for name in names if not task_manager.match_tasks([name]) and not Path(name).is_file()]
+    if unknown:
+        hints = [difflib.get_close_matches(name, task_manager.all_tasks, n=3) for name in unknown]
+        suggestions = sorted({match for matches in hints for match in matches})
+        raise ValueError(
+            f"Unknown lm-eval tasks {unknown}"
+            + (f"; did you mean {suggestions}?" if suggestions else "")
+            + " `lm-eval ls tasks` lists them; local YAML tasks need --include_path."
+        )
+
+
+def check_task_settings(args: EvalArguments, tasks: dict) -> None:
+    """Each task's metric list holds --metric, and the step budgets fit its generation length."""
+    for name, task in tasks.items():
+        metrics = sorted(
+            {entry["metric"] for entry in task.config.metric_list or [] if isinstance(entry["metric"], str)}
+        )
+        if metrics and args.metric not in metrics:
+            raise ValueError(f"Task {name} has no metric {args.metric!r}; pass --metric with one of {metrics}.")
+        length = int(task.config.generation_kwargs.get("max_gen_toks", 256))
+        try:
+            for steps in args.steps:
+                config = DiffusionGenerationConfig(steps=steps, block_length=args.block_length, max_new_tokens=length)
+                config.validate()
+        except ValueError as error:
+            raise ValueError(f"Task {name} generates max_gen_toks={length} tokens: {error}") from None
 
 
 def generation_tasks(names: list[str], task_manager) -> dict:
@@ -91,7 +168,9 @@ def run(args: EvalArguments):
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails here, before any model is loaded
     task_manager = TaskManager(include_path=args.include_path)
+    check_task_names(args.tasks, task_manager)
     tasks = generation_tasks(args.tasks, task_manager)
+    check_task_settings(args, tasks)
     model, tokenizer = load_masked_lm(args.model_name_or_path)
     settings = {
         "tasks": sorted(tasks),

@@ -20,17 +20,23 @@ import math
 import torch
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
+from lm_eval.evaluator import simple_evaluate as lm_eval_simple_evaluate
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging
 
 from ..evaluation.monte_carlo_loglikelihood import monte_carlo_loglikelihood, request_seed
 from ..generation import DiffusionGenerationMixin, enable_diffusion_generation
 from ..generation.enable_diffusion_generation import load_for_diffusion_generation
+from ..model_source import check_model_source
+from .lm_eval_model_arguments import check_model_arguments, usable_device
 
 
 logger = logging.get_logger(__name__)
+
+# The metric `add_monte_carlo_errors` adds to each task of lm-eval's results.
+MONTE_CARLO_METRIC = "loglikelihood_mc_se"
 
 # lm-eval's own generation keys that map onto `generate()` arguments; `until` and `max_gen_toks` are handled here.
 GENERATION_KEYS = ("do_sample", "temperature", "top_p", "top_k")
@@ -38,8 +44,10 @@ GENERATION_KEYS = ("do_sample", "temperature", "top_p", "top_k")
 
 def load_masked_lm(pretrained, tokenizer=None, dtype=None):
     """(model with `generate()`, tokenizer) from a folder or an instance: hf-mdm, LLaDA and Dream folders load as
-    `MDMForMaskedGeneration`; any other folder as `AutoModelForMaskedLM` given `generate()`."""
+    `MDMForMaskedGeneration`; any other folder as `AutoModelForMaskedLM` given `generate()`. A folder that does not
+    exist is reported as such before anything is loaded."""
     if isinstance(pretrained, str):
+        check_model_source(pretrained, "pretrained")
         tokenizer = pretrained if tokenizer is None else tokenizer
     elif not isinstance(pretrained, torch.nn.Module):
         raise TypeError(f"pretrained must be a folder or a model instance, got {type(pretrained).__name__}.")
@@ -48,7 +56,10 @@ def load_masked_lm(pretrained, tokenizer=None, dtype=None):
     elif tokenizer is None:
         raise ValueError("A model instance needs its tokenizer: pass model_args tokenizer=<tokenizer or folder>.")
     if isinstance(tokenizer, str):
+        check_model_source(tokenizer, "tokenizer")
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    elif not isinstance(tokenizer, PreTrainedTokenizerBase):
+        raise TypeError(f"tokenizer must be a folder or a tokenizer instance, got {type(tokenizer).__name__}.")
     if isinstance(pretrained, str):
         return load_for_diffusion_generation(pretrained, tokenizer, **({"dtype": dtype} if dtype else {})), tokenizer
     if isinstance(pretrained, DiffusionGenerationMixin):
@@ -85,7 +96,7 @@ class MaskedDiffusionLM(TemplateLM):
 
     def __init__(
         self,
-        pretrained,
+        pretrained=None,
         tokenizer=None,
         steps: int | None = None,
         strategy: str | None = None,
@@ -103,17 +114,22 @@ class MaskedDiffusionLM(TemplateLM):
         **generation_kwargs,
     ):
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer (requests per forward), got {batch_size!r}.")
-        if mc_num < mc_groups or mc_num % mc_groups or mc_groups < 2:
-            raise ValueError(
-                f"mc_num={mc_num} must be a multiple of mc_groups={mc_groups} (>= 2); e.g. mc_num=128,mc_groups=8."
-            )
+        arguments, generation = check_model_arguments(
+            {"mc_num": mc_num, "mc_groups": mc_groups, "batch_size": batch_size, "mc_batch_size": mc_batch_size,
+             "max_length": max_length, "max_gen_toks": max_gen_toks, "device": device, "dtype": dtype, "seed": seed,
+             "max_batch_size": max_batch_size},
+            {"steps": steps, "strategy": strategy, "block_length": block_length, **generation_kwargs},
+        )  # fmt: skip
+        if pretrained is None:
+            raise ValueError("hf-mdm needs model_args pretrained=<model folder> (in Python, a folder or a model).")
         self.model, self.tokenizer = load_masked_lm(pretrained, tokenizer, dtype)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = self.model.to(device).eval()
+        self._device = usable_device(device)
+        self.model = self.model.to(self._device).eval()
+        self.generation_config = copy.deepcopy(self.model.generation_config)
+        self.generation_config.update(**generation)
+        self.generation_config.validate()
         candidates = (
-            self.model.generation_config.mask_token_id,
+            self.generation_config.mask_token_id,
             getattr(self.model.config, "mask_token_id", None),
             self.tokenizer.mask_token_id,
         )
@@ -122,21 +138,13 @@ class MaskedDiffusionLM(TemplateLM):
             raise ValueError(
                 "Neither the model nor the tokenizer has a [MASK] token; add mask_token_id to config.json."
             )
-        self.generation_config = copy.deepcopy(self.model.generation_config)
-        settings = {"steps": steps, "strategy": strategy, "block_length": block_length, **generation_kwargs}
-        unused = self.generation_config.update(**{k: v for k, v in settings.items() if v is not None})
-        if unused:
-            raise ValueError(
-                f"Unknown model_args {sorted(unused)} for hf-mdm: they are neither its arguments nor "
-                "DiffusionGenerationConfig fields. Check their spelling."
-            )
-        self.generation_config.validate()
         self.mc_num, self.mc_groups, self.seed = mc_num, mc_groups, seed
-        self.batch_size = batch_size
-        self.mc_batch_size = min(batch_size * (mc_num + 1), mc_batch_size or math.inf)
+        self.batch_size = arguments["batch_size"]
+        self.mc_batch_size = min(self.batch_size * (mc_num + 1), mc_batch_size or math.inf)
         self.max_gen_toks = max_gen_toks
         self.max_length = max_length or self._default_max_length()
         self.standard_errors: dict[tuple, float] = {}
+        self.task_standard_errors: dict[str, dict[tuple, float]] = {}
         self.nfe = 0
         self.generated_rows = 0
 
@@ -179,6 +187,11 @@ class MaskedDiffusionLM(TemplateLM):
             seed=self.seed,
         )
 
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        results = super().loglikelihood(requests, disable_tqdm)
+        self._record_task_errors(requests)
+        return results
+
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
         pairs = []
         for (context, continuation), context_ids, continuation_ids in requests:
@@ -213,7 +226,30 @@ class MaskedDiffusionLM(TemplateLM):
             self.standard_errors[request.args] = math.sqrt(variance)
             self.cache_hook.add_partial("loglikelihood_rolling", request.args, value)
         self._log_errors([math.sqrt(variance) for variance in variances])
+        self._record_task_errors(requests)
         return values
+
+    def _record_task_errors(self, requests) -> None:
+        """File each lm-eval request's standard error under its task and (document, choice)."""
+        for request in requests:
+            if request.task_name is not None:
+                errors = self.task_standard_errors.setdefault(request.task_name, {})
+                errors[request.doc_id, request.idx] = self.standard_errors[request.args]
+
+    def get_model_info(self) -> dict:
+        """What `lm_eval.simple_evaluate` adds to `results["config"]`: the model's size and dtype, and under
+        `monte_carlo` the estimator's settings and, per task, the Monte Carlo standard errors of its log-likelihood
+        requests in nats (`requests`, `rms`, `max`; `add_monte_carlo_errors` puts `rms` into the results table)."""
+        tasks = {}
+        for task, errors in sorted(self.task_standard_errors.items()):
+            values = list(errors.values())
+            rms = math.sqrt(sum(error**2 for error in values) / len(values))
+            tasks[task] = {"requests": len(values), "rms": rms, "max": max(values)}
+        return {
+            "model_num_parameters": sum(parameter.numel() for parameter in self.model.parameters()),
+            "model_dtype": str(getattr(self.model, "dtype", "")),
+            "monte_carlo": {"mc_num": self.mc_num, "mc_groups": self.mc_groups, "seed": self.seed, "tasks": tasks},
+        }
 
     @staticmethod
     def _log_errors(errors: list[float]) -> None:
@@ -287,10 +323,34 @@ class MaskedDiffusionLM(TemplateLM):
         return self.tokenizer.batch_decode(output.sequences[:, width:], skip_special_tokens=True)
 
 
-__all__ = ["MaskedDiffusionLM", "load_masked_lm"]
+def add_monte_carlo_errors(results: dict) -> dict:
+    """Add to `lm_eval.simple_evaluate`'s results, for every task whose log-likelihoods hf-mdm estimated, the metric
+    `loglikelihood_mc_se` (the root mean square of their Monte Carlo standard errors, nats), so that lm-eval's table
+    and JSON show it; `results["config"]["monte_carlo"]` (from `get_model_info`) has the per-task details. Returns
+    `results`, changed in place. The command line `python -m hf_mdm.integrations.lm_eval_harness` does this itself.
+    """
+    tasks = results.get("config", {}).get("monte_carlo", {}).get("tasks", {})
+    for task, summary in tasks.items():
+        if task in results.get("results", {}):
+            results["results"][task][f"{MONTE_CARLO_METRIC},none"] = summary["rms"]
+            results.setdefault("higher_is_better", {}).setdefault(task, {})[MONTE_CARLO_METRIC] = False
+    return results
+
+
+def simple_evaluate(*args, **kwargs) -> dict | None:
+    """`lm_eval.simple_evaluate` followed by `add_monte_carlo_errors` (what this module's command line runs)."""
+    results = lm_eval_simple_evaluate(*args, **kwargs)
+    return results if results is None else add_monte_carlo_errors(results)
+
+
+__all__ = ["MaskedDiffusionLM", "add_monte_carlo_errors", "load_masked_lm", "simple_evaluate"]
 
 
 if __name__ == "__main__":
+    import lm_eval.evaluator
     from lm_eval.__main__ import cli_evaluate
 
+    # lm-eval's command line calls lm_eval.simple_evaluate, which resolves to lm_eval.evaluator's: this process
+    # routes it through `simple_evaluate` above, so that the printed table and the saved JSON hold the Monte Carlo row.
+    lm_eval.evaluator.simple_evaluate = simple_evaluate
     cli_evaluate()
