@@ -39,6 +39,8 @@ Examples:
 
 
 class GenerativePerplexity(inputs.CheckedInputsMetric):
+    """exp(-1/(n-1) sum_i log q(t_i | t_<i)) of each text under a causal LM, with strided windows for long texts."""
+
     DESCRIPTION = _DESCRIPTION
     INPUTS_DESCRIPTION = _KWARGS_DESCRIPTION
     FEATURES = datasets.Features({"predictions": datasets.Value("string")})

@@ -44,6 +44,9 @@ _SEQUENCE = datasets.Sequence(datasets.Value("int64"))
 
 
 class SequenceErrorRate(inputs.OptionalReferencesMetric):
+    """SER = k / n, the fraction of n sequences that are wrong as a whole, with its Wilson 95% interval; a sequence
+    is wrong by `references` (after `normalizer`), by `language` (probability 0) or by `valid` flags."""
+
     DESCRIPTION = _DESCRIPTION
     INPUTS_DESCRIPTION = _KWARGS_DESCRIPTION
     FEATURES = [

@@ -66,6 +66,9 @@ _SEQUENCE = datasets.Sequence(datasets.Value("int64"))
 
 
 class TokenErrorRate(inputs.OptionalReferencesMetric):
+    """Against a language: log-perplexity of the generated tokens minus the entropy rate (the paper's TER), with
+    standard errors over sequences; against references: the position-wise token error rate."""
+
     TEXT_WITHOUT_REFERENCES = False
     DESCRIPTION = _DESCRIPTION
     INPUTS_DESCRIPTION = _KWARGS_DESCRIPTION
