@@ -4,6 +4,8 @@ options of `hf-mdm eval` (one line, exit status 2, before a task is loaded or a 
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 pytest.importorskip("lm_eval")  # the [eval] extra; part of [dev]
@@ -12,6 +14,10 @@ from hf_mdm import MDMForMaskedGeneration, NGramLanguage  # noqa: E402
 from hf_mdm.cli import main  # noqa: E402
 from hf_mdm.integrations import lm_eval_harness  # noqa: E402
 from hf_mdm.integrations.lm_eval_harness import MaskedDiffusionLM  # noqa: E402
+from hf_mdm.integrations.lm_eval_model_arguments import (  # noqa: E402
+    GENERATION_ARGUMENT_RULES,
+    check_model_arguments,
+)
 
 from .conftest import tiny_config  # noqa: E402
 from .test_lm_eval_harness import write_tasks  # noqa: E402
@@ -233,3 +239,42 @@ def test_task_names_and_settings_are_one_line_before_the_model_loads(
     assert exit_status(eval_arguments(folders, tmp_path, *extra, tasks=tasks)) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("hf-mdm eval: error: ") and message in error
+
+
+DEFAULT_ARGUMENTS = {"mc_num": 128, "mc_groups": 8, "batch_size": 1, "mc_batch_size": None, "max_length": None,
+                     "max_gen_toks": 256, "device": None, "dtype": None, "seed": 0,
+                     "max_batch_size": None}  # fmt: skip
+# What lm-eval's parser produces (None, booleans, integers, floats, strings) and a few meaningful strings.
+PARSED_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 300), st.floats(), st.text(max_size=6),
+    st.sampled_from(["auto", "auto:2", "8", "cpu", "cuda", "gpu", "confidence", "prefix", "float16", "int8"]),
+)  # fmt: skip
+INTEGER_ARGUMENTS = ("mc_num", "mc_groups", "batch_size", "mc_batch_size", "max_length", "max_gen_toks", "seed")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    own=st.dictionaries(st.sampled_from(sorted(DEFAULT_ARGUMENTS)), PARSED_VALUES),
+    generation=st.dictionaries(
+        st.sampled_from([*GENERATION_ARGUMENT_RULES, "max_new_tokens", "stepz", "trust_remote_code"]),
+        PARSED_VALUES,
+        max_size=4,
+    ),
+)
+def test_model_arguments_pass_well_typed_or_raise_a_value_error(own, generation):
+    """Any parsed model_args: a ValueError (never a TypeError or an AttributeError from deeper down), or values of
+    the documented types and ranges, with no key that nothing reads."""
+    try:
+        arguments, accepted = check_model_arguments({**DEFAULT_ARGUMENTS, **own}, generation)
+    except ValueError:
+        return
+    for name in INTEGER_ARGUMENTS:
+        value = arguments[name]
+        assert value is None or type(value) is int and value >= (0 if name == "seed" else 1), (name, value)
+    assert arguments["mc_num"] % arguments["mc_groups"] == 0 and arguments["mc_groups"] >= 2
+    assert set(accepted) <= set(GENERATION_ARGUMENT_RULES)
+    for name in ("steps", "block_length", "top_k"):
+        assert accepted.get(name) is None or type(accepted[name]) is int
+    assert accepted.get("do_sample") in (None, True, False)
+    for name in ("threshold", "temperature", "top_p", "strategy_temperature"):
+        assert accepted.get(name) is None or type(accepted[name]) in (int, float)

@@ -41,7 +41,7 @@ class Rule:
     def describe(self) -> str:
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a dict",
-                 list: "a list"}  # fmt: skip
+                 list: "a list", torch.dtype: "a torch dtype"}  # fmt: skip
         text = " or ".join(names[kind] for kind in kinds)
         if self.minimum is not None:
             text += f" >= {self.minimum}"
