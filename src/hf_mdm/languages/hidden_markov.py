@@ -17,6 +17,14 @@ from .base import FormalLanguage
 RESCALE = 16  # positions between two rescalings of the fast loops' messages
 
 
+def compact_active(active: torch.BoolTensor) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """(order, lengths): row r's active positions, in order, are order[r, :lengths[r]] (a stable sort puts them
+    first); order has as many columns as the longest row has active positions."""
+    order = torch.sort((~active).to(torch.uint8), dim=1, stable=True).indices
+    lengths = active.sum(1)
+    return order[:, : int(lengths.max()) if active.shape[0] else 0], lengths
+
+
 class HiddenMarkovLanguage(FormalLanguage):
     initial: torch.Tensor
     emission: torch.Tensor
@@ -70,10 +78,8 @@ class HiddenMarkovLanguage(FormalLanguage):
         num, length = symbols.shape
         if bool(active.all()):
             return self._smooth(symbols, observed, torch.full((num,), length, dtype=torch.long))
-        order = torch.sort((~active).to(torch.uint8), dim=1, stable=True).indices  # active positions first
-        lengths = active.sum(1)
-        width = int(lengths.max()) if num else 0
-        order = order[:, :width]
+        order, lengths = compact_active(active)
+        width = order.shape[1]
         token = self._smooth(symbols.gather(1, order), (observed & active).gather(1, order), lengths)
         posterior = torch.full((num, length, self.vocab_size), 1.0 / self.vocab_size, dtype=torch.float64)
         real = torch.arange(width) < lengths[:, None]

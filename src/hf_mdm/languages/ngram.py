@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from .base import EntropyRate
-from .hidden_markov import HiddenMarkovLanguage
+from .hidden_markov import HiddenMarkovLanguage, compact_active
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
 from .ngram_posterior import ngram_masked_log_posterior, ngram_posterior
 
@@ -151,9 +151,22 @@ class NGramLanguage(HiddenMarkovLanguage):
         return ngram_posterior(self, symbols, observed, lengths)
 
     def _masked_log_posterior(self, symbols, shown, active, out):
-        """Without padding and with numba, the compiled kernel writes the logs itself: `ngram_masked_log_posterior`."""
-        if not (bool(active.all()) and ngram_masked_log_posterior(self, symbols, shown, out)):
-            super()._masked_log_posterior(symbols, shown, active, out)
+        """With numba, the compiled kernel writes the logs itself, row by row (`ngram_masked_log_posterior`), so a
+        row's logits are bit-identical in any batch; padded rows are compacted first (`compact_active`)."""
+        num, width = symbols.shape
+        if bool(active.all()):
+            if ngram_masked_log_posterior(self, symbols, shown, torch.full((num,), width), out):
+                return
+        else:
+            order, lengths = compact_active(active)
+            shown_compact = shown.gather(1, order)
+            compact = out.new_empty(num, order.shape[1], out.shape[-1])
+            if ngram_masked_log_posterior(self, symbols.gather(1, order), shown_compact, lengths, compact):
+                masked = ~shown_compact & (torch.arange(order.shape[1]) < lengths[:, None])
+                rows, positions = masked.nonzero(as_tuple=True)
+                out[rows, order[rows, positions]] = compact[rows, positions]
+                return
+        super()._masked_log_posterior(symbols, shown, active, out)
 
     def _emit(self, state_weights):
         """A context emits its last symbol: sum the weights of the contexts that end in each symbol."""
