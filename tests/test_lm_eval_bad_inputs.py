@@ -127,10 +127,22 @@ def test_bad_model_args_are_refused_before_the_model_loads(folders, nothing_load
 @pytest.mark.parametrize(
     "arguments, error, message",
     [
-        ("pretrained=/no/such/folder", FileNotFoundError, "No such folder: /no/such/folder"),
-        ("pretrained=./mistyped_model", FileNotFoundError, "No such folder: ./mistyped_model"),
-        ("pretrained=a/b/c", FileNotFoundError, "No such folder: a/b/c"),
-        ("tokenizer=/no/such/tokenizer,pretrained=MODEL", FileNotFoundError, "No such folder: /no/such/tokenizer"),
+        (
+            "pretrained=/no/such/folder",
+            FileNotFoundError,
+            "No such folder: /no/such/folder; pass an existing pretrained",
+        ),
+        (
+            "pretrained=./mistyped_model",
+            FileNotFoundError,
+            "No such folder: ./mistyped_model; pass an existing pretrained",
+        ),
+        ("pretrained=a/b/c", FileNotFoundError, "No such folder: a/b/c; pass an existing pretrained"),
+        (
+            "tokenizer=/no/such/tokenizer,pretrained=MODEL",
+            FileNotFoundError,
+            "No such folder: /no/such/tokenizer; pass an existing tokenizer",
+        ),
         ("pretrained=MODEL/config.json", NotADirectoryError, "is a file"),
         ("steps=4", ValueError, "needs model_args pretrained"),
     ],
@@ -203,7 +215,7 @@ def test_bad_eval_options_are_one_line_before_any_task_loads(folders, tmp_path, 
     "model, message",
     [
         ("/no/such/model", "No such folder: /no/such/model"),
-        ("./mistyped_model", "No such folder: ./mistyped_model"),
+        ("./mistyped_model", "No such folder: ./mistyped_model; pass an existing pretrained"),
         ("out/run/mistyped", "No such folder: out/run/mistyped"),
     ],
 )
