@@ -1,6 +1,7 @@
 """The `hf-mdm` command line: `hf-mdm {train,generate,sweep,card,demo,eval,reproduce} [--help]`.
 
 Each command is one module with the dataclasses it parses (through transformers' `HfArgumentParser`) and a `run`.
+Every command also takes `--threads` (`thread_policy`: by default one intra-op thread for a small model).
 A user error prints one line, `hf-mdm <command>: error: <what to fix>`, and exits with status 2.
 """
 
@@ -11,6 +12,8 @@ import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import HfArgumentParser
 from transformers.utils import logging
+
+from .thread_policy import ThreadArguments, intra_op_threads
 
 
 COMMANDS = {
@@ -38,10 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     name, arguments = argv[0], argv[1:]
     logging.disable_progress_bar()  # weight-loading bars; training and sweep bars are tqdm's own
     command = importlib.import_module(f"{__name__}.{name}")
-    parser = HfArgumentParser(command.ARGUMENTS, prog=f"hf-mdm {name}", description=COMMANDS[name])
+    # --threads comes first so that a bad count is reported before the command's own checks run
+    parser = HfArgumentParser((ThreadArguments, *command.ARGUMENTS), prog=f"hf-mdm {name}", description=COMMANDS[name])
     try:
-        parsed = parser.parse_args_into_dataclasses(args=arguments)
-        command.run(*parsed)
+        threads, *parsed = parser.parse_args_into_dataclasses(args=arguments)
+        with intra_op_threads(threads.threads):
+            command.run(*parsed)
     except USER_ERRORS as error:
         if isinstance(error, StrictDataclassClassValidationError) and error.__cause__ is not None:
             error = error.__cause__

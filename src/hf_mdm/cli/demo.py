@@ -38,6 +38,22 @@ class DemoArguments:
 ARGUMENTS = (DemoArguments,)
 
 
+def demo_config(args: DemoArguments, tokenizer) -> MDMConfig:
+    """The demo MDM's configuration (also what `benchmarks/thread_counts.py` times)."""
+    return MDMConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden_size,
+        intermediate_size=4 * args.hidden_size,
+        num_hidden_layers=args.num_hidden_layers,
+        num_attention_heads=4,
+        max_position_embeddings=max(args.lengths),
+        **{
+            name: getattr(tokenizer, name)
+            for name in ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id")
+        },
+    )
+
+
 def training_arguments(args: DemoArguments, output_dir: Path) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(output_dir),
@@ -68,19 +84,7 @@ def run(args: DemoArguments):
         [language.dataset(args.train_examples, length, seed=args.seed + length) for length in args.lengths]
     ).shuffle(seed=args.seed)
 
-    config = MDMConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=args.hidden_size,
-        intermediate_size=4 * args.hidden_size,
-        num_hidden_layers=args.num_hidden_layers,
-        num_attention_heads=4,
-        max_position_embeddings=max(args.lengths),
-        **{
-            name: getattr(tokenizer, name)
-            for name in ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id")
-        },
-    )
-    model = MDMForMaskedGeneration(config)
+    model = MDMForMaskedGeneration(demo_config(args, tokenizer))
     print(f"\n[1/3] Training the MDM ({model.num_parameters() / 1e6:.2f}M parameters) with the stock Trainer")
     trainer = Trainer(model=model, args=training_arguments(args, output_dir / "mdm"), train_dataset=data,
                       data_collator=DataCollatorForMaskedDiffusion(tokenizer))  # fmt: skip
