@@ -95,8 +95,8 @@ IMPOSSIBLE = [
     pytest.param(edit(1, latency_s=-1.0), "latency_s must be a finite number >= 0", id="latency_negative"),
     pytest.param(edit(1, nfe=math.nan), "nfe must be a finite number >= 0", id="nfe_nan"),
     pytest.param(edit(1, strategy=3), "strategy must be a name", id="strategy_number"),
-    pytest.param(edit(1, ser=None), r"has no \['ser'\]", id="ser_missing"),
     pytest.param(edit(1, strategy=None), r"has no \['strategy'\]", id="strategy_missing"),
+    pytest.param(edit(1, steps=None), r"has no \['steps'\]", id="steps_missing"),
     pytest.param(lambda rows: rows + ["confidence,8,4"], "is a str, not a dict", id="row_not_a_dict"),
     pytest.param(duplicate(1), "same cell .* with the same values", id="same_cell_twice"),
     pytest.param(duplicate(1, ser=0.06), "same cell .* with different values", id="same_cell_contradicting"),
@@ -113,6 +113,20 @@ def test_every_entry_point_refuses_impossible_or_contradictory_rows(entry_point,
     rows = breaking(table())
     with pytest.raises(ValueError, match=message):
         ENTRY_POINTS[entry_point](rows)
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("entry_point", ["card", "fit", "latency"])
+@pytest.mark.parametrize("column", ["ser", "num_samples"])
+def test_entry_points_that_read_the_ser_refuse_rows_without_it(entry_point, column):
+    rows = edit(1, **{column: None})(table())
+    with pytest.raises(ValueError, match=rf"has no \['{column}'\]"):
+        ENTRY_POINTS[entry_point](rows)
+
+
+def test_the_trend_table_reads_rows_with_only_the_cell_and_its_metric():
+    rows = [{"strategy": "random", "length": length, "steps": 4, "ter_gap": 0.1 * length} for length in (8, 16, 32)]
+    assert "| 4 | [8, 16, 32] |" in fixed_steps_trend_table(rows, "random")
 
 
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))

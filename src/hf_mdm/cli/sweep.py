@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..evaluation import LanguageTask, PromptTask, markdown_table, sweep_steps
 from ..generation import enable_diffusion_generation
-from ..hub.model_card import plot_step_vs_error
+from ..hub.step_vs_error_plot import plot_step_vs_error
 from ..modeling_mdm import MDMForMaskedGeneration
 from .language_arguments import LanguageArguments
 

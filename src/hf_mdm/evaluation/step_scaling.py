@@ -20,7 +20,7 @@ from scipy import stats
 
 from .argument_checks import check_known
 from .steps_needed import StepsNeeded, decide_steps_needed
-from .sweep_table import check_sweep_rows
+from .sweep_table import CELL_COLUMNS, REQUIRED_COLUMNS, check_sweep_rows
 
 
 MIN_LENGTHS = 3
@@ -29,13 +29,13 @@ CONFIDENT_LENGTHS = 4
 ERROR_COLUMNS = ("ser", "ter_gap", "invalid_token_rate", "token_error")
 
 
-def select_rows(rows, strategy: str, metric: str) -> list[dict]:
-    """The checked rows of `strategy` that have `metric`; a strategy or metric the rows do not hold is refused with
-    the ones they do (a misspelled name never fits nothing)."""
+def select_rows(rows, strategy: str, metric: str, required=REQUIRED_COLUMNS) -> list[dict]:
+    """The checked rows (`check_sweep_rows`, each with the `required` columns) of `strategy` that have `metric`; a
+    strategy or metric the rows do not hold is refused with the ones they do (a misspelled name never fits nothing)."""
     rows = [dict(row) if isinstance(row, dict) else row for row in rows]
     if not rows:
         raise ValueError("No sweep rows to fit; run `sweep_steps` or `search_steps_needed` first.")
-    check_sweep_rows(rows)
+    check_sweep_rows(rows, required)
     check_known("strategy", strategy, {row["strategy"] for row in rows})
     check_known("error column", metric, ERROR_COLUMNS, "step-scaling fits")
     selected = [row for row in rows if row["strategy"] == strategy]
@@ -147,7 +147,7 @@ def fixed_steps_trend_table(rows: list[dict], strategy: str, metric: str = "ter_
     n - 2 degrees of freedom). The TER claim predicts a flat token error at fixed steps: an interval around 0.
     Fewer than 3 lengths at an S: no slope, said in words."""
     cells: dict[int, dict[int, float]] = {}
-    for row in select_rows(rows, strategy, metric):
+    for row in select_rows(rows, strategy, metric, required=CELL_COLUMNS):  # neither the SER nor its samples
         value = row.get(metric)
         if value is not None:
             cells.setdefault(int(row["steps"]), {})[int(row["length"])] = value

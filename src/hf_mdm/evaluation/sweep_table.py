@@ -41,7 +41,8 @@ def is_present(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-REQUIRED_COLUMNS = ("strategy", "length", "steps", "num_samples", "ser")
+CELL_COLUMNS = ("strategy", "length", "steps")
+REQUIRED_COLUMNS = (*CELL_COLUMNS, "num_samples", "ser")
 # Columns a row may have, with the values they can take: rates in [0, 1], finite numbers, non-negative ones.
 RATE_COLUMNS = ("ser", "ser_low", "ser_high", "accuracy", "invalid_token_rate", "token_error")
 NON_NEGATIVE_COLUMNS = ("nfe", "log_perplexity", "entropy_rate", "latency_s", "tokens_per_s")
@@ -67,31 +68,30 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_row(index: int, row) -> None:
-    """One row: a dict with the required columns, positive integer cells and sample counts, an SER that is k/n for
-    an integer k with its interval around it, and every known column in its range."""
+def check_row(index: int, row, required=REQUIRED_COLUMNS) -> None:
+    """One row: a dict with the `required` columns; positive integer cells and sample counts, an SER that is k/n for
+    an integer k with its interval around it, and every known column in its range, wherever the row has them."""
     if not isinstance(row, dict):
         raise ValueError(f"Sweep row {index} is a {type(row).__name__}, not a dict of columns.")
-    missing = [column for column in REQUIRED_COLUMNS if row.get(column) is None]
+    missing = [column for column in required if row.get(column) is None]
     if missing:
         raise ValueError(
-            f"Sweep row {index} has no {missing}; every row needs {list(REQUIRED_COLUMNS)} (as `sweep_steps` "
-            "writes them)."
+            f"Sweep row {index} has no {missing}; every row needs {list(required)} (as `sweep_steps` writes them)."
         )
     name = _row_name(index, row)
     if not isinstance(row["strategy"], str):
         raise ValueError(f"{name}: strategy must be a name, got {row['strategy']!r}.")
     for column in ("length", "steps", "num_samples"):
-        if not is_integer(row[column]) or row[column] < 1:
+        if column in row and (not is_integer(row[column]) or row[column] < 1):
             raise ValueError(f"{name}: {column} must be a positive integer, got {row[column]!r}.")
-    ser = row["ser"]
-    if not _is_number(ser) or not 0 <= ser <= 1:
+    ser = row.get("ser")
+    if ser is not None and (not _is_number(ser) or not 0 <= ser <= 1):
         raise ValueError(
             f"{name} has SER {ser!r}; SER must be a finite rate in [0, 1] (a NaN or inf means the cell failed: "
             "rerun it)."
         )
-    errors = ser * row["num_samples"]
-    if abs(errors - round(errors)) > 1e-6 * row["num_samples"]:
+    errors = None if ser is None or "num_samples" not in row else ser * row["num_samples"]
+    if errors is not None and abs(errors - round(errors)) > 1e-6 * row["num_samples"]:
         raise ValueError(
             f"{name}: SER {ser!r} over {row['num_samples']} samples is {errors:.3f} wrong sequences, not a whole "
             "number: the SER or num_samples was edited, or the row mixes two cells."
@@ -106,7 +106,7 @@ def check_row(index: int, row) -> None:
             kind = "a rate in [0, 1]" if column in RATE_COLUMNS else "finite" if column in FINITE_COLUMNS else (
                 "a finite number >= 0")  # fmt: skip
             raise ValueError(f"{name}: {column} must be {kind}, got {value!r}.")
-    if is_present(row.get("ser_low")) and is_present(row.get("ser_high")):
+    if ser is not None and is_present(row.get("ser_low")) and is_present(row.get("ser_high")):
         if not row["ser_low"] - 1e-12 <= ser <= row["ser_high"] + 1e-12:
             raise ValueError(
                 f"{name}: SER {ser} lies outside its interval [{row['ser_low']}, {row['ser_high']}]: the row's "
@@ -114,11 +114,12 @@ def check_row(index: int, row) -> None:
             )
 
 
-def check_sweep_rows(rows: list[dict]) -> None:
-    """Raise a ValueError naming the first row that is impossible (`check_row`), or when the rows contradict each
-    other: the same cell twice, or rows of several sweeps (tasks, seeds or languages) in one table."""
+def check_sweep_rows(rows: list[dict], required=REQUIRED_COLUMNS) -> None:
+    """Raise a ValueError naming the first row that is impossible (`check_row`; `required`: the columns the caller
+    reads, at least the cell's), or when the rows contradict each other: the same cell twice, or rows of several
+    sweeps (tasks, seeds or languages) in one table."""
     for index, row in enumerate(rows):
-        check_row(index, row)
+        check_row(index, row, required)
     for column, unit in SWEEP_COLUMNS.items():
         if all(row.get(column) is None for row in rows):
             continue
