@@ -1,5 +1,6 @@
-"""pipeline("text-generation") on masked diffusion LMs: a folder or an instance, ours or a stock masked LM, with the
-step budget as generation keywords, a default length that fits the model, and causal LMs left to transformers."""
+"""pipeline("text-generation") on masked diffusion LMs: a folder or an instance, ours or a stock masked LM, bare or
+PEFT-wrapped, with the step budget as generation keywords, a default length that fits the model, and causal LMs left
+to transformers."""
 
 import pytest
 import torch
@@ -7,7 +8,8 @@ from transformers import BertForMaskedLM, LlamaConfig, LlamaForCausalLM, TextGen
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
 
-from hf_mdm import DiffusionTextGenerationPipeline, MDMForMaskedGeneration
+from hf_mdm import DiffusionTextGenerationPipeline, MDMForMaskedGeneration, TextGenerationPipelineRouter
+from hf_mdm.text_generation_pipeline import PIPELINE_REGISTRY, register_text_generation_pipeline
 
 from .conftest import tiny_config, word_tokenizer
 from .test_model_card import tiny_bert_masked_lm
@@ -100,3 +102,29 @@ def test_the_diffusion_pipeline_refuses_a_model_without_diffusion_generate(token
     plain = BertForMaskedLM(tiny_bert_masked_lm().config)  # no enable_diffusion_generation
     with pytest.raises(ValueError, match="needs a model with diffusion generate"):
         DiffusionTextGenerationPipeline(model=plain, tokenizer=tokenizer)
+
+
+# PEFT reads transformers' deprecated `is_gradient_checkpointing` when it wraps a model (as in tests/test_peft.py).
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_a_peft_wrapped_model_gets_the_diffusion_pipeline(model, tokenizer):
+    peft = pytest.importorskip("peft", reason="needs the [peft] extra")
+    torch.manual_seed(1)
+    config = peft.LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    adapted = peft.get_peft_model(model, config)
+    generator, logs = build(model=adapted, tokenizer=tokenizer)
+    assert type(generator) is DiffusionTextGenerationPipeline and logs.out == ""
+    budget = dict(max_new_tokens=4, steps=4)
+    ids = generator("the cat", return_tensors=True, **budget)[0]["generated_token_ids"]
+    assert ids == adapted.generate(**tokenizer("the cat", return_tensors="pt"), **budget)[0].tolist()
+    words = generator("the cat", **budget)[0]["generated_text"].split()
+    assert words[:2] == ["the", "cat"] and len(words) == 6  # spaced, 4 new words, greedy as the model's config says
+    assert len(generator("the cat", return_tensors=True)[0]["generated_token_ids"]) == POSITIONS  # fits the model
+
+
+def test_the_task_is_registered_through_transformers_public_registry():
+    with CaptureLogger(logging.get_logger("transformers")) as logs:
+        register_text_generation_pipeline(MDMForMaskedGeneration)
+    _, entry, _ = PIPELINE_REGISTRY.check_task("text-generation")
+    assert entry["impl"] is TextGenerationPipelineRouter and MDMForMaskedGeneration in entry["pt"]
+    assert TextGenerationPipelineRouter._registered_impl == {"text-generation": entry}  # set by register_pipeline
+    assert "model" in entry["default"] and logs.out == ""  # the task's default kept, no overwrite notice

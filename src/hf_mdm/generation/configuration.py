@@ -380,6 +380,22 @@ class DiffusionGenerationConfig(GenerationConfig):
         unused = super().update(defaults_only=defaults_only, **known)
         return {**unused, **{key: value for key, value in kwargs.items() if key not in fields}}
 
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs):
+        """`GenerationConfig.from_dict`, keeping every key that is no field as an attribute (transformers drops them
+        when the file says `_from_model_config`): generate() then refuses the config naming them, instead of a key
+        nothing reads being ignored. A key that is a method's name cannot be kept and is refused here."""
+        loaded = super().from_dict(config_dict, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        unknown = {key: value for key, value in config_dict.items() if key not in generation_fields()}
+        unknown = {key: value for key, value in unknown.items() if not key.startswith("_") and key not in vars(config)}
+        clashing = sorted(key for key in unknown if hasattr(config, key))
+        if clashing:
+            raise ValueError(f"The generation config has keys that are method names, not fields: {clashing}.")
+        for key, value in unknown.items():
+            setattr(config, key, value)
+        return loaded
+
     def unread_fields(self) -> list[str]:
         """Attributes that are no field (kept by `from_pretrained` from unknown keys of generation_config.json, or
         set by hand): nothing reads them, so generate() refuses a config that has any."""
