@@ -2,6 +2,7 @@
 
 import hashlib
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..schedules import NoiseSchedule, get_schedule
 from ..transformers_compat import pad_without_fast_tokenizer_warning
+from .collator_arguments import check_collator_arguments
 from .masked_diffusion_loss import IGNORE_INDEX
 from .prompt_columns import PROMPT_COLUMNS
 
@@ -28,16 +30,26 @@ class DataCollatorForMaskedDiffusion:
     w(eps). Pad tokens are never masked; with `prompt_length` or `prompt_mask` in an example, its prompt is never
     masked either (instruction tuning).
 
+    EOS padding (`eos_padding=True`, supervised fine-tuning as in LLaDA): every example is followed by the tokenizer's
+    EOS (one ending it, unless it ends in EOS already, then as many as fill the batch's width: the longest example, or
+    `max_length` with `padding="max_length"`, rounded up to `pad_to_multiple_of`). Those EOS tokens are real tokens
+    (attention 1) of the response, masked and scored like it, so the model learns to end an answer and to fill the
+    rest of the canvas with EOS, which generate() turns into padding. Examples without a prompt (plain text) are
+    padded the same way, so that unconditional samples end too. A text cut at `max_length` (no room for its EOS) gets
+    no EOS, only pad tokens: it did not end there.
+
     Randomness: with `generator`, every draw comes from it (a stream: each call advances it). Otherwise, while an
     epoch is known, each batch draws from its own generator seeded with SHA-256(seed, epoch, the batch's ids), so a
     batch is noised identically however the run reached it (in order, or after the Trainer skipped batches on
     `resume_from_checkpoint`); the epoch is the one `set_epoch` gave, else that of the accelerate dataloader
     collating (the Trainer's, in the main process). With neither, draws come from torch's global RNG.
 
-    Examples are dicts with `input_ids` (lists or tensors; optional `attention_mask`) or with a `text` string, which is
-    tokenized (truncated to `max_length` when set). Returns `input_ids` (masked), `attention_mask`, `labels` (original
-    ids where masked, -100 elsewhere) and `t`; with prompts, also `prompt_mask` (1 on prompt tokens), with which the
-    loss divides by the response tokens: the NELBO of the response given the prompt, per response token.
+    Examples are dicts with `input_ids` (lists or tensors; optional `attention_mask`; at most `max_length` tokens) or
+    with a `text` string, which is tokenized (truncated to `max_length` when set; `input_ids` win when both are
+    there). Returns `input_ids` (masked), `attention_mask`, `labels` (original ids where masked, -100 elsewhere) and
+    `t`; with prompts, also `prompt_mask` (1 on prompt tokens), with which the loss divides by the response tokens:
+    the NELBO of the response given the prompt, per response token. Arguments are checked once, at construction
+    (`collator_arguments.py`): a wrong type, range or a pair of arguments that would cancel is an error naming the fix.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -50,43 +62,41 @@ class DataCollatorForMaskedDiffusion:
     generator: torch.Generator | None = None
     seed: int = 0
     return_tensors: str = "pt"
+    eos_padding: bool = False
     noise_schedule: NoiseSchedule = field(init=False, repr=False)
     _encodable_characters: set = field(default_factory=set, init=False, repr=False)
     _epoch: int | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        if getattr(self.tokenizer, "mask_token_id", None) is None:
-            raise ValueError(
-                "The tokenizer has no mask token, which masked diffusion needs. Add one and resize the model:\n"
-                "    tokenizer.add_special_tokens({'mask_token': '<|mask|>'})\n"
-                "    model.resize_token_embeddings(len(tokenizer))"
-            )
-        if self.tokenizer.pad_token_id is None:
-            raise ValueError(
-                "The tokenizer has no pad token, so batches cannot be padded. Set one, e.g. "
-                "`tokenizer.pad_token = tokenizer.eos_token` (pad positions are never masked nor scored)."
-            )
-        if not 0.0 <= self.eps < 1.0:
-            raise ValueError(f"eps must lie in [0, 1), got {self.eps}.")
-        if self.return_tensors != "pt":
-            raise ValueError(f"Only return_tensors='pt' is supported, got {self.return_tensors!r}.")
+        check_collator_arguments(self)
         self.noise_schedule = get_schedule(self.schedule)
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        if len(examples) == 0:
-            raise ValueError("DataCollatorForMaskedDiffusion got an empty batch; pass at least one example.")
-        features, prompt_masks = [], []
+        if isinstance(examples, Mapping) or len(examples) == 0:
+            raise ValueError(
+                "DataCollatorForMaskedDiffusion takes a non-empty list of examples (one dict each), got "
+                f"{'a dict' if isinstance(examples, Mapping) else 'an empty batch'}; pass [dataset[i] for i in ...]."
+            )
+        features, prompt_masks, complete = [], [], []
         for example in examples:
-            feature = self._tokenized(example)
+            if not isinstance(example, Mapping):
+                raise TypeError(
+                    f"Each example must be a dict (with `input_ids` or `text`), got {type(example).__name__}; wrap "
+                    "token ids as {'input_ids': ids}."
+                )
+            feature, ended = self._tokenized(example)
             length = len(feature["input_ids"])
             prompt_masks.append(self._prompt_mask(example, length))
             features.append(feature)
+            complete.append(ended)
+        if self.eos_padding:
+            self._pad_with_eos(features, prompt_masks, complete)
 
         batch = pad_without_fast_tokenizer_warning(
             self.tokenizer,
             features,
             padding=self.padding,
-            max_length=self.max_length,
+            max_length=self.max_length if self.padding == "max_length" else None,  # tokenizer.pad ignores it else
             pad_to_multiple_of=self.pad_to_multiple_of,
             return_tensors="pt",
         )
@@ -128,25 +138,71 @@ class DataCollatorForMaskedDiffusion:
         key = f"{self.seed}/{epoch}/{tuple(input_ids.shape)}/".encode() + input_ids.numpy().tobytes()
         return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
 
-    def _tokenized(self, example: dict[str, Any]) -> dict[str, list[int]]:
+    def _tokenized(self, example: dict[str, Any]) -> tuple[dict[str, list[int]], bool]:
+        """The example's `input_ids` and `attention_mask`, and whether it is complete: token ids always are; a text
+        is when it fits in `max_length` (with its EOS, under `eos_padding`), so that EOS padding may follow it."""
+        if "prompt_length" in example and "prompt_mask" in example:
+            raise ValueError(
+                "An example has both prompt_length and prompt_mask, and only one would be used; keep one of them."
+            )
         if "input_ids" in example:
             ids = self._token_ids(example["input_ids"])
             mask = example.get("attention_mask")
             # An example without a mask has only real tokens (a batch may mix examples with and without one).
             mask = [1] * len(ids) if mask is None else self._attention_mask(mask, len(ids))
-            return {"input_ids": ids, "attention_mask": mask}
+            self._check_fits(ids, mask)
+            return {"input_ids": ids, "attention_mask": mask}, True
         if isinstance(example.get("text"), str):
             self._check_encodable(example["text"])
             encoded = self.tokenizer(
                 example["text"], truncation=self.max_length is not None, max_length=self.max_length
             )
-            return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+            ids = encoded["input_ids"]
+            complete = self.max_length is None or len(ids) + self._missing_eos(ids) <= self.max_length
+            return {"input_ids": ids, "attention_mask": encoded["attention_mask"]}, complete
         raise ValueError(
             f"Each example needs `input_ids` or a `text` string; got keys {sorted(example)}. Tokenize the dataset "
             "first: `dataset = dataset.map(lambda b: tokenizer(b['text']), batched=True)`. With the Trainer, its "
             "default `remove_unused_columns=True` drops every column the model's forward does not name, `text` "
             "included: tokenize first, or pass `TrainingArguments(remove_unused_columns=False)`."
         )
+
+    def _missing_eos(self, ids: list[int]) -> int:
+        """1 when EOS padding must add an end-of-text EOS after `ids` (they do not end in EOS), else 0."""
+        return int(self.eos_padding and (not ids or ids[-1] != self.tokenizer.eos_token_id))
+
+    def _check_fits(self, ids: list[int], mask: list[int]) -> None:
+        """Token-id examples are not truncated: refuse one longer than `max_length` (with its EOS under
+        `eos_padding`), and, under `eos_padding`, one padded already (EOS must follow its last real token)."""
+        needed = len(ids) + self._missing_eos(ids)
+        if self.max_length is not None and needed > self.max_length:
+            with_eos = " with its EOS" if needed > len(ids) else ""
+            raise ValueError(
+                f"An example has {needed} tokens{with_eos}, more than max_length={self.max_length}; truncate it when "
+                f"tokenizing (to {self.max_length - (needed - len(ids))} tokens), or raise max_length."
+            )
+        if self.eos_padding and 0 in mask:
+            raise ValueError(
+                "With eos_padding=True examples must not be padded already (an attention_mask holds 0s): the "
+                "collator pads each response with EOS. Tokenize without padding."
+            )
+
+    def _pad_with_eos(self, features: list[dict], prompt_masks: list[list[bool]], complete: list[bool]) -> None:
+        """Extend every complete example with EOS (one ending it, if it does not end in EOS, then padding) to the
+        batch's width, in place. The EOS tokens are real (attention 1) and not prompt: masked and scored like the
+        response. A text cut at `max_length` gets none (it did not end) and is padded with pad tokens as usual."""
+        eos = self.tokenizer.eos_token_id
+        lengths = [len(feature["input_ids"]) + self._missing_eos(feature["input_ids"]) * ended
+                   for feature, ended in zip(features, complete)]  # fmt: skip
+        width = self.max_length if self.padding == "max_length" else max(lengths)
+        if self.pad_to_multiple_of is not None:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        for feature, prompt, ended in zip(features, prompt_masks, complete):
+            if ended:
+                extra = width - len(feature["input_ids"])
+                feature["input_ids"] = feature["input_ids"] + [eos] * extra
+                feature["attention_mask"] = feature["attention_mask"] + [1] * extra
+                prompt.extend([False] * extra)
 
     def _token_ids(self, ids) -> list[int]:
         """One example's ids as a flat list of ints in [0, len(tokenizer)), or an error naming the fix."""
