@@ -12,7 +12,13 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from hf_mdm import MDMForMaskedGeneration
 from hf_mdm.generation import DecodingCallback
-from hf_mdm.generation.configuration import BOOLEAN_FIELDS, KEYWORD_FIELDS, POSITIVE_INTEGER_FIELDS, TOKEN_ID_FIELDS
+from hf_mdm.generation.configuration import (
+    BOOLEAN_FIELDS,
+    KEYWORD_FIELDS,
+    POSITIVE_INTEGER_FIELDS,
+    REAL_FIELDS,
+    TOKEN_ID_FIELDS,
+)
 
 from .test_generate import MASK, PAD, PROMPTS, VOCAB, tiny_mdm
 
@@ -136,7 +142,7 @@ def case(name, arguments, message, error=ValueError):
 # unless it overrides them (None removes the default: the call then leaves it unset).
 ARGUMENT_BATTERY = [
     # booleans: a string is always true in Python, so it is never read as one
-    case("do_sample_string_false", dict(do_sample="false"), "`do_sample` must be True or False.*a string"),
+    case("do_sample_string_false", dict(do_sample="false"), "`do_sample` must be True or False \\(a string is not"),
     case("do_sample_int", dict(do_sample=1), "`do_sample` must be True or False"),
     case("return_dict_string", dict(return_dict_in_generate="yes"), "`return_dict_in_generate` must be True or False"),
     case("output_history_string", dict(output_history="true"), "`output_history` must be True or False"),
@@ -283,8 +289,7 @@ TYPED_FIELDS = {
     **dict.fromkeys(KEYWORD_FIELDS, st.one_of(st.integers(), st.text(max_size=3), st.lists(st.integers()))),
     "max_new_tokens": st.one_of(st.integers(max_value=-1), st.floats(), st.booleans()),
     "top_k": st.one_of(st.integers(max_value=-1), st.floats(), st.booleans()),
-    **dict.fromkeys(("temperature", "top_p", "threshold", "strategy_temperature"),
-                    st.one_of(st.text(max_size=3), st.booleans(), st.sampled_from([float("nan"), float("inf")]))),
+    **dict.fromkeys(REAL_FIELDS, st.one_of(st.text(max_size=3), st.booleans(), st.sampled_from([float("nan")]))),
 }  # fmt: skip
 
 

@@ -125,6 +125,8 @@ BOOLEAN_FIELDS = ("do_sample", "return_dict_in_generate", "output_history", "use
 POSITIVE_INTEGER_FIELDS = ("steps", "block_length", "num_return_sequences", "max_length")
 TOKEN_ID_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "sep_token_id")
 KEYWORD_FIELDS = ("schedule_kwargs", "strategy_kwargs", "reveal_counts_kwargs")
+REAL_FIELDS = ("temperature", "top_p", "threshold", "strategy_temperature")
+NAME_FIELDS = ("strategy", "reveal_counts", "cache")
 
 
 def generation_fields() -> frozenset:
@@ -160,52 +162,35 @@ def _is_token_id(value) -> bool:
     return _is_int(value) and value >= 0
 
 
-def _described(value) -> str:
-    return f"{value!r} (a string; every non-empty string is true)" if isinstance(value, str) else repr(value)
+def _is_eos(value) -> bool:
+    return _is_token_id(value) or (isinstance(value, list) and len(value) > 0 and all(map(_is_token_id, value)))
+
+
+# (fields, test, what a value must be) for every field generate() reads.
+TYPE_RULES = (
+    (BOOLEAN_FIELDS, lambda value: isinstance(value, bool), "True or False (a string is not: 'false' is true)"),
+    (POSITIVE_INTEGER_FIELDS, lambda value: _is_int(value) and value >= 1, "a positive integer or None"),
+    (("max_new_tokens",), lambda value: _is_int(value) and value >= 0,
+     "a non-negative integer (0: fill only the prompt's [MASK] tokens) or None"),
+    (("top_k",), lambda value: _is_int(value) and value >= 0, "a non-negative integer (0 disables it)"),
+    (REAL_FIELDS, _is_real, "a finite number"),
+    (NAME_FIELDS, lambda value: isinstance(value, str), "a registered name (a string)"),
+    (KEYWORD_FIELDS, lambda value: isinstance(value, dict), "a dict of keyword arguments"),
+    (TOKEN_ID_FIELDS, _is_token_id, "a non-negative token id"),
+    (("eos_token_id",), _is_eos, "a token id or a non-empty list of ids"),
+    (("suppress_tokens",), lambda value: isinstance(value, (list, tuple)) and all(map(_is_token_id, value)),
+     "a list of token ids (non-negative integers)"),
+)  # fmt: skip
 
 
 def check_field_types(values: dict) -> None:
     """Type and sign of every field generate() reads, in a dict of field values: a string boolean, a float count or a
     negative id is an error, never a value that happens to work."""
-    for name in BOOLEAN_FIELDS:
-        value = values.get(name)
-        if value is not None and not isinstance(value, bool):
-            raise ValueError(f"`{name}` must be True or False, got {_described(value)}.")
-    for name in POSITIVE_INTEGER_FIELDS:
-        value = values.get(name)
-        if value is not None and (not _is_int(value) or value < 1):
-            raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
-    max_new_tokens = values.get("max_new_tokens")
-    if max_new_tokens is not None and (not _is_int(max_new_tokens) or max_new_tokens < 0):
-        raise ValueError(
-            f"`max_new_tokens` must be a non-negative integer (0: fill only the prompt's [MASK] tokens) or None, "
-            f"got {max_new_tokens!r}."
-        )
-    top_k = values.get("top_k")
-    if top_k is not None and (not _is_int(top_k) or top_k < 0):
-        raise ValueError(f"`top_k` must be a non-negative integer (0 disables it), got {top_k!r}.")
-    for name in ("temperature", "top_p", "threshold", "strategy_temperature"):
-        value = values.get(name)
-        if value is not None and not _is_real(value):
-            raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
-    for name in ("strategy", "reveal_counts", "cache"):
-        value = values.get(name)
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"`{name}` must be a registered name (a string), got {value!r}.")
-    for name in KEYWORD_FIELDS:
-        value = values.get(name)
-        if value is not None and not isinstance(value, dict):
-            raise ValueError(f"`{name}` must be a dict of keyword arguments, got {value!r}.")
-    for name in TOKEN_ID_FIELDS:
-        value = values.get(name)
-        if value is not None and not _is_token_id(value):
-            raise ValueError(f"`{name}` must be a non-negative token id, got {value!r}.")
-    eos = values.get("eos_token_id")
-    if eos is not None and not (_is_token_id(eos) or (isinstance(eos, list) and eos and all(map(_is_token_id, eos)))):
-        raise ValueError(f"`eos_token_id` must be a token id or a non-empty list of ids, got {eos!r}.")
-    suppress = values.get("suppress_tokens")
-    if suppress is not None and (not isinstance(suppress, (list, tuple)) or not all(map(_is_token_id, suppress))):
-        raise ValueError(f"`suppress_tokens` must be a list of token ids (non-negative integers), got {suppress!r}.")
+    for names, valid, expected in TYPE_RULES:
+        for name in names:
+            value = values.get(name)
+            if value is not None and not valid(value):
+                raise ValueError(f"`{name}` must be {expected}, got {value!r}.")
 
 
 class DiffusionGenerationConfig(GenerationConfig):
