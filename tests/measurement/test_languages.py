@@ -1,8 +1,12 @@
 import itertools
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hf_mdm.languages import CopyLanguage, HMMLanguage, NGramLanguage
 
@@ -146,3 +150,141 @@ def test_bad_lengths_and_parameters():
         NGramLanguage.from_probabilities([[0.5, 0.6], [0.5, 0.5]])
     with pytest.raises(ValueError, match="several stationary"):
         NGramLanguage.from_probabilities([[1.0, 0.0], [0.0, 1.0]])
+
+
+# ---- every public entry point checks its arguments before any work (a count of 2.5 is never truncated to 2) ----
+NGRAM_ARGUMENTS = [
+    (dict(vocab_size=0), "vocab_size must be an integer >= 1, got 0"),
+    (dict(vocab_size=2.5), "vocab_size must be an integer >= 1, got 2.5"),
+    (dict(vocab_size=True), "vocab_size must be an integer >= 1, got True"),
+    (dict(vocab_size="8"), "vocab_size must be an integer >= 1, got '8'"),
+    (dict(n=2.5), "n must be an integer, got 2.5"),
+    (dict(n="3"), "n must be an integer, got '3'"),
+    (dict(n=True), "n must be an integer, got True"),
+    (dict(support=0), "support must lie in 1..3, got 0"),
+    (dict(support=2.5), "support must be an integer, got 2.5"),
+    (dict(support=4), "support must lie in 1..3, got 4"),
+    (dict(concentration=0), "concentration must be a finite number > 0, got 0"),
+    (dict(concentration=float("nan")), "concentration must be a finite number > 0, got nan"),
+    (dict(concentration=float("inf")), "concentration must be a finite number > 0, got inf"),
+    (dict(concentration="1"), "concentration must be a finite number > 0, got '1'"),
+    (dict(concentration=True), "concentration must be a finite number > 0, got True"),
+    (dict(seed=-1), "seed must be an integer >= 0, got -1"),
+    (dict(seed=1.5), "seed must be an integer >= 0, got 1.5"),
+    (dict(seed="0"), "seed must be an integer >= 0, got '0'"),
+]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("arguments, message", NGRAM_ARGUMENTS, ids=lambda value: repr(value)[:40])
+def test_bad_ngram_arguments(arguments, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        NGramLanguage(**({"vocab_size": 3} | arguments))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(num_states=0), "num_states must be an integer >= 1, got 0"),
+        (dict(num_states=2.5), "num_states must be an integer >= 1, got 2.5"),
+        (dict(vocab_size=True), "vocab_size must be an integer >= 1, got True"),
+        (dict(transition_support=0), "support must lie in 1..3, got 0"),
+        (dict(transition_support=1.5), "transition_support must be an integer, got 1.5"),
+        (dict(emission_support=5), "support must lie in 1..4, got 5"),
+        (dict(emission_support="2"), "emission_support must be an integer, got '2'"),
+        (dict(concentration=-1.0), "concentration must be a finite number > 0, got -1.0"),
+        (dict(seed=-3), "seed must be an integer >= 0, got -3"),
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_bad_hmm_arguments(arguments, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HMMLanguage(**({"num_states": 3, "vocab_size": 4} | arguments))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda language: language.sample(2.7, 4), "num (sequences) must be an integer >= 1, got 2.7"),
+        (lambda language: language.sample(True, 4), "num (sequences) must be an integer >= 1, got True"),
+        (lambda language: language.sample(0, 4), "num (sequences) must be an integer >= 1, got 0"),
+        (lambda language: language.sample("2", 4), "num (sequences) must be an integer >= 1, got '2'"),
+        (lambda language: language.sample(2, 4.5), "length must be an integer, got 4.5"),
+        (lambda language: language.sample(2, "4"), "length must be an integer, got '4'"),
+        (lambda language: language.sample(2, 4, generator=5), "generator must be a torch.Generator or None, got int"),
+        (lambda language: language.dataset(2, 4.0), "length must be an integer, got 4.0"),
+        (lambda language: language.dataset(2, 4, seed=1.5), "seed must be an integer, got 1.5"),
+        (lambda language: language.dataset(2, 4, seed=True), "seed must be an integer, got True"),
+        (lambda language: language.log_prob(torch.zeros(2, 3)), "Symbol ids must be integers"),
+    ],
+    ids=lambda value: "" if callable(value) else value[:40],
+)
+def test_bad_sampling_arguments(call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(NGramLanguage(3, n=2))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(num_samples=1), "num_samples (at least 2 for a standard error) must be an integer >= 2, got 1"),
+        (dict(num_samples=64.0), "num_samples (at least 2 for a standard error) must be an integer >= 2, got 64.0"),
+        (dict(num_samples=True), "must be an integer >= 2, got True"),
+        (dict(length=16.5), "length must be an integer, got 16.5"),
+        (dict(seed="1"), "seed must be an integer, got '1'"),
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_bad_entropy_rate_arguments(arguments, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HMMLanguage(2, 3).entropy_rate(**({"num_samples": 4, "length": 8} | arguments))
+
+
+@pytest.mark.bad_input
+@given(value=st.one_of(st.floats(), st.booleans(), st.text(max_size=3), st.integers(max_value=0)))
+@settings(max_examples=40, deadline=None)
+def test_a_count_that_is_not_a_positive_integer_is_refused(value):
+    with pytest.raises(ValueError, match=re.escape(f"num (sequences) must be an integer >= 1, got {value!r}")):
+        NGramLanguage(3, n=2).sample(value, 4)
+
+
+@given(num=st.integers(1, 5), kind=st.sampled_from([int, np.int64, torch.tensor]))
+@settings(max_examples=15, deadline=None)
+def test_python_numpy_and_torch_integers_are_the_same_count(num, kind):
+    language = NGramLanguage(3, n=2)
+    samples = language.sample(kind(num), kind(num + 1), torch.Generator().manual_seed(0))
+    assert torch.equal(samples, language.sample(num, num + 1, torch.Generator().manual_seed(0)))
+
+
+POSTERIOR_ARGUMENTS = [
+    (dict(symbols=torch.tensor([[0.0, 1.0, 2.0]])), "symbols must be integer symbol ids, got dtype torch.float32"),
+    (dict(symbols=torch.tensor([[True, False, True]])), "symbols must be integer symbol ids, got dtype torch.bool"),
+    (dict(symbols=torch.tensor([0, 1, 2])), "symbols must be a (num, length) tensor, got shape (3,)"),
+    (dict(observed=torch.tensor([[2, 0, 1]])), "observed must hold booleans (or 0 and 1 only), got values [0, 1, 2]"),
+    (dict(observed=torch.tensor([[0.5, 0.0, 1.0]])), "observed must hold booleans (or 0 and 1 only)"),
+    (dict(observed=torch.tensor([[True, False]])), "observed must have shape (1, 3) like the symbols, got (1, 2)"),
+    (dict(active=torch.tensor([[-1, 1, 1]])), "active must hold booleans (or 0 and 1 only), got values [-1, 1]"),
+    (dict(active=torch.ones(2, 3, dtype=torch.bool)), "active must have shape (1, 3) like the symbols, got (2, 3)"),
+]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("arguments, message", POSTERIOR_ARGUMENTS, ids=lambda value: repr(value)[:50])
+def test_bad_posterior_arguments(arguments, message):
+    valid = dict(symbols=torch.tensor([[0, 1, 2]]), observed=torch.tensor([[True, False, True]]), active=None)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        NGramLanguage(3, n=2).posterior(**(valid | arguments))
+
+
+@given(observed=st.lists(st.integers(0, 1), min_size=4, max_size=4), active=st.lists(st.integers(0, 1), min_size=4,
+                                                                                        max_size=4))  # fmt: skip
+@settings(max_examples=20, deadline=None)
+def test_a_0_1_mask_is_read_as_the_booleans_it_spells(observed, active):
+    language = NGramLanguage(3, n=2, seed=1)
+    symbols = language.sample(1, 4, torch.Generator().manual_seed(0))
+    from_integers = language.posterior(symbols, torch.tensor([observed]), torch.tensor([active]))
+    from_booleans = language.posterior(symbols, torch.tensor([observed]).bool(), torch.tensor([active]).bool())
+    assert torch.equal(from_integers, from_booleans)

@@ -1,4 +1,5 @@
 import itertools
+import re
 
 import pytest
 import torch
@@ -76,3 +77,35 @@ def test_oracle_survives_contradicting_tokens():
     oracle = language.oracle_model()
     logits = oracle(torch.tensor([[0, 0, 3, 3, 2]])).logits  # 0 -> 0 is impossible
     assert torch.isfinite(logits.softmax(-1)).all()
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "input_ids, keywords, message",
+    [
+        (torch.tensor([[0.0, 4.0]]), {}, "input_ids must be integer token ids, got dtype torch.float32"),
+        (torch.tensor([[True, False]]), {}, "input_ids must be integer token ids, got dtype torch.bool"),
+        (torch.tensor([0, 4]), {}, "needs `input_ids` of shape (batch, length)"),
+        (torch.tensor([[0, 8]]), {}, "input_ids must lie in 0..7"),
+        (torch.tensor([[0, -1]]), {}, "input_ids must lie in 0..7"),
+        (torch.tensor([[0, 4]]), {"attention_mask": torch.tensor([[2, 1]])}, "must hold booleans (or 0 and 1 only)"),
+        (torch.tensor([[0, 4]]), {"attention_mask": torch.tensor([[0.5, 1.0]])}, "must hold booleans (or 0 and 1"),
+        (torch.tensor([[0, 4]]), {"attention_mask": torch.tensor([[-1, 1]])}, "must hold booleans (or 0 and 1 only)"),
+        (torch.tensor([[0, 4]]), {"attention_mask": torch.ones(1, 3)}, "must have shape (1, 2) like the symbols"),
+        (torch.tensor([[0, 4, 4]]), {"logits_to_keep": -1}, "logits_to_keep must be >= 0 (0 keeps every position)"),
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_bad_oracle_inputs_are_refused(input_ids, keywords, message):
+    oracle = NGramLanguage(4, n=2, support=2, seed=2).oracle_model()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        oracle(input_ids, **keywords)
+
+
+def test_an_attention_mask_of_any_0_1_dtype_means_the_same():
+    oracle = NGramLanguage(4, n=3, support=2, seed=2).oracle_model()
+    input_ids = torch.tensor([[5, 0, 4, 1, 4, 4]])
+    mask = torch.tensor([[0, 1, 1, 1, 1, 1]])
+    expected = oracle(input_ids, attention_mask=mask.bool()).logits
+    for dtype in (torch.long, torch.int32, torch.float32):
+        assert torch.equal(oracle(input_ids, attention_mask=mask.to(dtype)).logits, expected)

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import datasets
 import torch
 
+from .input_checks import check_integer, check_mask
 from .oracle import OracleDenoiser
 from .tokenization import build_tokenizer
 
@@ -67,13 +68,14 @@ class FormalLanguage:
 
     # ---- validation --------------------------------------------------------------------------------------------
     def check_length(self, length: int) -> int:
-        """Raise a ValueError unless `length` is a length this language defines."""
-        if int(length) < self.min_length:
+        """`length` as an int, or a ValueError unless it is a length this language defines."""
+        length = check_integer(length, "length")
+        if length < self.min_length:
             raise ValueError(
                 f"{type(self).__name__} defines sequences of at least {self.min_length} tokens, got length {length}. "
                 f"Use length >= {self.min_length}."
             )
-        return int(length)
+        return length
 
     def check_sequences(self, sequences) -> torch.LongTensor:
         """Return `sequences` as a (num, length) LongTensor of symbols, or raise a ValueError saying what to fix."""
@@ -109,9 +111,9 @@ class FormalLanguage:
     # ---- public API --------------------------------------------------------------------------------------------
     def sample(self, num: int, length: int, generator: torch.Generator | None = None) -> torch.LongTensor:
         """Draw `num` sequences of `length` symbols exactly from the language, shape (num, length)."""
-        if int(num) < 1:
-            raise ValueError(f"num must be a positive number of sequences, got {num}.")
-        return self._sample(int(num), self.check_length(length), generator)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}.")
+        return self._sample(check_integer(num, "num (sequences)", 1), self.check_length(length), generator)
 
     def token_log_probs(self, sequences) -> torch.Tensor:
         """log p(x_i | x_<i) for every token, float64 of shape (num, length); -inf marks an invalid token."""
@@ -137,14 +139,14 @@ class FormalLanguage:
         Observed tokens that contradict the observed tokens before them (probability 0) are ignored, so the
         posterior is always defined. Rows at observed positions are not meant for use (the oracle copies those tokens).
         """
-        symbols = torch.as_tensor(symbols).long()
-        observed = torch.as_tensor(observed, dtype=torch.bool, device=symbols.device)
-        active = torch.ones_like(observed) if active is None else torch.as_tensor(active, dtype=torch.bool)
-        if symbols.dim() != 2 or observed.shape != symbols.shape or active.shape != symbols.shape:
-            raise ValueError(
-                "symbols, observed and active must be (num, length) tensors of one shape, got "
-                f"{tuple(symbols.shape)}, {tuple(observed.shape)} and {tuple(active.shape)}."
-            )
+        symbols = torch.as_tensor(symbols)
+        if symbols.dim() != 2:
+            raise ValueError(f"symbols must be a (num, length) tensor, got shape {tuple(symbols.shape)}.")
+        if symbols.is_floating_point() or symbols.is_complex() or symbols.dtype == torch.bool:
+            raise ValueError(f"symbols must be integer symbol ids, got dtype {symbols.dtype}.")
+        symbols = symbols.long()
+        observed = check_mask(observed, "observed", symbols.shape)
+        active = torch.ones_like(observed) if active is None else check_mask(active, "active", symbols.shape)
         shown = observed & active
         if bool(((symbols[shown] < 0) | (symbols[shown] >= self.vocab_size)).any()):
             raise ValueError(f"Observed symbols must lie in 0..{self.vocab_size - 1}.")
@@ -160,7 +162,7 @@ class FormalLanguage:
 
     def dataset(self, num: int, length: int, seed: int = 0) -> datasets.Dataset:
         """`num` samples of `length` tokens as a `datasets.Dataset` with `input_ids` and `text` ("3 0 2 ...")."""
-        ids = self.sample(num, length, torch.Generator().manual_seed(seed))
+        ids = self.sample(num, length, torch.Generator().manual_seed(check_integer(seed, "seed")))
         rows = ids.tolist()
         return datasets.Dataset.from_dict(
             {"input_ids": rows, "text": [" ".join(map(str, row)) for row in rows]},

@@ -7,6 +7,7 @@ import torch
 
 from .base import EntropyRate
 from .hidden_markov import HiddenMarkovLanguage
+from .input_checks import check_integer
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
 
 
@@ -36,20 +37,14 @@ class HMMLanguage(HiddenMarkovLanguage):
         concentration: float = 1.0,
         seed: int = 0,
     ):
-        if num_states < 1 or vocab_size < 1:
-            raise ValueError(f"num_states and vocab_size must be positive, got {num_states} and {vocab_size}.")
-        rng = np.random.default_rng(seed)
+        num_states, vocab_size = check_integer(num_states, "num_states", 1), check_integer(vocab_size, "vocab_size", 1)
+        moves = num_states if transition_support is None else check_integer(transition_support, "transition_support")
+        emits = vocab_size if emission_support is None else check_integer(emission_support, "emission_support")
+        rng = np.random.default_rng(check_integer(seed, "seed", 0))
         transition = random_sparse_rows(
-            num_states,
-            num_states,
-            num_states if transition_support is None else transition_support,
-            concentration,
-            rng,
-            forced=random_cycle(num_states, rng),
+            num_states, num_states, moves, concentration, rng, forced=random_cycle(num_states, rng)
         )
-        emission = random_sparse_rows(
-            num_states, vocab_size, vocab_size if emission_support is None else emission_support, concentration, rng
-        )
+        emission = random_sparse_rows(num_states, vocab_size, emits, concentration, rng)
         self._set_parameters(transition, emission, recurrent_state=0)
 
     @classmethod
@@ -99,8 +94,7 @@ class HMMLanguage(HiddenMarkovLanguage):
         Averages -log p(x_i | x_<i) over the second half of `num_samples` sampled sequences of `length` tokens: an
         estimate of H(X_i | X_<i), which decreases to h as i grows (the first half is burn-in).
         """
-        if num_samples < 2:
-            raise ValueError(f"num_samples must be >= 2 for a standard error, got {num_samples}.")
-        sequences = self.sample(num_samples, length, torch.Generator().manual_seed(seed))
+        num_samples = check_integer(num_samples, "num_samples (at least 2 for a standard error)", 2)
+        sequences = self.sample(num_samples, length, torch.Generator().manual_seed(check_integer(seed, "seed")))
         per_sequence = -self._token_log_probs(sequences)[:, length // 2 :].mean(-1)
         return EntropyRate(float(per_sequence.mean()), float(per_sequence.std() / math.sqrt(num_samples)))

@@ -3,6 +3,8 @@
 import numpy as np
 import torch
 
+from .input_checks import check_positive_real
+
 
 def random_cycle(size: int, rng: np.random.Generator) -> torch.LongTensor:
     """`successor[i]`: the element after i on a uniformly random cyclic order of 0..size-1."""
@@ -26,8 +28,7 @@ def random_sparse_rows(
     """
     if not 1 <= support <= num_cols:
         raise ValueError(f"support must lie in 1..{num_cols}, got {support}.")
-    if not concentration > 0:
-        raise ValueError(f"The Dirichlet concentration must be positive, got {concentration}.")
+    check_positive_real(concentration, "The Dirichlet concentration")
     keys = rng.random((num_rows, num_cols))
     if forced is not None:
         keys[np.arange(num_rows), forced.numpy()] = -1.0

@@ -5,6 +5,7 @@ import torch
 
 from .base import EntropyRate
 from .hidden_markov import HiddenMarkovLanguage, compact_active
+from .input_checks import check_integer
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
 from .ngram_posterior import ngram_masked_log_posterior, ngram_posterior
 
@@ -35,14 +36,16 @@ class NGramLanguage(HiddenMarkovLanguage):
     def __init__(
         self, vocab_size: int, n: int = 2, support: int | None = None, concentration: float = 1.0, seed: int = 0
     ):
+        vocab_size, n = check_integer(vocab_size, "vocab_size", 1), check_integer(n, "n")
         self._check_shape(vocab_size, n)
-        rng = np.random.default_rng(seed)
+        support = vocab_size if support is None else check_integer(support, "support")
+        rng = np.random.default_rng(check_integer(seed, "seed", 0))
         ring = random_cycle(vocab_size, rng)
         num_contexts = vocab_size ** (n - 1)
         probabilities = random_sparse_rows(
             num_contexts,
             vocab_size,
-            vocab_size if support is None else support,
+            support,
             concentration,
             rng,
             forced=ring[torch.arange(num_contexts) % vocab_size],

@@ -5,6 +5,7 @@ from torch import nn
 from transformers import PreTrainedConfig
 from transformers.modeling_outputs import MaskedLMOutput
 
+from .input_checks import check_mask
 from .tokenization import special_token_ids
 
 
@@ -59,6 +60,10 @@ class OracleDenoiser(nn.Module):
         """
         if input_ids is None or input_ids.dim() != 2:
             raise ValueError("OracleDenoiser needs `input_ids` of shape (batch, length).")
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise ValueError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}.")
+        if isinstance(logits_to_keep, int) and logits_to_keep < 0:
+            raise ValueError(f"logits_to_keep must be >= 0 (0 keeps every position), got {logits_to_keep}.")
         num_symbols, vocab_size = self.language.vocab_size, self.config.vocab_size
         ids = input_ids.detach().cpu().long()
         if bool(((ids < 0) | (ids >= vocab_size)).any()):
@@ -70,11 +75,7 @@ class OracleDenoiser(nn.Module):
         masked = ids == self.config.mask_token_id
         active = observed | masked
         if attention_mask is not None:
-            if attention_mask.shape != ids.shape:
-                raise ValueError(
-                    f"attention_mask must have the shape of input_ids {tuple(ids.shape)}, a 2-D padding mask."
-                )
-            active &= attention_mask.detach().cpu().bool()
+            active &= check_mask(attention_mask.detach().cpu(), "attention_mask (a 2-D padding mask)", ids.shape)
         shown = observed & active
         logits = torch.full((*ids.shape, vocab_size), torch.finfo(torch.float32).min)
         # the language writes log p(x_i | shown) at the masked active positions only

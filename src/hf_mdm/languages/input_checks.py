@@ -1,0 +1,49 @@
+"""Checks of the arguments of the languages' public entry points (constructors, `sample`, `dataset`, `posterior`,
+`entropy_rate`, the oracle's forward): each raises a ValueError that names the argument and what it got, before any
+work. A count given as 2.5, True or "3" is refused rather than truncated or parsed; a 0/1 mask holding 2 or 0.5 is
+refused rather than read as True.
+"""
+
+import math
+import numbers
+import operator
+
+import torch
+
+
+def check_integer(value, name: str, minimum: int | None = None) -> int:
+    """`value` as an int (a Python or numpy integer, or a one-element torch integer tensor), at least `minimum`; else a
+    ValueError naming `name` and what it got. Booleans, floats and strings are refused, not truncated or parsed."""
+    is_boolean = isinstance(value, bool) or type(value).__name__ == "bool_"
+    is_boolean |= isinstance(value, torch.Tensor) and value.dtype == torch.bool
+    try:
+        number = None if is_boolean else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or (minimum is not None and number < minimum):
+        bound = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}.")
+    return number
+
+
+def check_positive_real(value, name: str) -> float:
+    """`value` as a float if it is a finite real number > 0 (not a boolean or a string), else a ValueError."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+    if not (real and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+    return float(value)
+
+
+def check_mask(values, name: str, shape: torch.Size) -> torch.BoolTensor:
+    """`values` as a bool tensor of `shape`: booleans, or numbers that are all 0 or 1 (2 or 0.5 is refused, not read
+    as True)."""
+    values = torch.as_tensor(values)
+    if values.shape != shape:
+        raise ValueError(f"{name} must have shape {tuple(shape)} like the symbols, got {tuple(values.shape)}.")
+    if values.dtype != torch.bool:
+        if values.is_complex() or not bool(((values == 0) | (values == 1)).all()):
+            raise ValueError(
+                f"{name} must hold booleans (or 0 and 1 only), got values {values.unique()[:5].tolist()}."
+            )
+        values = values.bool()
+    return values
