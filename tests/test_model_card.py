@@ -257,11 +257,8 @@ def test_usage_snippet_reproduces_the_best_cell_at_the_largest_length():
         ModelCard.from_sweep(sweep_rows(), model=MDMForMaskedGeneration(tiny_config(max_position_embeddings=4)))
 
 
-@dataclasses.dataclass
-class RecordingPromptTask(PromptTask):
-    """A prompt task that keeps the ids each cell generated (one list per cell, in the sweep's order)."""
-
-    generated: list = dataclasses.field(default_factory=list)
+class Recording:
+    """A task that keeps the ids each cell generated (one list per cell, in the sweep's order)."""
 
     def score(self, tokenizer, generated, indices):
         self.generated.append(generated)
@@ -269,12 +266,13 @@ class RecordingPromptTask(PromptTask):
 
 
 @dataclasses.dataclass
-class RecordingLanguageTask(LanguageTask):
+class RecordingPromptTask(Recording, PromptTask):
     generated: list = dataclasses.field(default_factory=list)
 
-    def score(self, tokenizer, generated, indices):
-        self.generated.append(generated)
-        return super().score(tokenizer, generated, indices)
+
+@dataclasses.dataclass
+class RecordingLanguageTask(Recording, LanguageTask):
+    generated: list = dataclasses.field(default_factory=list)
 
 
 def swept_model(kind, tokenizer):

@@ -17,22 +17,14 @@ from hf_mdm.languages import EntropyRate, NGramLanguage
 from .test_metrics import causal_lm  # noqa: F401  (a fixture)
 
 
+@pytest.fixture(scope="module")
+def modules():
+    """The three evaluate modules, in memory, by short name."""
+    names = {"ser": "sequence_error_rate", "ter": "token_error_rate", "gp": "generative_perplexity"}
+    return {short: evaluate.load(hf_mdm.metrics.path(name), keep_in_memory=True) for short, name in names.items()}
+
+
 LANGUAGE = NGramLanguage(3, n=2, support=2, seed=0)  # 3 symbols: entropy rates above log 3 are impossible
-
-
-@pytest.fixture(scope="module")
-def ser():
-    return evaluate.load(hf_mdm.metrics.path("sequence_error_rate"), keep_in_memory=True)
-
-
-@pytest.fixture(scope="module")
-def ter():
-    return evaluate.load(hf_mdm.metrics.path("token_error_rate"), keep_in_memory=True)
-
-
-@pytest.fixture(scope="module")
-def gp():
-    return evaluate.load(hf_mdm.metrics.path("generative_perplexity"), keep_in_memory=True)
 
 
 NOT_IDS = "not token ids"
@@ -61,8 +53,8 @@ SHARED_BAD_INPUTS = [
 @pytest.mark.bad_input
 @pytest.mark.parametrize("kwargs, message", SHARED_BAD_INPUTS)
 @pytest.mark.parametrize("name", ["ser", "ter"])
-def test_ser_and_ter_refuse_inputs_that_are_not_ids_or_texts(request, name, kwargs, message):
-    module = request.getfixturevalue(name)
+def test_ser_and_ter_refuse_inputs_that_are_not_ids_or_texts(modules, name, kwargs, message):
+    module = modules[name]
     with pytest.raises(ValueError, match=message):
         module.compute(**kwargs)
     # the refused call left no state behind: the next correct call computes
@@ -77,9 +69,9 @@ def test_ser_and_ter_refuse_inputs_that_are_not_ids_or_texts(request, name, kwar
         pytest.param({"normalizer": 3}, "normalizer= must be a function", id="normalizer_number"),
     ],
 )
-def test_sequence_error_rate_refuses_a_normalizer_that_is_not_a_function(ser, kwargs, message):
+def test_sequence_error_rate_refuses_a_normalizer_that_is_not_a_function(modules, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        ser.compute(predictions=["a"], references=["a"], **kwargs)
+        modules["ser"].compute(predictions=["a"], references=["a"], **kwargs)
 
 
 @pytest.mark.bad_input
@@ -90,20 +82,20 @@ def test_sequence_error_rate_refuses_a_normalizer_that_is_not_a_function(ser, kw
     ids=["negative", "nan", "inf", "string", "bool", "above_log_v", "just_above_log_v", "negative_se", "nan_se",
          "nan_value"],
 )  # fmt: skip
-def test_token_error_rate_refuses_an_impossible_entropy_rate(ter, entropy_rate):
+def test_token_error_rate_refuses_an_impossible_entropy_rate(modules, entropy_rate):
     with pytest.raises(ValueError, match="entropy"):
-        ter.compute(predictions=[[0, 1], [1, 2]], language=LANGUAGE, entropy_rate=entropy_rate)
+        modules["ter"].compute(predictions=[[0, 1], [1, 2]], language=LANGUAGE, entropy_rate=entropy_rate)
 
 
 @pytest.mark.bad_input
 @pytest.mark.parametrize("floor", ["-1", False, True, math.inf, -math.inf, 0.5], ids=str)
-def test_token_error_rate_refuses_a_floor_that_is_not_a_log_probability(ter, floor):
+def test_token_error_rate_refuses_a_floor_that_is_not_a_log_probability(modules, floor):
     with pytest.raises(ValueError, match="finite log-probability <= 0"):
-        ter.compute(predictions=[[0, 1]], language=LANGUAGE, invalid_token_log_prob=floor)
+        modules["ter"].compute(predictions=[[0, 1]], language=LANGUAGE, invalid_token_log_prob=floor)
 
 
-def test_token_error_rate_takes_the_largest_possible_entropy_rate(ter):
-    result = ter.compute(predictions=[[0, 1], [1, 2]], language=LANGUAGE, entropy_rate=math.log(3))
+def test_token_error_rate_takes_the_largest_possible_entropy_rate(modules):
+    result = modules["ter"].compute(predictions=[[0, 1], [1, 2]], language=LANGUAGE, entropy_rate=math.log(3))
     assert result["entropy_rate"] == pytest.approx(math.log(3))
 
 
@@ -121,22 +113,25 @@ def test_token_error_rate_takes_the_largest_possible_entropy_rate(ter):
         pytest.param({"predictions": ["0 1"], "add_start_token": "False"}, "True or False", id="start_token_str"),
     ],
 )
-def test_generative_perplexity_refuses_bad_arguments(gp, causal_lm, kwargs, message):  # noqa: F811
+def test_generative_perplexity_refuses_bad_arguments(modules, causal_lm, kwargs, message):  # noqa: F811
     model, tokenizer, _ = causal_lm
+    gp = modules["gp"]
     with pytest.raises(ValueError, match=message):
         gp.compute(model=model, tokenizer=tokenizer, **kwargs)
     assert gp.compute(predictions=["0 1"], model=model, tokenizer=tokenizer)["num_tokens"] == 2  # still usable
 
 
 @pytest.mark.bad_input
-def test_generative_perplexity_refuses_a_tokenizer_of_another_vocabulary(gp, causal_lm):  # noqa: F811
+def test_generative_perplexity_refuses_a_tokenizer_of_another_vocabulary(modules, causal_lm):  # noqa: F811
     model, _, _ = causal_lm
+    gp = modules["gp"]
     bigger = NGramLanguage(50).tokenizer()  # ids up to 53: the model has 10
     with pytest.raises(ValueError, match=rf"outside the model's vocabulary \(vocab_size={model.config.vocab_size}\)"):
         gp.compute(predictions=["40 41"], model=model, tokenizer=bigger)
 
 
-def test_ids_as_tensors_and_arrays_are_read_as_lists(ser, ter):
+def test_ids_as_tensors_and_arrays_are_read_as_lists(modules):
+    ser, ter = modules["ser"], modules["ter"]
     as_lists = ter.compute(predictions=[[0, 1, 1], [2, 0, 1]], references=[[0, 1, 0], [2, 0, 1]])
     references = np.array([[0, 1, 0], [2, 0, 1]])
     as_tensor = ter.compute(predictions=torch.tensor([[0, 1, 1], [2, 0, 1]]), references=references)
@@ -150,9 +145,10 @@ def test_ids_as_tensors_and_arrays_are_read_as_lists(ser, ter):
     position=st.integers(0, 1000),
     value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.text(max_size=2)),
 )
-def test_any_non_integer_id_anywhere_is_refused_and_integers_score_alike_as_tensors(ser, ter, ids, position, value):
+def test_any_non_integer_id_anywhere_is_refused_and_integers_score_alike_as_tensors(modules, ids, position, value):
     """Property: replacing any one id by a float, a bool or a string is refused by both metrics; the integer batch
     scores the same as lists, tuples and numpy arrays."""
+    ser, ter = modules["ser"], modules["ter"]
     flat = [(row, column) for row in range(len(ids)) for column in range(len(ids[row]))]
     row, column = flat[position % len(flat)]
     bad = [list(sequence) for sequence in ids]
@@ -168,9 +164,10 @@ def test_any_non_integer_id_anywhere_is_refused_and_integers_score_alike_as_tens
 
 @settings(max_examples=30, deadline=None)
 @given(value=st.floats(allow_nan=True, allow_infinity=True), standard_error=st.floats(allow_nan=True))
-def test_entropy_rates_are_taken_exactly_when_possible(ter, value, standard_error):
+def test_entropy_rates_are_taken_exactly_when_possible(modules, value, standard_error):
     """Property: an entropy rate (value, SE) is accepted iff 0 <= value <= log V and SE >= 0, both finite; then the
     gap is the log-perplexity minus it."""
+    ter = modules["ter"]
     possible = math.isfinite(value) and 0 <= value <= math.log(3) and math.isfinite(standard_error) and (
         standard_error >= 0)  # fmt: skip
     arguments = dict(predictions=[[0, 1], [1, 2]], language=LANGUAGE, entropy_rate=EntropyRate(value, standard_error))
