@@ -216,6 +216,8 @@ ARGUMENT_BATTERY = [
     case("suppress_tokens_not_a_list", dict(suppress_tokens=5), "list of token ids"),
     case("sep_token_id_outside", dict(sep_token_id=VOCAB + 1), "sep_token_id=41 is outside"),
     case("sep_token_id_negative", dict(sep_token_id=-2), "`sep_token_id` must be a non-negative token id"),
+    case("sep_token_id_is_the_mask", dict(sep_token_id=MASK), "sep_token_id=39 is the \\[MASK\\] id"),
+    case("pad_token_id_outside_without_eos", dict(pad_token_id=VOCAB), "pad_token_id=40 is outside"),
     # GenerationConfig fields that diffusion decoding does not apply
     case("output_scores", dict(output_scores=True), "does not apply \\['output_scores'\\].*output_history"),
     case("output_logits", dict(output_logits=True), "does not apply \\['output_logits'\\]"),
@@ -252,7 +254,8 @@ ARGUMENT_BATTERY = [
     case("stopping_criteria", dict(stopping_criteria=[]), "eos_token_id"),
     case("misspelled", dict(stepz=3), "unexpected arguments \\['stepz'\\].*spelling"),
     case("a_method_name", dict(validate=1), "unexpected arguments \\['validate'\\]"),
-    # tensors and hooks
+    # tensors, configs and hooks
+    case("generation_config_dict", dict(generation_config={"steps": 4}), "must be a GenerationConfig", TypeError),
     case("input_ids_list", dict(input_ids=[[1, 2, 3]]), "2-D integer tensor"),
     case("input_ids_three_dimensional", dict(input_ids=PROMPTS[None]), "2-D integer tensor"),
     case("attention_mask_list", dict(attention_mask=[[1] * 5] * 2), "attention_mask has shape list"),
@@ -293,19 +296,20 @@ TYPED_FIELDS = {
 }  # fmt: skip
 
 
+@functools.cache
+def model_and_forwards():
+    """One model for every example, with its forward counter."""
+    model = tiny_mdm()
+    return model, forwards(model)
+
+
 @pytest.mark.bad_input
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_any_value_of_the_wrong_type_or_sign_is_refused_before_any_forward(data):
     name = data.draw(st.sampled_from(sorted(TYPED_FIELDS)))
     value = data.draw(TYPED_FIELDS[name])
-    model = model_for_typed_fields()
-    calls = forwards(model)
+    model, calls = model_and_forwards()
     with pytest.raises(ValueError, match=f"`{name}` must be"):
         model.generate(PROMPTS, **{"max_new_tokens": 4, "steps": 4, name: value})
     assert calls == []
-
-
-@functools.cache
-def model_for_typed_fields():
-    return tiny_mdm()

@@ -18,6 +18,7 @@ greedily, its length when the call gives one; EOS ids always pass the model's ow
 
 import copy
 
+from transformers import GenerationConfig
 from transformers.utils import logging
 
 from .configuration import DiffusionGenerationConfig, check_field_types, eos_ids, generation_fields
@@ -62,6 +63,11 @@ def as_diffusion_config(config) -> DiffusionGenerationConfig:
         return DiffusionGenerationConfig()
     if isinstance(config, DiffusionGenerationConfig):
         return copy.deepcopy(config)
+    if not isinstance(config, GenerationConfig):
+        raise TypeError(
+            f"`generation_config` must be a GenerationConfig (e.g. a DiffusionGenerationConfig), got "
+            f"{type(config).__name__}; pass its fields as keyword arguments, or DiffusionGenerationConfig(**fields)."
+        )
     return DiffusionGenerationConfig.from_dict(config.to_dict())
 
 
@@ -211,11 +217,16 @@ def check_token_ids(config: DiffusionGenerationConfig, vocab_size: int | None, m
             f"eos_token_id={config.eos_token_id} includes the [MASK] id {mask_token_id}, which is never generated, so "
             "no row would stop. Pass the tokenizer's eos_token_id."
         )
+    if config.sep_token_id == mask_token_id:
+        raise ValueError(
+            f"sep_token_id={config.sep_token_id} is the [MASK] id; it names the end marker the tokenizer appends "
+            "([SEP]). Pass the tokenizer's sep_token_id, or None."
+        )
     if vocab_size is None:
         return
     named = {
         "eos_token_id": eos,
-        "pad_token_id": [config.pad_token_id] if eos and config.pad_token_id is not None else [],
+        "pad_token_id": [config.pad_token_id] if config.pad_token_id is not None else [],
         "suppress_tokens": list(config.suppress_tokens or []),
         "sep_token_id": [config.sep_token_id] if config.sep_token_id is not None else [],
     }
