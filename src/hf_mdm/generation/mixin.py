@@ -388,9 +388,8 @@ class DiffusionGenerationMixin:
                 "do not; tokenize every prompt the same way, left-padded (tokenizer.padding_side = 'left')."
             )
         positions = torch.arange(prompt_length + max_new_tokens, device=input_ids.device)
-        return torch.cat(
-            [positions[: prompt_length - 1], positions[prompt_length:], positions[prompt_length - 1 :][:1]]
-        )
+        marker = positions[prompt_length - 1 : prompt_length]
+        return torch.cat([positions[: prompt_length - 1], positions[prompt_length:], marker])
 
     @staticmethod
     def _plan_blocks(fill, prompt_length, max_new_tokens, block_length) -> tuple[torch.LongTensor, list[int]]:

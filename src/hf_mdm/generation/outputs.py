@@ -12,7 +12,9 @@ class DiffusionGenerationOutput(ModelOutput):
     sequences: (batch, prompt + max_new_tokens) the prompt (its [MASK] filled) followed by the generated tokens; pad
         after a row's EOS.
     nfe: (batch,) forward passes each row took part in (exact reuse and finished rows spend none).
-    steps_per_block: (batch, num_blocks) reverse steps each row went through in each block.
+    steps_per_block: (batch, num_blocks) reverse steps each row went through in each block; for the ranked
+        strategies (which skip steps that reveal nothing) and `random` (which visits only steps that reveal
+        something), the steps in which the row revealed a position.
     history: with `output_history=True`, the canvas after every step, one (batch, length) tensor per step.
     """
 
