@@ -16,7 +16,9 @@ class CardArguments:
     sweep: str = field(metadata={"help": "sweep.jsonl written by `hf-mdm sweep` (or sweep_steps(output_path=...))."})
     output_dir: str = field(metadata={"help": "Folder to write README.md and the plot into (e.g. the model folder)."})
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Model folder (ours, LLaDA/Dream, or any masked LM), for its size facts."}
+        default=None,
+        metadata={"help": "Model folder (ours, LLaDA/Dream, or any masked LM): its size facts, and the folder the "
+                          "card's usage snippet loads."},  # fmt: skip
     )
     model_name: str = "hf-mdm model"
     task_name: str = "formal language"
