@@ -1,4 +1,5 @@
-"""A model and a tokenizer must agree on the [MASK] id, or decoding fills the wrong token silently."""
+"""A model and a tokenizer must agree on the [MASK] id, or decoding fills the wrong token silently; and the end-of-text
+token of BERT-family tokenizers (their [SEP])."""
 
 
 def model_mask_token_id(model) -> int | None:
@@ -21,3 +22,11 @@ def check_mask_token(model, tokenizer) -> None:
             f"The tokenizer's mask id {tokenizer.mask_token_id} ({tokenizer.mask_token!r}) disagrees with the model's "
             f"mask_token_id {model_id}; use the tokenizer the model was trained with."
         )
+
+
+def use_sep_as_eos(tokenizer) -> None:
+    """BERT-family tokenizers end every text with [SEP] and name no EOS: make [SEP] the tokenizer's EOS (in place),
+    so that a model trained on its texts stops there, and `eos_padding` pads with it. Other tokenizers are left as
+    they are."""
+    if tokenizer.eos_token is None and getattr(tokenizer, "sep_token", None) is not None:
+        tokenizer.eos_token = tokenizer.sep_token

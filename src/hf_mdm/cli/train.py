@@ -1,16 +1,27 @@
-"""`hf-mdm train`: train an MDM with the stock Trainer on a local text/JSON dataset or a formal language."""
+"""`hf-mdm train`: train an MDM with the stock Trainer on a local text/JSON dataset or a formal language.
 
-from dataclasses import dataclass, field
+With `--prompt_column` and `--response_column` it fine-tunes on prompt/response pairs (SFT): the prompt is never
+masked, and each response is followed by EOS padding that is trained on (`DataCollatorForMaskedDiffusion(...,
+eos_padding=True)`), so the model learns to end its answers. The seed is set before the model is built, so a command
+run twice gives the same weights and losses.
+"""
+
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from datasets import load_dataset
-from transformers import AutoTokenizer, Trainer, TrainingArguments
+from transformers import AutoTokenizer, Trainer, TrainingArguments, enable_full_determinism, set_seed
+from transformers.utils import logging
 
 from ..configuration_mdm import MDMConfig
 from ..modeling_mdm import MDMForMaskedGeneration
-from ..tokenizer_checks import check_mask_token
+from ..tokenizer_checks import check_mask_token, use_sep_as_eos
 from ..training import DataCollatorForMaskedDiffusion
+from ..training.collator_arguments import check_count
 from .language_arguments import LanguageArguments
+
+
+logger = logging.get_logger(__name__)
 
 
 DATA_FILE_TYPES = {".txt": "text", ".json": "json", ".jsonl": "json", ".csv": "csv"}
@@ -38,12 +49,63 @@ class DataArguments:
         default=None, metadata={"help": "Local .txt/.json/.jsonl/.csv file or folder of them (or use --language)."}
     )
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
-    max_length: int = field(default=128, metadata={"help": "Truncate examples to this many tokens."})
+    prompt_column: str | None = field(
+        default=None,
+        metadata={"help": "SFT: column of prompts (with --response_column); the response and its EOS are learned."},
+    )
+    response_column: str | None = field(default=None, metadata={"help": "SFT: column of responses to the prompts."})
+    max_length: int = field(
+        default=128, metadata={"help": "Truncate texts to this many tokens (SFT: prompt + response + EOS must fit)."}
+    )
     num_examples: int = field(default=10_000, metadata={"help": "Formal language: training sequences to sample."})
     sequence_length: int = field(default=32, metadata={"help": "Formal language: tokens per sequence."})
 
 
 ARGUMENTS = (ModelArguments, DataArguments, LanguageArguments, TrainingArguments)
+# Model arguments that describe a new model: a loaded one keeps its own.
+NEW_MODEL_FIELDS = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size", "schedule"
+)  # fmt: skip
+
+
+def changed(arguments, names) -> list[str]:
+    """The flags among `names` given a value other than their default."""
+    defaults = {f.name: f.default for f in fields(arguments)}
+    return [f"--{name}" for name in names if getattr(arguments, name) != defaults[name]]
+
+
+def check_train_arguments(model_args: ModelArguments, data: DataArguments, language_args: LanguageArguments) -> None:
+    """The one check of `hf-mdm train`'s own arguments (TrainingArguments checks itself), before anything is loaded:
+    ranges, and flags that the chosen data or model would silently ignore."""
+    if (data.dataset is None) == (language_args.language is None):
+        raise ValueError("Give exactly one of --dataset (a local file or folder) or --language (ngram, hmm, copy).")
+    for name in ("hidden_size", "num_hidden_layers", "num_attention_heads"):
+        check_count(f"--{name}", getattr(model_args, name))
+    for name in ("num_key_value_heads", "intermediate_size"):
+        check_count(f"--{name}", getattr(model_args, name), optional=True)
+    for name in ("max_length", "num_examples", "sequence_length"):
+        check_count(f"--{name}", getattr(data, name))
+    if data.dataset is not None:
+        language_fields = [f.name for f in fields(LanguageArguments) if f.name != "language"]
+        ignored = changed(data, ("num_examples", "sequence_length")) + changed(language_args, language_fields)
+        source = "--dataset (they describe a --language)"
+    else:
+        ignored = changed(model_args, ("tokenizer_name_or_path",))
+        ignored += changed(data, ("text_column", "prompt_column", "response_column", "max_length"))
+        source = "--language, which brings its own tokenizer and sequences (--sequence_length sets their length)"
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)} would be ignored with {source}; drop them.")
+    if model_args.model_name_or_path is not None and changed(model_args, NEW_MODEL_FIELDS):
+        raise ValueError(
+            f"{', '.join(changed(model_args, NEW_MODEL_FIELDS))} describe a new model and would be ignored with "
+            "--model_name_or_path (the loaded model keeps its own config); drop them."
+        )
+    if (data.prompt_column is None) != (data.response_column is None):
+        raise ValueError("Give both --prompt_column and --response_column (fine-tuning on pairs), or neither.")
+    if data.prompt_column is not None and data.prompt_column == data.response_column:
+        raise ValueError(f"--prompt_column and --response_column both name {data.prompt_column!r}; name two columns.")
+    if data.prompt_column is not None and changed(data, ("text_column",)):
+        raise ValueError("--text_column is not read with --prompt_column/--response_column; drop it.")
 
 
 def load_text_dataset(data: DataArguments):
@@ -61,15 +123,77 @@ def load_text_dataset(data: DataArguments):
     if all(p.stat().st_size == 0 for p in files):
         raise ValueError(f"--dataset {data.dataset} is empty; give a file with at least one example.")
     dataset = load_dataset(kinds.pop(), data_files=[str(p) for p in files], split="train")
-    if data.text_column not in dataset.column_names:
-        raise ValueError(f"--text_column {data.text_column!r} is not a column of the dataset: {dataset.column_names}.")
+    columns = ("prompt_column", "response_column") if data.prompt_column is not None else ("text_column",)
+    for flag in columns:
+        column = getattr(data, flag)
+        if column not in dataset.column_names:
+            raise ValueError(f"--{flag} {column!r} is not a column of the dataset: {dataset.column_names}.")
+        rows = [i for i, value in enumerate(dataset[column]) if not isinstance(value, str)]
+        if rows:
+            raise ValueError(
+                f"--{flag} {column!r} must hold text in every row; row {rows[0]} holds {dataset[column][rows[0]]!r} "
+                f"({len(rows)} such rows). Fix or drop them."
+            )
     return dataset
+
+
+def tokenized_texts(text, tokenizer, data: DataArguments):
+    """Each text's tokens, truncated to --max_length; blank texts (no tokens) are dropped."""
+    dataset = text.map(
+        lambda batch: tokenizer(batch[data.text_column], truncation=True, max_length=data.max_length),
+        batched=True,
+        remove_columns=text.column_names,
+    )
+    return dataset.filter(lambda example: len(example["input_ids"]) > 0)  # blank lines carry no tokens
+
+
+def tokenized_pairs(text, tokenizer, data: DataArguments):
+    """Each pair as `input_ids` = prompt (with the tokenizer's special tokens, as generate() receives a prompt) +
+    response (without), and `prompt_length`; the collator appends the EOS. A pair that does not fit in --max_length
+    with its EOS is refused: truncating it would cut the end the model must learn."""
+
+    def tokenize(batch):
+        prompts = tokenizer(batch[data.prompt_column])["input_ids"]
+        responses = tokenizer(batch[data.response_column], add_special_tokens=False)["input_ids"]
+        return {
+            "input_ids": [prompt + response for prompt, response in zip(prompts, responses)],
+            "prompt_length": [len(prompt) for prompt in prompts],
+        }
+
+    dataset = text.map(tokenize, batched=True, remove_columns=text.column_names)
+    eos = tokenizer.eos_token_id
+    lengths = [len(ids) + (not ids or ids[-1] != eos) for ids in dataset["input_ids"]]
+    too_long = [length for length in lengths if length > data.max_length]
+    if too_long:
+        raise ValueError(
+            f"{len(too_long)} of {len(lengths)} prompt/response pairs need more than --max_length={data.max_length} "
+            f"tokens with their EOS (the longest {max(too_long)}); raise --max_length or drop those pairs."
+        )
+    return dataset
+
+
+def check_end_of_text(tokenizer, model, fine_tuning: bool) -> None:
+    """Fine-tuning on pairs teaches the tokenizer's EOS; the model must have one and stop on it in generate()."""
+    if tokenizer.eos_token_id is None:
+        if fine_tuning:
+            raise ValueError(
+                "Fine-tuning on pairs teaches the model to end each response with EOS, and the tokenizer has none: "
+                "add one (tokenizer.add_special_tokens({'eos_token': '<|endoftext|>'})), save it, pass that folder."
+            )
+        return
+    if model.config.eos_token_id is None:
+        model.config.eos_token_id = tokenizer.eos_token_id
+    stops = model.generation_config.eos_token_id
+    stops = [] if stops is None else [stops] if isinstance(stops, int) else list(stops)
+    if tokenizer.eos_token_id not in stops:
+        model.generation_config.eos_token_id = stops + [tokenizer.eos_token_id] if stops else tokenizer.eos_token_id
+        logger.info(f"generate() now also stops at the tokenizer's EOS {tokenizer.eos_token!r}.")
 
 
 def build_training_inputs(model_args: ModelArguments, data: DataArguments, language_args: LanguageArguments):
     """(tokenizer, train_dataset, model) described by the arguments."""
-    if (data.dataset is None) == (language_args.language is None):
-        raise ValueError("Give exactly one of --dataset (a local file or folder) or --language (ngram, hmm, copy).")
+    check_train_arguments(model_args, data, language_args)
+    fine_tuning = data.prompt_column is not None
     if language_args.language is not None:
         language = language_args.build()
         tokenizer = language.tokenizer()
@@ -83,14 +207,9 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
             )
         text = load_text_dataset(data)
         tokenizer = AutoTokenizer.from_pretrained(source)
-        dataset = text.map(
-            lambda batch: tokenizer(batch[data.text_column], truncation=True, max_length=data.max_length),
-            batched=True,
-            remove_columns=text.column_names,
-        )
+        use_sep_as_eos(tokenizer)
+        dataset = (tokenized_pairs if fine_tuning else tokenized_texts)(text, tokenizer, data)
         max_positions = data.max_length
-        # Blank lines carry no tokens to train on.
-        dataset = dataset.filter(lambda example: len(example["input_ids"]) > 0)
     if len(dataset) == 0:
         raise ValueError(
             "The training dataset has no example with tokens; give a --dataset with text (or --num_examples >= 1)."
@@ -103,6 +222,7 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
     if model_args.model_name_or_path is not None:
         model = MDMForMaskedGeneration.from_pretrained(model_args.model_name_or_path)
         check_mask_token(model, tokenizer)
+        check_fits_model(model, tokenizer, max_positions)
     else:
         config = MDMConfig(
             vocab_size=len(tokenizer),
@@ -119,15 +239,40 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
             schedule=model_args.schedule,
         )
         model = MDMForMaskedGeneration(config)
+    check_end_of_text(tokenizer, model, fine_tuning)
     return tokenizer, dataset, model
 
 
+def check_fits_model(model, tokenizer, max_positions: int) -> None:
+    """A loaded model must hold every token id and every position the data can have."""
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(
+            f"The tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size}; use the "
+            "model's own tokenizer (or resize the model's embeddings first)."
+        )
+    if max_positions > model.config.max_position_embeddings:
+        raise ValueError(
+            f"Examples may have {max_positions} tokens but the model holds at most "
+            f"{model.config.max_position_embeddings} positions; lower --max_length (or --sequence_length)."
+        )
+
+
+def training_collator(tokenizer, model, data: DataArguments) -> DataCollatorForMaskedDiffusion:
+    """The collator of the run: EOS padding when fine-tuning on prompt/response pairs."""
+    return DataCollatorForMaskedDiffusion(
+        tokenizer, schedule=model.config.schedule, eos_padding=data.prompt_column is not None
+    )
+
+
 def run(model_args: ModelArguments, data: DataArguments, language_args: LanguageArguments, args: TrainingArguments):
+    # Seeded before the model is built, as the Trainer seeds before `model_init`: the same command, the same weights.
+    enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
     tokenizer, dataset, model = build_training_inputs(model_args, data, language_args)
-    collator = DataCollatorForMaskedDiffusion(tokenizer, schedule=model.config.schedule)
+    collator = training_collator(tokenizer, model, data)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(args.output_dir)
+    trainer.save_state()  # trainer_state.json: the logged losses
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(args.output_dir)
         print(f"Saved the model and tokenizer to {args.output_dir}")
