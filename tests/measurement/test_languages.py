@@ -153,54 +153,61 @@ def test_bad_lengths_and_parameters():
 
 
 # ---- every public entry point checks its arguments before any work (a count of 2.5 is never truncated to 2) ----
-NGRAM_ARGUMENTS = [
-    (dict(vocab_size=0), "vocab_size must be an integer >= 1, got 0"),
-    (dict(vocab_size=2.5), "vocab_size must be an integer >= 1, got 2.5"),
-    (dict(vocab_size=True), "vocab_size must be an integer >= 1, got True"),
-    (dict(vocab_size="8"), "vocab_size must be an integer >= 1, got '8'"),
-    (dict(n=2.5), "n must be an integer, got 2.5"),
-    (dict(n="3"), "n must be an integer, got '3'"),
-    (dict(n=True), "n must be an integer, got True"),
-    (dict(support=0), "support must lie in 1..3, got 0"),
-    (dict(support=2.5), "support must be an integer, got 2.5"),
-    (dict(support=4), "support must lie in 1..3, got 4"),
-    (dict(concentration=0), "concentration must be a finite number > 0, got 0"),
-    (dict(concentration=float("nan")), "concentration must be a finite number > 0, got nan"),
-    (dict(concentration=float("inf")), "concentration must be a finite number > 0, got inf"),
-    (dict(concentration="1"), "concentration must be a finite number > 0, got '1'"),
-    (dict(concentration=True), "concentration must be a finite number > 0, got True"),
-    (dict(seed=-1), "seed must be an integer >= 0, got -1"),
-    (dict(seed=1.5), "seed must be an integer >= 0, got 1.5"),
-    (dict(seed="0"), "seed must be an integer >= 0, got '0'"),
+def ngram(**arguments):
+    return NGramLanguage(**({"vocab_size": 3} | arguments))
+
+
+def hmm(**arguments):
+    return HMMLanguage(**({"num_states": 3, "vocab_size": 4} | arguments))
+
+
+def entropy_rate(**arguments):
+    return HMMLanguage(2, 3).entropy_rate(**({"num_samples": 4, "length": 8} | arguments))
+
+
+BAD_ARGUMENTS = [
+    (ngram, dict(vocab_size=0), "vocab_size must be an integer >= 1, got 0"),
+    (ngram, dict(vocab_size=2.5), "vocab_size must be an integer >= 1, got 2.5"),
+    (ngram, dict(vocab_size=True), "vocab_size must be an integer >= 1, got True"),
+    (ngram, dict(vocab_size="8"), "vocab_size must be an integer >= 1, got '8'"),
+    (ngram, dict(n=2.5), "n must be an integer, got 2.5"),
+    (ngram, dict(n="3"), "n must be an integer, got '3'"),
+    (ngram, dict(n=True), "n must be an integer, got True"),
+    (ngram, dict(support=0), "support must lie in 1..3, got 0"),
+    (ngram, dict(support=2.5), "support must be an integer, got 2.5"),
+    (ngram, dict(support=4), "support must lie in 1..3, got 4"),
+    (ngram, dict(concentration=0), "concentration must be a finite number > 0, got 0"),
+    (ngram, dict(concentration=float("nan")), "concentration must be a finite number > 0, got nan"),
+    (ngram, dict(concentration=float("inf")), "concentration must be a finite number > 0, got inf"),
+    (ngram, dict(concentration="1"), "concentration must be a finite number > 0, got '1'"),
+    (ngram, dict(concentration=True), "concentration must be a finite number > 0, got True"),
+    (ngram, dict(seed=-1), "seed must be an integer >= 0, got -1"),
+    (ngram, dict(seed=1.5), "seed must be an integer >= 0, got 1.5"),
+    (ngram, dict(seed="0"), "seed must be an integer >= 0, got '0'"),
+    (hmm, dict(num_states=0), "num_states must be an integer >= 1, got 0"),
+    (hmm, dict(num_states=2.5), "num_states must be an integer >= 1, got 2.5"),
+    (hmm, dict(vocab_size=True), "vocab_size must be an integer >= 1, got True"),
+    (hmm, dict(transition_support=0), "support must lie in 1..3, got 0"),
+    (hmm, dict(transition_support=1.5), "transition_support must be an integer, got 1.5"),
+    (hmm, dict(emission_support=5), "support must lie in 1..4, got 5"),
+    (hmm, dict(emission_support="2"), "emission_support must be an integer, got '2'"),
+    (hmm, dict(concentration=-1.0), "concentration must be a finite number > 0, got -1.0"),
+    (hmm, dict(seed=-3), "seed must be an integer >= 0, got -3"),
+    (entropy_rate, dict(num_samples=1), "num_samples (at least 2 for a standard error) must be an integer >= 2"),
+    (entropy_rate, dict(num_samples=64.0), "(at least 2 for a standard error) must be an integer >= 2, got 64.0"),
+    (entropy_rate, dict(num_samples=True), "must be an integer >= 2, got True"),
+    (entropy_rate, dict(length=16.5), "length must be an integer, got 16.5"),
+    (entropy_rate, dict(seed="1"), "seed must be an integer, got '1'"),
 ]
 
 
 @pytest.mark.bad_input
-@pytest.mark.parametrize("arguments, message", NGRAM_ARGUMENTS, ids=lambda value: repr(value)[:40])
-def test_bad_ngram_arguments(arguments, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
-        NGramLanguage(**({"vocab_size": 3} | arguments))
-
-
-@pytest.mark.bad_input
 @pytest.mark.parametrize(
-    "arguments, message",
-    [
-        (dict(num_states=0), "num_states must be an integer >= 1, got 0"),
-        (dict(num_states=2.5), "num_states must be an integer >= 1, got 2.5"),
-        (dict(vocab_size=True), "vocab_size must be an integer >= 1, got True"),
-        (dict(transition_support=0), "support must lie in 1..3, got 0"),
-        (dict(transition_support=1.5), "transition_support must be an integer, got 1.5"),
-        (dict(emission_support=5), "support must lie in 1..4, got 5"),
-        (dict(emission_support="2"), "emission_support must be an integer, got '2'"),
-        (dict(concentration=-1.0), "concentration must be a finite number > 0, got -1.0"),
-        (dict(seed=-3), "seed must be an integer >= 0, got -3"),
-    ],
-    ids=lambda value: repr(value)[:40],
+    "entry, arguments, message", BAD_ARGUMENTS, ids=lambda value: getattr(value, "__name__", repr(value)[:40])
 )
-def test_bad_hmm_arguments(arguments, message):
+def test_bad_arguments_are_refused_naming_them(entry, arguments, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        HMMLanguage(**({"num_states": 3, "vocab_size": 4} | arguments))
+        entry(**arguments)
 
 
 @pytest.mark.bad_input
@@ -224,23 +231,6 @@ def test_bad_hmm_arguments(arguments, message):
 def test_bad_sampling_arguments(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         call(NGramLanguage(3, n=2))
-
-
-@pytest.mark.bad_input
-@pytest.mark.parametrize(
-    "arguments, message",
-    [
-        (dict(num_samples=1), "num_samples (at least 2 for a standard error) must be an integer >= 2, got 1"),
-        (dict(num_samples=64.0), "num_samples (at least 2 for a standard error) must be an integer >= 2, got 64.0"),
-        (dict(num_samples=True), "must be an integer >= 2, got True"),
-        (dict(length=16.5), "length must be an integer, got 16.5"),
-        (dict(seed="1"), "seed must be an integer, got '1'"),
-    ],
-    ids=lambda value: repr(value)[:40],
-)
-def test_bad_entropy_rate_arguments(arguments, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
-        HMMLanguage(2, 3).entropy_rate(**({"num_samples": 4, "length": 8} | arguments))
 
 
 @pytest.mark.bad_input
