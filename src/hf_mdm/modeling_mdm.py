@@ -374,8 +374,9 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
 
     def push_to_hub(self, repo_id: str, *, model_card=None, **kwargs):
         """`PreTrainedModel.push_to_hub`, plus `model_card`: an `hf_mdm.ModelCard` uploaded as README.md with its plot
-        in the same commit (transformers would replace it with the Hub's card or a generic one). Without it, the
-        card already on the Hub is kept, as transformers does."""
+        and the `tokenizer=` it requires (the card's snippet loads it) in the same commit (transformers would replace
+        the card with the Hub's or a generic one). Without it, the card already on the Hub is kept, as transformers
+        does. After `Trainer` training, `card.push_with_trainer(trainer)` keeps the card over the Trainer's own."""
         if model_card is None:
             return super().push_to_hub(repo_id, **kwargs)
         check_model_card(model_card)
