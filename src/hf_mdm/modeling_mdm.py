@@ -396,7 +396,9 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         past = cache.get_seq_length() if cache is not None else 0
         columns = torch.arange(length, device=hidden_states.device)[kept]
         padding = attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None
-        source = previous_real_positions(padding, columns + past) - past
+        # A row's source can lie before the cached span only at a kept position that row does not need (the block
+        # cache starts its span at the real token before each row's block); clamped, such a position reads any state.
+        source = (previous_real_positions(padding, columns + past) - past).clamp(min=0)
         index = source.expand(batch_size, -1).unsqueeze(-1).expand(-1, -1, hidden_size)
         return hidden_states.gather(1, index)
 
