@@ -10,7 +10,7 @@ from transformers import AutoTokenizer, HfArgumentParser
 
 from hf_mdm import MDMForMaskedGeneration
 from hf_mdm.cli import main
-from hf_mdm.cli.train import ARGUMENTS, build_training_inputs, check_end_of_text, training_collator
+from hf_mdm.cli.train import ARGUMENTS, build_training_inputs, set_end_of_text, training_collator
 
 from .conftest import TOY_WORDS, tiny_config, toy_corpus, word_tokenizer
 from .tiny_bert_tokenizer import bert_tokenizer
@@ -148,16 +148,18 @@ def test_sft_columns_train_on_pairs_with_eos_padding(tmp_path):
 
 def test_a_bert_tokenizer_trains_a_model_that_ends_texts_with_sep(tmp_path):
     """BERT-family tokenizers name no EOS but end every text with [SEP]: train makes [SEP] the EOS of the tokenizer,
-    the model config and generate(), and fine-tuning pads responses with it."""
+    the model config and generate(), and the end marker generate() shows after the new tokens; fine-tuning trains
+    [CLS] prompt response [SEP] ([SEP] padding), the layout generate() shows the model."""
     (tmp_path / "corpus.txt").write_text("\n".join(toy_corpus(16)))
-    bert_tokenizer(tmp_path).save_pretrained(tmp_path / "bert")
+    bert_tokenizer().save_pretrained(tmp_path / "bert")
     bert = ["--tokenizer_name_or_path", str(tmp_path / "bert"), "--max_length", "12"]
     assert main(["train", "--dataset", str(tmp_path / "corpus.txt"), *bert, "--output_dir", str(tmp_path / "out"),
                  *COMMON]) == 0  # fmt: skip
-    sep = bert_tokenizer(tmp_path).sep_token_id
+    sep = bert_tokenizer().sep_token_id
     assert AutoTokenizer.from_pretrained(tmp_path / "out").eos_token == "[SEP]"
     model = MDMForMaskedGeneration.from_pretrained(tmp_path / "out")
-    assert model.config.eos_token_id == sep and model.generation_config.eos_token_id == sep
+    assert model.config.eos_token_id == model.generation_config.eos_token_id == sep
+    assert model.generation_config.sep_token_id == sep
 
     model_args, data, language_args, _ = parsed(
         ["--dataset", write_pairs(tmp_path / "pairs"), "--prompt_column", "prompt", "--response_column", "response",
@@ -167,13 +169,14 @@ def test_a_bert_tokenizer_trains_a_model_that_ends_texts_with_sep(tmp_path):
     batch = training_collator(tokenizer, model, data)([dataset[0], dataset[1]])
     clean = torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"])
     cls, the, dog, ran = tokenizer.convert_tokens_to_ids(["[CLS]", "the", "dog", "ran"])
-    assert clean[1].tolist() == [cls, the, dog, sep, ran] + [sep] * (clean.shape[1] - 5)  # [CLS] p [SEP] r [SEP]...
+    assert dataset[1]["prompt_length"] == 3
+    assert clean[1].tolist() == [cls, the, dog, ran] + [sep] * (clean.shape[1] - 4)
 
 
 @pytest.mark.parametrize("model_eos, expected", [(None, 3), (3, 3), (2, [2, 3])], ids=["none", "same", "other"])
 def test_generate_stops_at_the_eos_the_data_teaches(model_eos, expected):
     model = MDMForMaskedGeneration(tiny_config(eos_token_id=model_eos))
-    check_end_of_text(word_tokenizer(), model, fine_tuning=True)
+    set_end_of_text(word_tokenizer(), model, fine_tuning=True)
     assert model.generation_config.eos_token_id == expected
     assert model.config.eos_token_id == (model_eos if model_eos is not None else 3)
 

@@ -228,9 +228,9 @@ def test_eos_padding_off_leaves_padding_unscored(tokenizer):
     assert tokenizer.eos_token_id not in batch["labels"]
 
 
-def test_eos_padding_with_a_bert_tokenizer_uses_sep_once_set_as_eos(tmp_path):
+def test_eos_padding_with_a_bert_tokenizer_uses_sep_once_set_as_eos():
     """BERT-family tokenizers end a text with [SEP] and have no EOS: the error names the fix, which then works."""
-    tokenizer = bert_tokenizer(tmp_path)
+    tokenizer = bert_tokenizer()
     with pytest.raises(
         ValueError, match=r"has none; this tokenizer ends texts with '\[SEP\]'.*eos_token = .*sep_token"
     ):

@@ -6,14 +6,18 @@ match up to the first EOS) on held-out prompts is below 0.1. The same run withou
 answer ends, every row runs on to the end of the canvas.
 """
 
+import json
+
 import pytest
 import torch
 from datasets import Dataset
-from transformers import Trainer, TrainingArguments
+from transformers import AutoTokenizer, Trainer, TrainingArguments
 
 from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration
+from hf_mdm.cli import main
 
 from .conftest import tiny_config, word_tokenizer
+from .tiny_bert_tokenizer import bert_tokenizer
 
 
 WORDS = [f"w{i}" for i in range(40)]
@@ -76,3 +80,32 @@ def test_sft_with_eos_padding_trains_a_model_that_stops(tmp_path, eos_padding):
     else:  # nothing taught EOS: no row stops, every answer runs on to the canvas's end
         assert not any(eos in row for row in generated)
         assert ser == 1.0
+
+
+@pytest.mark.slow
+def test_hf_mdm_train_on_pairs_with_a_bert_tokenizer_stops_at_sep(tmp_path):
+    """The same task from the shell with a BERT-family tokenizer: `hf-mdm train --prompt_column --response_column`
+    makes [SEP] the EOS and trains [CLS] prompt response [SEP]...; generate(), given prompts as the tokenizer writes
+    them ([CLS] prompt [SEP]), returns the answer then [SEP] then padding."""
+    train, held_out = repeat_pairs()
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps({"q": p, "a": a}) + "\n" for p, a in train))
+    bert_tokenizer(["say", ":", *WORDS, *COUNTS]).save_pretrained(tmp_path / "tokenizer")
+    assert main(["train", "--dataset", str(tmp_path / "pairs.jsonl"), "--prompt_column", "q", "--response_column", "a",
+                 "--tokenizer_name_or_path", str(tmp_path / "tokenizer"), "--max_length", "16", "--hidden_size", "64",
+                 "--intermediate_size", "128", "--num_hidden_layers", "2", "--num_attention_heads", "4",
+                 "--num_key_value_heads", "2", "--max_steps", "500", "--per_device_train_batch_size", "32",
+                 "--learning_rate", "1e-3", "--warmup_steps", "20", "--seed", "0", "--save_strategy", "no",
+                 "--report_to", "none", "--use_cpu", "--disable_tqdm", "true",
+                 "--output_dir", str(tmp_path / "sft")]) == 0  # fmt: skip
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "sft", padding_side="left")
+    model = MDMForMaskedGeneration.from_pretrained(tmp_path / "sft").eval()
+    sep, pad = tokenizer.sep_token_id, tokenizer.pad_token_id
+    prompts = tokenizer([prompt for prompt, _ in held_out], return_tensors="pt", padding=True)
+    assert bool((prompts["input_ids"][:, -1] == sep).all())  # [CLS] prompt [SEP], as the tokenizer writes it
+    sequences = model.generate(**prompts, max_new_tokens=6, steps=6, strategy="confidence")
+    generated = sequences[:, prompts["input_ids"].shape[1] :].tolist()
+    expected = [tokenizer(answer, add_special_tokens=False)["input_ids"] for _, answer in held_out]
+    assert sum(got != want for got, want in zip(answers_up_to_eos(generated, sep), expected)) / len(held_out) < 0.1
+    for row in generated:
+        assert sep in row and row[row.index(sep) + 1 :] == [pad] * (len(row) - row.index(sep) - 1)

@@ -14,6 +14,7 @@ from transformers import AutoTokenizer, Trainer, TrainingArguments, enable_full_
 from transformers.utils import logging
 
 from ..configuration_mdm import MDMConfig
+from ..generation.enable_diffusion_generation import appended_end_marker
 from ..modeling_mdm import MDMForMaskedGeneration
 from ..tokenizer_checks import check_mask_token, use_sep_as_eos
 from ..training import DataCollatorForMaskedDiffusion
@@ -148,12 +149,16 @@ def tokenized_texts(text, tokenizer, data: DataArguments):
 
 
 def tokenized_pairs(text, tokenizer, data: DataArguments):
-    """Each pair as `input_ids` = prompt (with the tokenizer's special tokens, as generate() receives a prompt) +
-    response (without), and `prompt_length`; the collator appends the EOS. A pair that does not fit in --max_length
-    with its EOS is refused: truncating it would cut the end the model must learn."""
+    """Each pair as `input_ids` = the prompt's tokens as generate() shows them to the model, then the response's, and
+    `prompt_length`; the collator ends each with EOS. The prompt keeps the tokenizer's special tokens except an end
+    marker appended to every text (BERT's [SEP]): generate() moves that after the new tokens ([CLS] prompt response
+    [SEP], as in pre-training). A pair that does not fit in --max_length with its EOS is refused: truncating it would
+    cut the end the model must learn."""
+    marker = appended_end_marker(tokenizer)
 
     def tokenize(batch):
         prompts = tokenizer(batch[data.prompt_column])["input_ids"]
+        prompts = [ids[:-1] if ids and ids[-1] == marker else ids for ids in prompts]
         responses = tokenizer(batch[data.response_column], add_special_tokens=False)["input_ids"]
         return {
             "input_ids": [prompt + response for prompt, response in zip(prompts, responses)],
@@ -172,22 +177,26 @@ def tokenized_pairs(text, tokenizer, data: DataArguments):
     return dataset
 
 
-def check_end_of_text(tokenizer, model, fine_tuning: bool) -> None:
-    """Fine-tuning on pairs teaches the tokenizer's EOS; the model must have one and stop on it in generate()."""
+def set_end_of_text(tokenizer, model, fine_tuning: bool) -> None:
+    """The model's end tokens are those the data teaches: the tokenizer's EOS (fine-tuning on pairs needs one) joins
+    the config and the EOS ids generate() stops at; the end marker the tokenizer appends to every text (BERT's [SEP])
+    becomes `generation_config.sep_token_id`, so generate() shows it after the new tokens, as the model was trained."""
     if tokenizer.eos_token_id is None:
         if fine_tuning:
             raise ValueError(
                 "Fine-tuning on pairs teaches the model to end each response with EOS, and the tokenizer has none: "
                 "add one (tokenizer.add_special_tokens({'eos_token': '<|endoftext|>'})), save it, pass that folder."
             )
-        return
-    if model.config.eos_token_id is None:
-        model.config.eos_token_id = tokenizer.eos_token_id
-    stops = model.generation_config.eos_token_id
-    stops = [] if stops is None else [stops] if isinstance(stops, int) else list(stops)
-    if tokenizer.eos_token_id not in stops:
-        model.generation_config.eos_token_id = stops + [tokenizer.eos_token_id] if stops else tokenizer.eos_token_id
-        logger.info(f"generate() now also stops at the tokenizer's EOS {tokenizer.eos_token!r}.")
+    else:
+        if model.config.eos_token_id is None:
+            model.config.eos_token_id = tokenizer.eos_token_id
+        eos, stops = tokenizer.eos_token_id, model.generation_config.eos_token_id
+        stops = [] if stops is None else [stops] if isinstance(stops, int) else list(stops)
+        if eos not in stops:
+            model.generation_config.eos_token_id = [*stops, eos] if stops else eos
+            logger.info(f"generate() now also stops at the tokenizer's EOS {tokenizer.eos_token!r}.")
+    if model.generation_config.sep_token_id is None:
+        model.generation_config.sep_token_id = appended_end_marker(tokenizer)
 
 
 def build_training_inputs(model_args: ModelArguments, data: DataArguments, language_args: LanguageArguments):
@@ -239,7 +248,7 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
             schedule=model_args.schedule,
         )
         model = MDMForMaskedGeneration(config)
-    check_end_of_text(tokenizer, model, fine_tuning)
+    set_end_of_text(tokenizer, model, fine_tuning)
     return tokenizer, dataset, model
 
 
