@@ -23,9 +23,13 @@ from .hub import ModelCard
 from .languages import CopyLanguage, HMMLanguage, NGramLanguage
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
-from .text_generation_pipeline import DiffusionTextGenerationPipeline, TextGenerationPipelineRouter
+from .text_generation_pipeline import (
+    DiffusionTextGenerationPipeline,
+    TextGenerationPipelineRouter,
+    register_text_generation_pipeline,
+)
 from .training import DataCollatorForMaskedDiffusion, enable_diffusion_training, masked_diffusion_loss
-from .transformers_compat import register_auto_model, route_text_generation
+from .transformers_compat import register_auto_model
 from .weight_files import verify_sha256
 
 
@@ -40,7 +44,7 @@ for _format in CHECKPOINT_FORMATS.values():
     for _auto_class in (AutoModel, AutoModelForMaskedLM):
         register_auto_model(_auto_class, _format.config_class, MDMForMaskedGeneration)
 # pipeline("text-generation", model=<folder or instance>) builds DiffusionTextGenerationPipeline for diffusion models.
-route_text_generation(TextGenerationPipelineRouter, MDMForMaskedGeneration)
+register_text_generation_pipeline(MDMForMaskedGeneration)
 
 __all__ = [
     "MDMConfig",
@@ -48,6 +52,7 @@ __all__ = [
     "DiffusionGenerationMixin",
     "DiffusionGenerationOutput",
     "DiffusionTextGenerationPipeline",
+    "TextGenerationPipelineRouter",
     "enable_diffusion_generation",
     "register_reveal_counts",
     "register_strategy",

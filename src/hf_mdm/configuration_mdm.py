@@ -56,7 +56,7 @@ class MDMConfig(PreTrainedConfig):
     """
 
     model_type = "mdm"
-    # The Trainer drops these output keys from predictions, so EvalPrediction.predictions is the logits, not (logits, t).
+    # The Trainer drops these output keys from predictions: EvalPrediction.predictions is the logits, not (logits, t).
     keys_to_ignore_at_inference = ["t"]
     # `mask_token_id` is required, so `MDMConfig()` raises: transformers before 5.20 builds a default instance to diff
     # against unless told not to (5.20 dropped the flag, so it is inert there; see transformers_compat).

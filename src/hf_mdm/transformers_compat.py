@@ -43,7 +43,7 @@ from transformers.models.llama.modeling_llama import (  # noqa: E402
     apply_rotary_pos_emb,
     eager_attention_forward,
 )
-from transformers.pipelines import PIPELINE_REGISTRY, TextGenerationPipeline  # noqa: E402
+from transformers.pipelines import TextGenerationPipeline  # noqa: E402
 from transformers.utils import can_return_tuple  # noqa: E402
 from transformers.utils.deprecation import deprecate_kwarg  # noqa: E402
 from transformers.utils.generic import merge_with_config_defaults  # noqa: E402
@@ -171,21 +171,6 @@ class TextGenerationPipelineWithoutDefaults(TextGenerationPipeline):
     _default_generation_config = None
 
 
-def generation_kwargs_given_at_init(pipeline) -> dict:
-    """Generation keywords passed to `pipeline(...)` itself. From 5.24 the pipeline keeps them apart in
-    `_generate_kwargs` and merges them inside `_forward`; before, they reach `_forward` as keywords (empty here)."""
-    return dict(getattr(pipeline, "_generate_kwargs", {}))
-
-
-def route_text_generation(pipeline_class, model_class) -> None:
-    """Make `pipeline("text-generation", ...)` build `pipeline_class`, and load a folder with `model_class` when the
-    task's Auto classes cannot. The registry entry is replaced directly: `PIPELINE_REGISTRY.register_pipeline` would
-    log an overwrite warning at every import and mark the class as remote code for `Pipeline.save_pretrained`."""
-    entry = PIPELINE_REGISTRY.supported_tasks["text-generation"]
-    classes = tuple(entry["pt"]) + ((model_class,) if model_class not in entry["pt"] else ())
-    PIPELINE_REGISTRY.supported_tasks["text-generation"] = {**entry, "impl": pipeline_class, "pt": classes}
-
-
 __all__ = [
     "CACHE_ARGUMENT",
     "Cache",
@@ -211,9 +196,7 @@ __all__ = [
     "enable_activation_checkpointing",
     "forget_weight_conversions",
     "generation_config_load_kwargs",
-    "generation_kwargs_given_at_init",
     "merge_with_config_defaults",
     "pad_without_fast_tokenizer_warning",
     "register_auto_model",
-    "route_text_generation",
 ]
