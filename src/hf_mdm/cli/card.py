@@ -17,8 +17,10 @@ class CardArguments:
     output_dir: str = field(metadata={"help": "Folder to write README.md and the plot into (e.g. the model folder)."})
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Model folder (ours, LLaDA/Dream, or any masked LM): its size facts, and the folder the "
-                          "card's usage snippet loads."},  # fmt: skip
+        metadata={
+            "help": "Model folder (ours, LLaDA/Dream, or any masked LM): its size facts, and the folder the "
+            "card's usage snippet loads."
+        },  # fmt: skip
     )
     model_name: str = "hf-mdm model"
     task_name: str = "formal language"

@@ -38,7 +38,7 @@ def as_plain(item):
 
 
 def kind_of(metric: str, column: str, index: int, item) -> str:
-    """"text" or "ids" for one prediction or reference, or a ValueError naming what it is."""
+    """ "text" or "ids" for one prediction or reference, or a ValueError naming what it is."""
     if isinstance(item, str):
         return "text"
     if isinstance(item, list):
