@@ -4,10 +4,12 @@
     lm_eval.simple_evaluate(model="hf-mdm", model_args="pretrained=DIR,steps=64,strategy=confidence", tasks=[...])
 
 From a shell, `python -m hf_mdm.integrations.lm_eval_harness` is lm-eval's own command line (`lm_eval run ...`, every
-flag as documented by lm-eval) with `hf-mdm` registered: lm-eval discovers no model types from other packages.
+flag as documented by lm-eval) with `hf-mdm` registered (lm-eval discovers no model types from other packages) and
+the Monte Carlo row added to its table and JSON (`add_monte_carlo_errors`).
 
 - `loglikelihood`: the Monte Carlo masked-diffusion bound of `evaluation.monte_carlo_loglikelihood` (`mc_num` draws,
-  `mc_groups` groups for the standard error); lm-eval gets the estimate, `standard_errors` keeps each request's error.
+  `mc_groups` groups for the standard error); lm-eval gets the estimate, `standard_errors` keeps each request's error
+  and `get_model_info` their per-task summary for lm-eval's results (`results["config"]["monte_carlo"]`).
 - `loglikelihood_rolling`: the same bound over lm-eval's disjoint rolling windows of `max_length` tokens; the windows'
   estimates add up, their errors in quadrature.
 - `generate_until`: `model.generate()` with the model arguments' step budget, strategy and block length (and any other
@@ -82,11 +84,13 @@ class MaskedDiffusionLM(TemplateLM):
         mc_batch_size: at most this many rows per log-likelihood forward.
         max_length: longest canvas; default the model's `max_position_embeddings` (else the tokenizer's limit).
         max_gen_toks: new tokens when a task sets none (default 256).
-        device, dtype: where and in which dtype to run.
+        device, dtype: where and in which dtype to run; a device this machine lacks (lm-eval's command line passes
+            `cuda:0` by default) falls back to CUDA if any, else the CPU, with a warning.
         seed: seed of the Monte Carlo draws and of sampled generation (each request's own, from its tokens).
         max_batch_size: accepted because lm-eval's command line passes it; only meaningful for `batch_size=auto`,
             which is refused.
-        other keys: any `DiffusionGenerationConfig` field (e.g. `cache=prefix`, `threshold=0.9`).
+        other keys: the `DiffusionGenerationConfig` fields `generate()` reads (e.g. `cache=prefix`,
+            `threshold=0.9`); every argument is checked by `check_model_arguments` before the model loads.
 
     After a run, `standard_errors` maps each scored (context, continuation) or (string,) to its Monte Carlo standard
     error in nats, and `nfe` / `generated_rows` count the forward passes and rows of `generate_until`.
