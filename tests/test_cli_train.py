@@ -5,12 +5,20 @@ import re
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, HfArgumentParser
 
 from hf_mdm import MDMForMaskedGeneration
 from hf_mdm.cli import main
-from hf_mdm.cli.train import ARGUMENTS, build_training_inputs, set_end_of_text, training_collator
+from hf_mdm.cli.train import (
+    ARGUMENTS,
+    build_training_inputs,
+    check_train_arguments,
+    set_end_of_text,
+    training_collator,
+)
 
 from .conftest import TOY_WORDS, tiny_config, toy_corpus, word_tokenizer
 from .tiny_bert_tokenizer import bert_tokenizer
@@ -266,3 +274,19 @@ def test_bad_train_arguments_print_one_line(sources, capsys, arguments, message)
     error = stderr.strip().splitlines()[-1]  # datasets' progress bars may come first
     assert error.startswith("hf-mdm train: error:") and "Traceback" not in stderr
     assert re.search(message, error), error
+
+
+COUNT_FLAGS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
+               "max_length", "num_examples", "sequence_length"]  # fmt: skip
+
+
+@pytest.mark.bad_input
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(COUNT_FLAGS), st.integers(max_value=0), st.sampled_from(["dataset", "language"]))
+def test_every_count_below_one_is_refused_naming_its_flag(flag, value, source):
+    model_args, data, language_args, _ = parsed(
+        ["--dataset", "corpus.txt"] if source == "dataset" else ["--language", "ngram"]
+    )  # the check runs before anything is loaded, so the file need not exist
+    setattr(model_args if hasattr(model_args, flag) else data, flag, value)
+    with pytest.raises(ValueError, match=f"--{flag} must be >= 1, got {value}"):
+        check_train_arguments(model_args, data, language_args)
