@@ -127,3 +127,18 @@ def test_a_thread_count_that_is_not_an_integer_is_a_usage_error(monkeypatch, cap
         main(["demo", "--threads", count])
     assert exit_info.value.code == 2
     assert "--threads: invalid int value" in capsys.readouterr().err
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "arguments",
+    [["train", "--hidden_size", "abc"], ["sweep", "--no_such_flag", "1"], ["demo", "--seed", "1.5"]],
+    ids=["train_non_integer", "sweep_unknown_flag", "demo_float_seed"],
+)
+def test_a_usage_error_is_one_line_naming_the_command(monkeypatch, capsys, arguments):
+    """argparse prints its whole usage before the error; every command's usage error is one line instead."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"hf-mdm {arguments[0]}: error: ")

@@ -29,6 +29,14 @@ COMMANDS = {
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, OSError, StrictDataclassClassValidationError)
 
 
+class CommandParser(HfArgumentParser):
+    """`HfArgumentParser` whose usage errors (`--hidden_size abc`, an unknown flag) are the one line every other
+    command error is, instead of the whole usage (over a hundred lines) before it; still exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
@@ -42,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable_progress_bar()  # weight-loading bars; training and sweep bars are tqdm's own
     command = importlib.import_module(f"{__name__}.{name}")
     # --threads comes first so that a bad count is reported before the command's own checks run
-    parser = HfArgumentParser((ThreadArguments, *command.ARGUMENTS), prog=f"hf-mdm {name}", description=COMMANDS[name])
+    parser = CommandParser((ThreadArguments, *command.ARGUMENTS), prog=f"hf-mdm {name}", description=COMMANDS[name])
     try:
         threads, *parsed = parser.parse_args_into_dataclasses(args=arguments)
         with intra_op_threads(threads.threads):
