@@ -3,14 +3,13 @@
 options of `hf-mdm eval` (one line, exit status 2, before a task is loaded or a model read)."""
 
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
 pytest.importorskip("lm_eval")  # the [eval] extra; part of [dev]
 
-from hf_mdm import MDMForMaskedGeneration, NGramLanguage  # noqa: E402
+from hf_mdm import NGramLanguage  # noqa: E402
 from hf_mdm.cli import main  # noqa: E402
 from hf_mdm.integrations import lm_eval_harness  # noqa: E402
 from hf_mdm.integrations.lm_eval_harness import MaskedDiffusionLM  # noqa: E402
@@ -19,25 +18,12 @@ from hf_mdm.integrations.lm_eval_model_arguments import (  # noqa: E402
     check_model_arguments,
 )
 
-from .conftest import tiny_config  # noqa: E402
-from .test_lm_eval_harness import write_tasks  # noqa: E402
+from .test_lm_eval_cli import task_and_model_folders  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    """(task folder, model folder): local tasks of a bigram language; a tiny untrained MDM with its tokenizer."""
-    language = NGramLanguage(5, n=2, support=1, seed=0)
-    tasks = tmp_path_factory.mktemp("tasks")
-    write_tasks(tasks, language, num_docs=4)
-    tokenizer = language.tokenizer()
-    model = tmp_path_factory.mktemp("model")
-    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    torch.manual_seed(0)
-    MDMForMaskedGeneration(config).save_pretrained(model)
-    tokenizer.save_pretrained(model)
-    return tasks, model
+    return task_and_model_folders(tmp_path_factory)
 
 
 @pytest.fixture
@@ -215,7 +201,7 @@ def test_bad_eval_options_are_one_line_before_any_task_loads(folders, tmp_path, 
     "model, message",
     [
         ("/no/such/model", "No such folder: /no/such/model"),
-        ("./mistyped_model", "No such folder: ./mistyped_model; pass an existing pretrained"),
+        ("./mistyped_model", "No such folder: ./mistyped_model"),
         ("out/run/mistyped", "No such folder: out/run/mistyped"),
     ],
 )

@@ -3,34 +3,30 @@
 import json
 
 import pytest
-import torch
 
 
 pytest.importorskip("lm_eval")  # the [eval] extra; part of [dev]
 
-from hf_mdm import MDMForMaskedGeneration, ModelCard, NGramLanguage  # noqa: E402
+from hf_mdm import ModelCard, NGramLanguage  # noqa: E402
 from hf_mdm.cli import main  # noqa: E402
 from hf_mdm.evaluation import read_sweep_rows  # noqa: E402
 
-from .conftest import tiny_config  # noqa: E402
-from .test_lm_eval_harness import write_tasks  # noqa: E402
+from .test_lm_eval_harness import save_tiny_model, write_tasks  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def task_and_model_folders(tmp_path_factory):
     """(task folder, model folder): local tasks of a bigram language; a tiny untrained MDM with its tokenizer."""
     language = NGramLanguage(5, n=2, support=1, seed=0)
     tasks = tmp_path_factory.mktemp("tasks")
     write_tasks(tasks, language, num_docs=4)
-    tokenizer = language.tokenizer()
     model = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    MDMForMaskedGeneration(config).save_pretrained(model)
-    tokenizer.save_pretrained(model)
+    save_tiny_model(model, language.tokenizer())
     return tasks, model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    return task_and_model_folders(tmp_path_factory)
 
 
 def eval_command(setup, output_dir, *extra):

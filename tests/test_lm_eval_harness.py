@@ -59,6 +59,17 @@ def write_tasks(directory: Path, language: NGramLanguage, num_docs: int = 6) -> 
     )
 
 
+def save_tiny_model(folder: Path, tokenizer):
+    """An untrained tiny `MDMForMaskedGeneration` over `tokenizer`'s vocabulary, saved with it in `folder`."""
+    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    MDMForMaskedGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return config
+
+
 @pytest.fixture(scope="module")
 def deterministic_language():
     # One successor per symbol: the right continuation has probability 1, the corrupted one probability 0.
@@ -103,13 +114,7 @@ def test_simple_evaluate_with_the_registered_name_scores_the_oracle_perfectly(ta
 
 
 def test_a_model_folder_loads_by_path_and_a_wrong_choice_scores_lower(tmp_path, task_dir, deterministic_language):
-    tokenizer = deterministic_language.tokenizer()
-    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    torch.manual_seed(0)
-    MDMForMaskedGeneration(config).save_pretrained(tmp_path / "mdm")
-    tokenizer.save_pretrained(tmp_path / "mdm")
+    config = save_tiny_model(tmp_path / "mdm", deterministic_language.tokenizer())
     output = evaluate(task_dir, "hf-mdm", f"pretrained={tmp_path / 'mdm'},steps=3,block_length=3,mc_num=16")
     assert set(output["results"]) == {"language_choice", "language_continue"}
     assert output["config"]["model"] == "hf-mdm"
@@ -229,13 +234,7 @@ def test_an_unavailable_device_falls_back_with_a_warning(caplog):
 def test_the_command_line_runs_on_this_machine_and_prints_the_monte_carlo_row(tmp_path, task_dir):
     """lm-eval's own command line (device cuda:0 by default) through `python -m hf_mdm.integrations.lm_eval_harness`:
     on a machine without that GPU it falls back with a warning; the table and the JSON hold the Monte Carlo row."""
-    tokenizer = NGramLanguage(5, n=2, seed=0).tokenizer()
-    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    torch.manual_seed(0)
-    MDMForMaskedGeneration(config).save_pretrained(tmp_path / "mdm")
-    tokenizer.save_pretrained(tmp_path / "mdm")
+    save_tiny_model(tmp_path / "mdm", NGramLanguage(5, n=2, seed=0).tokenizer())
     command = [sys.executable, "-m", "hf_mdm.integrations.lm_eval_harness", "run", "--model", "hf-mdm",
                "--model_args", f"pretrained={tmp_path / 'mdm'},mc_num=16", "--tasks", "language_choice",
                "--include_path", str(task_dir), "--output_path", str(tmp_path / "results")]  # fmt: skip
