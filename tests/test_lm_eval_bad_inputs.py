@@ -130,13 +130,15 @@ def test_bad_model_args_are_refused_before_the_model_loads(folders, nothing_load
             "No such folder: /no/such/tokenizer; pass an existing tokenizer",
         ),
         ("pretrained=MODEL/config.json", NotADirectoryError, "is a file"),
+        ("pretrained=TASKS", FileNotFoundError, "has no config.json: it is not a model folder"),
         ("steps=4", ValueError, "needs model_args pretrained"),
     ],
 )
 def test_a_missing_model_folder_is_named_as_such(folders, nothing_loads, arguments, error, message):
-    _, model = folders
+    tasks, model = folders
     with pytest.raises(error, match=message):
-        MaskedDiffusionLM.create_from_arg_string(arguments.replace("MODEL", str(model)), {"device": "cpu"})
+        arguments = arguments.replace("MODEL", str(model)).replace("TASKS", str(tasks))
+        MaskedDiffusionLM.create_from_arg_string(arguments, {"device": "cpu"})
 
 
 @pytest.mark.bad_input
@@ -196,13 +198,17 @@ def test_bad_eval_options_are_one_line_before_any_task_loads(folders, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+MISSING = "; pass an existing --model_name_or_path folder or a Hub repo id (org/name)."
+
+
 @pytest.mark.bad_input
 @pytest.mark.parametrize(
     "model, message",
     [
-        ("/no/such/model", "No such folder: /no/such/model"),
-        ("./mistyped_model", "No such folder: ./mistyped_model"),
-        ("out/run/mistyped", "No such folder: out/run/mistyped"),
+        ("/no/such/model", "No such folder: /no/such/model" + MISSING),
+        ("./mistyped_model", "No such folder: ./mistyped_model" + MISSING),
+        ("out/run/mistyped", "No such folder: out/run/mistyped" + MISSING),
+        ("TASKS", "--model_name_or_path TASKS has no config.json: it is not a model folder"),
     ],
 )
 def test_a_mistyped_model_folder_is_named_before_any_task_loads(
@@ -212,11 +218,11 @@ def test_a_mistyped_model_folder_is_named_before_any_task_loads(
 
     monkeypatch.setattr(TaskManager, "__init__", lambda *a, **k: pytest.fail("the task index was read"))
     arguments = eval_arguments(folders, tmp_path)
-    arguments[arguments.index("--model_name_or_path") + 1] = model
+    arguments[arguments.index("--model_name_or_path") + 1] = model.replace("TASKS", str(folders[0]))
     assert exit_status(arguments) == 2
-    assert capsys.readouterr().err.strip() == f"hf-mdm eval: error: {message}; pass an existing " + (
-        "--model_name_or_path folder or a Hub repo id (org/name)."
-    )
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("hf-mdm eval: error: " + message.replace("TASKS", str(folders[0]))), error
+    assert "\n" not in error
 
 
 @pytest.mark.bad_input

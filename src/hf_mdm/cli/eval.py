@@ -65,7 +65,7 @@ def _distinct(name: str, values: list) -> None:
 def check_local_arguments(args: EvalArguments) -> None:
     """Everything checkable without lm-eval's task index: the model folder, the numbers, the strategies, the device,
     the task folder and the output folder."""
-    check_model_source(args.model_name_or_path, "--model_name_or_path")
+    check_model_source(args.model_name_or_path, "--model_name_or_path", required_file="config.json")
     _distinct("tasks", args.tasks)
     _distinct("steps", args.steps)
     _distinct("strategies", args.strategies)

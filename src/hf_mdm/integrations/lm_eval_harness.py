@@ -49,7 +49,7 @@ def load_masked_lm(pretrained, tokenizer=None, dtype=None):
     `MDMForMaskedGeneration`; any other folder as `AutoModelForMaskedLM` given `generate()`. A folder that does not
     exist is reported as such before anything is loaded."""
     if isinstance(pretrained, str):
-        check_model_source(pretrained, "pretrained")
+        check_model_source(pretrained, "pretrained", required_file="config.json")
         tokenizer = pretrained if tokenizer is None else tokenizer
     elif not isinstance(pretrained, torch.nn.Module):
         raise TypeError(f"pretrained must be a folder or a model instance, got {type(pretrained).__name__}.")
