@@ -113,3 +113,13 @@ def test_generate_on_a_folder_without_tokenizer_prints_one_line(tmp_path, capsys
     error = capsys.readouterr().err.strip()
     assert error.startswith("hf-mdm generate: error:") and "has no tokenizer; save one there" in error
     assert len(error.splitlines()) == 1
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("folder", ["./no/such/model", "/tmp/no-such-model-folder", "~/no-such-model"])
+def test_generate_on_a_mistyped_folder_says_no_such_folder(capsys, folder):
+    """A mistyped path was reported as "Repo id must use alphanumeric chars ..." by the tokenizer's loader."""
+    assert main(["generate", "--model_name_or_path", folder, "--prompt", "the"]) == 2
+    error = capsys.readouterr().err.strip()
+    expected = f"No such folder: {folder}; pass an existing --model_name_or_path folder or a Hub repo id (org/name)."
+    assert error == f"hf-mdm generate: error: {expected}"

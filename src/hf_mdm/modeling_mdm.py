@@ -21,6 +21,7 @@ from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .logits_shift import previous_real_positions
+from .model_source import check_model_source
 from .remote_code import write_remote_code
 from .training.masked_diffusion_loss import (
     check_diffusion_times,
@@ -308,8 +309,8 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
                     verify_sha256(local / kwargs.get("subfolder", "") / name, digest)
         elif expected_sha256 is not None:
             raise ValueError("expected_sha256 checks files of a local folder; download the repository first.")
-        elif local.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1:
-            raise FileNotFoundError(f"No such folder: {source}; pass an existing model folder or a Hub repo id.")
+        else:
+            check_model_source(source)
         checkpoint_format = None
         if not isinstance(config, MDMConfig):
             if config is None:

@@ -7,6 +7,7 @@ import torch
 from transformers import AutoTokenizer, TextDiffusionStreamer
 
 from ..generation.enable_diffusion_generation import load_for_diffusion_generation
+from ..model_source import check_model_source
 from ..tokenizer_checks import check_mask_token
 
 
@@ -42,6 +43,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 def run(args: GenerateArguments):
     if (args.prompt is None) == (args.template is None):
         raise ValueError("Give exactly one of --prompt (text to continue) or --template (text with mask tokens).")
+    check_model_source(args.model_name_or_path, "--model_name_or_path", required_file="config.json")
     if Path(args.model_name_or_path).is_dir() and not any(
         (Path(args.model_name_or_path) / name).exists() for name in TOKENIZER_FILES
     ):

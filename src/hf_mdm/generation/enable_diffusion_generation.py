@@ -11,6 +11,7 @@ from torch import nn
 from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING, AutoModelForMaskedLM
 from transformers.utils import GENERATION_CONFIG_NAME, logging
 
+from ..model_source import check_model_source
 from .configuration import DiffusionGenerationConfig
 from .mixin import DiffusionGenerationMixin
 
@@ -145,6 +146,7 @@ def load_for_diffusion_generation(model_name_or_path: str, tokenizer, **from_pre
     """A model folder with diffusion `generate()`: `AutoModelForMaskedLM` loads hf-mdm, LLaDA and Dream folders as
     `MDMForMaskedGeneration` (registered by `import hf_mdm`) and any other masked LM (BERT, RoBERTa, ModernBERT, ...)
     as its own class, which `enable_diffusion_generation(model, tokenizer)` then gives `generate()`."""
+    check_model_source(model_name_or_path, required_file="config.json")
     try:
         model = AutoModelForMaskedLM.from_pretrained(model_name_or_path, **from_pretrained_kwargs)
     except ValueError as error:
