@@ -51,7 +51,7 @@ def test_train_on_a_local_text_file(tmp_path):
     [
         (["--dataset", "missing.txt", "--tokenizer_name_or_path", "x"], "does not exist"),
         ([], "Give exactly one of --dataset"),
-        (["--language", "regex"], "--language must be one of ngram, hmm, copy"),
+        (["--language", "regex"], "--language must be one of copy, hmm, ngram"),
         (["--language", "ngram", "--language_order", "0"], "n"),
     ],
 )

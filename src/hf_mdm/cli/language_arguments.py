@@ -1,17 +1,21 @@
-"""Command-line description of a formal language (`--language ngram|hmm|copy ...`), shared by train, sweep and demo."""
+"""Command-line description of a formal language (`--language <registered name> ...`), shared by train, sweep and
+demo; the choices are the languages registered with `@register_language` (see `languages.language_registry`)."""
 
 from dataclasses import dataclass, field
 
-from ..languages import CopyLanguage, FormalLanguage, HMMLanguage, NGramLanguage
+from ..languages import LANGUAGES, FormalLanguage, LanguageOptions, build_language, describe_language
 
 
-LANGUAGE_KINDS = ("ngram", "hmm", "copy")
+def language_choices() -> str:
+    """The registered language names, for messages: "copy, hmm, ngram"."""
+    return ", ".join(sorted(LANGUAGES))
 
 
 @dataclass
 class LanguageArguments:
     language: str | None = field(
-        default=None, metadata={"help": f"Train/evaluate on a formal language instead of a dataset: {LANGUAGE_KINDS}."}
+        default=None,
+        metadata={"help": f"Train/evaluate on a formal language instead of a dataset: {tuple(sorted(LANGUAGES))}."},
     )
     language_vocab_size: int = field(default=8, metadata={"help": "Symbols of the formal language."})
     language_order: int = field(default=2, metadata={"help": "n of the n-gram language (also the copy's base)."})
@@ -21,25 +25,24 @@ class LanguageArguments:
     language_states: int = field(default=4, metadata={"help": "Hidden states of the HMM language."})
     language_seed: int = field(default=0, metadata={"help": "Seed of the language's random probabilities."})
 
+    def options(self) -> LanguageOptions:
+        return LanguageOptions(
+            vocab_size=self.language_vocab_size,
+            order=self.language_order,
+            support=self.language_support,
+            states=self.language_states,
+            seed=self.language_seed,
+        )
+
+    def check(self) -> None:
+        if self.language not in LANGUAGES:
+            raise ValueError(f"--language must be one of {language_choices()}, got {self.language!r}.")
+
     def build(self) -> FormalLanguage:
         """The formal language these arguments describe."""
-        if self.language not in LANGUAGE_KINDS:
-            raise ValueError(f"--language must be one of {', '.join(LANGUAGE_KINDS)}, got {self.language!r}.")
-        if self.language == "hmm":
-            return HMMLanguage(
-                self.language_states,
-                self.language_vocab_size,
-                emission_support=self.language_support,
-                seed=self.language_seed,
-            )
-        ngram = NGramLanguage(
-            self.language_vocab_size, n=self.language_order, support=self.language_support, seed=self.language_seed
-        )
-        return CopyLanguage(ngram) if self.language == "copy" else ngram
+        self.check()
+        return build_language(self.language, self.options())
 
     def describe(self) -> str:
-        support = f", support {self.language_support}" if self.language_support else ""
-        if self.language == "hmm":
-            return f"HMM language ({self.language_states} states, {self.language_vocab_size} symbols{support})"
-        kind = "copy of an " if self.language == "copy" else ""
-        return f"{kind}{self.language_order}-gram language ({self.language_vocab_size} symbols{support})"
+        self.check()
+        return describe_language(self.language, self.options())

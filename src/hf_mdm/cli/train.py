@@ -19,7 +19,7 @@ from ..modeling_mdm import MDMForMaskedGeneration
 from ..tokenizer_checks import check_mask_token, use_sep_as_eos
 from ..training import DataCollatorForMaskedDiffusion
 from ..training.collator_arguments import check_count
-from .language_arguments import LanguageArguments
+from .language_arguments import LanguageArguments, language_choices
 
 
 logger = logging.get_logger(__name__)
@@ -79,7 +79,9 @@ def check_train_arguments(model_args: ModelArguments, data: DataArguments, langu
     """The one check of `hf-mdm train`'s own arguments (TrainingArguments checks itself), before anything is loaded:
     ranges, and flags that the chosen data or model would silently ignore."""
     if (data.dataset is None) == (language_args.language is None):
-        raise ValueError("Give exactly one of --dataset (a local file or folder) or --language (ngram, hmm, copy).")
+        raise ValueError(
+            f"Give exactly one of --dataset (a local file or folder) or --language ({language_choices()})."
+        )
     for name in ("hidden_size", "num_hidden_layers", "num_attention_heads"):
         check_count(f"--{name}", getattr(model_args, name))
     for name in ("num_key_value_heads", "intermediate_size"):

@@ -7,6 +7,7 @@ from .base import EntropyRate, FormalLanguage
 from .copy_language import CopyLanguage
 from .hidden_markov import HiddenMarkovLanguage
 from .hmm import HMMLanguage
+from .language_registry import LANGUAGES, LanguageOptions, build_language, describe_language, register_language
 from .ngram import NGramLanguage
 from .oracle import OracleDenoiser
 from .research_languages import RESEARCH_LANGUAGES, describe_research_language, research_language
@@ -21,6 +22,11 @@ __all__ = [
     "HMMLanguage",
     "CopyLanguage",
     "OracleDenoiser",
+    "LANGUAGES",
+    "LanguageOptions",
+    "register_language",
+    "build_language",
+    "describe_language",
     "RESEARCH_LANGUAGES",
     "research_language",
     "describe_research_language",

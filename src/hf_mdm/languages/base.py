@@ -11,6 +11,7 @@ import datasets
 import torch
 
 from .input_checks import check_integer, check_mask
+from .language_registry import LanguageOptions
 from .oracle import OracleDenoiser
 from .tokenization import build_tokenizer
 
@@ -52,6 +53,16 @@ class FormalLanguage:
         raise NotImplementedError
 
     def entropy_rate(self) -> EntropyRate:
+        raise NotImplementedError
+
+    @classmethod
+    def from_options(cls, options: LanguageOptions) -> "FormalLanguage":
+        """The language the shared options describe; a class registered with `@register_language` implements it."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe_options(cls, options: LanguageOptions) -> str:
+        """One line naming the language `from_options(options)` builds."""
         raise NotImplementedError
 
     def _masked_log_posterior(self, symbols, shown, active, out: torch.Tensor) -> None:

@@ -3,8 +3,11 @@
 import torch
 
 from .base import EntropyRate, FormalLanguage
+from .language_registry import LanguageOptions, register_language
+from .ngram import NGramLanguage
 
 
+@register_language("copy")
 class CopyLanguage(FormalLanguage):
     r"""x_{1..L/2} ~ `base`, and x_{L/2 + i} = x_i: p(x) = p_base(x_{1..L/2}) * 1[second half == first half].
 
@@ -21,6 +24,15 @@ class CopyLanguage(FormalLanguage):
         self.base = base
         self.vocab_size = base.vocab_size
         self.min_length = 2 * base.min_length
+
+    @classmethod
+    def from_options(cls, options: LanguageOptions) -> "CopyLanguage":
+        """The copy of the n-gram language the same options build."""
+        return cls(NGramLanguage.from_options(options))
+
+    @classmethod
+    def describe_options(cls, options: LanguageOptions) -> str:
+        return f"copy of an {NGramLanguage.describe_options(options)}"
 
     def __repr__(self) -> str:
         return f"CopyLanguage({self.base!r})"

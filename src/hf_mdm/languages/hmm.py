@@ -8,9 +8,11 @@ import torch
 from .base import EntropyRate
 from .hidden_markov import HiddenMarkovLanguage
 from .input_checks import check_integer
+from .language_registry import LanguageOptions, register_language
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
 
 
+@register_language("hmm")
 class HMMLanguage(HiddenMarkovLanguage):
     r"""p(x) = sum_s pi(s_1) prod_i e(s_i, x_i) prod_i T(s_i, s_{i+1}), with pi the stationary distribution of T.
 
@@ -46,6 +48,16 @@ class HMMLanguage(HiddenMarkovLanguage):
         )
         emission = random_sparse_rows(num_states, vocab_size, emits, concentration, rng)
         self._set_parameters(transition, emission, recurrent_state=0)
+
+    @classmethod
+    def from_options(cls, options: LanguageOptions) -> "HMMLanguage":
+        """`options.support` is the emission support (every state may move to every state)."""
+        return cls(options.states, options.vocab_size, emission_support=options.support, seed=options.seed)
+
+    @classmethod
+    def describe_options(cls, options: LanguageOptions) -> str:
+        support = f", support {options.support}" if options.support else ""
+        return f"HMM language ({options.states} states, {options.vocab_size} symbols{support})"
 
     @classmethod
     def from_probabilities(cls, transition, emission) -> "HMMLanguage":

@@ -6,6 +6,7 @@ import torch
 from .base import EntropyRate
 from .hidden_markov import HiddenMarkovLanguage, compact_active
 from .input_checks import check_integer
+from .language_registry import LanguageOptions, register_language
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
 from .ngram_posterior import ngram_masked_log_posterior, ngram_posterior
 
@@ -13,6 +14,7 @@ from .ngram_posterior import ngram_masked_log_posterior, ngram_posterior
 MAX_CONTEXTS = 4096
 
 
+@register_language("ngram")
 class NGramLanguage(HiddenMarkovLanguage):
     r"""Order-n Markov chain: p(x) = pi(x_1..x_{n-1}) prod_{i >= n} P(x_i | x_{i-n+1}..x_{i-1}).
 
@@ -56,6 +58,15 @@ class NGramLanguage(HiddenMarkovLanguage):
             ring_context = ring_context * vocab_size + symbol
             symbol = int(ring[symbol])
         self._set_parameters(probabilities.view((vocab_size,) * n), ring_context)
+
+    @classmethod
+    def from_options(cls, options: LanguageOptions) -> "NGramLanguage":
+        return cls(options.vocab_size, n=options.order, support=options.support, seed=options.seed)
+
+    @classmethod
+    def describe_options(cls, options: LanguageOptions) -> str:
+        support = f", support {options.support}" if options.support else ""
+        return f"{options.order}-gram language ({options.vocab_size} symbols{support})"
 
     @classmethod
     def from_probabilities(cls, probabilities) -> "NGramLanguage":

@@ -18,14 +18,16 @@ class OracleDenoiser(nn.Module):
     Special-token columns get the dtype's lowest value, so [MASK] is never predicted. Every other position (a symbol,
     or padding / <bos> / <eos>, which are not part of the sequence) is copied through: its own id has logit 0.
 
+    `language` is any `FormalLanguage` with an exact posterior (this module needs only that protocol: `vocab_size`,
+    `_has_exact_posterior`, `_masked_log_posterior`, so `languages.base` imports it and not the reverse).
+
     Ids follow `tokenization`: symbols 0..V-1, then <mask>, <pad>, <bos>, <eos>; `config` carries `vocab_size = V + 4`
     and the special ids, as a diffusion decoder expects of a masked LM.
     """
 
     def __init__(self, language):
-        from .base import FormalLanguage  # here: base imports this module
-
-        if not isinstance(language, FormalLanguage) or not language._has_exact_posterior():
+        has_exact_posterior = getattr(language, "_has_exact_posterior", None)
+        if not callable(has_exact_posterior) or not has_exact_posterior():
             raise ValueError(
                 f"An oracle needs a language whose posterior p(x_i | unmasked symbols) it can compute exactly; "
                 f"{type(language).__name__} has none. Use NGramLanguage, HMMLanguage or a CopyLanguage of one, or "
