@@ -7,6 +7,7 @@ import torch
 from transformers import AutoTokenizer, TextDiffusionStreamer
 
 from ..generation.enable_diffusion_generation import load_for_diffusion_generation
+from ..generation.strategies import STRATEGIES
 from ..model_source import check_model_source
 from ..tokenizer_checks import check_mask_token
 
@@ -27,7 +28,9 @@ class GenerateArguments:
         },
     )
     steps: int | None = field(default=None, metadata={"help": "Reverse steps (default: one per generated token)."})
-    strategy: str = field(default="confidence", metadata={"help": "random, confidence, margin, entropy, threshold."})
+    strategy: str = field(
+        default="confidence", metadata={"help": f"Reveal strategy: {', '.join(STRATEGIES)} (or any registered name)."}
+    )
     block_length: int | None = field(default=None, metadata={"help": "Semi-autoregressive block size."})
     do_sample: bool = field(default=False, metadata={"help": "Sample tokens instead of taking the most likely."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (with --do_sample)."})

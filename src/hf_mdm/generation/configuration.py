@@ -217,8 +217,8 @@ class DiffusionGenerationConfig(GenerationConfig):
         schedule_kwargs (`dict`, *optional*):
             Keyword arguments of that schedule.
         strategy (`str`, *optional*, defaults to `"confidence"`):
-            Which masked positions a step reveals: `random` (exact ancestral sampler), `confidence`, `margin`,
-            `entropy`, `threshold`, or any name registered with `@register_strategy`.
+            Which masked positions a step reveals: one of STRATEGY_NAMES (see `generation.strategies`; `random` is the
+            exact ancestral sampler), or any name registered with `@register_strategy`.
         reveal_counts (`str`, *optional*, defaults to `"schedule"`):
             How ranked strategies spread a block's masked positions over its steps: `schedule` (follow alpha),
             `even` (equal split, remainder first), `llada` / `dream` (the counts of LLaDA's and Dream's reference
@@ -396,5 +396,10 @@ class DiffusionGenerationConfig(GenerationConfig):
     def get_generation_mode(self, *args, **kwargs):
         raise NotImplementedError("DiffusionGenerationConfig has no autoregressive generation mode.")
 
+
+# The strategy names in the docstring come from the registry, so that a built-in strategy is never missing there.
+DiffusionGenerationConfig.__doc__ = DiffusionGenerationConfig.__doc__.replace(
+    "STRATEGY_NAMES", ", ".join(f"`{name}`" for name in STRATEGIES)
+)
 
 __all__ = ["DiffusionGenerationConfig"]
