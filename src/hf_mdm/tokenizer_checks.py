@@ -2,11 +2,18 @@
 token of BERT-family tokenizers (their [SEP])."""
 
 
-def model_mask_token_id(model) -> int | None:
-    """The [MASK] id a model decodes with: its generation config's, else its config's."""
-    generation_config = getattr(model, "generation_config", None)
-    mask_token_id = getattr(generation_config, "mask_token_id", None)
-    return mask_token_id if mask_token_id is not None else getattr(model.config, "mask_token_id", None)
+def model_mask_token_id(model, generation_config=None, tokenizer=None) -> int | None:
+    """The [MASK] id a model decodes with, the one resolution every caller uses: the first one set of
+    `generation_config`'s (default: the model's generation config), the model config's, and `tokenizer`'s (when
+    given); None when none is."""
+    if generation_config is None:
+        generation_config = getattr(model, "generation_config", None)
+    candidates = (
+        getattr(generation_config, "mask_token_id", None),
+        getattr(model.config, "mask_token_id", None),
+        getattr(tokenizer, "mask_token_id", None),
+    )
+    return next((token_id for token_id in candidates if token_id is not None), None)
 
 
 def check_mask_token(model, tokenizer) -> None:

@@ -32,6 +32,7 @@ from ..evaluation.monte_carlo_loglikelihood import monte_carlo_loglikelihood, re
 from ..generation import DiffusionGenerationMixin, enable_diffusion_generation
 from ..generation.enable_diffusion_generation import load_for_diffusion_generation
 from ..model_source import check_model_source
+from ..tokenizer_checks import model_mask_token_id
 from .lm_eval_model_arguments import check_model_arguments, usable_device
 
 
@@ -132,12 +133,7 @@ class MaskedDiffusionLM(TemplateLM):
         self.generation_config = copy.deepcopy(self.model.generation_config)
         self.generation_config.update(**generation)
         self.generation_config.validate()
-        candidates = (
-            self.generation_config.mask_token_id,
-            getattr(self.model.config, "mask_token_id", None),
-            self.tokenizer.mask_token_id,
-        )
-        self.mask_token_id = next((token_id for token_id in candidates if token_id is not None), None)
+        self.mask_token_id = model_mask_token_id(self.model, self.generation_config, self.tokenizer)
         if self.mask_token_id is None:
             raise ValueError(
                 "Neither the model nor the tokenizer has a [MASK] token; add mask_token_id to config.json."
