@@ -68,11 +68,13 @@ LAYERS = [
             "model_source",
         ],
     ),
-    ("training objective", ["training.masked_diffusion_loss"]),
+    ("training objective", ["masked_diffusion_objective"]),
     ("model configuration", ["configuration_mdm"]),
     ("generation", ["generation"]),
-    ("modeling", ["modeling_mdm"]),
+    # Below the model: `MDMForMaskedGeneration` gets its Hub-facing classmethods from checkpoint_formats'
+    # MDMPretrainedMixin, which needs only the config, the formats and a `cls`.
     ("checkpoint formats, conversion, export", ["checkpoint_formats", "causal_lm_adaptation", "remote_code"]),
+    ("modeling", ["modeling_mdm"]),
     ("training", ["training"]),
     ("evaluation, languages, metrics", ["evaluation", "languages", "metrics"]),
     ("hub", ["hub"]),

@@ -45,9 +45,7 @@ def test_exported_folder_loads_without_hf_mdm(tmp_path):
 
 def test_flattened_sources_only_import_flat_siblings():
     sources = flattened_sources()
-    assert {"modeling_mdm.py", "configuration_mdm.py", "schedules.py", "training_masked_diffusion_loss.py"} <= set(
-        sources
-    )
+    assert {"modeling_mdm.py", "configuration_mdm.py", "schedules.py", "masked_diffusion_objective.py"} <= set(sources)
     for name, text in sources.items():
         assert "from .." not in text, name
         for line in text.splitlines():

@@ -3,34 +3,37 @@
 The layers are LLaMA's: RoPE, RMSNorm, SwiGLU MLP and grouped-query attention, reused from transformers where they
 exist. Two things differ: attention is bidirectional (every position sees every non-pad position), and the head never
 predicts [MASK]: its logit is set to the dtype's lowest value, so p([MASK] | x_t) = 0 exactly.
+
+Model code only, in transformers' order (layers -> `MDMPreTrainedModel` -> `MDMModel` -> `MDMForMaskedGeneration`).
+The loss and its input checks come from `masked_diffusion_objective` (which `training/` imports too); the Hub-facing
+classmethods (LLaDA/Dream loading, `from_causal_lm`, `save_pretrained(remote_code=..., model_card=...)`,
+`push_to_hub(model_card=...)`) from `checkpoint_formats.pretrained_mixin.MDMPretrainedMixin`, a layer below this file.
+Nothing here imports a layer above it.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, ModelOutput
 from transformers.utils import logging
 
-from .causal_lm_adaptation import adapt_causal_lm
-from .checkpoint_formats import CHECKPOINT_FORMATS, known_formats
+from .checkpoint_formats.pretrained_mixin import MDMPretrainedMixin
 from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .logits_shift import previous_real_positions
-from .model_source import check_model_source
-from .remote_code import write_remote_code
-from .training.masked_diffusion_loss import (
+from .masked_diffusion_objective import (
     check_diffusion_times,
     check_loss_inputs,
+    check_prompt_not_scored,
     check_token_id_dtype,
     labels_of_masked_tokens,
+    loss_token_mask,
     masked_diffusion_loss,
 )
-from .training.prompt_columns import check_prompt_not_scored, loss_token_mask
 from .transformers_compat import (
     Cache,
     GradientCheckpointingLayer,
@@ -44,10 +47,8 @@ from .transformers_compat import (
     can_return_tuple,
     capture_outputs,
     causal_mask,
-    forget_weight_conversions,
     merge_with_config_defaults,
 )
-from .weight_files import check_safetensors_files, verify_sha256
 
 
 logger = logging.get_logger(__name__)
@@ -158,16 +159,6 @@ class MDMDecoderLayer(GradientCheckpointingLayer):
         return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
 
 
-def check_model_card(model_card) -> None:
-    """A TypeError unless `model_card` is an `hf_mdm.ModelCard` (read by duck typing: this module, exported as remote
-    code, does not import the hub package)."""
-    if not all(callable(getattr(model_card, name, None)) for name in ("save_pretrained", "push_with_model")):
-        raise TypeError(
-            f"model_card must be an hf_mdm.ModelCard (e.g. `ModelCard.from_sweep(table)`; wrap Markdown text as "
-            f"`hf_mdm.ModelCard(text)`), got {type(model_card).__name__}."
-        )
-
-
 class MDMPreTrainedModel(PreTrainedModel):
     config: MDMConfig
     config_class = MDMConfig
@@ -267,7 +258,7 @@ class MaskedDiffusionOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
-class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
+class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGenerationMixin):
     """MDMModel with an LM head and the masked-diffusion objective; `AutoModel.from_pretrained` returns this class.
 
     `generate()` (from `DiffusionGenerationMixin`) decodes by masked diffusion under a step budget; its defaults live
@@ -285,109 +276,6 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
         self.model = MDMModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, expected_sha256=None, **kwargs):
-        """Load an hf-mdm folder, or a LLaDA or Dream folder in its own format, converted on the fly.
-
-        Foreign folders keep their config.json and weight names untouched: the config is converted to an `MDMConfig`
-        (mask/eos/pad ids and Dream's logit shift kept) and the weights are renamed while loading, no remote code.
-        Weights that do not fit the config (missing or extra) are an error, for every format. In a local folder,
-        truncated or empty `*.safetensors` files are refused before loading, naming the file.
-
-        expected_sha256: a local folder's trusted hashes, `{file name: hex SHA-256}` (a string stands for
-            `model.safetensors`); a file that differs is an error (safetensors itself does not checksum the data).
-        """
-        source = str(pretrained_model_name_or_path)
-        local = Path(source).expanduser()
-        if local.is_dir():
-            check_safetensors_files(local / kwargs.get("subfolder", ""))
-            if expected_sha256 is not None:
-                if isinstance(expected_sha256, str):
-                    expected_sha256 = {"model.safetensors": expected_sha256}
-                for name, digest in expected_sha256.items():
-                    verify_sha256(local / kwargs.get("subfolder", "") / name, digest)
-        elif expected_sha256 is not None:
-            raise ValueError("expected_sha256 checks files of a local folder; download the repository first.")
-        else:
-            check_model_source(source)
-        checkpoint_format = None
-        if not isinstance(config, MDMConfig):
-            if config is None:
-                hub_keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-                hub_kwargs = {key: kwargs[key] for key in hub_keys if key in kwargs}
-                try:
-                    raw, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
-                except OSError as error:
-                    if local.is_dir():
-                        raise
-                    raise OSError(
-                        f"{source} is not a local folder, and no model of that name could be fetched from the Hub "
-                        f"({str(error).strip().splitlines()[0]}); check the path or the repo id."
-                    ) from error
-            elif isinstance(config, PreTrainedConfig):
-                raw = config.to_dict()
-            else:
-                raw = None
-            model_type = raw.get("model_type") if raw is not None else None
-            if model_type in CHECKPOINT_FORMATS:
-                checkpoint_format = CHECKPOINT_FORMATS[model_type]
-                config = checkpoint_format.to_mdm_config(raw)
-                if checkpoint_format.key_mapping:
-                    kwargs.setdefault("key_mapping", checkpoint_format.key_mapping)
-            elif raw is not None and model_type != MDMConfig.model_type:
-                raise ValueError(
-                    f"{pretrained_model_name_or_path} holds a {model_type!r} checkpoint. MDMForMaskedGeneration reads "
-                    f"these formats: {known_formats()}. A causal LM converts with "
-                    "`MDMForMaskedGeneration.from_causal_lm`."
-                )
-        return_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, config=config, output_loading_info=True, **kwargs
-        )
-        if info["missing_keys"] or info["unexpected_keys"]:
-            layout = checkpoint_format.model_type if checkpoint_format is not None else "hf-mdm"
-            raise ValueError(
-                f"{pretrained_model_name_or_path} does not match the {layout} layout: missing "
-                f"{sorted(info['missing_keys'])}, unexpected {sorted(info['unexpected_keys'])}. Its weights do not "
-                "fit its config.json: save the model again with save_pretrained, or fix config.json."
-            )
-        if checkpoint_format is not None:
-            # The converted model is an hf-mdm model: save it under our names, not back in the format it came from.
-            forget_weight_conversions(model)
-            model.generation_config = checkpoint_format.to_generation_config(model.generation_config)
-        return (model, info) if return_info else model
-
-    def save_pretrained(self, save_directory, *args, remote_code: bool = False, model_card=None, **kwargs):
-        """`PreTrainedModel.save_pretrained`, plus two options:
-
-        remote_code: also write hf-mdm's modeling and generation code and an `auto_map`, so that
-            `AutoModel.from_pretrained(dir, trust_remote_code=True)` works where hf-mdm is not installed.
-        model_card: an `hf_mdm.ModelCard` (e.g. `ModelCard.from_sweep(...)`) written as the folder's README.md.
-        """
-        if model_card is not None:
-            check_model_card(model_card)
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if remote_code:
-            write_remote_code(save_directory)
-        if model_card is not None:
-            model_card.save_pretrained(save_directory)
-
-    def push_to_hub(self, repo_id: str, *, model_card=None, **kwargs):
-        """`PreTrainedModel.push_to_hub`, plus `model_card`: an `hf_mdm.ModelCard` uploaded as README.md with its plot
-        and the `tokenizer=` it requires (the card's snippet loads it) in the same commit (transformers would replace
-        the card with the Hub's or a generic one). Without it, the card already on the Hub is kept, as transformers
-        does. After `Trainer` training, `card.push_with_trainer(trainer)` keeps the card over the Trainer's own."""
-        if model_card is None:
-            return super().push_to_hub(repo_id, **kwargs)
-        check_model_card(model_card)
-        return model_card.push_with_model(self, repo_id, **kwargs)
-
-    @classmethod
-    def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):
-        """Adapt a Llama / Mistral / Qwen2 / Qwen3 causal LM (instance or path): weights copied, attention made
-        bidirectional, a [MASK] token added to `tokenizer` and the embeddings. See `hf_mdm.causal_lm_adaptation`."""
-        return adapt_causal_lm(cls, model_or_path, tokenizer, mask_token, logits_shift, **from_pretrained_kwargs)
 
     @staticmethod
     def _shifted_hidden_states(hidden_states, attention_mask, cache, kept) -> torch.Tensor:
@@ -429,7 +317,7 @@ class MDMForMaskedGeneration(MDMPreTrainedModel, DiffusionGenerationMixin):
             tensor keeps those positions (generation asks only for the current block); 0 keeps all.
         prompt_length, prompt_mask: instruction tuning's prompt columns, named here so that the Trainer's default
             `remove_unused_columns=True` keeps them for `DataCollatorForMaskedDiffusion`, which consumes them (see
-            `hf_mdm.training.prompt_columns`); the collator returns `prompt_mask` again. Given with `labels`, a
+            `hf_mdm.masked_diffusion_objective`); the collator returns `prompt_mask` again. Given with `labels`, a
             labelled prompt token is an error and the loss divides by the response tokens only.
         """
         if labels is not None:

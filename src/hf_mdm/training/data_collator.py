@@ -10,11 +10,10 @@ import torch
 from accelerate.state import GradientState
 from transformers import PreTrainedTokenizerBase
 
+from ..masked_diffusion_objective import IGNORE_INDEX, PROMPT_COLUMNS
 from ..schedules import NoiseSchedule, get_schedule
 from ..transformers_compat import pad_without_fast_tokenizer_warning
 from .collator_arguments import check_collator_arguments
-from .masked_diffusion_loss import IGNORE_INDEX
-from .prompt_columns import PROMPT_COLUMNS
 
 
 @dataclass

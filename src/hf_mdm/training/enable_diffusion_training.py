@@ -7,7 +7,8 @@ outputs, where `masked_diffusion_loss` reads them. The checkpoint is untouched.
 
 Trainer's default `remove_unused_columns=True` keeps only the dataset columns the model's forward names, read with
 `inspect.signature(model.forward)`; the instance's `forward` is therefore the class's own with the prompt columns of
-instruction tuning added to its signature (see `prompt_columns`), so they reach `DataCollatorForMaskedDiffusion`.
+instruction tuning added to its signature (see `hf_mdm.masked_diffusion_objective`), so they reach
+`DataCollatorForMaskedDiffusion`.
 """
 
 import inspect
@@ -15,7 +16,7 @@ import types
 
 import torch
 
-from .prompt_columns import PROMPT_COLUMNS, check_prompt_not_scored, loss_token_mask
+from ..masked_diffusion_objective import PROMPT_COLUMNS, check_prompt_not_scored, loss_token_mask
 
 
 _HOOKED = "_hf_mdm_diffusion_training_hooks"

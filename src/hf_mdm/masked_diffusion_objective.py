@@ -1,14 +1,25 @@
-"""The masked-diffusion objective (NELBO), usable inside our model and as `Trainer(compute_loss_func=...)`."""
+"""The masked-diffusion objective (NELBO) and the checks of its inputs, in one module that the model's forward and
+`training/` both import (the model never imports `training/`). `masked_diffusion_loss` is also the
+`Trainer(compute_loss_func=...)` of stock masked LMs.
+
+Prompt columns (instruction tuning), and why model forwards name them: an example marks its prompt with
+`prompt_length` (the count of its leading real tokens) or `prompt_mask` (1 on each prompt token);
+`DataCollatorForMaskedDiffusion` never masks, so never scores, a prompt token. The stock Trainer's default
+`remove_unused_columns=True` keeps only the dataset columns that the model's forward names, and would drop these before
+the collator sees them: prompts would be trained on, silently. So the forward of `MDMForMaskedGeneration` (and of a
+stock masked LM after `enable_diffusion_training`) names both. The collator reads them and returns the batch's
+`prompt_mask`; a forward that receives prompt columns with `labels` checks them (a scored prompt token is an error)
+and divides the loss by the response's tokens only: the NELBO of the response given the prompt, per response token.
+"""
 
 import torch
 import torch.nn.functional as F
 
-from ..schedules import NoiseSchedule, get_schedule
+from .schedules import NoiseSchedule, get_schedule
 
 
 IGNORE_INDEX = -100
-
-
+PROMPT_COLUMNS = ("prompt_length", "prompt_mask")
 TOKEN_ID_DTYPES = (torch.int64, torch.int32)
 
 
@@ -199,3 +210,57 @@ def masked_diffusion_loss(
         total = torch.as_tensor(num_items_in_batch, device=loss.device).clamp_min(1)
         loss = loss * num_masked.to(loss.device) / total
     return loss
+
+
+def prompt_positions(
+    shape: torch.Size | None,
+    attention_mask: torch.Tensor | None = None,
+    prompt_length: torch.Tensor | None = None,
+    prompt_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A boolean (batch, length) map of prompt tokens: `prompt_mask`, or the first `prompt_length` real tokens of each
+    row (real: a 2-D `attention_mask` == 1, so either padding side works). `shape`: the batch's (batch, length)."""
+    if prompt_mask is not None:
+        if shape is not None and tuple(prompt_mask.shape) != tuple(shape):
+            raise ValueError(
+                f"prompt_mask has shape {tuple(prompt_mask.shape)} but the batch is {tuple(shape)}; give one 0/1 "
+                "entry per token, padded like input_ids (DataCollatorForMaskedDiffusion does)."
+            )
+        return prompt_mask.bool()
+    has_padding_mask = attention_mask is not None and attention_mask.dim() == 2
+    real = attention_mask.bool() if has_padding_mask else torch.ones(shape, dtype=torch.bool)
+    real = real.to(prompt_length.device)
+    return real & (real.cumsum(1) <= prompt_length.reshape(-1, 1))
+
+
+def check_prompt_not_scored(
+    labels: torch.Tensor | None,
+    attention_mask: torch.Tensor | None = None,
+    prompt_length: torch.Tensor | None = None,
+    prompt_mask: torch.Tensor | None = None,
+) -> None:
+    """A ValueError when a prompt token carries a label (it would be trained on); nothing to check without labels."""
+    if labels is None or (prompt_length is None and prompt_mask is None):
+        return
+    prompt = prompt_positions(labels.shape, attention_mask, prompt_length, prompt_mask).to(labels.device)
+    if bool((prompt & (labels != IGNORE_INDEX)).any()):
+        raise ValueError(
+            "Some prompt tokens have labels, so the prompt would be trained on. Noise the batch with "
+            "DataCollatorForMaskedDiffusion, which never masks the prompt, or set labels to -100 on the prompt."
+        )
+
+
+def loss_token_mask(
+    attention_mask: torch.Tensor | None,
+    prompt_length: torch.Tensor | None = None,
+    prompt_mask: torch.Tensor | None = None,
+    shape: torch.Size | None = None,
+) -> torch.Tensor | None:
+    """The tokens a per-token loss divides by: real (a 2-D `attention_mask`, when given) and not prompt; None when
+    there is neither (every position counts)."""
+    has_padding_mask = attention_mask is not None and attention_mask.dim() == 2
+    if prompt_length is None and prompt_mask is None:
+        return attention_mask if has_padding_mask else None
+    prompt = prompt_positions(shape, attention_mask, prompt_length, prompt_mask)
+    real = attention_mask.bool() if has_padding_mask else torch.ones_like(prompt)
+    return (real.to(prompt.device) & ~prompt).long()
