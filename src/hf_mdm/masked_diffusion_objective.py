@@ -264,3 +264,46 @@ def loss_token_mask(
     prompt = prompt_positions(shape, attention_mask, prompt_length, prompt_mask)
     real = attention_mask.bool() if has_padding_mask else torch.ones_like(prompt)
     return (real.to(prompt.device) & ~prompt).long()
+
+
+def checked_forward_labels(
+    labels: torch.Tensor,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    *,
+    t: torch.Tensor | None,
+    num_items_in_batch: torch.Tensor | int | None,
+    prompt_length: torch.Tensor | None,
+    prompt_mask: torch.Tensor | None,
+    vocab_size: int,
+    mask_token_id: int,
+    weighting: str,
+) -> torch.Tensor:
+    """A model forward's training inputs checked before its stack runs (shapes, dtypes, `t`, values with one device
+    sync, no labelled prompt token); returns the labels of its masked real tokens (`labels_of_masked_tokens`)."""
+    reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
+    if labels.shape != reference.shape:
+        raise ValueError(
+            f"labels have shape {tuple(labels.shape)} but input_ids have shape {tuple(reference.shape)}; "
+            "they must match (-100 where a position is not scored)."
+        )
+    check_token_id_dtype("labels", labels)
+    if t is not None:
+        check_diffusion_times(t, labels.shape[0])
+    elif weighting == "elbo":
+        raise ValueError(
+            "The ELBO loss needs the diffusion time `t` of each row (DataCollatorForMaskedDiffusion returns "
+            "it); pass `t=` or build the model with loss_weighting='uniform'."
+        )
+    # Values (ids in range, t in (0, 1], counts) with a single device sync, before the stack runs.
+    check_loss_inputs(
+        labels,
+        vocab_size,
+        t=t,
+        num_items_in_batch=num_items_in_batch,
+        input_ids=input_ids,
+        mask_token_id=mask_token_id,
+    )
+    check_prompt_not_scored(labels, attention_mask, prompt_length, prompt_mask)
+    return labels_of_masked_tokens(labels, input_ids, mask_token_id, attention_mask)

@@ -26,11 +26,8 @@ from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .logits_shift import previous_real_positions
 from .masked_diffusion_objective import (
-    check_diffusion_times,
-    check_loss_inputs,
-    check_prompt_not_scored,
     check_token_id_dtype,
-    labels_of_masked_tokens,
+    checked_forward_labels,
     loss_token_mask,
     masked_diffusion_loss,
 )
@@ -321,31 +318,19 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
             labelled prompt token is an error and the loss divides by the response tokens only.
         """
         if labels is not None:
-            reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
-            if labels.shape != reference.shape:
-                raise ValueError(
-                    f"labels have shape {tuple(labels.shape)} but input_ids have shape {tuple(reference.shape)}; "
-                    "they must match (-100 where a position is not scored)."
-                )
-            check_token_id_dtype("labels", labels)
-            if t is not None:
-                check_diffusion_times(t, labels.shape[0])
-            elif self.config.loss_weighting == "elbo":
-                raise ValueError(
-                    "The ELBO loss needs the diffusion time `t` of each row (DataCollatorForMaskedDiffusion returns "
-                    "it); pass `t=` or build the model with loss_weighting='uniform'."
-                )
-            # Values (ids in range, t in (0, 1], counts) with a single device sync, before the stack runs.
-            check_loss_inputs(
+            labels = checked_forward_labels(
                 labels,
-                self.config.vocab_size,
+                input_ids,
+                inputs_embeds,
+                attention_mask,
                 t=t,
                 num_items_in_batch=num_items_in_batch,
-                input_ids=input_ids,
+                prompt_length=prompt_length,
+                prompt_mask=prompt_mask,
+                vocab_size=self.config.vocab_size,
                 mask_token_id=self.config.mask_token_id,
+                weighting=self.config.loss_weighting,
             )
-            check_prompt_not_scored(labels, attention_mask, prompt_length, prompt_mask)
-            labels = labels_of_masked_tokens(labels, input_ids, self.config.mask_token_id, attention_mask)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
