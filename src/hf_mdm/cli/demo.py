@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import concatenate_datasets
-from transformers import Trainer, TrainingArguments
+from transformers import TrainingArguments
 
 from ..configuration_mdm import MDMConfig
 from ..evaluation import LanguageTask, fit_step_scaling, markdown_table, sweep_steps, train_autoregressive_baseline
+from ..evaluation.train_twins import train_mdm, twin_mdm_config
 from ..hub import ModelCard
 from ..languages import NGramLanguage
 from ..modeling_mdm import MDMForMaskedGeneration
-from ..training import DataCollatorForMaskedDiffusion
 
 
 @dataclass
@@ -40,18 +40,7 @@ ARGUMENTS = (DemoArguments,)
 
 def demo_config(args: DemoArguments, tokenizer) -> MDMConfig:
     """The demo MDM's configuration (also what `benchmarks/thread_counts.py` times)."""
-    return MDMConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=args.hidden_size,
-        intermediate_size=4 * args.hidden_size,
-        num_hidden_layers=args.num_hidden_layers,
-        num_attention_heads=4,
-        max_position_embeddings=max(args.lengths),
-        **{
-            name: getattr(tokenizer, name)
-            for name in ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id")
-        },
-    )
+    return twin_mdm_config(tokenizer, args.hidden_size, args.num_hidden_layers, 4, max(args.lengths))
 
 
 def training_arguments(args: DemoArguments, output_dir: Path) -> TrainingArguments:
@@ -86,9 +75,7 @@ def run(args: DemoArguments):
 
     model = MDMForMaskedGeneration(demo_config(args, tokenizer))
     print(f"\n[1/3] Training the MDM ({model.num_parameters() / 1e6:.2f}M parameters) with the stock Trainer")
-    trainer = Trainer(model=model, args=training_arguments(args, output_dir / "mdm"), train_dataset=data,
-                      data_collator=DataCollatorForMaskedDiffusion(tokenizer))  # fmt: skip
-    trainer.train()
+    trainer = train_mdm(model, data, tokenizer, training_arguments(args, output_dir / "mdm"))
     nelbo = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry][-1]
     model.eval()
 

@@ -14,13 +14,12 @@ from pathlib import Path
 
 from accelerate import PartialState
 from datasets import concatenate_datasets
-from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+from transformers import AutoModelForCausalLM, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..configuration_mdm import MDMConfig
 from ..modeling_mdm import MDMForMaskedGeneration
-from ..training import DataCollatorForMaskedDiffusion
 from .autoregressive_baseline import train_autoregressive_baseline
+from .train_twins import train_mdm, twin_mdm_config
 
 
 FINISHED_MARKER = "training_time.json"
@@ -122,30 +121,17 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
             check_same_training(folder, training, lengths)
     data = training_data(language, lengths, training.examples_per_length, training.seed) if unfinished else None
     if mdm_dir in unfinished:
-        config = MDMConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=training.hidden_size,
-            intermediate_size=4 * training.hidden_size,
-            num_hidden_layers=training.num_hidden_layers,
-            num_attention_heads=training.num_attention_heads,
-            max_position_embeddings=max(lengths),
-            mask_token_id=tokenizer.mask_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+        config = twin_mdm_config(
+            tokenizer, training.hidden_size, training.num_hidden_layers, training.num_attention_heads, max(lengths)
         )
-        trainer = Trainer(
-            model=MDMForMaskedGeneration(config),
-            args=training.arguments(mdm_dir),
-            train_dataset=data,
-            data_collator=DataCollatorForMaskedDiffusion(tokenizer),
-        )
+        model = MDMForMaskedGeneration(config)
 
-        def train_mdm(checkpoint):
-            trainer.train(resume_from_checkpoint=checkpoint)
-            trainer.save_model()
+        def train_and_save_mdm(checkpoint):
+            train_mdm(
+                model, data, tokenizer, training.arguments(mdm_dir), resume_from_checkpoint=checkpoint
+            ).save_model()
 
-        _timed(train_mdm, mdm_dir, training, lengths)
+        _timed(train_and_save_mdm, mdm_dir, training, lengths)
     mdm = MDMForMaskedGeneration.from_pretrained(mdm_dir).eval()
 
     if autoregressive_dir in unfinished:
