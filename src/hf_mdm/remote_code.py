@@ -5,6 +5,8 @@ transformers' dynamic modules are flat: every file sits in the checkpoint folder
 `from .name import ...`. The exporter walks the relative-import closure of `modeling_mdm`, writes each module under a
 flat name (`training/masked_diffusion_loss.py` -> `training_masked_diffusion_loss.py`, a package's `__init__.py` ->
 `<package>.py`) with its relative imports rewritten to those names, and points `auto_map` at the classes.
+The closure is what the model file imports: the model, `masked_diffusion_objective`, the config, `generation/` and the
+Hub-facing `checkpoint_formats.pretrained_mixin` with what it needs; no training, evaluation or Hub-card code.
 """
 
 import ast
