@@ -11,7 +11,7 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
-from transformers import PreTrainedTokenizerFast  # noqa: E402
+from transformers import BertConfig, PreTrainedTokenizerFast  # noqa: E402
 
 from hf_mdm import MDMConfig  # noqa: E402
 
@@ -58,6 +58,14 @@ def tiny_config(**overrides) -> MDMConfig:
     )
     values.update(overrides)
     return MDMConfig(**values)
+
+
+def tiny_bert_config(vocab_size: int, **overrides) -> BertConfig:
+    """A tiny stock BERT: hidden 16, one layer of 2 heads, feed-forward 32, BERT's other defaults; `overrides`
+    replace or add fields (e.g. `max_position_embeddings`, `pad_token_id`, `is_decoder`)."""
+    values = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    values.update(overrides)
+    return BertConfig(vocab_size=vocab_size, **values)
 
 
 @pytest.fixture

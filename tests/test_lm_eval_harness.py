@@ -17,13 +17,13 @@ lm_eval = pytest.importorskip("lm_eval")  # the [eval] extra; part of [dev]
 
 from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
-from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast  # noqa: E402
+from transformers import BertForMaskedLM, BertTokenizerFast  # noqa: E402
 
 from hf_mdm import MDMForMaskedGeneration, NGramLanguage  # noqa: E402
 from hf_mdm.integrations.lm_eval_harness import MaskedDiffusionLM, add_monte_carlo_errors  # noqa: E402
 from hf_mdm.integrations.lm_eval_model_arguments import usable_device  # noqa: E402
 
-from .conftest import tiny_config  # noqa: E402
+from .conftest import tiny_bert_config, tiny_config  # noqa: E402
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -172,8 +172,7 @@ def test_llada_and_dream_folders_and_stock_masked_lms_load(tmp_path):
         assert isinstance(lm.model, MDMForMaskedGeneration), name
         ((value, _),) = lm.loglikelihood([Instance("loglikelihood", {}, ("w1 w2", " w3 w4"), 0)])
         assert math.isfinite(value) and value < 0
-    BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=32)).save_pretrained(tmp_path / "bert")  # fmt: skip
+    BertForMaskedLM(tiny_bert_config(len(vocab))).save_pretrained(tmp_path / "bert")
     tokenizer.save_pretrained(tmp_path / "bert")
     lm = MaskedDiffusionLM(pretrained=str(tmp_path / "bert"), mc_num=16, steps=2)
     assert lm.mask_token_id == tokenizer.mask_token_id and lm.prefix_token_id == tokenizer.cls_token_id

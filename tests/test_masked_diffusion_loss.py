@@ -3,11 +3,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForMaskedLM
+from transformers import BertForMaskedLM
 
 from hf_mdm import DataCollatorForMaskedDiffusion, enable_diffusion_training, get_schedule, masked_diffusion_loss
 
-from .conftest import word_tokenizer
+from .conftest import tiny_bert_config, word_tokenizer
 
 
 def noisy_batch(seed=0, batch=3, length=7, vocab=11):
@@ -113,9 +113,7 @@ def test_bad_inputs_name_the_fix():
 
 def test_stock_masked_lm_outputs_carry_the_collator_time():
     torch.manual_seed(0)
-    bert = BertForMaskedLM(
-        BertConfig(vocab_size=17, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    )
+    bert = BertForMaskedLM(tiny_bert_config(17))
     assert enable_diffusion_training(enable_diffusion_training(bert)) is bert
     ids, mask, t = torch.randint(5, 17, (2, 6)), torch.ones(2, 6, dtype=torch.long), torch.tensor([0.3, 0.7])
     outputs = bert(input_ids=ids, attention_mask=mask, t=t)

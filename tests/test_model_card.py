@@ -9,7 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 from huggingface_hub import ModelCard as HubModelCard
-from transformers import BertConfig, BertForMaskedLM
+from transformers import BertForMaskedLM
 
 from hf_mdm import MDMForMaskedGeneration, NGramLanguage, enable_diffusion_generation
 from hf_mdm.cli import main
@@ -22,7 +22,7 @@ from hf_mdm.hub.step_vs_error_plot import error_bars, step_vs_error_figure
 from hf_mdm.hub.usage_snippet import MODEL_ID_PLACEHOLDER, usage_cell
 from hf_mdm.metrics.sequence_error_rate.sequence_error_rate import wilson_interval
 
-from .conftest import TOY_WORDS, tiny_config
+from .conftest import TOY_WORDS, tiny_bert_config, tiny_config
 
 
 def wilson(ser, num_samples=100):
@@ -222,8 +222,7 @@ def run_usage_snippet(text: str, folder=None) -> dict:
 
 
 def tiny_bert_masked_lm():
-    config = BertConfig(vocab_size=len(TOY_WORDS) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)  # fmt: skip
+    config = tiny_bert_config(len(TOY_WORDS) + 5, max_position_embeddings=64)
     return enable_diffusion_generation(BertForMaskedLM(config).eval(), mask_token_id=4)
 
 

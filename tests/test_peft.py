@@ -11,7 +11,7 @@ from transformers import AutoModel, Trainer, TrainingArguments
 
 from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration, enable_diffusion_generation
 
-from .conftest import tiny_config, toy_corpus
+from .conftest import tiny_bert_config, tiny_config, toy_corpus
 
 
 peft = pytest.importorskip("peft", reason="needs the [peft] extra: pip install -e '.[peft]'")
@@ -128,11 +128,10 @@ def test_prompt_learning_adapters_are_refused_at_generate(base_dir, tokenizer, c
 
 def test_lora_causal_lm_on_a_stock_masked_lm_generates_with_the_adapter():
     """A stock BERT with diffusion generate() takes task_type="CAUSAL_LM" like ours: the adapter changes the output."""
-    from transformers import BertConfig, BertForMaskedLM
+    from transformers import BertForMaskedLM
 
     torch.manual_seed(0)
-    sizes = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    config = BertConfig(vocab_size=30, **sizes)
+    config = tiny_bert_config(30)
     bert = enable_diffusion_generation(BertForMaskedLM(config).eval(), mask_token_id=4)
     prompt = torch.tensor([[5, 6, 7]])
     before = bert.generate(prompt, max_new_tokens=6, steps=6)

@@ -14,7 +14,7 @@ import hf_mdm.evaluation.sweep as sweep_module
 from hf_mdm import NGramLanguage, enable_diffusion_generation
 from hf_mdm.evaluation import LanguageTask, PromptTask, read_sweep_rows, sweep_steps
 
-from .conftest import word_tokenizer
+from .conftest import tiny_bert_config, word_tokenizer
 
 
 TIMINGS = ("latency_s", "tokens_per_s")
@@ -128,19 +128,10 @@ def test_autoregressive_row(language):
 
 def test_prompt_task_scores_final_answers():
     tokenizer = word_tokenizer()
-    from transformers import BertConfig, BertForMaskedLM
+    from transformers import BertForMaskedLM
 
     torch.manual_seed(0)
-    bert = BertForMaskedLM(
-        BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=32,
-        )
-    )
+    bert = BertForMaskedLM(tiny_bert_config(len(tokenizer), max_position_embeddings=32))
     model = enable_diffusion_generation(bert.eval(), mask_token_id=tokenizer.mask_token_id)
     task = PromptTask(Dataset.from_dict({"prompt": ["the cat", "a dog"], "answer": ["sat", "ran"]}), name="toy")
     table = sweep_steps(

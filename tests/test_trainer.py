@@ -3,7 +3,7 @@
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
+from transformers import BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
 
 from hf_mdm import (
     DataCollatorForMaskedDiffusion,
@@ -12,7 +12,7 @@ from hf_mdm import (
     masked_diffusion_loss,
 )
 
-from .conftest import tiny_config, toy_corpus
+from .conftest import tiny_bert_config, tiny_config, toy_corpus
 
 
 def toy_dataset(tokenizer, num=64):
@@ -94,8 +94,8 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path, tokenizer):
 
 def tiny_bert(tokenizer):
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
+    config = tiny_bert_config(
+        len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=4,

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, LlamaModel
+from transformers import BertForMaskedLM, LlamaModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
 from transformers.utils import logging as transformers_logging
 
@@ -22,7 +22,7 @@ from hf_mdm.generation import DualBlockCache, MaskedLMDenoiser, MDMDenoiser, reg
 from hf_mdm.generation.denoisers import DENOISERS
 from hf_mdm.transformers_compat import CACHE_ARGUMENT, TRANSFORMERS_FLOOR
 
-from .conftest import tiny_config
+from .conftest import tiny_bert_config, tiny_config
 
 
 PACKAGE = pathlib.Path(hf_mdm.__file__).parent
@@ -121,9 +121,7 @@ def test_our_forward_takes_cache_and_still_accepts_past_key_values():
 
 
 def tiny_bert():
-    config = BertConfig(
-        vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
-    )
+    config = tiny_bert_config(40)
     return enable_diffusion_generation(BertForMaskedLM(config).eval(), mask_token_id=3)
 
 

@@ -4,7 +4,6 @@ gives text without an error) and points to MDMForMaskedGeneration.from_causal_lm
 import pytest
 import torch
 from transformers import (
-    BertConfig,
     BertForMaskedLM,
     BertLMHeadModel,
     GPT2Config,
@@ -19,7 +18,7 @@ from hf_mdm import MDMForMaskedGeneration
 from hf_mdm.generation import DiffusionGenerationMixin, enable_diffusion_generation
 from hf_mdm.generation.enable_diffusion_generation import causal_lm_evidence
 
-from ..conftest import tiny_config, word_tokenizer
+from ..conftest import tiny_bert_config, tiny_config, word_tokenizer
 
 
 SIZES = dict(vocab_size=17, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
@@ -35,9 +34,9 @@ CAUSAL_LMS = {
     "gpt2": lambda: GPT2LMHeadModel(
         GPT2Config(vocab_size=17, n_embd=16, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0)
     ),  # fmt: skip
-    "bert_decoder": lambda: BertLMHeadModel(BertConfig(is_decoder=True, **SIZES)),
+    "bert_decoder": lambda: BertLMHeadModel(tiny_bert_config(17, is_decoder=True)),
     "roberta_causal": lambda: RobertaForCausalLM(RobertaConfig(is_decoder=True, **SIZES)),
-    "bert_masked_lm_configured_as_decoder": lambda: BertForMaskedLM(BertConfig(is_decoder=True, **SIZES)),
+    "bert_masked_lm_configured_as_decoder": lambda: BertForMaskedLM(tiny_bert_config(17, is_decoder=True)),
 }
 
 
@@ -53,7 +52,7 @@ def test_causal_lms_are_refused_pointing_to_from_causal_lm(build):
 
 def test_masked_lms_and_diffusion_models_are_accepted():
     torch.manual_seed(0)
-    bert = BertForMaskedLM(BertConfig(**SIZES)).eval()
+    bert = BertForMaskedLM(tiny_bert_config(17)).eval()
     assert causal_lm_evidence(bert) is None
     assert isinstance(enable_diffusion_generation(bert, mask_token_id=4), DiffusionGenerationMixin)
     converted = MDMForMaskedGeneration(tiny_config(logits_shift=1))  # what from_causal_lm returns

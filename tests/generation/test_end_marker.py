@@ -4,11 +4,11 @@ new tokens [SEP], as in pretraining) while the returned sequence keeps the promp
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast, pipeline
+from transformers import BertForMaskedLM, BertTokenizerFast, pipeline
 
 from hf_mdm.generation import enable_diffusion_generation
 
-from ..conftest import tiny_config, word_tokenizer
+from ..conftest import tiny_bert_config, tiny_config, word_tokenizer
 
 
 WORDS = ["the", "cat", "dog", "sat", "on", "a", "mat", "ran", "far", "away"]
@@ -24,8 +24,7 @@ def bert_tokenizer():
 
 def tiny_bert(tokenizer):
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, pad_token_id=0)  # fmt: skip
+    config = tiny_bert_config(len(tokenizer), num_hidden_layers=2, max_position_embeddings=32, pad_token_id=0)
     return enable_diffusion_generation(BertForMaskedLM(config).eval(), tokenizer)
 
 

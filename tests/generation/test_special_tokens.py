@@ -3,11 +3,13 @@
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+from transformers import BertForMaskedLM, BertTokenizerFast
 from transformers.utils import logging
 
 from hf_mdm.cli import main
 from hf_mdm.generation import enable_diffusion_generation
+
+from ..conftest import tiny_bert_config
 
 
 WORDS = ["the", "cat", "dog", "sat", "on", "a", "mat", "ran", "far", "away"]
@@ -22,10 +24,7 @@ def bert_tokenizer():
 def bert_that_prefers_special_tokens(tokenizer) -> BertForMaskedLM:
     """A tiny BERT whose output bias makes [UNK], [CLS], [SEP] and [PAD] its most likely predictions everywhere."""
     torch.manual_seed(0)
-    sizes = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    config = BertConfig(
-        vocab_size=len(tokenizer), max_position_embeddings=32, pad_token_id=tokenizer.pad_token_id, **sizes
-    )
+    config = tiny_bert_config(len(tokenizer), max_position_embeddings=32, pad_token_id=tokenizer.pad_token_id)
     model = BertForMaskedLM(config).eval()
     with torch.no_grad():
         model.cls.predictions.bias[[tokenizer.convert_tokens_to_ids(token) for token in SPECIALS[:4]]] = 50.0

@@ -8,7 +8,6 @@ import torch
 from transformers import (
     AlbertConfig,
     AlbertForMaskedLM,
-    BertConfig,
     BertForMaskedLM,
     DistilBertConfig,
     DistilBertForMaskedLM,
@@ -21,6 +20,7 @@ from transformers import (
 
 from hf_mdm.generation import DiffusionGenerationMixin, enable_diffusion_generation
 
+from ..conftest import tiny_bert_config
 from .test_generate import MASK, PROMPT_MASK, PROMPTS, VOCAB
 
 
@@ -29,7 +29,7 @@ SIZES = dict(vocab_size=VOCAB, num_hidden_layers=1, num_attention_heads=2, inter
 
 def tiny_bert():
     torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(hidden_size=16, max_position_embeddings=64, **SIZES))
+    model = BertForMaskedLM(tiny_bert_config(VOCAB, max_position_embeddings=64))
     return enable_diffusion_generation(model.eval(), mask_token_id=MASK)
 
 
@@ -131,9 +131,7 @@ def test_text_diffusion_streamer_gets_drafts_and_final_blocks():
 def test_bert_tokenizer_outputs_can_be_passed_whole():
     """`generate(**tokenizer(...))` works with the token_type_ids BERT tokenizers return; pairs are refused."""
     torch.manual_seed(0)
-    bert = BertForMaskedLM(
-        BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    ).eval()
+    bert = BertForMaskedLM(tiny_bert_config(20)).eval()
     model = enable_diffusion_generation(bert, mask_token_id=4)
     ids = torch.tensor([[5, 6, 7]])
     with_types = model.generate(input_ids=ids, token_type_ids=torch.zeros_like(ids), max_new_tokens=3, steps=3)

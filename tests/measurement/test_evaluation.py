@@ -4,13 +4,15 @@ import evaluate
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForMaskedLM, TrainingArguments
+from transformers import BertForMaskedLM, TrainingArguments
 
 import hf_mdm.metrics
 from hf_mdm.configuration_mdm import MDMConfig
 from hf_mdm.evaluation import elbo_perplexity, train_autoregressive_baseline
 from hf_mdm.languages import HMMLanguage, NGramLanguage
 from hf_mdm.modeling_mdm import MDMForMaskedGeneration
+
+from ..conftest import tiny_bert_config
 
 
 def tiny_mdm(tokenizer):
@@ -47,16 +49,7 @@ def test_elbo_of_trainable_and_stock_masked_lms():
     tokenizer = language.tokenizer()
     dataset = language.dataset(6, 10, seed=0)
     mdm = elbo_perplexity(tiny_mdm(tokenizer), dataset, 2, tokenizer=tokenizer)
-    bert = BertForMaskedLM(
-        BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    bert = BertForMaskedLM(tiny_bert_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id))
     stock = elbo_perplexity(bert, dataset, 2, tokenizer=tokenizer, batch_size=4)
     for result in (mdm, stock):
         assert math.isfinite(result["nelbo"]) and result["nelbo"] > 0
