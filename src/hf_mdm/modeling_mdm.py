@@ -51,6 +51,21 @@ from .transformers_compat import (
 logger = logging.get_logger(__name__)
 
 
+@dataclass
+class MaskedDiffusionOutput(ModelOutput):
+    r"""
+    loss: per-token NELBO (or masked cross-entropy with `loss_weighting="uniform"`) when `labels` were given.
+    logits: `logits[:, i]` is the distribution of token i given the noisy input; the [MASK] column is never chosen.
+    t: the diffusion times the loss was computed at, passed through from the collator.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    t: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
 class MDMRMSNorm(LlamaRMSNorm):
     """w * x / sqrt(mean(x^2) + eps), computed in float32 (LLaMA's RMSNorm)."""
 
@@ -238,21 +253,6 @@ class MDMModel(MDMPreTrainedModel):
             )
         # The cache is the caller's (generation's block cache) and holds no new keys: it is not returned.
         return BaseModelOutput(last_hidden_state=self.norm(hidden_states))
-
-
-@dataclass
-class MaskedDiffusionOutput(ModelOutput):
-    r"""
-    loss: per-token NELBO (or masked cross-entropy with `loss_weighting="uniform"`) when `labels` were given.
-    logits: `logits[:, i]` is the distribution of token i given the noisy input; the [MASK] column is never chosen.
-    t: the diffusion times the loss was computed at, passed through from the collator.
-    """
-
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    t: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGenerationMixin):
