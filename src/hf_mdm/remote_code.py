@@ -3,10 +3,10 @@ where hf-mdm is not installed.
 
 transformers' dynamic modules are flat: every file sits in the checkpoint folder and imports its siblings with
 `from .name import ...`. The exporter walks the relative-import closure of `modeling_mdm`, writes each module under a
-flat name (`training/masked_diffusion_loss.py` -> `training_masked_diffusion_loss.py`, a package's `__init__.py` ->
-`<package>.py`) with its relative imports rewritten to those names, and points `auto_map` at the classes.
-The closure is what the model file imports: the model, `masked_diffusion_objective`, the config, `generation/` and the
-Hub-facing `checkpoint_formats.pretrained_mixin` with what it needs; no training, evaluation or Hub-card code.
+flat name (`generation/mixin.py` -> `generation_mixin.py`, a package's `__init__.py` -> `<package>.py`) with its
+relative imports rewritten to those names, and points `auto_map` at the classes. The closure is what the model file
+imports: the model, `masked_diffusion_objective`, the config, `generation/` and the Hub-facing
+`checkpoint_formats.pretrained_mixin` with what it needs; no training, evaluation or Hub-card code.
 """
 
 import ast
@@ -24,7 +24,7 @@ AUTO_MAP = {
 
 
 def flat_name(module: str) -> str:
-    """hf_mdm.training.masked_diffusion_loss -> training_masked_diffusion_loss."""
+    """hf_mdm.generation.mixin -> generation_mixin."""
     return module.removeprefix(PACKAGE + ".").replace(".", "_")
 
 
