@@ -88,3 +88,11 @@ def test_an_unregistered_language_names_the_choices(name):
         build_language(name, LanguageOptions())
     with pytest.raises(ValueError, match="--language must be one of copy, hmm, ngram"):
         LanguageArguments(language=name).build()
+
+
+def test_every_language_flag_reaches_its_option():
+    arguments = LanguageArguments(
+        language="hmm", language_vocab_size=5, language_order=3, language_support=2, language_states=6, language_seed=9
+    )
+    assert arguments.options() == LanguageOptions(vocab_size=5, order=3, support=2, states=6, seed=9)
+    assert arguments.describe() == "HMM language (6 states, 5 symbols, support 2)"

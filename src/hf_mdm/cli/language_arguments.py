@@ -26,13 +26,8 @@ class LanguageArguments:
     language_seed: int = field(default=0, metadata={"help": "Seed of the language's random probabilities."})
 
     def options(self) -> LanguageOptions:
-        return LanguageOptions(
-            vocab_size=self.language_vocab_size,
-            order=self.language_order,
-            support=self.language_support,
-            states=self.language_states,
-            seed=self.language_seed,
-        )
+        """The options of `--language_<option>`, e.g. `--language_order` -> `order`."""
+        return LanguageOptions(**{name: getattr(self, f"language_{name}") for name in LanguageOptions._fields})
 
     def check(self) -> None:
         if self.language not in LANGUAGES:
