@@ -7,11 +7,9 @@ checks that the result equals `model.generate(...)` token for token.
 """
 
 import torch
-from transformers import LogitsProcessorList
 
 from hf_mdm import MDMConfig, MDMForMaskedGeneration
-from hf_mdm.generation import DiffusionSampler, DiffusionState, RowRandomness, get_reveal_count_rule, get_strategy
-from hf_mdm.schedules import get_schedule
+from hf_mdm.generation import DiffusionGenerationConfig, DiffusionSampler
 
 
 MASK, STEPS, NEW_TOKENS = 31, 8, 8
@@ -24,36 +22,25 @@ def main() -> torch.LongTensor:
     model = MDMForMaskedGeneration(config).eval()
     prompt = torch.tensor([[5, 6, 7, MASK, 9]])
 
-    # 1. The canvas and its state: prompt, then NEW_TOKENS [MASK]; every [MASK] is a position to fill.
-    canvas = torch.cat([prompt, torch.full((1, NEW_TOKENS), MASK)], dim=1)
-    fill = canvas == MASK
-    state = DiffusionState(
-        canvas=canvas,
-        attention_mask=torch.ones_like(canvas),
-        position_ids=torch.arange(canvas.shape[1])[None],
-        fill=fill,
-        mask_token_id=MASK,
-        prompt_length=prompt.shape[1],
-        done=~fill.any(1),
-        nfe=torch.zeros(1, dtype=torch.long),
-        steps_per_block=torch.zeros(1, 1, dtype=torch.long),
-    )
-    # 2. The sampler: strategy, reveal counts, schedule, logits processors, randomness; one block of STEPS steps.
-    schedule = get_schedule("linear")
-    sampler = DiffusionSampler(get_strategy("confidence", schedule=schedule), get_reveal_count_rule("schedule"),
-                               schedule, LogitsProcessorList(), RowRandomness(None, 1), do_sample=False)  # fmt: skip
-    sampler.set_timesteps(STEPS, block_ends=[canvas.shape[1]])
-    first_starts = fill.float().argmax(1)  # the row's first position to fill starts block 0
-    sampler.begin_block(state, 0, first_starts)
-    # 3. The loop: denoise the rows that changed, then step.
+    # 1. The sampler, from a generation config: strategy, reveal counts, schedule, cache, logits processors.
+    generation_config = DiffusionGenerationConfig(steps=STEPS, strategy="confidence", mask_token_id=MASK)
+    sampler = DiffusionSampler.from_config(generation_config)
+    # 2. The canvas (prompt, then NEW_TOKENS [MASK]; every [MASK] is filled), its block plan and time grid.
+    state = sampler.prepare(prompt, max_new_tokens=NEW_TOKENS)
+    # 3. The loop: for each block, run the model on the request the sampler builds (rows whose canvas changed, the
+    #    positions to score), then step.
     with torch.no_grad():
-        while bool(sampler.active_rows(state).any()):
-            rows, columns = sampler.denoise_request(state)
-            logits = None
-            if rows.numel() > 0:
-                logits = model(state.canvas[rows], logits_to_keep=state.window_start + columns).logits
-            sampler.step(state, logits, rows, columns)
-            print(f"step {state.step}: canvas {state.canvas[0].tolist()}  candidates {state.candidates[0].tolist()}")
+        for block in sampler.blocks:
+            sampler.begin_block(state, block)
+            while sampler.is_running(state):
+                request = sampler.model_request(state)  # None: no row changed since its last forward
+                logits = None
+                if request is not None:
+                    logits = model(request.input_ids, position_ids=request.position_ids,
+                                   logits_to_keep=request.keep).logits  # fmt: skip
+                output = sampler.step(state, logits, request)
+                print(f"t={output.t:.3f} -> s={output.s:.3f}: canvas {output.canvas[0].tolist()}  "
+                      f"candidates {output.candidates[0].tolist()}")  # fmt: skip
 
     reference = model.generate(prompt, max_new_tokens=NEW_TOKENS, steps=STEPS, strategy="confidence")
     assert torch.equal(state.canvas, reference), (state.canvas, reference)

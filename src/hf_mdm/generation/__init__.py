@@ -15,7 +15,7 @@ from .configuration import DiffusionGenerationConfig
 from .denoisers import DENOISERS, DenoiserAdapter, DenoiseRequest, MaskedLMDenoiser, MDMDenoiser, register_denoiser
 from .enable_diffusion_generation import enable_diffusion_generation
 from .mixin import DiffusionGenerationMixin
-from .outputs import DiffusionGenerationOutput
+from .outputs import DiffusionGenerationOutput, DiffusionSamplerOutput
 from .reveal_counts import (
     REVEAL_COUNT_RULES,
     DreamRevealCounts,
@@ -26,7 +26,7 @@ from .reveal_counts import (
     get_reveal_count_rule,
     register_reveal_counts,
 )
-from .sampler import DiffusionSampler
+from .sampler import BlockPlan, DiffusionSampler
 from .sampling import RowRandomness, sample_categorical
 from .state import DiffusionState
 from .strategies import (
@@ -56,7 +56,9 @@ __all__ = [
     "DecodingCallback",
     "HistoryCallback",
     "StreamerCallback",
+    "BlockPlan",
     "DiffusionSampler",
+    "DiffusionSamplerOutput",
     "DiffusionState",
     "EditingStrategy",
     "RemaskingStrategy",

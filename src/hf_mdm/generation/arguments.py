@@ -183,8 +183,8 @@ def _check_strategy_parameters(merged: dict, caller: set, defaults: dict) -> Non
         for field in readers
         if field in caller and field not in strategy.config_fields and merged.get(field) not in (None, defaults[field])
     }
-    if not strategy.uses_counts:
-        readers["reveal_counts"] = sorted(other for other in STRATEGIES if STRATEGIES[other].uses_counts)
+    if not strategy.reads_reveal_counts():
+        readers["reveal_counts"] = sorted(other for other in STRATEGIES if STRATEGIES[other].reads_reveal_counts())
         unread.update({field: merged[field] for field in ("reveal_counts", "reveal_counts_kwargs")
                        if field in caller and merged.get(field) not in (None, defaults.get(field))})  # fmt: skip
     if unread:

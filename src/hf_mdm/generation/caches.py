@@ -27,12 +27,30 @@ class BlockCache:
     """Base class of the registered caches. `active`: whether the model forward gets this object as its cache.
 
     `refreshes_revealed`: the current block's tokens are recomputed by every forward, so a strategy may remask or
-    edit revealed tokens of the block.
+    edit revealed tokens of the block. The cache decides itself when it records: the sampler tells it when a block
+    begins (`begin_block`), and `model_inputs` turns each request into the model's forward arguments.
     """
 
     name: str
     active = False
     refreshes_revealed = True
+
+    def begin_block(self) -> None:
+        """A new block begins (the canvas left and right of it has changed)."""
+
+    def check_model_order(self, model_order, sep_token_id) -> None:
+        """Refuse a canvas the model sees in another column order (`model_order`), if the cache cannot follow it."""
+
+    def model_inputs(self, request, query_starts) -> dict:
+        """The forward's keyword arguments for `request`: the whole canvas, no cache. `query_starts(request)` gives
+        each row's first position whose keys/values a block cache must keep fresh."""
+        return dict(
+            input_ids=request.input_ids,
+            attention_mask=request.attention_mask,
+            position_ids=request.position_ids,
+            cache=None,
+            logits_to_keep=request.keep,
+        )
 
 
 @register_cache("none")
@@ -61,6 +79,37 @@ class DiffusionBlockCache(BlockCache, LayerlessCache):
         self.slots: torch.LongTensor | None = None
         self.fresh: torch.BoolTensor | None = None
         self.all_fresh = True
+        self.record_next = True
+
+    def begin_block(self):
+        """Record at the block's first forward: the keys/values outside the query span are fixed for the block."""
+        self.record_next = True
+
+    def check_model_order(self, model_order, sep_token_id):
+        if model_order is not None:
+            raise ValueError(
+                f"The prompts end with the tokenizer's end marker (sep_token_id={sep_token_id}), which the model sees "
+                "after the generated region; the block caches cannot reorder the canvas. Use cache='none', or "
+                "tokenize without the end marker (add_special_tokens=False)."
+            )
+
+    def model_inputs(self, request, query_starts):
+        """The block's first forward (or one with `request.refresh_cache`) runs the whole canvas and records it;
+        the others run only the query span and replay the record around it."""
+        if self.record_next or request.refresh_cache:
+            self.record_next = False
+            length = request.input_ids.shape[1]
+            self.record(query_starts(request), request.block_end, length, request.rows, request.batch_size)
+            return {**super().model_inputs(request, query_starts), "cache": self}
+        query = slice(self.query_start, self.query_end)
+        self.replay(request.rows)
+        return dict(
+            input_ids=request.input_ids[:, query],
+            attention_mask=request.attention_mask,
+            position_ids=request.position_ids[:, query],
+            cache=self,
+            logits_to_keep=request.keep - self.query_start,
+        )
 
     def query_span(self, block_start: int, block_end: int, total_length: int) -> tuple[int, int]:
         """Canvas span [start, end) that later forwards of a block run: the block, plus the suffix without `dual`."""

@@ -12,6 +12,7 @@ import torch
 
 from ..logits_shift import previous_real_positions
 from ..registry import Registry
+from .caches import BlockCache
 
 
 DENOISERS = Registry("denoiser adapter", "hf_mdm.generation.register_denoiser")
@@ -21,9 +22,11 @@ register_denoiser = DENOISERS.register
 @dataclass
 class DenoiseRequest:
     r"""
-    One forward's inputs. input_ids, attention_mask, position_ids: (R, L), canvas rows `rows` of a batch of
-    `batch_size`. keep: canvas positions whose logits are needed. block_starts: (R,) each row's start of the current
-    block, which ends at `block_end`. cache: the registered block cache; refresh_cache: record it in this forward.
+    One forward's inputs, built by `DiffusionSampler.model_request`. input_ids, attention_mask, position_ids: (R, L),
+    canvas rows `rows` of a batch of `batch_size`. keep: canvas positions whose logits are needed (window `columns`
+    of the current block). block_starts: (R,) each row's start of the current block, which ends at `block_end`.
+    cache: the registered block cache, which turns the request into the forward's arguments (`model_inputs`);
+    refresh_cache: make it record in this forward even mid-block.
     """
 
     input_ids: torch.LongTensor
@@ -34,19 +37,28 @@ class DenoiseRequest:
     block_end: int
     rows: torch.LongTensor
     batch_size: int
-    cache: object
-    refresh_cache: bool
+    cache: BlockCache
+    refresh_cache: bool = False
+    columns: torch.LongTensor | None = None
 
 
 class DenoiserAdapter:
-    """Base class: `logits(request)` returns (R, len(keep), vocab). `supports_cache`: whether it runs an active
-    block cache (`cache="prefix"`/`"dual"`)."""
+    """Base class: `logits(request)` returns (R, len(keep), vocab). The base runs no active block cache
+    (`cache="prefix"`/`"dual"`); an adapter that does overrides `check_cache`."""
 
     name: str
-    supports_cache = False
 
     def __init__(self, model):
         self.model = model
+
+    def check_cache(self, cache) -> None:
+        """Refuse a block cache this adapter cannot run (before any forward)."""
+        if cache.active:
+            raise ValueError(
+                f"cache={cache.name!r} needs a denoiser adapter that runs a block cache (such as "
+                f"MDMForMaskedGeneration's); {type(self.model).__name__} uses the {self.name!r} adapter, which "
+                "cannot. Use cache='none'."
+            )
 
     def logits(self, request: DenoiseRequest) -> torch.Tensor:
         raise NotImplementedError
@@ -75,39 +87,21 @@ class MaskedLMDenoiser(DenoiserAdapter):
 @register_denoiser("mdm")
 class MDMDenoiser(DenoiserAdapter):
     """hf-mdm's forward, which takes `position_ids`, `logits_to_keep` and `cache`: the LM head runs on `keep` only,
-    and with an active block cache the block's first forward records every layer's keys/values and later forwards
-    run only the cache's query span (each row's fresh region starts at its own block start, or, for a shifted model,
-    at the real token before it).
+    and the request's block cache decides which span each forward runs (`BlockCache.model_inputs`).
     """
 
-    supports_cache = True
+    def check_cache(self, cache):
+        pass  # runs every registered cache
+
+    def query_starts(self, request) -> torch.LongTensor:
+        """(R,) each row's first position a block cache keeps fresh: its block start, or, for a shifted model
+        (`logits_shift`), the real token before it, where the block's first token is predicted."""
+        if getattr(self.model.config, "logits_shift", 0):
+            return previous_real_positions(request.attention_mask, request.block_starts[:, None])[:, 0]
+        return request.block_starts
 
     def logits(self, request):
-        cache = request.cache
-        if not cache.active or request.refresh_cache:
-            if cache.active:
-                query_starts = request.block_starts
-                if getattr(self.model.config, "logits_shift", 0):
-                    # the block's first token is predicted at its previous real token: that one is in the query too
-                    query_starts = previous_real_positions(request.attention_mask, query_starts[:, None])[:, 0]
-                length = request.input_ids.shape[1]
-                cache.record(query_starts, request.block_end, length, request.rows, request.batch_size)
-            return self.model(
-                input_ids=request.input_ids,
-                attention_mask=request.attention_mask,
-                position_ids=request.position_ids,
-                cache=cache if cache.active else None,
-                logits_to_keep=request.keep,
-            ).logits
-        query = slice(cache.query_start, cache.query_end)
-        cache.replay(request.rows)
-        return self.model(
-            input_ids=request.input_ids[:, query],
-            attention_mask=request.attention_mask,
-            position_ids=request.position_ids[:, query],
-            cache=cache,
-            logits_to_keep=request.keep - cache.query_start,
-        ).logits
+        return self.model(**request.cache.model_inputs(request, self.query_starts)).logits
 
 
 __all__ = ["DENOISERS", "DenoiseRequest", "DenoiserAdapter", "MDMDenoiser", "MaskedLMDenoiser", "register_denoiser"]

@@ -3,46 +3,33 @@
 
 The canvas is the prompt followed by `max_new_tokens` [MASK] tokens; [MASK] tokens already in the prompt are filled
 too, every other token is kept exactly. The generated region is split into blocks decoded left to right (block 0
-also holds the row's own prompt [MASK] tokens); each block runs its share of `steps` reverse steps. `generate()` is a
-short loop around three registered parts: the `DiffusionSampler` (strategy, reveal counts, the time grid; see
-`sampler.py`), the block cache and the denoiser adapter that calls the model.
+also holds the row's own prompt [MASK] tokens); each block runs its share of `steps` reverse steps. `generate()` checks
+its inputs, then runs a short loop around the `DiffusionSampler` built from the generation config (strategy, reveal
+counts, block cache, the block plan and time grid, each model request; see `sampler.py`) and the denoiser adapter
+that calls the model.
 """
 
 import os
 
 import torch
-from transformers import (
-    LogitsProcessorList,
-    SuppressTokensLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
+from transformers import LogitsProcessorList
 from transformers.generation.streamers import BaseStreamer
 from transformers.utils import GENERATION_CONFIG_NAME, logging
 
 from ..schedules import get_schedule
 from ..transformers_compat import attention_implementation, generation_config_load_kwargs
 from .arguments import as_diffusion_config, check_token_ids, resolve_generation_config
-from .caches import CACHES
 from .callbacks import DecodingCallback, HistoryCallback, StreamerCallback
-from .configuration import DiffusionGenerationConfig, check_block_length
-from .denoisers import DENOISERS, DenoiseRequest
+from .configuration import DiffusionGenerationConfig
+from .denoisers import DENOISERS
 from .outputs import DiffusionGenerationOutput
-from .reveal_counts import get_reveal_count_rule
 from .sampler import DiffusionSampler
-from .sampling import RowRandomness
-from .state import DiffusionState
-from .strategies import get_strategy
+from .strategies import MAX_STEPS_PER_POSITION
 
 
 logger = logging.get_logger(__name__)
 
 DEFAULT_MAX_NEW_TOKENS = 32
-# Steps per position to fill beyond which a run is refused, for strategies that pay for every step: a ranked
-# strategy's count rule spends bookkeeping on each step (its extra steps reveal nothing and are skipped), and the
-# revising strategies spend a forward on each. `random` draws reveal steps and `threshold` ignores the budget.
-MAX_STEPS_PER_POSITION = 16
 # Token positions (rows x canvas length, after num_return_sequences) beyond which a call is refused before the canvas
 # is allocated: 2**31 ids are 16 GiB, and the logits of one forward hundreds of times more.
 MAX_CANVAS_POSITIONS = 2**31
@@ -93,8 +80,7 @@ class DiffusionGenerationMixin:
             `torch.LongTensor` (batch, prompt + max_new_tokens), or a [`DiffusionGenerationOutput`] with
             `return_dict_in_generate=True`.
         """
-        # 1. Prepare: config, canvas, per-row block plan, sampler, cache, denoiser, callbacks; every check before any
-        #    allocation that grows with the request.
+        # 1. Resolve the config, then check the caller's hooks and inputs, before any allocation that grows with them.
         self._refuse_prompt_learning_adapter()
         config = resolve_generation_config(kwargs, generation_config, getattr(self, "generation_config", None))
         callbacks = self._check_hooks(logits_processor, streamer, callbacks)
@@ -103,88 +89,50 @@ class DiffusionGenerationMixin:
         )
         mask_token_id = self._resolve_mask_token_id(config)
         check_token_ids(config, getattr(self.config, "vocab_size", None), mask_token_id)
-        prompt_length = input_ids.shape[1]
         max_new_tokens = self._resolve_max_new_tokens(config, input_ids, mask_token_id)
-        self._check_canvas_size(input_ids.shape[0] * config.num_return_sequences, prompt_length + max_new_tokens)
-        if config.num_return_sequences > 1:
-            input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
-            attention_mask = attention_mask.repeat_interleave(config.num_return_sequences, dim=0)
-        canvas = torch.cat([input_ids, input_ids.new_full((input_ids.shape[0], max_new_tokens), mask_token_id)], 1)
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((canvas.shape[0], max_new_tokens))], 1)
-        fill = (canvas == mask_token_id) & attention_mask.bool()
-        first_starts, block_ends = self._plan_blocks(fill, prompt_length, max_new_tokens, config.block_length)
-        steps = config.steps if config.steps is not None else max(int(fill.sum(1).max()) if fill.shape[0] else 0, 1)
+        self._check_canvas_size(input_ids.shape[0] * config.num_return_sequences, input_ids.shape[1] + max_new_tokens)
+
+        # 2. The sampler the config describes (strategy, reveal counts, schedule, cache, processors) and the model's
+        #    denoiser; the canvas, its block plan and time grid (`prepare` refuses a plan no row could run).
+        sampler = DiffusionSampler.from_config(
+            config, mask_token_id=mask_token_id, schedule=self._model_schedule(), logits_processor=logits_processor,
+            generator=generator, device=input_ids.device,
+        )  # fmt: skip
         denoiser = DENOISERS.build(self.denoiser_adapter, model=self)
-        schedule = self._resolve_schedule(config)
-        strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
-        cache = CACHES.build(config.cache)
+        denoiser.check_cache(sampler.cache)
         model_order = self._end_marker_order(config, input_ids, attention_mask, max_new_tokens)
-        self._check_diffusion_setup(config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache)
-        if model_order is not None and cache.active:
-            raise ValueError(
-                f"The prompts end with the tokenizer's end marker (sep_token_id={config.sep_token_id}), which the "
-                "model sees after the generated region; the block caches cannot reorder the canvas. Use "
-                "cache='none', or tokenize without the end marker (add_special_tokens=False)."
-            )
-        eos, pad_token_id = self._resolve_eos_and_pad(config, canvas.device, mask_token_id)
-        sampler = DiffusionSampler(
-            strategy,
-            get_reveal_count_rule(config.reveal_counts, **(config.reveal_counts_kwargs or {})),
-            schedule,
-            self._diffusion_logits_processors(config, logits_processor, canvas.device),
-            RowRandomness(generator, canvas.shape[0]),
-            config.do_sample,
-            eos,
-            pad_token_id,
-        )
-        sampler.set_timesteps(steps, block_ends)
-        state = DiffusionState(
-            canvas=canvas,
-            attention_mask=attention_mask,
-            position_ids=(attention_mask.cumsum(1) - 1).clamp(min=0),
-            fill=fill,
-            mask_token_id=mask_token_id,
-            prompt_length=prompt_length,
-            done=~fill.any(1),
-            nfe=canvas.new_zeros(canvas.shape[0]),
-            steps_per_block=canvas.new_zeros((canvas.shape[0], len(block_ends))),
-            model_order=model_order,
-        )
+        sampler.cache.check_model_order(model_order, config.sep_token_id)
+        state = sampler.prepare(input_ids, attention_mask, max_new_tokens, model_order)
+
+        # 3. The callbacks: the history, the streamer, then the caller's.
         history = HistoryCallback() if config.output_history else None
         own = [callback for callback in (history, streamer and StreamerCallback(streamer)) if callback]
         callbacks = own + callbacks
         for callback in callbacks:
             callback.on_start(state)
 
-        # 2. For each block: for each step, denoise the rows whose canvas changed, then step the sampler.
-        for block_index in range(len(block_ends)):
+        # 4. Block by block, step by step: denoise the rows whose canvas changed, then step the sampler.
+        for block in sampler.blocks:
             if bool(state.done.all()):
                 break
-            sampler.begin_block(state, block_index, first_starts)
-            refresh_cache = True
-            while bool(sampler.active_rows(state).any()):
-                rows, columns = sampler.denoise_request(state)
-                logits = None
-                if rows.numel() > 0:
-                    logits = denoiser.logits(self._denoise_request(state, rows, columns, cache, refresh_cache))
-                    refresh_cache = False
-                sampler.step(state, logits, rows, columns)
+            sampler.begin_block(state, block)
+            while sampler.is_running(state):
+                request = sampler.model_request(state)
+                sampler.step(state, denoiser.logits(request) if request is not None else None, request)
                 for callback in callbacks:
                     callback.on_step(state)
             for callback in callbacks:
                 callback.on_block_end(state)
 
-        # 3. Finish: refuse a run that met non-finite probabilities, the callbacks' last word, then the output.
+        # 5. Finish: refuse a run that met non-finite probabilities, the callbacks' last word, then the output.
         self._check_finite(state)
         for callback in callbacks:
             callback.on_end(state)
         if not config.return_dict_in_generate:
             return state.canvas
+        history = tuple(history.history) if history is not None else None
         return DiffusionGenerationOutput(
-            sequences=state.canvas,
-            nfe=state.nfe,
-            steps_per_block=state.steps_per_block,
-            history=tuple(history.history) if history is not None else None,
+            sequences=state.canvas, nfe=state.nfe, steps_per_block=state.steps_per_block, history=history
         )
 
     # PEFT: `get_peft_model(model, LoraConfig(task_type="CAUSAL_LM"))` wraps the model in PeftModelForCausalLM, which
@@ -391,93 +339,12 @@ class DiffusionGenerationMixin:
         marker = positions[prompt_length - 1 : prompt_length]
         return torch.cat([positions[: prompt_length - 1], positions[prompt_length:], marker])
 
-    @staticmethod
-    def _plan_blocks(fill, prompt_length, max_new_tokens, block_length) -> tuple[torch.LongTensor, list[int]]:
-        """(first_starts, block_ends): block k ends at `block_ends[k]` for every row and starts at the previous end;
-        block 0 starts at the row's own first position to fill (its first prompt [MASK], else the prompt's end)."""
-        length = prompt_length + max_new_tokens
-        positions = torch.arange(length, device=fill.device)
-        first_starts = torch.where(fill, positions, length).min(1).values.clamp(max=prompt_length)
-        first_starts = torch.where(fill.any(1), first_starts, length)
-        if block_length is None or max_new_tokens == 0:
-            return first_starts, [length]
-        return first_starts, list(range(prompt_length + block_length, length + 1, block_length))
-
-    def _check_diffusion_setup(self, config, fill, max_new_tokens, block_ends, steps, denoiser, strategy, cache):
-        """Input-dependent checks, before any forward. The step cap is judged per row: a batch is refused exactly
-        when one of its rows would be refused alone."""
-        check_block_length(config.block_length, max_new_tokens)  # max_new_tokens may come from max_length here
-        if steps < len(block_ends):
-            raise ValueError(
-                f"steps={steps} is fewer than the {len(block_ends)} blocks; every block needs at least one step. "
-                "Raise `steps` or `block_length`."
-            )
-        to_fill = fill.sum(1)
-        to_fill = to_fill[to_fill > 0]
-        if strategy.fixed_steps and not strategy.draws_reveal_steps and to_fill.numel():
-            most_steps = MAX_STEPS_PER_POSITION * max(int(to_fill.min()), len(block_ends))
-            if steps > most_steps:
-                raise ValueError(
-                    f"steps={steps} is more than {MAX_STEPS_PER_POSITION} steps per position to fill for a row that "
-                    f"fills {int(to_fill.min())} (at most {most_steps} here): strategy {strategy.name!r} pays for "
-                    f"each step (a ranked strategy's count rule, a revising strategy's forward). Pass steps <= "
-                    f"{most_steps} (steps = the number of positions decodes one token per step), or use the "
-                    "'random' strategy, which costs nothing per step."
-                )
-        if cache.active and not denoiser.supports_cache:
-            raise ValueError(
-                f"cache={config.cache!r} needs a denoiser adapter that runs a block cache (such as "
-                f"MDMForMaskedGeneration's); {type(self).__name__} uses the {denoiser.name!r} adapter, which cannot. "
-                "Use cache='none'."
-            )
-        if strategy.revises and not cache.refreshes_revealed:
-            raise ValueError(
-                f"Strategy {strategy.name!r} remasks or edits revealed tokens, but cache={config.cache!r} keeps the "
-                "keys of revealed tokens of the block and would not see the change. Use a cache that recomputes the "
-                "block ('none', 'prefix' or 'dual') or a strategy that never revises."
-            )
-
-    def _resolve_eos_and_pad(self, config, device, mask_token_id):
-        if config.eos_token_id is None:
-            return None, config.pad_token_id
-        eos = torch.tensor(config.eos_token_id, device=device).reshape(-1)
-        pad_token_id = config.pad_token_id
-        if pad_token_id is None:
-            pad_token_id = int(eos[0])
-            logger.warning_once(
-                f"`pad_token_id` is not set: positions after EOS are filled with eos ({pad_token_id})."
-            )
-        if pad_token_id == mask_token_id:
-            raise ValueError(
-                f"pad_token_id={pad_token_id} is the [MASK] id: positions after EOS would look undecoded. Pass the "
-                "tokenizer's pad_token_id (or its eos_token_id)."
-            )
-        return eos, pad_token_id
-
-    def _resolve_schedule(self, config):
-        """The config's schedule, else the model's training schedule, else linear."""
-        if config.schedule is not None:
-            return get_schedule(config.schedule, **(config.schedule_kwargs or {}))
+    def _model_schedule(self):
+        """The model's training schedule (used when the generation config names none), else None (linear)."""
         model_schedule = getattr(self.config, "schedule", None)
-        if model_schedule is not None:
-            return get_schedule(model_schedule, **(getattr(self.config, "schedule_kwargs", None) or {}))
-        return get_schedule("linear")
-
-    def _diffusion_logits_processors(self, config, logits_processor, device) -> LogitsProcessorList:
-        """transformers' `SuppressTokensLogitsProcessor` for `suppress_tokens`, the caller's processors, then (when
-        sampling) transformers' temperature, top-k and top-p warpers."""
-        processors = LogitsProcessorList()
-        if config.suppress_tokens:
-            processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=device))
-        processors.extend(logits_processor or [])
-        if config.do_sample:
-            if config.temperature is not None and config.temperature != 1.0:
-                processors.append(TemperatureLogitsWarper(config.temperature))
-            if config.top_k:
-                processors.append(TopKLogitsWarper(config.top_k))
-            if config.top_p is not None and config.top_p < 1.0:
-                processors.append(TopPLogitsWarper(config.top_p))
-        return processors
+        if model_schedule is None:
+            return None
+        return get_schedule(model_schedule, **(getattr(self.config, "schedule_kwargs", None) or {}))
 
     def _check_finite(self, state) -> None:
         """One check per call (no sync per step): NaN / inf in p(. | x_t) means the tokens are garbage."""
@@ -489,31 +356,6 @@ class DiffusionGenerationMixin:
                 f"logits, or removed every token, for rows {rows}; the generated tokens would be meaningless. Try "
                 "attn_implementation='eager' or float32, and check the logits processors."
             )
-
-    @staticmethod
-    def _denoise_request(state, rows, columns, cache, refresh_cache) -> DenoiseRequest:
-        """The denoiser's inputs for batch rows `rows` and window `columns` of the current block."""
-        batch_size = state.batch_size
-        canvas, attention_mask, position_ids = state.canvas, state.attention_mask, state.position_ids
-        if rows.numel() != batch_size:
-            canvas, attention_mask, position_ids = canvas[rows], attention_mask[rows], position_ids[rows]
-        keep = state.window_start + columns
-        if state.model_order is not None:  # the model sees the columns in this order (no cache runs then)
-            canvas, attention_mask = canvas[:, state.model_order], attention_mask[:, state.model_order]
-            position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
-            keep = state.model_order.argsort()[keep]
-        return DenoiseRequest(
-            input_ids=canvas,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            keep=keep,
-            block_starts=state.block_starts[rows],
-            block_end=state.block_end,
-            rows=rows,
-            batch_size=batch_size,
-            cache=cache,
-            refresh_cache=refresh_cache,
-        )
 
     def adjust_generation_fn(
         self,
@@ -568,4 +410,4 @@ class DiffusionGenerationMixin:
             )
 
 
-__all__ = ["DiffusionGenerationMixin"]
+__all__ = ["DiffusionGenerationMixin", "MAX_STEPS_PER_POSITION"]  # the step cap, from strategies

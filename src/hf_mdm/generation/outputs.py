@@ -1,4 +1,5 @@
-"""DiffusionGenerationOutput: what `generate(..., return_dict_in_generate=True)` returns."""
+"""What `generate(..., return_dict_in_generate=True)` returns (`DiffusionGenerationOutput`) and what one
+`DiffusionSampler.step` returns (`DiffusionSamplerOutput`, like diffusers' `SchedulerOutput`)."""
 
 from dataclasses import dataclass
 
@@ -24,4 +25,22 @@ class DiffusionGenerationOutput(ModelOutput):
     history: tuple[torch.LongTensor, ...] | None = None
 
 
-__all__ = ["DiffusionGenerationOutput"]
+@dataclass
+class DiffusionSamplerOutput(ModelOutput):
+    r"""
+    One reverse step t -> s of the current block. canvas: (batch, length) after the step (the state's own tensor).
+    candidates: (batch, W) each row's candidate tokens over the block's window, from its last forward. revealed:
+    (batch, W) window positions revealed at this step. t, s: the step's times. active: (batch,) rows still decoding
+    the block after the step; done: (batch,) rows with nothing left to do.
+    """
+
+    canvas: torch.LongTensor | None = None
+    candidates: torch.LongTensor | None = None
+    revealed: torch.BoolTensor | None = None
+    t: float | None = None
+    s: float | None = None
+    active: torch.BoolTensor | None = None
+    done: torch.BoolTensor | None = None
+
+
+__all__ = ["DiffusionGenerationOutput", "DiffusionSamplerOutput"]

@@ -1,29 +1,54 @@
 """DiffusionSampler: the reverse process as a state machine, in the spirit of diffusers' schedulers.
 
-`set_timesteps(steps, num_blocks)` fixes, once, how many steps each block gets and its grid t_k = 1 - k/K; the reveal
-counts of a block come from the count rule when the block begins (`begin_block`). For a ranked strategy that never
-revises, a step whose count is 0 changes nothing (no reveal, no forward), so each row's zero-count steps are dropped
-there: the row runs its nonzero counts in order, and `steps` beyond the masked positions cost nothing. A strategy that
-draws reveal steps (`random`) draws each masked position's step when the block begins, and `step` jumps to the next
-step where some active row reveals a position: any budget costs one visit per reveal event.
-Each reverse step t_k -> t_{k+1}:
+Built from a generation config (`DiffusionSampler.from_config`), it owns the decoding plan of a run:
 
-1. `denoise_request(state)`: the rows whose canvas changed since their last forward and the window columns they
-   need scored (exact reuse: the other rows keep their candidates and spend no forward);
-2. the caller runs the denoiser on those rows and columns (the model call and the cache sit outside the sampler);
-3. `step(state, logits, rows, columns)`: candidates x̂ ~ p(. | x_t) after the logits processors (argmax when not
-   sampling) and the strategy's scores for the rows that ran; the strategy picks positions to reveal (and, for
-   strategies that revise, revealed positions to remask or edit); the canvas is updated; rows that revealed EOS and
-   everything before it finish, their [MASK] after EOS become pad.
+* `prepare(input_ids, ...)` builds the canvas (the prompt, then `max_new_tokens` [MASK]) and calls `set_timesteps`,
+  which fixes the per-row block plan and the time grid: block k ends at the same canvas position for every row and
+  starts at the previous block's end (block 0 at the row's own first position to fill), `steps` (default: one per
+  position to fill) are split over the blocks (the first `steps mod num_blocks` get one more), and block k's step j
+  runs t_j = 1 - j/K -> t_{j+1} (`blocks`, `timesteps`).
+* `begin_block(state, block)` enters a block: the window, the strategy's plan of the block (its reveal counts, or
+  its drawn reveal steps), and the cache's refresh.
+* `model_request(state)` builds the next forward's `DenoiseRequest`: the rows whose canvas changed since their last
+  forward and the window columns they need scored (exact reuse: the other rows keep their candidates and spend no
+  forward); None when no row needs one. The caller runs the denoiser (or the model) on it.
+* `step(state, logits, request)`: candidates x̂ ~ p(. | x_t) after the logits processors (argmax when not sampling)
+  and the strategy's scores for the rows that ran; the strategy picks positions to reveal (and, if it revises,
+  revealed positions to remask or edit); the canvas is updated; rows that revealed EOS and everything before it
+  finish, their [MASK] after EOS become pad. Returns a `DiffusionSamplerOutput`.
 
-`generate()` is this loop; a user can drive it by hand for research (docs/generation.md).
+For a ranked strategy that never revises, a step whose count is 0 changes nothing (no reveal, no forward), so each
+row's zero-count steps are dropped when the block begins: `steps` beyond the masked positions cost nothing. A strategy
+that draws reveal steps (`random`) draws each masked position's step when the block begins, and `step` jumps to the
+next step where some active row reveals a position: any budget costs one visit per reveal event.
+
+`generate()` is this loop; a user can drive it by hand for research (examples/drive_sampler_by_hand.py).
 """
 
-import torch
+from dataclasses import dataclass
 
+import torch
+from transformers import (
+    LogitsProcessorList,
+    SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+from transformers.utils import logging
+
+from ..schedules import get_schedule
+from .caches import CACHES, BlockCache
+from .configuration import DiffusionGenerationConfig, check_block_length
+from .denoisers import DenoiseRequest
+from .outputs import DiffusionSamplerOutput
+from .reveal_counts import get_reveal_count_rule
 from .sampling import RowRandomness, sample_categorical
 from .state import DiffusionState
-from .strategies import RevealStep
+from .strategies import MAX_STEPS_PER_POSITION, RevealStep, get_strategy
+
+
+logger = logging.get_logger(__name__)
 
 
 def skip_empty_steps(counts: torch.LongTensor) -> torch.LongTensor:
@@ -35,72 +60,204 @@ def skip_empty_steps(counts: torch.LongTensor) -> torch.LongTensor:
     return counts.gather(1, order)[:, :kept]
 
 
+@dataclass
+class BlockPlan:
+    """Block `index` of a run: it spans [starts[r], end) of row r and gets `num_steps` steps of the grid."""
+
+    index: int
+    starts: torch.LongTensor
+    end: int
+    num_steps: int
+
+
 class DiffusionSampler:
-    """One decoding run's strategy, count rule, schedule, logits processors, randomness and stopping tokens."""
+    """One decoding run's strategy, count rule, schedule, block cache, logits processors, randomness, stopping tokens
+    and plan (`blocks`, after `set_timesteps`)."""
 
-    def __init__(self, strategy, count_rule, schedule, processors, randomness: RowRandomness, do_sample: bool,
-                 eos: torch.LongTensor | None = None, pad_token_id: int | None = None):  # fmt: skip
+    def __init__(self, strategy, count_rule, schedule, cache: BlockCache | None = None,
+                 processors: LogitsProcessorList | None = None, do_sample: bool = False, generator=None,
+                 eos: torch.LongTensor | None = None, pad_token_id: int | None = None,
+                 mask_token_id: int | None = None, steps: int | None = None, block_length: int | None = None,
+                 num_return_sequences: int = 1):  # fmt: skip
         self.strategy, self.count_rule, self.schedule = strategy, count_rule, schedule
-        self.processors, self.randomness, self.do_sample = processors, randomness, do_sample
-        self.eos, self.pad_token_id = eos, pad_token_id
-        self.block_ends: list[int] = []
-        self.block_steps: list[int] = []
+        self.cache = cache if cache is not None else CACHES.build("none")
+        self.processors = processors if processors is not None else LogitsProcessorList()
+        self.do_sample, self.generator = do_sample, generator
+        self.eos, self.pad_token_id, self.mask_token_id = eos, pad_token_id, mask_token_id
+        self.steps, self.block_length, self.num_return_sequences = steps, block_length, num_return_sequences
+        self.randomness: RowRandomness | None = None  # per batch row: set by `prepare`
+        self.blocks: list[BlockPlan] = []
+        self.strategy.check_cache(self.cache)
 
-    def set_timesteps(self, steps: int, block_ends: list[int]) -> None:
-        """Split `steps` over the blocks (the first `steps mod num_blocks` blocks get one more)."""
-        base, extra = divmod(steps, len(block_ends))
-        self.block_ends = list(block_ends)
-        self.block_steps = [base + (index < extra) for index in range(len(block_ends))]
+    @classmethod
+    def from_config(cls, config: DiffusionGenerationConfig, *, mask_token_id: int | None = None, schedule=None,
+                    logits_processor=None, generator=None, device=None) -> "DiffusionSampler":  # fmt: skip
+        """The sampler a (resolved) generation config describes. `schedule`: the noise schedule when the config names
+        none (generate() passes the model's training schedule; default linear). `logits_processor`: the caller's
+        processors, run after `suppress_tokens` and before the sampling warpers."""
+        defaults = DiffusionGenerationConfig.diffusion_defaults()
+        value = lambda name: getattr(config, name) if getattr(config, name) is not None else defaults[name]  # noqa: E731
+        if config.schedule is not None or schedule is None:
+            schedule = get_schedule(config.schedule or "linear", **(config.schedule_kwargs or {}))
+        mask_token_id = config.mask_token_id if mask_token_id is None else mask_token_id
+        if mask_token_id is None:
+            raise ValueError("No [MASK] token id: set `mask_token_id` in the generation config.")
+        strategy = get_strategy(value("strategy"), schedule=schedule, **config.strategy_arguments())
+        eos, pad_token_id = resolve_eos_and_pad(config, device, mask_token_id)
+        return cls(
+            strategy,
+            get_reveal_count_rule(value("reveal_counts"), **(config.reveal_counts_kwargs or {})),
+            schedule,
+            cache=CACHES.build(value("cache")),
+            processors=logits_processors(config, logits_processor, device, value("do_sample")),
+            do_sample=value("do_sample"),
+            generator=generator,
+            eos=eos,
+            pad_token_id=pad_token_id,
+            mask_token_id=mask_token_id,
+            steps=config.steps,
+            block_length=config.block_length,
+            num_return_sequences=value("num_return_sequences"),
+        )
+
+    def prepare(self, input_ids, attention_mask=None, max_new_tokens: int = 0, model_order=None) -> DiffusionState:
+        """The decoding state of a left-padded (batch, prompt) `input_ids`: each row repeated `num_return_sequences`
+        times, then `max_new_tokens` [MASK]; every [MASK] of a real token is filled. Sets the plan (`set_timesteps`)
+        and the randomness. `model_order`: the column order in which the model sees the canvas, if not its own."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if self.num_return_sequences > 1:
+            input_ids = input_ids.repeat_interleave(self.num_return_sequences, dim=0)
+            attention_mask = attention_mask.repeat_interleave(self.num_return_sequences, dim=0)
+        rows, prompt_length = input_ids.shape
+        canvas = torch.cat([input_ids, input_ids.new_full((rows, max_new_tokens), self.mask_token_id)], 1)
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((rows, max_new_tokens))], 1)
+        fill = (canvas == self.mask_token_id) & attention_mask.bool()
+        self.set_timesteps(self.steps, fill, prompt_length)
+        self.randomness = RowRandomness(self.generator, rows)
+        return DiffusionState(
+            canvas=canvas,
+            attention_mask=attention_mask,
+            position_ids=(attention_mask.cumsum(1) - 1).clamp(min=0),
+            fill=fill,
+            mask_token_id=self.mask_token_id,
+            prompt_length=prompt_length,
+            done=~fill.any(1),
+            nfe=canvas.new_zeros(rows),
+            steps_per_block=canvas.new_zeros((rows, len(self.blocks))),
+            model_order=model_order,
+        )
+
+    def set_timesteps(self, steps: int | None, fill: torch.BoolTensor, prompt_length: int) -> None:
+        """The plan of a canvas whose positions to fill are `fill` (B, L) after a `prompt_length` prompt: blocks of
+        `block_length` over the generated region (one block without it) and their share of `steps` (default: one per
+        position to fill of the fullest row). Refuses, before any forward, a plan a row could not run: blocks that do
+        not tile the region, fewer steps than blocks, or (judged per row, so a batch is refused exactly when one of
+        its rows would be alone) more steps than the strategy may pay for."""
+        length = fill.shape[1]
+        max_new_tokens = length - prompt_length
+        check_block_length(self.block_length, max_new_tokens)
+        positions = torch.arange(length, device=fill.device)
+        first_starts = torch.where(fill, positions, length).min(1).values.clamp(max=prompt_length)
+        first_starts = torch.where(fill.any(1), first_starts, length)
+        ends = [length]
+        if self.block_length is not None and max_new_tokens > 0:
+            ends = list(range(prompt_length + self.block_length, length + 1, self.block_length))
+        to_fill = fill.sum(1)
+        if steps is None:
+            steps = max(int(to_fill.max()) if fill.shape[0] else 0, 1)
+        if steps < len(ends):
+            raise ValueError(
+                f"steps={steps} is fewer than the {len(ends)} blocks; every block needs at least one step. Raise "
+                "`steps` or `block_length`."
+            )
+        to_fill = to_fill[to_fill > 0]
+        most_steps = self.strategy.max_steps(int(to_fill.min()), len(ends)) if to_fill.numel() else None
+        if most_steps is not None and steps > most_steps:
+            raise ValueError(
+                f"steps={steps} is more than strategy {self.strategy.name!r} runs for a row that fills "
+                f"{int(to_fill.min())} positions (at most {most_steps} here, {MAX_STEPS_PER_POSITION} per position): "
+                "it pays for each step (a ranked strategy's count rule, a revising strategy's forward). Pass steps "
+                f"<= {most_steps} (steps = the number of positions decodes one token per step), or use the 'random' "
+                "strategy, which costs nothing per step."
+            )
+        base, extra = divmod(steps, len(ends))
+        self.blocks = [
+            BlockPlan(
+                index=index,
+                starts=first_starts.clamp(max=end) if index == 0 else torch.full_like(first_starts, ends[index - 1]),
+                end=end,
+                num_steps=base + (index < extra),
+            )
+            for index, end in enumerate(ends)
+        ]
 
     @staticmethod
     def timesteps(step: int, num_steps: int) -> tuple[float, float]:
         """(t, s) of step k of K: t = 1 - k/K, s = 1 - (k+1)/K."""
         return max(1.0 - step / num_steps, 0.0), max(1.0 - (step + 1) / num_steps, 0.0)
 
-    def begin_block(self, state: DiffusionState, index: int, first_starts: torch.LongTensor) -> None:
-        """Enter block `index`: its per-row span, an empty set of candidates, every row stale, the reveal counts."""
-        end = self.block_ends[index]
-        previous_end = self.block_ends[index - 1] if index > 0 else None
-        starts = first_starts.clamp(max=end) if index == 0 else torch.full_like(first_starts, previous_end)
-        state.enter_block(index, starts, end)
-        state.num_steps, state.step = self.block_steps[index], 0
+    def begin_block(self, state: DiffusionState, block: BlockPlan) -> None:
+        """Enter `block`: its per-row span and the window over every row still decoding, an empty set of candidates,
+        every row stale, the strategy's plan (reveal counts or reveal steps), the cache's refresh."""
+        state.block_index, state.block_starts, state.block_end = block.index, block.starts, block.end
+        live = block.starts[~state.done]
+        state.window_start = int(live.min()) if live.numel() else block.end
+        inside = state.positions[state.window][None, :] >= block.starts[:, None]
+        state.inside = inside & state.attention_mask[:, state.window].bool()
+        state.refresh()
+        state.num_steps, state.step = block.num_steps, 0
         width = state.block_end - state.window_start
         state.candidates = state.canvas.new_zeros((state.batch_size, width))
         state.scores = torch.zeros((state.batch_size, width), device=state.canvas.device)
         state.current_probs = torch.ones_like(state.scores)
         state.stale = torch.ones_like(state.done)
-        masked = state.masked()
-        state.counts = state.reveal_steps = None
-        if self.strategy.draws_reveal_steps:
-            rows = (~state.done & masked.any(1)).nonzero().squeeze(1)
-            uniform = self.randomness.rand_right_aligned(rows, state.widths[rows], width, masked.device)
-            state.reveal_steps = torch.full_like(state.candidates, state.num_steps)
-            state.reveal_steps[rows] = self.strategy.reveal_steps(uniform, state.num_steps)
-        if self.strategy.uses_counts:
-            state.counts = self.count_rule(masked.sum(1), state.num_steps, self.schedule)
-            if not self.strategy.revises:
-                state.counts = skip_empty_steps(state.counts)
-                state.num_steps = state.counts.shape[1]
+        state.reveal_steps = self.strategy.plan_reveal_steps(state, self.randomness)
+        state.counts = self.strategy.plan_counts(
+            state.masked().sum(1), state.num_steps, self.count_rule, skip_empty_steps
+        )
+        if state.counts is not None:
+            state.num_steps = state.counts.shape[1]
+        self.cache.begin_block()
         self.update_active(state)
 
-    def active_rows(self, state: DiffusionState) -> torch.BoolTensor:
-        """(B,) rows still decoding this block, as of the last `begin_block` / `step`."""
-        return state.active
+    def is_running(self, state: DiffusionState) -> bool:
+        """Whether some row still decodes the current block."""
+        return bool(state.active.any())
 
     def update_active(self, state: DiffusionState) -> None:
-        """Rows still decoding: some [MASK] left, or (revising strategies) steps left; once per step."""
-        busy = state.masked().any(1)
-        if self.strategy.revises:
-            busy |= state.step < state.num_steps
+        """Rows still decoding: some [MASK] left, or steps left that the strategy uses; once per step."""
+        busy = state.masked().any(1) | self.strategy.uses_remaining_steps(state.step, state.num_steps)
         state.active = ~state.done & busy
 
-    def denoise_request(self, state: DiffusionState) -> tuple[torch.LongTensor, torch.LongTensor]:
-        """(rows, columns): batch rows to run and the window columns some of them need scored."""
-        scored = state.masked()
-        if self.strategy.scores_revealed:
-            scored = scored | state.revealed()  # not in place: masked() is the state's own tensor
-        need = (self.active_rows(state) & state.stale & scored.any(1)).nonzero().squeeze(1)
-        return need, scored[need].any(0).nonzero().squeeze(1)
+    def model_request(self, state: DiffusionState) -> DenoiseRequest | None:
+        """The next forward: the active rows whose canvas changed since their last forward and that have positions
+        to score, at the window columns some of them need (None when no row needs a forward)."""
+        scored = self.strategy.positions_to_score(state)
+        rows = (state.active & state.stale & scored.any(1)).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return None
+        columns = scored[rows].any(0).nonzero().squeeze(1)
+        canvas, attention_mask, position_ids = state.canvas, state.attention_mask, state.position_ids
+        if rows.numel() != state.batch_size:
+            canvas, attention_mask, position_ids = canvas[rows], attention_mask[rows], position_ids[rows]
+        keep = state.window_start + columns
+        if state.model_order is not None:  # the model sees the columns in this order (no cache runs then)
+            canvas, attention_mask = canvas[:, state.model_order], attention_mask[:, state.model_order]
+            position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+            keep = state.model_order.argsort()[keep]
+        return DenoiseRequest(
+            input_ids=canvas,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            keep=keep,
+            block_starts=state.block_starts[rows],
+            block_end=state.block_end,
+            rows=rows,
+            batch_size=state.batch_size,
+            cache=self.cache,
+            columns=columns,
+        )
 
     def propose(self, state: DiffusionState, logits: torch.Tensor, rows, columns) -> None:
         """Candidates, scores (and current-token probabilities) of rows `rows` at window `columns` from `logits`."""
@@ -134,28 +291,25 @@ class DiffusionSampler:
         scores = self.strategy.score(probs, candidates)
         if scores is not None:
             state.scores[rows[:, None], columns] = scores.float().masked_fill(bad, float("-inf"))
-        if self.strategy.scores_revealed:
-            current = state.canvas[rows][:, state.window_start + columns]
-            state.current_probs[rows[:, None], columns] = probs.gather(-1, current.unsqueeze(-1)).squeeze(-1)
+        current = self.strategy.score_current(probs, state, rows, columns)
+        if current is not None:
+            state.current_probs[rows[:, None], columns] = current
         state.nfe[rows] += 1
         state.stale[rows] = False
 
-    def step(self, state: DiffusionState, logits: torch.Tensor | None, rows, columns) -> None:
-        """One reverse step t_k -> t_{k+1} for every active row (see the module docstring)."""
-        if rows.numel() > 0:
-            self.propose(state, logits, rows, columns)
-        active = self.active_rows(state).nonzero().squeeze(1)
+    def step(self, state: DiffusionState, logits: torch.Tensor | None, request: DenoiseRequest | None = None):
+        """One reverse step t_k -> t_{k+1} for every active row, from the logits of `request` (see the module
+        docstring); returns a `DiffusionSamplerOutput`."""
+        if request is not None:
+            self.propose(state, logits, request.rows, request.columns)
+        active = state.active.nonzero().squeeze(1)
         if state.reveal_steps is not None:
             state.step = self.next_reveal_step(state)
-        if state.step >= state.num_steps and self.strategy.fixed_steps and active.numel() > 0:
-            raise RuntimeError(
-                f"Strategy {self.strategy.name!r} left [MASK] tokens after the last step of a block; a strategy must "
-                "reveal every masked position by s = 0 (or set `fixed_steps = False`)."
-            )
+        self.strategy.check_block_end(state.step, state.num_steps, active.numel() > 0)
         t, s = self.timesteps(state.step, state.num_steps)
         pick = slice(None) if active.numel() == state.batch_size else active  # views when every row is active
         masked = state.masked()[pick]
-        revealed = state.revealed()[pick] if self.strategy.revises else None
+        revealed = state.revealed()[pick]
         view = RevealStep(
             masked=masked,
             scores=state.scores[pick],
@@ -167,17 +321,17 @@ class DiffusionSampler:
             widths=state.widths[pick],
             revealed=revealed,
             candidates=state.candidates[pick],
-            current_probs=state.current_probs[pick] if self.strategy.scores_revealed else None,
+            current_probs=state.current_probs[pick],
             index=state.step,
             reveal_steps=state.reveal_steps[pick] if state.reveal_steps is not None else None,
         )
         window = state.canvas[pick, state.window]
-        reveal = self.strategy.select(view) & masked
+        reveal, remask, edit = self.strategy.transitions(view)
         updated = torch.where(reveal, view.candidates, window)
-        if self.strategy.revises:
-            remask, edit = self.strategy.revise(view)
-            updated = torch.where(edit & revealed, view.candidates, updated)
-            updated = updated.masked_fill(remask & revealed, state.mask_token_id)
+        if edit is not None:
+            updated = torch.where(edit, view.candidates, updated)
+        if remask is not None:
+            updated = updated.masked_fill(remask, state.mask_token_id)
         changed = torch.zeros_like(state.done)
         changed[pick] = (updated != window).any(1)  # before the write below: `window` may be a view of the canvas
         state.canvas[pick, state.window] = updated
@@ -188,6 +342,17 @@ class DiffusionSampler:
         state.step += 1
         self.finish_rows(state)
         self.update_active(state)
+        revealed_now = torch.zeros_like(state.scores, dtype=torch.bool)
+        revealed_now[pick] = reveal
+        return DiffusionSamplerOutput(
+            canvas=state.canvas,
+            candidates=state.candidates,
+            revealed=revealed_now,
+            t=t,
+            s=s,
+            active=state.active,
+            done=state.done,
+        )
 
     @staticmethod
     def next_reveal_step(state: DiffusionState) -> int:
@@ -202,7 +367,7 @@ class DiffusionSampler:
         still_masked = (canvas == state.mask_token_id) & state.fill
         first_masked = torch.where(still_masked, positions, length).min(1).values
         complete = first_masked == length
-        if self.strategy.revises and state.step < state.num_steps:
+        if self.strategy.uses_remaining_steps(state.step, state.num_steps):
             complete = torch.zeros_like(complete)  # a revising strategy uses the block's remaining steps
         finished = state.done | complete
         if self.eos is not None:
@@ -216,4 +381,38 @@ class DiffusionSampler:
         state.done = finished
 
 
-__all__ = ["DiffusionSampler"]
+def resolve_eos_and_pad(config, device, mask_token_id) -> tuple[torch.LongTensor | None, int | None]:
+    """(EOS ids as a tensor, the pad id written after EOS): `pad_token_id`, else the first EOS id; never [MASK]."""
+    if config.eos_token_id is None:
+        return None, config.pad_token_id
+    eos = torch.tensor(config.eos_token_id, device=device).reshape(-1)
+    pad_token_id = config.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = int(eos[0])
+        logger.warning_once(f"`pad_token_id` is not set: positions after EOS are filled with eos ({pad_token_id}).")
+    if pad_token_id == mask_token_id:
+        raise ValueError(
+            f"pad_token_id={pad_token_id} is the [MASK] id: positions after EOS would look undecoded. Pass the "
+            "tokenizer's pad_token_id (or its eos_token_id)."
+        )
+    return eos, pad_token_id
+
+
+def logits_processors(config, logits_processor, device, do_sample: bool) -> LogitsProcessorList:
+    """transformers' `SuppressTokensLogitsProcessor` for `suppress_tokens`, the caller's processors, then (when
+    sampling) transformers' temperature, top-k and top-p warpers."""
+    processors = LogitsProcessorList()
+    if config.suppress_tokens:
+        processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=device))
+    processors.extend(logits_processor or [])
+    if do_sample:
+        if config.temperature is not None and config.temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(config.temperature))
+        if config.top_k:
+            processors.append(TopKLogitsWarper(config.top_k))
+        if config.top_p is not None and config.top_p < 1.0:
+            processors.append(TopPLogitsWarper(config.top_p))
+    return processors
+
+
+__all__ = ["BlockPlan", "DiffusionSampler", "skip_empty_steps"]

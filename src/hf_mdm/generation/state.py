@@ -19,7 +19,8 @@ class DiffusionState:
     generated region, real tokens only). done: (B,) rows with nothing left to do. nfe: (B,) forwards per row.
     steps_per_block: (B, num_blocks) steps each row went through per block.
 
-    Current block: `block_index`, `block_starts` (B,) and `block_end`, `window_start` (their minimum), `num_steps` K
+    Current block (set by `DiffusionSampler.begin_block` from its block plan): `block_index`, `block_starts` (B,) and
+    `block_end`, `window_start` (their minimum over the rows still decoding), `num_steps` K
     and `step` k (the step runs t_k -> t_{k+1}); `candidates` (B, W) and `scores` (B, W) from each row's last forward,
     `current_probs` (B, W) p(current token) at revealed positions (for strategies that edit), `stale` (B,) rows whose
     canvas changed since their last forward, `counts` (B, K) scheduled reveals, `reveal_steps` (B, W) each
@@ -76,15 +77,6 @@ class DiffusionState:
     def widths(self) -> torch.LongTensor:
         """(B,) each row's block width."""
         return self.block_end - self.block_starts
-
-    def enter_block(self, index: int, block_starts: torch.LongTensor, block_end: int) -> None:
-        """Set the current block's span and the window over every row still decoding."""
-        self.block_index, self.block_starts, self.block_end = index, block_starts, block_end
-        live = block_starts[~self.done]
-        self.window_start = int(live.min()) if live.numel() else block_end
-        inside = self.positions[self.window][None, :] >= block_starts[:, None]
-        self.inside = inside & self.attention_mask[:, self.window].bool()
-        self.refresh()
 
     def refresh(self) -> None:
         """Recompute `block_masked` from the canvas (call after changing the canvas by hand)."""

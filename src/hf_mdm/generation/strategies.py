@@ -32,6 +32,10 @@ from .sampling import RowRandomness
 
 
 STRATEGIES = Registry("strategy", "hf_mdm.register_strategy", "strategy_kwargs")
+# Steps per position to fill beyond which a run is refused, for strategies that pay for every step: a ranked
+# strategy's count rule spends bookkeeping on each step (its extra steps reveal nothing and are skipped), and the
+# revising strategies spend a forward on each. `random` draws reveal steps and `threshold` ignores the budget.
+MAX_STEPS_PER_POSITION = 16
 register_strategy = STRATEGIES.register
 get_strategy = STRATEGIES.build
 
@@ -44,13 +48,13 @@ class RevealStep:
     masked: (R, W) positions still masked. scores: (R, W) `score` of the last forward (None if the strategy has none).
     counts: (R,) scheduled reveals when `uses_counts`. t, s: the step goes from time t to time s < t; it is step
     `index` of the block's K. reveal_steps: (R, W) the step at which each position is revealed, drawn when the block
-    began (strategies with `draws_reveal_steps`, else None).
+    began (strategies whose `plan_reveal_steps` draws them, else None).
     rows: (R,) batch indices of these rows, for `randomness`.
     widths: (R,) each row's block width; its block is the last `widths[r]` columns of the window (rows whose prompt
         holds [MASK] start block 0 earlier). None: every row spans the whole window.
-    revealed: (R, W) block positions the decoder filled earlier, which a revising strategy may remask or edit (None
-        unless the strategy `revises`). candidates: (R, W) the candidate tokens of the last forward. current_probs:
-        (R, W) p(current token | x_t) at revealed positions (None unless the strategy has `scores_revealed`).
+    revealed: (R, W) block positions the decoder filled earlier, which a revising strategy may remask or edit.
+        candidates: (R, W) the candidate tokens of the last forward. current_probs: (R, W) p(current token | x_t) at
+        revealed positions (1 unless the strategy has `scores_revealed`).
     """
 
     masked: torch.BoolTensor
@@ -76,9 +80,13 @@ class RevealStep:
 
 
 class RevealStrategy:
-    """Base class. `fixed_steps=False` runs a block until it is complete instead of for its share of `steps`.
-    `draws_reveal_steps=True`: `reveal_steps` gives each masked position its reveal step when a block begins, and the
-    sampler visits only the steps where some position is revealed (so the budget costs nothing per step).
+    """Base class. The sampler only calls methods; the class attributes below are what those methods read, so a
+    strategy declares its kind instead of overriding them:
+
+    * `uses_counts`: reveal the reveal-count rule's scheduled number of positions per step (`plan_counts`);
+    * `fixed_steps=False`: run a block until it is complete instead of for its share of `steps`;
+    * `revises`: remask or edit revealed tokens (`revise`), and use every step of the block;
+    * `scores_revealed`: score revealed positions as well (their current token's probability, for editing).
 
     A strategy's constructor takes the schedule and its own parameters. `config_fields` names the
     `DiffusionGenerationConfig` fields passed to it (e.g. `threshold`); any other parameter comes from the config's
@@ -88,13 +96,80 @@ class RevealStrategy:
     name: str = "base"
     uses_counts: bool = False
     fixed_steps: bool = True
-    draws_reveal_steps: bool = False
     revises: bool = False
     scores_revealed: bool = False
     config_fields: tuple[str, ...] = ()
 
     def __init__(self, schedule: NoiseSchedule):
         self.schedule = schedule
+
+    @classmethod
+    def reads_reveal_counts(cls) -> bool:
+        """Whether the config's `reveal_counts` (and its kwargs) change what this strategy does."""
+        return cls.uses_counts
+
+    def max_steps(self, fewest_to_fill: int, num_blocks: int) -> int | None:
+        """The most steps a run may take when its emptiest row fills `fewest_to_fill` positions in `num_blocks`
+        blocks (None: no cap). A strategy that pays for each step (a ranked strategy's count rule, a revising
+        strategy's forward) is capped at `MAX_STEPS_PER_POSITION` steps per position."""
+        return MAX_STEPS_PER_POSITION * max(fewest_to_fill, num_blocks) if self.fixed_steps else None
+
+    def check_cache(self, cache) -> None:
+        """A revising strategy needs a cache that recomputes the block's revealed tokens."""
+        if self.revises and not cache.refreshes_revealed:
+            raise ValueError(
+                f"Strategy {self.name!r} remasks or edits revealed tokens, but cache={cache.name!r} keeps the keys "
+                "of revealed tokens of the block and would not see the change. Use a cache that recomputes the "
+                "block ('none', 'prefix' or 'dual') or a strategy that never revises."
+            )
+
+    def plan_counts(self, num_masked, num_steps, count_rule, drop_empty_steps) -> torch.LongTensor | None:
+        """(B, K') positions to reveal per step of a block, from the count rule (None unless `uses_counts`). A
+        strategy that never revises drops each row's zero-count steps (`drop_empty_steps`): they change nothing."""
+        if not self.uses_counts:
+            return None
+        counts = count_rule(num_masked, num_steps, self.schedule)
+        return counts if self.revises else drop_empty_steps(counts)
+
+    def plan_reveal_steps(self, state, randomness: RowRandomness) -> torch.LongTensor | None:
+        """(B, W) the step at which each position of the block is revealed, drawn when the block begins (None: the
+        strategy picks at each step)."""
+        return None
+
+    def positions_to_score(self, state) -> torch.BoolTensor:
+        """(B, W) window positions whose candidates and scores the next forward must give: the masked ones (and the
+        revealed ones for a strategy that `scores_revealed`)."""
+        if self.scores_revealed:
+            return state.masked() | state.revealed()  # not in place: masked() is the state's own tensor
+        return state.masked()
+
+    def score_current(self, probs: torch.Tensor, state, rows, columns) -> torch.Tensor | None:
+        """(R, C) p(current token | x_t) at the scored columns of rows `rows` (None unless `scores_revealed`)."""
+        if not self.scores_revealed:
+            return None
+        current = state.canvas[rows][:, state.window_start + columns]
+        return probs.gather(-1, current.unsqueeze(-1)).squeeze(-1)
+
+    def uses_remaining_steps(self, step: int, num_steps: int) -> bool:
+        """Whether a row keeps decoding the block until its last step even with no [MASK] left (revising)."""
+        return self.revises and step < num_steps
+
+    def check_block_end(self, step: int, num_steps: int, rows_left: bool) -> None:
+        """A strategy with `fixed_steps` must have revealed every masked position by the block's last step."""
+        if self.fixed_steps and step >= num_steps and rows_left:
+            raise RuntimeError(
+                f"Strategy {self.name!r} left [MASK] tokens after the last step of a block; a strategy must "
+                "reveal every masked position by s = 0 (or set `fixed_steps = False`)."
+            )
+
+    def transitions(self, step: RevealStep):
+        """(reveal, remask, edit) of one step: positions to reveal (a subset of `step.masked`), and for a revising
+        strategy revealed positions to set back to [MASK] and to replace by their candidate (else None)."""
+        reveal = self.select(step) & step.masked
+        if not self.revises:
+            return reveal, None, None
+        remask, edit = self.revise(step)
+        return reveal, remask & step.revealed, edit & step.revealed
 
     def score(self, probs: torch.Tensor, tokens: torch.LongTensor) -> torch.Tensor | None:
         """Per-position priority from p(. | x_t) after the logits processors (R, W, V) and the candidates (R, W);
@@ -126,7 +201,17 @@ class RandomStrategy(RevealStrategy):
     step-by-step sampler, and any budget K costs at most one forward per step where something is revealed.
     """
 
-    draws_reveal_steps = True
+    def max_steps(self, fewest_to_fill, num_blocks):
+        return None  # drawn reveal steps: any budget costs one visit per reveal event
+
+    def plan_reveal_steps(self, state, randomness):
+        masked = state.masked()
+        rows = (~state.done & masked.any(1)).nonzero().squeeze(1)
+        width = masked.shape[1]
+        uniform = randomness.rand_right_aligned(rows, state.widths[rows], width, masked.device)
+        reveal_steps = torch.full_like(state.candidates, state.num_steps)
+        reveal_steps[rows] = self.reveal_steps(uniform, state.num_steps)
+        return reveal_steps
 
     def reveal_steps(self, uniform: torch.Tensor, num_steps: int) -> torch.LongTensor:
         """(R, W) reveal steps in [0, num_steps) from (R, W) U(0, 1) noise."""
@@ -325,6 +410,7 @@ class EditingStrategy(ConfidenceStrategy):
 
 
 __all__ = [
+    "MAX_STEPS_PER_POSITION",
     "STRATEGIES",
     "ConfidenceStrategy",
     "EditingStrategy",
