@@ -7,7 +7,7 @@ from ..languages import LANGUAGES, FormalLanguage, LanguageOptions, build_langua
 
 
 def language_choices() -> str:
-    """The registered language names, for messages: "copy, hmm, ngram"."""
+    """The registered language names, sorted and comma-separated, for messages."""
     return ", ".join(sorted(LANGUAGES))
 
 

@@ -1,4 +1,4 @@
-"""Formal languages by name (`--language ngram|hmm|copy`): a language class registers itself with
+"""Formal languages by name (`--language <name>`): a language class registers itself with
 `@register_language(name)` and says how the shared options build and describe it, so a new language is one file.
 
 The options are the same for every language (`LanguageOptions`); each class uses the ones it needs.
