@@ -20,13 +20,12 @@ from scipy import stats
 
 from .argument_checks import check_known
 from .steps_needed import StepsNeeded, decide_steps_needed
-from .sweep_table import CELL_COLUMNS, REQUIRED_COLUMNS, check_sweep_rows
+from .sweep_columns import CELL_COLUMNS, ERROR_COLUMNS, REQUIRED_COLUMNS
+from .sweep_table import check_sweep_rows
 
 
 MIN_LENGTHS = 3
 CONFIDENT_LENGTHS = 4
-# The error columns a fit reads (lower is better): sequence error, token error gap, invalid tokens, token error.
-ERROR_COLUMNS = ("ser", "ter_gap", "invalid_token_rate", "token_error")
 
 
 def select_rows(rows, strategy: str, metric: str, required=REQUIRED_COLUMNS) -> list[dict]:

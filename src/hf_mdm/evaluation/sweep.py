@@ -31,17 +31,18 @@ from tqdm.auto import tqdm
 from ..generation import DiffusionGenerationConfig
 from ..tokenizer_checks import check_mask_token
 from .argument_checks import check_int, check_names, check_positive_int, check_positive_ints
+from .sweep_columns import CELL_COLUMNS, resume_checked
 from .sweep_resume import append_rows, open_resume_file, sweep_identity
 from .sweep_tasks import LanguageTask, PromptTask
 
 
 AUTOREGRESSIVE = "autoregressive"
-# The columns that record how a row's samples were generated (part of a resume file's identity).
-RECORD_COLUMNS = ("seed", "generation")
 
 
 def cell_key(row: dict) -> tuple:
-    return (row["strategy"], int(row["length"]), int(row["steps"]))
+    """(strategy, length, steps): the row's cell of the grid (`CELL_COLUMNS`)."""
+    strategy, length, steps = (row[column] for column in CELL_COLUMNS)
+    return (strategy, int(length), int(steps))
 
 
 # What sweep_steps passes to a diffusion cell's generate() itself: `generation_kwargs` may not set it.
@@ -213,7 +214,7 @@ def sweep_steps(
     rows = []
     if output_path is not None:
         identity = sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model,
-                                  row_columns=RECORD_COLUMNS)  # fmt: skip
+                                  row_columns=resume_checked("sweep") + resume_checked("record"))  # fmt: skip
         # The main process checks and rewrites the file first; the others then read the file it wrote.
         with state.main_process_first():
             main = state.is_main_process

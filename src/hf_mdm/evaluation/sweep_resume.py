@@ -19,13 +19,13 @@ from datasets import Dataset
 from transformers.utils import logging
 
 from .argument_checks import check_known
+from .sweep_columns import CELL_COLUMNS
 
 
 logger = logging.get_logger(__name__)
 
 HEADER_KEY = "sweep_identity"
 CHECKSUM_KEY = "checksum"
-CELL_KEYS = ("strategy", "length", "steps")
 
 
 def _feed(digest, value, seen: dict) -> None:
@@ -130,7 +130,7 @@ def read_sweep_rows(path: "str | Path", **where) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"No sweep file {path}; run `hf-mdm sweep` or sweep_steps(output_path=...) first.")
     rows = [value for value in _parsed_lines(path) if value is not None and HEADER_KEY not in value]
-    rows = [{k: v for k, v in row.items() if k != CHECKSUM_KEY} for row in rows if all(k in row for k in CELL_KEYS)]
+    rows = [{k: v for k, v in row.items() if k != CHECKSUM_KEY} for row in rows if all(k in row for k in CELL_COLUMNS)]
     for column, value in where.items():
         check_known("column", column, {key for row in rows for key in row}, f"the rows of {path}")
         check_known(column, value, [row.get(column) for row in rows], f"the rows of {path}")
@@ -169,7 +169,7 @@ def open_resume_file(path: "str | Path", identity: dict, resume: bool, write: bo
                 "another output path."
             )
         for number, value in enumerate(parsed[1:], start=2):
-            if value is None or not all(key in value for key in (*CELL_KEYS, CHECKSUM_KEY)):
+            if value is None or not all(key in value for key in (*CELL_COLUMNS, CHECKSUM_KEY)):
                 if value is not None:
                     logger.warning(f"{path}: row {number} lacks cell keys (a sweep stopped mid-write?); skipped.")
                 continue

@@ -10,26 +10,7 @@ import math
 from scipy.stats import norm
 
 from .argument_checks import is_integer
-
-
-TABLE_COLUMNS = [
-    ("task", "task", "{}"),
-    ("strategy", "strategy", "{}"),
-    ("length", "length", "{}"),
-    ("steps", "steps", "{}"),
-    ("nfe", "NFE", "{:.1f}"),
-    ("accuracy", "accuracy", "{:.3f}"),
-    ("ser", "SER", "{:.3f}"),
-    ("ser_low", "SER 95% low", "{:.3f}"),
-    ("ser_high", "SER 95% high", "{:.3f}"),
-    ("invalid_token_rate", "invalid tokens", "{:.4f}"),
-    ("log_perplexity", "log-ppl (true LM)", "{:.3f}"),
-    ("entropy_rate", "entropy rate", "{:.3f}"),
-    ("ter_gap", "TER gap", "{:.3f}"),
-    ("token_error", "token error", "{:.3f}"),
-    ("latency_s", "latency (s)", "{:.3f}"),
-    ("tokens_per_s", "tokens/s", "{:,.0f}"),
-]
+from .sweep_columns import CELL_COLUMNS, ONE_PER_TABLE, REQUIRED_COLUMNS, SWEEP_COLUMNS, TABLE_COLUMNS
 
 
 # A 95% interval from a standard error: value ± Z_95 SE.
@@ -41,16 +22,16 @@ def is_present(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-CELL_COLUMNS = ("strategy", "length", "steps")
-REQUIRED_COLUMNS = (*CELL_COLUMNS, "num_samples", "ser")
-# Columns a row may have, with the values they can take: rates in [0, 1], finite numbers, non-negative ones.
-RATE_COLUMNS = ("ser", "ser_low", "ser_high", "accuracy", "invalid_token_rate", "token_error")
-NON_NEGATIVE_COLUMNS = ("nfe", "log_perplexity", "entropy_rate", "latency_s", "tokens_per_s")
-FINITE_COLUMNS = ("ter_gap",)
-STANDARD_ERROR_COLUMNS = ("log_perplexity_se", "ter_gap_se")  # NaN from a single sample: shown as missing
-# Columns that one sweep writes alike in every row (rows that differ in one come from different sweeps): what a
-# table is one of.
-SWEEP_COLUMNS = {"task": "task", "seed": "sweep (one seed)", "entropy_rate": "language (one entropy rate)"}
+# What the row checks enforce per column kind (`sweep_columns`): the ranges, in the order they are checked, and names.
+RANGES = {
+    "rate": (0, 1, "a rate in [0, 1]"),
+    "non-negative": (0, math.inf, "a finite number >= 0"),
+    "finite": (-math.inf, math.inf, "finite"),
+    "standard error": (0, math.inf, "a finite number >= 0"),
+}
+RANGED_COLUMNS = [(c.name, c.kind) for kind in RANGES for c in SWEEP_COLUMNS if c.kind == kind]
+POSITIVE_INTEGER_COLUMNS = [c.name for c in SWEEP_COLUMNS if c.kind == "positive integer"]
+NAME_COLUMNS = [c.name for c in SWEEP_COLUMNS if c.kind == "name"]
 
 
 def _same(a, b) -> bool:
@@ -79,9 +60,10 @@ def check_row(index: int, row, required=REQUIRED_COLUMNS) -> None:
             f"Sweep row {index} has no {missing}; every row needs {list(required)} (as `sweep_steps` writes them)."
         )
     name = _row_name(index, row)
-    if not isinstance(row["strategy"], str):
-        raise ValueError(f"{name}: strategy must be a name, got {row['strategy']!r}.")
-    for column in ("length", "steps", "num_samples"):
+    for column in NAME_COLUMNS:
+        if column in row and not isinstance(row[column], str):
+            raise ValueError(f"{name}: {column} must be a name, got {row[column]!r}.")
+    for column in POSITIVE_INTEGER_COLUMNS:
         if column in row and (not is_integer(row[column]) or row[column] < 1):
             raise ValueError(f"{name}: {column} must be a positive integer, got {row[column]!r}.")
     ser = row.get("ser")
@@ -96,16 +78,13 @@ def check_row(index: int, row, required=REQUIRED_COLUMNS) -> None:
             f"{name}: SER {ser!r} over {row['num_samples']} samples is {errors:.3f} wrong sequences, not a whole "
             "number: the SER or num_samples was edited, or the row mixes two cells."
         )
-    for column in (*RATE_COLUMNS, *NON_NEGATIVE_COLUMNS, *FINITE_COLUMNS, *STANDARD_ERROR_COLUMNS):
+    for column, kind in RANGED_COLUMNS:
         value = row.get(column)
-        if value is None or (column in STANDARD_ERROR_COLUMNS and not is_present(value)):
+        if value is None or (kind == "standard error" and not is_present(value)):  # NaN: one sample, no SE
             continue
-        low, high = (0, 1) if column in RATE_COLUMNS else (-math.inf, math.inf) if column in FINITE_COLUMNS else (
-            0, math.inf)  # fmt: skip
+        low, high, words = RANGES[kind]
         if not _is_number(value) or not (math.isfinite(value) and low <= value <= high):
-            kind = "a rate in [0, 1]" if column in RATE_COLUMNS else "finite" if column in FINITE_COLUMNS else (
-                "a finite number >= 0")  # fmt: skip
-            raise ValueError(f"{name}: {column} must be {kind}, got {value!r}.")
+            raise ValueError(f"{name}: {column} must be {words}, got {value!r}.")
     if ser is not None and is_present(row.get("ser_low")) and is_present(row.get("ser_high")):
         if not row["ser_low"] - 1e-12 <= ser <= row["ser_high"] + 1e-12:
             raise ValueError(
@@ -120,7 +99,7 @@ def check_sweep_rows(rows: list[dict], required=REQUIRED_COLUMNS) -> None:
     sweeps (tasks, seeds or languages) in one table."""
     for index, row in enumerate(rows):
         check_row(index, row, required)
-    for column, unit in SWEEP_COLUMNS.items():
+    for column, unit in ONE_PER_TABLE.items():
         if all(row.get(column) is None for row in rows):
             continue
         values = []  # a row without the column counts as a value: rows of a sweep that has it all have it
@@ -136,7 +115,7 @@ def check_sweep_rows(rows: list[dict], required=REQUIRED_COLUMNS) -> None:
             )
     first: dict = {}
     for index, row in enumerate(rows):
-        cell = (row.get("task"), row["strategy"], row["length"], row["steps"])
+        cell = (row.get("task"), *(row[column] for column in CELL_COLUMNS))
         if cell in first:
             same = "with the same values" if row == rows[first[cell]] else "with different values"
             raise ValueError(

@@ -2,8 +2,9 @@
 
 A task gives, for the samples of a cell, the `generate()` inputs (and their prompt texts, which a row records), and
 scores the generated token ids:
-`ser` with its Wilson interval and, where defined, token-error columns with their standard errors (`SCORE_COLUMNS`,
-part of a resume file's identity). Both use the evaluate modules of `hf_mdm.metrics`, loaded once per task.
+`ser` with its Wilson interval and, where defined, token-error columns with their standard errors (`SCORE_COLUMNS`:
+the `sweep_columns` of source "task", part of a resume file's identity). Both use the evaluate modules of
+`hf_mdm.metrics`, loaded once per task.
 """
 
 import functools
@@ -15,26 +16,13 @@ import torch
 
 from .. import metrics
 from ..languages import FormalLanguage
+from .sweep_columns import SCORE_COLUMNS
 
 
 @functools.cache
 def load_metric(name: str) -> evaluate.EvaluationModule:
     """An hf-mdm evaluate module, loaded once per process."""
     return evaluate.load(metrics.path(name))
-
-
-SCORE_COLUMNS = (
-    "ser",
-    "ser_low",
-    "ser_high",
-    "invalid_token_rate",
-    "log_perplexity",
-    "log_perplexity_se",
-    "entropy_rate",
-    "ter_gap",
-    "ter_gap_se",
-    "token_error",
-)
 
 
 def _ser_columns(result: dict) -> dict:

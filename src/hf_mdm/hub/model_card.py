@@ -5,11 +5,9 @@ and a `model-index` with one `EvalResult` per reported cell (so the Hub renders 
 Markdown table, a plot of sequence and token error against steps (with the `[plot]` extra), how to load and generate,
 and the limitation the research predicts, fitted from the sweep.
 
-A sweep table is a `datasets.Dataset` (or a list of dicts) with one row per cell: `strategy`, `length`, `steps`, `nfe`,
-`num_samples`, `ser`, `ser_low`, `ser_high` and, where the task defines them, `invalid_token_rate`, `log_perplexity`
-(± `log_perplexity_se`), `entropy_rate`, `ter_gap` (± `ter_gap_se`; rows written before that column show the gap
-alone), `token_error`, plus `latency_s` and `tokens_per_s`. The autoregressive baseline is the row
-with `strategy == "autoregressive"`.
+A sweep table is a `datasets.Dataset` (or a list of dicts) with one row per cell, its columns those of
+`evaluation.sweep_columns` (a value ± its standard error where the row has one; rows written before a standard error
+column existed show the value alone). The autoregressive baseline is the row with `strategy == "autoregressive"`.
 """
 
 import copy
@@ -23,6 +21,7 @@ from transformers.utils import logging
 from ..evaluation.argument_checks import check_known
 from ..evaluation.latency_at_matched_quality import latency_at_matched_quality, matched_quality_table
 from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
+from ..evaluation.sweep_columns import COLUMNS, ERROR_COLUMNS
 from ..evaluation.sweep_table import check_sweep_rows, is_present, markdown_table
 from .push_to_hub import push_with_model_card, push_with_trainer
 from .step_vs_error_plot import AUTOREGRESSIVE, plot_step_vs_error
@@ -34,13 +33,6 @@ logger = logging.get_logger(__name__)
 PLOT_FILE = "step_vs_error.png"
 PLOT_LINK = f"![Sequence and token error against decoding steps]({PLOT_FILE})"
 NO_PLOT_NOTE = "_No plot: install the `[plot]` extra (`pip install hf-mdm[plot]`) to draw one._"
-# Error columns published in the model-index: (column, metric_type, human-readable name).
-INDEXED_METRICS = [
-    ("ser", "sequence_error_rate", "Sequence error rate"),
-    ("ter_gap", "token_error_gap", "Token error (log-perplexity minus entropy rate)"),
-    ("invalid_token_rate", "invalid_token_rate", "Invalid-token rate"),
-    ("token_error", "token_error_rate", "Token error rate"),
-]
 # Config fields the "Model" section reports when the denoiser's config has them: (attribute, words).
 CONFIG_FACTS = [
     ("num_hidden_layers", "layers"),
@@ -142,13 +134,13 @@ class ModelCard(HubModelCard):
                 task_name=task_name,
                 dataset_type=dataset_type,
                 dataset_name=dataset_name or task_name,
-                metric_type=metric_type,
-                metric_name=f"{name} ({metric_config(row)})",
+                metric_type=COLUMNS[column].metric_type,
+                metric_name=f"{COLUMNS[column].metric_name} ({metric_config(row)})",
                 metric_config=metric_config(row),
                 metric_value=float(row[column]),
             )
             for row in rows
-            for column, metric_type, name in INDEXED_METRICS
+            for column in ERROR_COLUMNS  # the error columns of `sweep_columns`, in their model-index order
             if is_present(row.get(column))
         ]
         data = ModelCardData(

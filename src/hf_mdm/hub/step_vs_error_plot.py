@@ -9,14 +9,11 @@ black star at x = L. One legend for the whole figure. Needs the `[plot]` extra (
 
 from pathlib import Path
 
+from ..evaluation.sweep_columns import COLUMNS
 from ..evaluation.sweep_table import Z_95, is_present
 
 
 AUTOREGRESSIVE = "autoregressive"
-TOKEN_ERROR_LABELS = {
-    "ter_gap": "token error gap (nats/token)",
-    "token_error": "token error rate",
-}
 
 
 def error_bars(cells: list[dict], metric: str):
@@ -49,8 +46,7 @@ def step_vs_error_figure(rows: list[dict]):
     figure, axes = plt.subplots(2, len(lengths), figsize=(4 * len(lengths), 6.5), squeeze=False)
     handles = {}
     for column, length in enumerate(lengths):
-        panels = ((axes[0, column], "ser", "sequence error rate"), (axes[1, column], token_metric, None))
-        for axis, metric, label in panels:
+        for axis, metric in ((axes[0, column], "ser"), (axes[1, column], token_metric)):
             for strategy, style in styles.items():
                 cells = sorted(
                     (row for row in rows if (row["strategy"], row["length"]) == (strategy, length)),
@@ -68,7 +64,7 @@ def step_vs_error_figure(rows: list[dict]):
             axis.set_xscale("log", base=2)
             axis.xaxis.set_major_formatter(ScalarFormatter())  # 2, 4, 8 rather than 2^1, 2^2, 2^3
             axis.set_xlabel("decoding steps")
-            axis.set_ylabel(label or TOKEN_ERROR_LABELS[metric])
+            axis.set_ylabel(COLUMNS[metric].axis_label)
             axis.set_title(f"generated length {length}")
             axis.grid(alpha=0.3)
     labels = {strategy: f"{strategy} decoding" for strategy in strategies}
