@@ -23,7 +23,7 @@ from .callbacks import DecodingCallback, HistoryCallback, StreamerCallback
 from .configuration import DiffusionGenerationConfig
 from .denoisers import DENOISERS
 from .outputs import DiffusionGenerationOutput
-from .sampler import DiffusionSampler
+from .sampler import DiffusionSampler, check_input_ids
 from .strategies import MAX_STEPS_PER_POSITION
 
 
@@ -191,17 +191,7 @@ class DiffusionGenerationMixin:
                 f"`generator` must be a torch.Generator or a list of them (one per row), got {generator!r}; pass "
                 f"torch.Generator().manual_seed({seed}) instead of a seed."
             )
-        if (
-            not isinstance(input_ids, torch.Tensor)
-            or input_ids.dim() != 2
-            or input_ids.is_floating_point()
-            or input_ids.is_complex()
-            or input_ids.dtype == torch.bool
-        ):
-            raise ValueError(
-                "`input_ids` must be a 2-D integer tensor (batch, length) of token ids; add a batch dimension with "
-                "input_ids[None] or tokenize with return_tensors='pt'."
-            )
+        check_input_ids(input_ids)
         input_ids = input_ids.long()
         vocab_size = getattr(self.config, "vocab_size", None)
         if input_ids.numel() and vocab_size is not None and bool(((input_ids < 0) | (input_ids >= vocab_size)).any()):

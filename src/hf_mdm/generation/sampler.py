@@ -25,6 +25,7 @@ next step where some active row reveals a position: any budget costs one visit p
 `generate()` is this loop; a user can drive it by hand for research (examples/drive_sampler_by_hand.py).
 """
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +46,7 @@ from .outputs import DiffusionSamplerOutput
 from .reveal_counts import get_reveal_count_rule
 from .sampling import RowRandomness, sample_categorical
 from .state import DiffusionState
-from .strategies import MAX_STEPS_PER_POSITION, RevealStep, get_strategy
+from .strategies import MAX_STEPS_PER_POSITION, STRATEGIES, RevealStep, get_strategy
 
 
 logger = logging.get_logger(__name__)
@@ -95,35 +96,42 @@ class DiffusionSampler:
         """The sampler a (resolved) generation config describes. `schedule`: the noise schedule when the config names
         none (generate() passes the model's training schedule; default linear). `logits_processor`: the caller's
         processors, run after `suppress_tokens` and before the sampling warpers."""
-        defaults = DiffusionGenerationConfig.diffusion_defaults()
-        value = lambda name: getattr(config, name) if getattr(config, name) is not None else defaults[name]  # noqa: E731
+        if not isinstance(config, DiffusionGenerationConfig):
+            raise TypeError(
+                f"DiffusionSampler.from_config needs a DiffusionGenerationConfig, got {type(config).__name__}; build "
+                "one with DiffusionGenerationConfig(steps=..., strategy=..., mask_token_id=...)."
+            )
+        config = copy.deepcopy(config)
+        config.update(**DiffusionGenerationConfig.diffusion_defaults(), defaults_only=True)  # generate()'s defaults
         if config.schedule is not None or schedule is None:
             schedule = get_schedule(config.schedule or "linear", **(config.schedule_kwargs or {}))
         mask_token_id = config.mask_token_id if mask_token_id is None else mask_token_id
         if mask_token_id is None:
             raise ValueError("No [MASK] token id: set `mask_token_id` in the generation config.")
-        strategy = get_strategy(value("strategy"), schedule=schedule, **config.strategy_arguments())
+        STRATEGIES.check(config.strategy)
+        strategy = get_strategy(config.strategy, schedule=schedule, **config.strategy_arguments())
         eos, pad_token_id = resolve_eos_and_pad(config, device, mask_token_id)
         return cls(
             strategy,
-            get_reveal_count_rule(value("reveal_counts"), **(config.reveal_counts_kwargs or {})),
+            get_reveal_count_rule(config.reveal_counts, **(config.reveal_counts_kwargs or {})),
             schedule,
-            cache=CACHES.build(value("cache")),
-            processors=logits_processors(config, logits_processor, device, value("do_sample")),
-            do_sample=value("do_sample"),
+            cache=CACHES.build(config.cache),
+            processors=logits_processors(config, logits_processor, device),
+            do_sample=config.do_sample,
             generator=generator,
             eos=eos,
             pad_token_id=pad_token_id,
             mask_token_id=mask_token_id,
             steps=config.steps,
             block_length=config.block_length,
-            num_return_sequences=value("num_return_sequences"),
+            num_return_sequences=config.num_return_sequences,
         )
 
     def prepare(self, input_ids, attention_mask=None, max_new_tokens: int = 0, model_order=None) -> DiffusionState:
         """The decoding state of a left-padded (batch, prompt) `input_ids`: each row repeated `num_return_sequences`
         times, then `max_new_tokens` [MASK]; every [MASK] of a real token is filled. Sets the plan (`set_timesteps`)
         and the randomness. `model_order`: the column order in which the model sees the canvas, if not its own."""
+        check_prompt(input_ids, attention_mask, max_new_tokens)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if self.num_return_sequences > 1:
@@ -233,6 +241,7 @@ class DiffusionSampler:
     def model_request(self, state: DiffusionState) -> DenoiseRequest | None:
         """The next forward: the active rows whose canvas changed since their last forward and that have positions
         to score, at the window columns some of them need (None when no row needs a forward)."""
+        check_in_block(state)
         scored = self.strategy.positions_to_score(state)
         rows = (state.active & state.stale & scored.any(1)).nonzero().squeeze(1)
         if rows.numel() == 0:
@@ -300,8 +309,19 @@ class DiffusionSampler:
     def step(self, state: DiffusionState, logits: torch.Tensor | None, request: DenoiseRequest | None = None):
         """One reverse step t_k -> t_{k+1} for every active row, from the logits of `request` (see the module
         docstring); returns a `DiffusionSamplerOutput`."""
+        check_in_block(state)
         if request is not None:
+            expected = (request.rows.numel(), request.columns.numel())
+            if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or tuple(logits.shape[:2]) != expected:
+                got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+                raise ValueError(
+                    f"step() needs the logits of its request, shape (rows, positions, vocab) = {(*expected, 'V')}, "
+                    f"got {got}: run the model on request.input_ids and keep request.keep "
+                    "(logits_to_keep=request.keep)."
+                )
             self.propose(state, logits, request.rows, request.columns)
+        elif logits is not None:
+            raise ValueError("step() got logits without their request; pass the request model_request() returned.")
         active = state.active.nonzero().squeeze(1)
         if state.reveal_steps is not None:
             state.step = self.next_reveal_step(state)
@@ -381,6 +401,44 @@ class DiffusionSampler:
         state.done = finished
 
 
+def check_input_ids(input_ids) -> None:
+    """A prompt is a 2-D integer tensor (not a list, a 1-D tensor, floats or booleans)."""
+    if (
+        not isinstance(input_ids, torch.Tensor)
+        or input_ids.dim() != 2
+        or input_ids.is_floating_point()
+        or input_ids.is_complex()
+        or input_ids.dtype == torch.bool
+    ):
+        raise ValueError(
+            "`input_ids` must be a 2-D integer tensor (batch, length) of token ids; add a batch dimension with "
+            "input_ids[None] or tokenize with return_tensors='pt'."
+        )
+
+
+def check_prompt(input_ids, attention_mask, max_new_tokens) -> None:
+    """`prepare`'s inputs: a 2-D integer prompt, a padding mask of its shape, a non-negative count of new tokens."""
+    check_input_ids(input_ids)
+    if attention_mask is not None and (
+        not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape
+    ):
+        shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
+        raise ValueError(
+            f"`attention_mask` must be a tensor of the prompt's shape {tuple(input_ids.shape)}, got {shape}."
+        )
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(
+            f"`max_new_tokens` must be a non-negative integer (0: fill only the prompt's [MASK]), got "
+            f"{max_new_tokens!r}."
+        )
+
+
+def check_in_block(state: DiffusionState) -> None:
+    """`model_request` and `step` run inside a block."""
+    if state.active is None:
+        raise RuntimeError("No block has begun: call sampler.begin_block(state, block) for block in sampler.blocks.")
+
+
 def resolve_eos_and_pad(config, device, mask_token_id) -> tuple[torch.LongTensor | None, int | None]:
     """(EOS ids as a tensor, the pad id written after EOS): `pad_token_id`, else the first EOS id; never [MASK]."""
     if config.eos_token_id is None:
@@ -398,14 +456,14 @@ def resolve_eos_and_pad(config, device, mask_token_id) -> tuple[torch.LongTensor
     return eos, pad_token_id
 
 
-def logits_processors(config, logits_processor, device, do_sample: bool) -> LogitsProcessorList:
+def logits_processors(config, logits_processor, device) -> LogitsProcessorList:
     """transformers' `SuppressTokensLogitsProcessor` for `suppress_tokens`, the caller's processors, then (when
     sampling) transformers' temperature, top-k and top-p warpers."""
     processors = LogitsProcessorList()
     if config.suppress_tokens:
         processors.append(SuppressTokensLogitsProcessor(config.suppress_tokens, device=device))
     processors.extend(logits_processor or [])
-    if do_sample:
+    if config.do_sample:
         if config.temperature is not None and config.temperature != 1.0:
             processors.append(TemperatureLogitsWarper(config.temperature))
         if config.top_k:
