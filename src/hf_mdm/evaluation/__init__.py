@@ -1,14 +1,16 @@
-"""Evaluation: the NELBO perplexity bound, the autoregressive baseline row, step-vs-error sweeps, and the search for
-the steps needed at a target error with the fit of how they grow with length, and the MDM's latency against the AR
-baseline at matched token and sequence error."""
+"""Evaluation: the NELBO perplexity bound, the autoregressive baseline row, step-vs-error sweeps (their columns defined
+once in `sweep_columns`), the lm-eval step sweep, and the search for the steps needed at a target error with the fit
+of how they grow with length, and the MDM's latency against the AR baseline at matched token and sequence error."""
 
 from .autoregressive_baseline import autoregressive_config, train_autoregressive_baseline
 from .elbo_perplexity import elbo_perplexity
 from .latency_at_matched_quality import MatchedQuality, latency_at_matched_quality, matched_quality_table
+from .lm_eval_sweep import LMEvalTasks, lm_eval_step_sweep
 from .step_scaling import StepScaling, fit_step_scaling
 from .steps_needed import Probe, StepsNeeded
 from .steps_search import search_steps, search_steps_needed
 from .sweep import sweep_steps
+from .sweep_columns import SWEEP_COLUMNS, SweepColumn, sweep_row_json_schema
 from .sweep_resume import read_sweep_rows
 from .sweep_table import markdown_table
 from .sweep_tasks import LanguageTask, PromptTask
@@ -25,6 +27,11 @@ __all__ = [
     "search_steps",
     "search_steps_needed",
     "sweep_steps",
+    "SWEEP_COLUMNS",
+    "SweepColumn",
+    "sweep_row_json_schema",
+    "LMEvalTasks",
+    "lm_eval_step_sweep",
     "read_sweep_rows",
     "markdown_table",
     "LanguageTask",
