@@ -23,6 +23,7 @@ from accelerate import PartialState
 from ..evaluation import LanguageTask, fit_step_scaling, markdown_table, search_steps_needed, sweep_steps
 from ..evaluation.research_models import ResearchTraining, train_research_models, training_record
 from ..evaluation.step_scaling import check_target, fixed_steps_trend_table, step_scaling_table
+from ..evaluation.sweep import cell_key
 from ..generation import DiffusionGenerationConfig, enable_diffusion_generation
 from ..hub import ModelCard
 from ..languages import describe_research_language, research_language
@@ -149,7 +150,7 @@ def write_results(folder: Path, title: str, probes, sweep, fits, card_model, ter
         + f"\n## Every SER probe\n\n{markdown_table(probes)}\n"
     )  # fmt: skip
     (folder / "results.md").write_text(text)
-    cells = list({(row["strategy"], row["length"], row["steps"]): row for row in sweep + probes}.values())
+    cells = list({cell_key(row): row for row in sweep + probes}.values())
     card = ModelCard.from_sweep(
         cells, model=card_model, model_name=title, task_name=title.split(": ")[0], training=training,
         step_scaling=fits,

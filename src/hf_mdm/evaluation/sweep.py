@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..generation import DiffusionGenerationConfig
 from ..tokenizer_checks import check_mask_token
 from .argument_checks import check_int, check_names, check_positive_int, check_positive_ints
-from .sweep_columns import CELL_COLUMNS, resume_checked
+from .sweep_columns import CELL_COLUMNS, COLUMNS, resume_checked
 from .sweep_resume import append_rows, open_resume_file, sweep_identity
 from .sweep_tasks import LanguageTask, PromptTask
 
@@ -40,9 +40,8 @@ AUTOREGRESSIVE = "autoregressive"
 
 
 def cell_key(row: dict) -> tuple:
-    """(strategy, length, steps): the row's cell of the grid (`CELL_COLUMNS`)."""
-    strategy, length, steps = (row[column] for column in CELL_COLUMNS)
-    return (strategy, int(length), int(steps))
+    """The row's cell of the grid, (strategy, length, steps) (`CELL_COLUMNS`), its integers as ints."""
+    return tuple(int(row[c]) if COLUMNS[c].kind == "positive integer" else row[c] for c in CELL_COLUMNS)
 
 
 # What sweep_steps passes to a diffusion cell's generate() itself: `generation_kwargs` may not set it.

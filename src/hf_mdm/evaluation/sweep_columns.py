@@ -28,8 +28,9 @@ forward pass, a sweep measurement:
 1. here, where the table should show it (after "nfe"):
    `SweepColumn("tokens_per_forward", "non-negative", "sweep", "cell length / the cell's mean NFE",
    title="tokens/forward", fmt="{:.2f}"),`
-2. in `sweep.run_cell`'s row: `"tokens_per_forward": length / nfe` (a task-scored column: in each task's `score`;
-   an lm-eval column: in `lm_eval_sweep.lm_eval_row`).
+2. in `sweep.run_cell`'s row: `"tokens_per_forward": length / nfe` (a task-scored column: a keyword of
+   `sweep_tasks.score_row` in the `score` of each task that defines it, the others write None; an lm-eval column:
+   in `lm_eval_sweep.lm_eval_row`).
 
 The table, the row checks (a negative value is refused), the resume header (a file from before the column is
 refused), the card's table and the schema follow; the existing tests of those cover the new entry.

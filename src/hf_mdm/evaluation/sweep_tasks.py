@@ -25,8 +25,11 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return evaluate.load(metrics.path(name))
 
 
-def _ser_columns(result: dict) -> dict:
-    return {"ser": result["sequence_error_rate"], "ser_low": result["ci_low"], "ser_high": result["ci_high"]}
+def score_row(ser: dict, **scores) -> dict:
+    """A task's scores: every `SCORE_COLUMNS` column, in its order; the SER columns from the sequence_error_rate
+    result `ser`, then `scores`, and None for the columns the task does not define."""
+    ser_columns = {"ser": ser["sequence_error_rate"], "ser_low": ser["ci_low"], "ser_high": ser["ci_high"]}
+    return {**dict.fromkeys(SCORE_COLUMNS), **ser_columns, **scores}
 
 
 @dataclass
@@ -65,16 +68,15 @@ class LanguageTask:
         ter = load_metric("token_error_rate").compute(
             predictions=generated, language=self.language, entropy_rate=self.entropy_rate
         )
-        return {
-            **_ser_columns(ser),
-            "invalid_token_rate": ter["invalid_token_rate"],
-            "log_perplexity": ter["log_perplexity"],
-            "log_perplexity_se": ter["log_perplexity_standard_error"],
-            "entropy_rate": ter["entropy_rate"],
-            "ter_gap": ter["token_error_rate"],
-            "ter_gap_se": ter["token_error_rate_standard_error"],
-            "token_error": None,
-        }
+        return score_row(
+            ser,
+            invalid_token_rate=ter["invalid_token_rate"],
+            log_perplexity=ter["log_perplexity"],
+            log_perplexity_se=ter["log_perplexity_standard_error"],
+            entropy_rate=ter["entropy_rate"],
+            ter_gap=ter["token_error_rate"],
+            ter_gap_se=ter["token_error_rate_standard_error"],
+        )
 
 
 @dataclass
@@ -119,13 +121,4 @@ class PromptTask:
         references = [normalize(self.dataset[i % len(self.dataset)][self.reference_column]) for i in indices]
         ser = load_metric("sequence_error_rate").compute(predictions=predictions, references=references)
         ter = load_metric("token_error_rate").compute(predictions=predictions, references=references)
-        return {
-            **_ser_columns(ser),
-            "invalid_token_rate": None,
-            "log_perplexity": None,
-            "log_perplexity_se": None,
-            "entropy_rate": None,
-            "ter_gap": None,
-            "ter_gap_se": None,
-            "token_error": ter["token_error_rate"],
-        }
+        return score_row(ser, token_error=ter["token_error_rate"])

@@ -10,6 +10,7 @@ Rows without a record (an older sweep, an lm-eval row) give a snippet that says 
 import json
 import re
 
+from ..evaluation.sweep_columns import CELL_COLUMNS
 from ..evaluation.sweep_table import is_present
 from .step_vs_error_plot import AUTOREGRESSIVE
 
@@ -21,7 +22,8 @@ NOT_RECORDED = "<not recorded"
 
 
 def metric_config(row: dict) -> str:
-    return f"strategy={row['strategy']},length={row['length']},steps={row['steps']}"
+    """The row's cell as the model-index's metric_config: `strategy=...,length=...,steps=...`."""
+    return ",".join(f"{column}={row[column]}" for column in CELL_COLUMNS)
 
 
 def usage_cell(rows: list[dict], model) -> dict:
