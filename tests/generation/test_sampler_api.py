@@ -246,8 +246,10 @@ def test_a_sampler_refuses_a_revising_strategy_with_a_cache_that_keeps_revealed_
         refreshes_revealed = False
 
     try:
-        with pytest.raises(ValueError, match="remasks or edits revealed tokens"):
+        with pytest.raises(ValueError, match="remasks or edits revealed tokens") as error:
             sampler_for(strategy=strategy, cache="keeps-revealed-api-test")
+        recomputing = sorted(name for name in CACHES if CACHES[name].refreshes_revealed)
+        assert f"recomputes the block ({recomputing})" in str(error.value)  # the registered ones it may use
         sampler_for(strategy="confidence", cache="keeps-revealed-api-test")
     finally:
         CACHES.pop("keeps-revealed-api-test")

@@ -28,6 +28,7 @@ import torch
 
 from ..registry import Registry
 from ..schedules import NoiseSchedule
+from .caches import CACHES
 from .sampling import RowRandomness
 
 
@@ -117,10 +118,11 @@ class RevealStrategy:
     def check_cache(self, cache) -> None:
         """A revising strategy needs a cache that recomputes the block's revealed tokens."""
         if self.revises and not cache.refreshes_revealed:
+            recomputing = sorted(name for name, registered in CACHES.items() if registered.refreshes_revealed)
             raise ValueError(
                 f"Strategy {self.name!r} remasks or edits revealed tokens, but cache={cache.name!r} keeps the keys "
-                "of revealed tokens of the block and would not see the change. Use a cache that recomputes the "
-                "block ('none', 'prefix' or 'dual') or a strategy that never revises."
+                f"of revealed tokens of the block and would not see the change. Use a cache that recomputes the "
+                f"block ({recomputing}) or a strategy that never revises."
             )
 
     def plan_counts(self, num_masked, num_steps, count_rule, drop_empty_steps) -> torch.LongTensor | None:
