@@ -1,4 +1,5 @@
-"""The documented example that drives DiffusionSampler by hand reproduces generate() token for token."""
+"""The documented example that drives DiffusionSampler by hand (from_config, prepare, begin_block, model_request,
+step) reproduces generate() token for token, one step output per step."""
 
 import importlib.util
 import pathlib
@@ -13,4 +14,8 @@ def test_the_hand_driven_sampler_equals_generate(capsys):
     spec.loader.exec_module(example)
     canvas = example.main()  # asserts equality with model.generate itself
     assert not (canvas == example.MASK).any()
-    assert "equal to model.generate" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "equal to model.generate" in printed
+    steps = [line for line in printed.splitlines() if line.startswith("t=")]
+    assert len(steps) == example.STEPS  # one DiffusionSamplerOutput per step, t -> s on the grid 1 - k/K
+    assert steps[0].startswith("t=1.000 -> s=0.875") and steps[-1].startswith("t=0.125 -> s=0.000")
