@@ -12,7 +12,7 @@ from ..evaluation import LanguageTask, PromptTask, markdown_table, sweep_steps
 from ..generation import enable_diffusion_generation
 from ..hub.step_vs_error_plot import plot_step_vs_error
 from ..modeling_mdm import MDMForMaskedGeneration
-from .language_arguments import LanguageArguments
+from .language_arguments import LanguageArguments, language_choices
 
 
 NORMALIZERS = {
@@ -46,7 +46,9 @@ ARGUMENTS = (SweepArguments, LanguageArguments)
 
 def load_task(args: SweepArguments, language_args: LanguageArguments):
     if (args.dataset is None) == (language_args.language is None):
-        raise ValueError("Give exactly one task: --language (ngram, hmm, copy) or --dataset (prompt/answer JSON).")
+        raise ValueError(
+            f"Give exactly one task: --language ({language_choices()}) or --dataset (prompt/answer JSON)."
+        )
     if language_args.language is not None:
         language = language_args.build()
         return LanguageTask(language, name=language_args.describe())

@@ -17,6 +17,7 @@ from transformers.generation.streamers import BaseStreamer
 from transformers.utils import GENERATION_CONFIG_NAME, logging
 
 from ..schedules import get_schedule
+from ..tokenizer_checks import model_mask_token_id
 from ..transformers_compat import attention_implementation, generation_config_load_kwargs
 from .arguments import as_diffusion_config, check_token_ids, resolve_generation_config
 from .callbacks import DecodingCallback, HistoryCallback, StreamerCallback
@@ -241,10 +242,8 @@ class DiffusionGenerationMixin:
             )
 
     def _resolve_mask_token_id(self, config) -> int:
-        mask_token_id = config.mask_token_id
-        model_mask_token_id = getattr(self.config, "mask_token_id", None)
-        if mask_token_id is None:
-            mask_token_id = model_mask_token_id
+        mask_token_id = model_mask_token_id(self, config)
+        config_mask_token_id = getattr(self.config, "mask_token_id", None)
         if mask_token_id is None:
             raise ValueError(
                 "No [MASK] token id: set `mask_token_id` in the model config or generation config, or pass it: "
@@ -257,9 +256,9 @@ class DiffusionGenerationMixin:
                 f"mask_token_id={mask_token_id} is outside the model's vocabulary (vocab_size={vocab_size}); pass the "
                 "tokenizer's mask_token_id."
             )
-        if model_mask_token_id is not None and mask_token_id != model_mask_token_id:
+        if config_mask_token_id is not None and mask_token_id != config_mask_token_id:
             raise ValueError(
-                f"mask_token_id={mask_token_id} differs from the model config's mask_token_id={model_mask_token_id}: "
+                f"mask_token_id={mask_token_id} differs from the model config's mask_token_id={config_mask_token_id}: "
                 "the model was trained to denoise the config's [MASK]. Drop the argument (or fix the config)."
             )
         return mask_token_id
