@@ -12,10 +12,9 @@ from transformers import TrainingArguments
 
 from ..configuration_mdm import MDMConfig
 from ..evaluation import LanguageTask, fit_step_scaling, markdown_table, sweep_steps, train_autoregressive_baseline
-from ..evaluation.train_twins import train_mdm, twin_mdm_config
+from ..evaluation.train_twins import seeded_mdm, train_mdm, twin_mdm_config
 from ..hub import ModelCard
 from ..languages import NGramLanguage
-from ..modeling_mdm import MDMForMaskedGeneration
 
 
 @dataclass
@@ -73,7 +72,7 @@ def run(args: DemoArguments):
         [language.dataset(args.train_examples, length, seed=args.seed + length) for length in args.lengths]
     ).shuffle(seed=args.seed)
 
-    model = MDMForMaskedGeneration(demo_config(args, tokenizer))
+    model = seeded_mdm(demo_config(args, tokenizer), args.seed)
     print(f"\n[1/3] Training the MDM ({model.num_parameters() / 1e6:.2f}M parameters) with the stock Trainer")
     trainer = train_mdm(model, data, tokenizer, training_arguments(args, output_dir / "mdm"))
     nelbo = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry][-1]

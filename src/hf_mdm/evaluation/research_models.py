@@ -19,7 +19,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..modeling_mdm import MDMForMaskedGeneration
 from .autoregressive_baseline import train_autoregressive_baseline
-from .train_twins import train_mdm, twin_mdm_config
+from .train_twins import seeded_mdm, train_mdm, twin_mdm_config
 
 
 FINISHED_MARKER = "training_time.json"
@@ -124,7 +124,7 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
         config = twin_mdm_config(
             tokenizer, training.hidden_size, training.num_hidden_layers, training.num_attention_heads, max(lengths)
         )
-        model = MDMForMaskedGeneration(config)
+        model = seeded_mdm(config, training.seed)
 
         def train_and_save_mdm(checkpoint):
             train_mdm(

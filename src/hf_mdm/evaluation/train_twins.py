@@ -6,9 +6,10 @@ training sequence and the tokenizer's vocabulary and special ids; it minimises t
 E_t E_{x_t ~ q(x_t | x_0)} [ w(t) sum_{i masked} -log p(x_0^i | x_t) ] on batches of `DataCollatorForMaskedDiffusion`.
 """
 
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments, set_seed
 
 from ..configuration_mdm import MDMConfig
+from ..modeling_mdm import MDMForMaskedGeneration
 from ..training import DataCollatorForMaskedDiffusion
 
 
@@ -29,6 +30,13 @@ def twin_mdm_config(
             for name in ("mask_token_id", "pad_token_id", "bos_token_id", "eos_token_id")
         },
     )
+
+
+def seeded_mdm(config: MDMConfig, seed: int) -> MDMForMaskedGeneration:
+    """A new MDM initialised under `transformers.set_seed(seed)`. The Trainer seeds only when it is built, after the
+    model, so a model built unseeded starts from other weights in every run (and every loss after differs)."""
+    set_seed(seed)
+    return MDMForMaskedGeneration(config)
 
 
 def train_mdm(model, data, tokenizer, args: TrainingArguments, resume_from_checkpoint=None) -> Trainer:
