@@ -289,3 +289,23 @@ def test_left_padding_leaves_every_real_token_logits_unchanged(logits_shift, kee
     logits = model(padded, attention_mask=mask, position_ids=position_ids, logits_to_keep=keep).logits
     kept = torch.arange(10)[slice(-keep, None) if isinstance(keep, int) else keep]
     torch.testing.assert_close(logits, model(ids).logits[:, kept - 4], atol=1e-5, rtol=1e-5)
+
+
+def test_a_training_forward_reads_the_device_once_before_its_stack_runs(monkeypatch):
+    """Every value check of a training forward (ids, labels, t, counts, labelled prompt tokens) shares one host read:
+    a check added with its own `bool(...)` or `.item()` would stall a GPU step once more."""
+    model = build()
+    inputs = with_labels()
+    prompt_mask = torch.zeros_like(inputs["input_ids"])
+    prompt_mask[:, 1] = 1  # a prompt token without a label
+    reads = []
+
+    def counted(read):
+        return lambda tensor, *args, **kwargs: reads.append(1) or read(tensor, *args, **kwargs)
+
+    for name in ("__bool__", "item", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, counted(getattr(torch.Tensor, name)))
+    reads_before_stack = []
+    model.model.register_forward_pre_hook(lambda *args: reads_before_stack.append(len(reads)))
+    model(**inputs, prompt_mask=prompt_mask, num_items_in_batch=torch.tensor(20))
+    assert reads_before_stack == [1]

@@ -21,6 +21,10 @@ from .schedules import NoiseSchedule, get_schedule
 IGNORE_INDEX = -100
 PROMPT_COLUMNS = ("prompt_length", "prompt_mask")
 TOKEN_ID_DTYPES = (torch.int64, torch.int32)
+PROMPT_SCORED = (
+    "Some prompt tokens have labels, so the prompt would be trained on. Noise the batch with "
+    "DataCollatorForMaskedDiffusion, which never masks the prompt, or set labels to -100 on the prompt."
+)
 
 
 def check_token_id_dtype(name: str, ids: torch.Tensor) -> None:
@@ -63,12 +67,14 @@ def check_loss_inputs(
     num_items_in_batch: torch.Tensor | int | None = None,
     input_ids: torch.Tensor | None = None,
     mask_token_id: int | None = None,
+    prompt: torch.Tensor | None = None,
 ) -> None:
     """Raise a ValueError naming the fix when a value of the training inputs is wrong, at the cost of one device sync.
 
     Checked: labels are -100 or ids in [0, vocab_size) (and not the [MASK] id when given); input_ids lie in
     [0, vocab_size); t lies in (0, 1] (NaN included); num_items_in_batch covers at least this batch's scored tokens,
-    and, with input_ids, no label sits on a token that is not [MASK] (the count would include unscored tokens).
+    and, with input_ids, no label sits on a token that is not [MASK] (the count would include unscored tokens); no
+    label sits on a `prompt` token (`prompt_tokens`).
     """
     scored = labels != IGNORE_INDEX
     checks = [
@@ -117,6 +123,8 @@ def check_loss_inputs(
                 "number of labels != -100 over the whole accumulated batch, as the Trainer does.",
             )
         )
+    if prompt is not None:
+        checks.append(((prompt.to(labels.device) & scored).any(), PROMPT_SCORED))
     flags = torch.stack([flag.to(labels.device).reshape(()) for flag, _ in checks]).tolist()  # the one sync
     for flag, (_, message) in zip(flags, checks):
         if flag:
@@ -233,35 +241,33 @@ def prompt_positions(
     return real & (real.cumsum(1) <= prompt_length.reshape(-1, 1))
 
 
-def check_prompt_not_scored(
-    labels: torch.Tensor | None,
+def prompt_tokens(
+    shape: torch.Size | None,
     attention_mask: torch.Tensor | None = None,
     prompt_length: torch.Tensor | None = None,
     prompt_mask: torch.Tensor | None = None,
-) -> None:
-    """A ValueError when a prompt token carries a label (it would be trained on); nothing to check without labels."""
-    if labels is None or (prompt_length is None and prompt_mask is None):
-        return
-    prompt = prompt_positions(labels.shape, attention_mask, prompt_length, prompt_mask).to(labels.device)
-    if bool((prompt & (labels != IGNORE_INDEX)).any()):
-        raise ValueError(
-            "Some prompt tokens have labels, so the prompt would be trained on. Noise the batch with "
-            "DataCollatorForMaskedDiffusion, which never masks the prompt, or set labels to -100 on the prompt."
-        )
-
-
-def loss_token_mask(
-    attention_mask: torch.Tensor | None,
-    prompt_length: torch.Tensor | None = None,
-    prompt_mask: torch.Tensor | None = None,
-    shape: torch.Size | None = None,
 ) -> torch.Tensor | None:
-    """The tokens a per-token loss divides by: real (a 2-D `attention_mask`, when given) and not prompt; None when
+    """`prompt_positions` when the batch has a prompt column, else None (no prompt)."""
+    if prompt_length is None and prompt_mask is None:
+        return None
+    return prompt_positions(shape, attention_mask, prompt_length, prompt_mask)
+
+
+def check_prompt_not_scored(labels: torch.Tensor | None, prompt: torch.Tensor | None) -> None:
+    """A ValueError when a `prompt` token carries a label (it would be trained on); nothing to check without labels
+    or prompt."""
+    if labels is None or prompt is None:
+        return
+    if bool((prompt.to(labels.device) & (labels != IGNORE_INDEX)).any()):
+        raise ValueError(PROMPT_SCORED)
+
+
+def loss_token_mask(attention_mask: torch.Tensor | None, prompt: torch.Tensor | None) -> torch.Tensor | None:
+    """The tokens a per-token loss divides by: real (a 2-D `attention_mask`, when given) and not `prompt`; None when
     there is neither (every position counts)."""
     has_padding_mask = attention_mask is not None and attention_mask.dim() == 2
-    if prompt_length is None and prompt_mask is None:
+    if prompt is None:
         return attention_mask if has_padding_mask else None
-    prompt = prompt_positions(shape, attention_mask, prompt_length, prompt_mask)
     real = attention_mask.bool() if has_padding_mask else torch.ones_like(prompt)
     return (real.to(prompt.device) & ~prompt).long()
 
@@ -279,9 +285,10 @@ def checked_forward_labels(
     vocab_size: int,
     mask_token_id: int,
     weighting: str,
-) -> torch.Tensor:
-    """A model forward's training inputs checked before its stack runs (shapes, dtypes, `t`, values with one device
-    sync, no labelled prompt token); returns the labels of its masked real tokens (`labels_of_masked_tokens`)."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A model forward's training inputs checked before its stack runs (shapes, dtypes, `t`, values and no labelled
+    prompt token with one device sync); returns the labels of its masked real tokens (`labels_of_masked_tokens`) and
+    the tokens the loss divides by (`loss_token_mask`)."""
     reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
     if labels.shape != reference.shape:
         raise ValueError(
@@ -296,7 +303,8 @@ def checked_forward_labels(
             "The ELBO loss needs the diffusion time `t` of each row (DataCollatorForMaskedDiffusion returns "
             "it); pass `t=` or build the model with loss_weighting='uniform'."
         )
-    # Values (ids in range, t in (0, 1], counts) with a single device sync, before the stack runs.
+    prompt = prompt_tokens(labels.shape, attention_mask, prompt_length, prompt_mask)
+    # Values (ids in range, t in (0, 1], counts, no labelled prompt token) with a single device sync.
     check_loss_inputs(
         labels,
         vocab_size,
@@ -304,6 +312,8 @@ def checked_forward_labels(
         num_items_in_batch=num_items_in_batch,
         input_ids=input_ids,
         mask_token_id=mask_token_id,
+        prompt=prompt,
     )
-    check_prompt_not_scored(labels, attention_mask, prompt_length, prompt_mask)
-    return labels_of_masked_tokens(labels, input_ids, mask_token_id, attention_mask)
+    return labels_of_masked_tokens(labels, input_ids, mask_token_id, attention_mask), loss_token_mask(
+        attention_mask, prompt
+    )

@@ -28,7 +28,6 @@ from .logits_shift import previous_real_positions
 from .masked_diffusion_objective import (
     check_token_id_dtype,
     checked_forward_labels,
-    loss_token_mask,
     masked_diffusion_loss,
 )
 from .transformers_compat import (
@@ -318,7 +317,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
             labelled prompt token is an error and the loss divides by the response tokens only.
         """
         if labels is not None:
-            labels = checked_forward_labels(
+            labels, loss_tokens = checked_forward_labels(
                 labels,
                 input_ids,
                 inputs_embeds,
@@ -360,7 +359,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
                 labels,
                 num_items_in_batch=num_items_in_batch,
                 t=t,
-                attention_mask=loss_token_mask(attention_mask, prompt_length, prompt_mask, labels.shape),
+                attention_mask=loss_tokens,
                 schedule=self.config.noise_schedule,
                 weighting=self.config.loss_weighting,
                 check_inputs=False,

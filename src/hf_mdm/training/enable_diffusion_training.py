@@ -16,7 +16,7 @@ import types
 
 import torch
 
-from ..masked_diffusion_objective import PROMPT_COLUMNS, check_prompt_not_scored, loss_token_mask
+from ..masked_diffusion_objective import PROMPT_COLUMNS, check_prompt_not_scored, loss_token_mask, prompt_tokens
 
 
 _HOOKED = "_hf_mdm_diffusion_training_hooks"
@@ -49,14 +49,15 @@ def enable_diffusion_training(model: torch.nn.Module) -> torch.nn.Module:
     stash: dict = {}
 
     def take_diffusion_inputs(module, args, kwargs):
-        prompt = {name: kwargs.pop(name, None) for name in PROMPT_COLUMNS}
+        columns = {name: kwargs.pop(name, None) for name in PROMPT_COLUMNS}
         labels, attention_mask = kwargs.get("labels"), kwargs.get("attention_mask")
-        check_prompt_not_scored(labels, attention_mask, **prompt)
         stash["t"] = kwargs.pop("t", None)
         inputs = args[0] if args else kwargs.get("input_ids")
         inputs = inputs if inputs is not None else kwargs.get("inputs_embeds")
         shape = inputs.shape[:2] if inputs is not None else None
-        stash["attention_mask"] = loss_token_mask(attention_mask, **prompt, shape=shape)  # what the loss divides by
+        prompt = prompt_tokens(shape, attention_mask, **columns)
+        check_prompt_not_scored(labels, prompt)
+        stash["attention_mask"] = loss_token_mask(attention_mask, prompt)  # what the loss divides by
         return args, kwargs
 
     def attach_diffusion_inputs(module, args, kwargs, output):
