@@ -286,14 +286,9 @@ class DataCollatorForMaskedDiffusion:
 
     def _pad_like(self, rows: list[list[bool]], width: int) -> torch.Tensor:
         """Pad per-example boolean rows to `width` on the tokenizer's padding side (False on padding)."""
-        padded = torch.zeros(len(rows), width, dtype=torch.bool)
-        for i, row in enumerate(rows):
-            row = torch.tensor(row, dtype=torch.bool)
-            if self.tokenizer.padding_side == "left":
-                padded[i, width - len(row) :] = row
-            else:
-                padded[i, : len(row)] = row
-        return padded
+        left = self.tokenizer.padding_side == "left"
+        padded = [[False] * (width - len(row)) + row if left else row + [False] * (width - len(row)) for row in rows]
+        return torch.tensor(padded, dtype=torch.bool)  # one tensor for the batch, not one per row
 
 
 def collating_epoch() -> int | None:
