@@ -184,7 +184,7 @@ def test_a_bert_tokenizer_trains_a_model_that_ends_texts_with_sep(tmp_path):
 @pytest.mark.parametrize("model_eos, expected", [(None, 3), (3, 3), (2, [2, 3])], ids=["none", "same", "other"])
 def test_generate_stops_at_the_eos_the_data_teaches(model_eos, expected):
     model = MDMForMaskedGeneration(tiny_config(eos_token_id=model_eos))
-    set_end_of_text(word_tokenizer(), model, fine_tuning=True)
+    set_end_of_text(word_tokenizer(), model)
     assert model.generation_config.eos_token_id == expected
     assert model.config.eos_token_id == (model_eos if model_eos is not None else 3)
 
@@ -246,6 +246,8 @@ SFT = ["--prompt_column", "prompt", "--response_column", "response"]
         (["--dataset", "{long}", "--tokenizer_name_or_path", "{tok}", *SFT, "--max_length", "16"],
          "1 of 1 prompt/response pairs need more than --max_length=16 tokens with their EOS \\(the longest 23\\)"),
         (["--dataset", "{pairs}", "--tokenizer_name_or_path", "{no_eos}", *SFT], "the tokenizer has none: add one"),
+        (["--dataset", "{pairs}", "--tokenizer_name_or_path", "{no_eos}", "--model_name_or_path", "{tok}", *SFT],
+         "the tokenizer has none: add one"),  # refused before the model (here no model: a tokenizer folder) loads
         (["--dataset", "{corpus}", "--model_name_or_path", "{model}", "--tokenizer_name_or_path", "{tok}",
           "--max_length", "32"], "may have 32 tokens but the model holds at most 16 positions"),
         (["--dataset", "{corpus}", "--model_name_or_path", "{model}", "--tokenizer_name_or_path", "{big_tok}",
@@ -260,6 +262,7 @@ SFT = ["--prompt_column", "prompt", "--response_column", "response"]
         "num_key_value_heads_zero", "intermediate_size_zero", "num_examples_zero", "sequence_length_zero",
         "max_length_zero", "text_column_with_sft_columns", "prompt_column_missing", "response_null",
         "text_column_of_numbers", "text_column_missing", "pair_longer_than_max_length", "sft_tokenizer_without_eos",
+        "sft_tokenizer_without_eos_before_model_loads",
         "max_length_beyond_loaded_model", "tokenizer_larger_than_loaded_model",
     ],
 )  # fmt: skip

@@ -179,17 +179,11 @@ def tokenized_pairs(text, tokenizer, data: DataArguments):
     return dataset
 
 
-def set_end_of_text(tokenizer, model, fine_tuning: bool) -> None:
-    """The model's end tokens are those the data teaches: the tokenizer's EOS (fine-tuning on pairs needs one) joins
-    the config and the EOS ids generate() stops at; the end marker the tokenizer appends to every text (BERT's [SEP])
-    becomes `generation_config.sep_token_id`, so generate() shows it after the new tokens, as the model was trained."""
-    if tokenizer.eos_token_id is None:
-        if fine_tuning:
-            raise ValueError(
-                "Fine-tuning on pairs teaches the model to end each response with EOS, and the tokenizer has none: "
-                "add one (tokenizer.add_special_tokens({'eos_token': '<|endoftext|>'})), save it, pass that folder."
-            )
-    else:
+def set_end_of_text(tokenizer, model) -> None:
+    """The model's end tokens are those the data teaches: the tokenizer's EOS joins the config and the EOS ids
+    generate() stops at; the end marker the tokenizer appends to every text (BERT's [SEP]) becomes
+    `generation_config.sep_token_id`, so generate() shows it after the new tokens, as the model was trained."""
+    if tokenizer.eos_token_id is not None:
         if model.config.eos_token_id is None:
             model.config.eos_token_id = tokenizer.eos_token_id
         eos, stops = tokenizer.eos_token_id, model.generation_config.eos_token_id
@@ -219,6 +213,11 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
         text = load_text_dataset(data)
         tokenizer = AutoTokenizer.from_pretrained(source)
         use_sep_as_eos(tokenizer)
+        if fine_tuning and tokenizer.eos_token_id is None:  # before the pairs are tokenized and a model is loaded
+            raise ValueError(
+                "Fine-tuning on pairs teaches the model to end each response with EOS, and the tokenizer has none: "
+                "add one (tokenizer.add_special_tokens({'eos_token': '<|endoftext|>'})), save it, pass that folder."
+            )
         dataset = (tokenized_pairs if fine_tuning else tokenized_texts)(text, tokenizer, data)
         max_positions = data.max_length
     if len(dataset) == 0:
@@ -250,7 +249,7 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
             schedule=model_args.schedule,
         )
         model = MDMForMaskedGeneration(config)
-    set_end_of_text(tokenizer, model, fine_tuning)
+    set_end_of_text(tokenizer, model)
     return tokenizer, dataset, model
 
 
