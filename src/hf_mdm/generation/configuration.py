@@ -308,8 +308,6 @@ class DiffusionGenerationConfig(GenerationConfig):
         ignored = {
             name: hint for name, (off, hint) in UNSUPPORTED_FIELDS.items() if getattr(self, name, None) not in off
         }
-        if self.num_beams not in (None, 1):
-            raise ValueError("Diffusion generation has no beam search; leave `num_beams` unset (or 1).")
         if ignored:
             reasons = "; ".join(f"{name}: {hint}" for name, hint in ignored.items())
             raise ValueError(f"Diffusion generate() does not apply {sorted(ignored)}; unset them ({reasons}).")
