@@ -80,37 +80,33 @@ def random_masks(sizes: torch.LongTensor, length: int, generator) -> torch.BoolT
 
 @dataclass
 class _RequestDraws:
-    """One request's draws as distinct canvases (identical draws share one forward row, and the same score).
+    """One request's draws as distinct masks (identical draws share one forward row, and the same score).
 
-    canvases, masks: (u, n) the distinct canvases (context then continuation, [MASK] where masked) and their masks.
-    tokens: (n,) the unmasked canvas. draw_canvases: (num_samples + 1,) the canvas of each draw, the last one the
-    fully masked continuation (for is_greedy). weights: (num_samples,) L / l. scores: (u,) each canvas's
-    sum over masked i of log p(x_i | canvas), filled in by `_score_canvases`.
+    masks: (u, n) the distinct masks over the canvas (context then continuation), sorted, so the last one masks the
+    whole continuation (the draw of is_greedy). tokens: (n,) the unmasked canvas. draw_masks: (num_samples,) the
+    mask of each draw. weights: (num_samples,) L / l. scores: (u,) each mask's sum over masked i of
+    log p(x_i | canvas), filled in by `_score_canvases`.
     """
 
-    canvases: torch.LongTensor
     masks: torch.BoolTensor
     tokens: torch.LongTensor
     context_length: int
-    draw_canvases: torch.LongTensor
+    draw_masks: torch.LongTensor
     weights: torch.Tensor
     scores: torch.Tensor
     is_greedy: bool = False
 
     @classmethod
-    def sample(cls, context, continuation, num_samples, num_groups, mask_token_id, generator) -> "_RequestDraws":
+    def sample(cls, context, continuation, num_samples, num_groups, generator) -> "_RequestDraws":
         length = len(continuation)
         sizes = stratified_mask_sizes(length, num_samples, num_groups, generator)
         draws = torch.cat([random_masks(sizes, length, generator), torch.ones(1, length, dtype=torch.bool)])
-        distinct, draw_canvases = torch.unique(draws, dim=0, return_inverse=True)
-        masks = torch.cat([torch.zeros(len(distinct), len(context), dtype=torch.bool), distinct], 1)
-        tokens = torch.tensor(list(context) + list(continuation), dtype=torch.long)
+        distinct, draw_masks = torch.unique(draws, dim=0, return_inverse=True)  # sorted: the all-True row is last
         return cls(
-            canvases=torch.where(masks, mask_token_id, tokens),
-            masks=masks,
-            tokens=tokens,
+            masks=torch.cat([torch.zeros(len(distinct), len(context), dtype=torch.bool), distinct], 1),
+            tokens=torch.tensor(list(context) + list(continuation), dtype=torch.long),
             context_length=len(context),
-            draw_canvases=draw_canvases,
+            draw_masks=draw_masks[:-1],
             weights=length / sizes.double(),
             scores=torch.zeros(len(distinct), dtype=torch.float64),
         )
@@ -121,7 +117,7 @@ def _chunks(draws: list[_RequestDraws], batch_size: int):
     (rows of one length share a forward without padding)."""
     chunk, room = [], batch_size
     for index in sorted(range(len(draws)), key=lambda k: -len(draws[k].tokens)):
-        start, count = 0, len(draws[index].canvases)
+        start, count = 0, len(draws[index].masks)
         while start < count:
             take = min(room, count - start)
             chunk.append((index, start, start + take))
@@ -143,10 +139,12 @@ def _score_canvases(denoiser, draws: list[_RequestDraws], batch_size: int, mask_
     log p(x_i | x_t) = logit(x_i) - logsumexp(logits), the LM head run from the chunk's first continuation position."""
     for chunk in _chunks(draws, batch_size):
         width = max(len(draws[index].tokens) for index, _, _ in chunk)
-        rows = _padded([draws[k].canvases[a:b] for k, a, b in chunk], width, mask_token_id)
         masks = _padded([draws[k].masks[a:b] for k, a, b in chunk], width, False)
-        tokens = _padded([draws[k].tokens.expand(b - a, -1) for k, a, b in chunk], width, 0)
-        attention_mask = _padded([torch.ones_like(draws[k].canvases[a:b]) for k, a, b in chunk], width, 0)
+        tokens = _padded([draws[k].tokens.expand(b - a, -1) for k, a, b in chunk], width, mask_token_id)
+        rows = torch.where(masks, mask_token_id, tokens)  # right padding: [MASK], outside the attention mask
+        attention_mask = _padded(
+            [torch.ones_like(draws[k].masks[a:b], dtype=torch.long) for k, a, b in chunk], width, 0
+        )
         span = slice(min(draws[index].context_length for index, _, _ in chunk), width)
         logits = _scored_logits(denoiser, rows.to(device), attention_mask.to(device), span)
         tokens, masks = tokens[:, span].to(device), masks[:, span].to(device)
@@ -155,9 +153,8 @@ def _score_canvases(denoiser, draws: list[_RequestDraws], batch_size: int, mask_
         offset, fully_masked = 0, []
         for index, start, end in chunk:
             draws[index].scores[start:end] = scores[offset : offset + end - start]
-            full = int(draws[index].draw_canvases[-1])
-            if start <= full < end:
-                fully_masked.append((index, offset + full - start))
+            if end == len(draws[index].masks):  # the chunk holds the request's last mask, the fully masked one
+                fully_masked.append((index, offset + end - start - 1))
             offset += end - start
         if fully_masked:
             rows_of_full = torch.tensor([row for _, row in fully_masked], device=logits.device)
@@ -221,7 +218,6 @@ def monte_carlo_loglikelihood(
             continuation,
             num_samples,
             num_groups,
-            mask_token_id,
             torch.Generator().manual_seed(request_seed(seed, context, continuation)),
         )
         for context, continuation in requests
@@ -235,7 +231,7 @@ def monte_carlo_loglikelihood(
 
     results = []
     for (_, continuation), draw in zip(requests, draws):
-        values = draw.scores[draw.draw_canvases[:-1]] * draw.weights
+        values = draw.scores[draw.draw_masks] * draw.weights
         group_means = values.view(num_groups, -1).mean(1)
         results.append(
             LoglikelihoodEstimate(
