@@ -6,6 +6,7 @@ names that exist; sweep_steps and search_steps_needed refuse arguments of the wr
 import json
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -132,6 +133,20 @@ def test_the_trend_table_reads_rows_with_only_the_cell_and_its_metric():
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
 def test_the_good_table_passes_every_entry_point(entry_point):
     assert ENTRY_POINTS[entry_point](table()) is not None
+
+
+@pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
+def test_numpy_scalars_are_numbers_in_every_entry_point(entry_point):
+    # Rows built with numpy (np.mean, a pandas column) hold numpy scalars; np.float32 and np.int64 are not Python
+    # float/int subclasses, and were once refused as "SER must be a finite rate" / "nfe must be a finite number".
+    def as_numpy(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        return np.int64(value) if isinstance(value, int) else np.float32(value)
+
+    rows = [{key: as_numpy(value) for key, value in r.items()} for r in table()]
+    assert isinstance(rows[0]["ser"], np.float32) and isinstance(rows[0]["length"], np.int64)
+    assert ENTRY_POINTS[entry_point](rows) is not None
 
 
 def test_rows_of_two_processes_agree_to_rounding():

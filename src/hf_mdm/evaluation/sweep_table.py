@@ -9,7 +9,7 @@ import math
 
 from scipy.stats import norm
 
-from .argument_checks import is_integer
+from ..metrics.inputs import is_integer, is_real
 from .sweep_columns import CELL_COLUMNS, ONE_PER_TABLE, REQUIRED_COLUMNS, SWEEP_COLUMNS, TABLE_COLUMNS
 
 
@@ -36,17 +36,13 @@ NAME_COLUMNS = [c.name for c in SWEEP_COLUMNS if c.kind == "name"]
 
 def _same(a, b) -> bool:
     """Equal, floats to rounding (an entropy rate computed by two processes may differ in its last bits)."""
-    if _is_number(a) and _is_number(b):
+    if is_real(a) and is_real(b):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     return a == b
 
 
 def _row_name(index: int, row: dict) -> str:
     return f"Sweep row {index} ({row.get('strategy')}, length {row.get('length')}, steps {row.get('steps')})"
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_row(index: int, row, required=REQUIRED_COLUMNS) -> None:
@@ -67,7 +63,7 @@ def check_row(index: int, row, required=REQUIRED_COLUMNS) -> None:
         if column in row and (not is_integer(row[column]) or row[column] < 1):
             raise ValueError(f"{name}: {column} must be a positive integer, got {row[column]!r}.")
     ser = row.get("ser")
-    if ser is not None and (not _is_number(ser) or not 0 <= ser <= 1):
+    if ser is not None and (not is_real(ser) or not 0 <= ser <= 1):
         raise ValueError(
             f"{name} has SER {ser!r}; SER must be a finite rate in [0, 1] (a NaN or inf means the cell failed: "
             "rerun it)."
@@ -83,7 +79,7 @@ def check_row(index: int, row, required=REQUIRED_COLUMNS) -> None:
         if value is None or (kind == "standard error" and not is_present(value)):  # NaN: one sample, no SE
             continue
         low, high, words = RANGES[kind]
-        if not _is_number(value) or not (math.isfinite(value) and low <= value <= high):
+        if not is_real(value) or not (math.isfinite(value) and low <= value <= high):
             raise ValueError(f"{name}: {column} must be {words}, got {value!r}.")
     if ser is not None and is_present(row.get("ser_low")) and is_present(row.get("ser_high")):
         if not row["ser_low"] - 1e-12 <= ser <= row["ser_high"] + 1e-12:
