@@ -208,6 +208,10 @@ def sources(tmp_path):
 
 
 SFT = ["--prompt_column", "prompt", "--response_column", "response"]
+# The count flags: each must be >= 1; all but --max_length (a text dataset's) are accepted beside --language.
+LANGUAGE_COUNTS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                   "intermediate_size", "num_examples", "sequence_length"]  # fmt: skip
+COUNT_FLAGS = [*LANGUAGE_COUNTS, "max_length"]
 
 
 @pytest.mark.bad_input
@@ -227,13 +231,7 @@ SFT = ["--prompt_column", "prompt", "--response_column", "response"]
         (["--dataset", "{corpus}", "--model_name_or_path", "{model}", "--num_hidden_layers", "6"],
          "--num_hidden_layers describe a new model and would be ignored with --model_name_or_path"),
         (["--dataset", "{corpus}", "--model_name_or_path", "{model}", "--schedule", "cosine"], "--schedule describe"),
-        (["--language", "ngram", "--hidden_size", "0"], "--hidden_size must be >= 1, got 0"),
-        (["--language", "ngram", "--num_hidden_layers", "-1"], "--num_hidden_layers must be >= 1"),
-        (["--language", "ngram", "--num_attention_heads", "0"], "--num_attention_heads must be >= 1"),
-        (["--language", "ngram", "--num_key_value_heads", "0"], "--num_key_value_heads must be >= 1"),
-        (["--language", "ngram", "--intermediate_size", "0"], "--intermediate_size must be >= 1"),
-        (["--language", "ngram", "--num_examples", "0"], "--num_examples must be >= 1"),
-        (["--language", "ngram", "--sequence_length", "0"], "--sequence_length must be >= 1"),
+        *[(["--language", "ngram", f"--{flag}", "0"], f"--{flag} must be >= 1, got 0") for flag in LANGUAGE_COUNTS],
         (["--dataset", "{corpus}", "--tokenizer_name_or_path", "{tok}", "--max_length", "0"], "--max_length must"),
         (["--dataset", "{pairs}", "--tokenizer_name_or_path", "{tok}", *SFT, "--text_column", "body"],
          "--text_column is not read with --prompt_column"),
@@ -258,8 +256,7 @@ SFT = ["--prompt_column", "prompt", "--response_column", "response"]
         "sft_columns_with_language", "text_column_with_language", "max_length_with_language",
         "tokenizer_with_language", "num_examples_with_dataset", "sequence_length_with_dataset",
         "language_order_with_dataset", "architecture_with_loaded_model",
-        "schedule_with_loaded_model", "hidden_size_zero", "num_hidden_layers_negative", "num_attention_heads_zero",
-        "num_key_value_heads_zero", "intermediate_size_zero", "num_examples_zero", "sequence_length_zero",
+        "schedule_with_loaded_model", *[f"{flag}_zero" for flag in LANGUAGE_COUNTS],
         "max_length_zero", "text_column_with_sft_columns", "prompt_column_missing", "response_null",
         "text_column_of_numbers", "text_column_missing", "pair_longer_than_max_length", "sft_tokenizer_without_eos",
         "sft_tokenizer_without_eos_before_model_loads",
@@ -277,10 +274,6 @@ def test_bad_train_arguments_print_one_line(sources, capsys, arguments, message)
     error = stderr.strip().splitlines()[-1]  # datasets' progress bars may come first
     assert error.startswith("hf-mdm train: error:") and "Traceback" not in stderr
     assert re.search(message, error), error
-
-
-COUNT_FLAGS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
-               "max_length", "num_examples", "sequence_length"]  # fmt: skip
 
 
 @pytest.mark.bad_input
