@@ -57,8 +57,11 @@ def test_ser_and_ter_refuse_inputs_that_are_not_ids_or_texts(modules, name, kwar
     module = modules[name]
     with pytest.raises(ValueError, match=message):
         module.compute(**kwargs)
-    # the refused call left no state behind: the next correct call computes
-    assert module.compute(predictions=[[0, 1], [1, 1]], references=[[0, 1], [1, 0]]) is not None
+    # the refused call left no state behind: the next correct call computes over its own 2 rows only
+    result = module.compute(predictions=[[0, 1], [1, 1]], references=[[0, 1], [1, 0]])
+    expected = {"ser": {"sequence_error_rate": 0.5, "num_sequences": 2},
+                "ter": {"token_error_rate": 0.25, "num_tokens": 4}}[name]  # fmt: skip
+    assert {key: result[key] for key in expected} == expected
 
 
 @pytest.mark.bad_input
