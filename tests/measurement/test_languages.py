@@ -125,7 +125,7 @@ def test_tokenizer_ids_are_symbols_then_specials():
         ([[0, 1], [0]], "rectangular"),
         ([], "shape|no sequences"),
         ([[0, 1, 2]][0], "for one sequence pass"),
-        ([[0.5, 1.0]], "integers"),
+        ([[0.5, 1.0]], "integer symbol ids"),
     ],
 )
 def test_bad_sequences(sequences, message):
@@ -224,7 +224,10 @@ def test_bad_arguments_are_refused_naming_them(entry, arguments, message):
         (lambda language: language.dataset(2, 4.0), "length must be an integer, got 4.0"),
         (lambda language: language.dataset(2, 4, seed=1.5), "seed must be an integer, got 1.5"),
         (lambda language: language.dataset(2, 4, seed=True), "seed must be an integer, got True"),
-        (lambda language: language.log_prob(torch.zeros(2, 3)), "Symbol ids must be integers"),
+        (
+            lambda language: language.log_prob(torch.zeros(2, 3)),
+            "sequences must be integer symbol ids, got dtype torch.float32",
+        ),
     ],
     ids=lambda value: "" if callable(value) else value[:40],
 )

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import datasets
 import torch
 
-from .input_checks import check_integer, check_mask
+from .input_checks import check_integer, check_integer_ids, check_mask
 from .language_registry import LanguageOptions
 from .oracle import OracleDenoiser
 from .tokenization import build_tokenizer
@@ -104,10 +104,8 @@ class FormalLanguage:
             )
         if sequences.shape[0] == 0:
             raise ValueError("Got no sequences to score; pass at least one.")
-        if sequences.is_floating_point() or sequences.is_complex() or sequences.dtype == torch.bool:
-            raise ValueError(f"Symbol ids must be integers, got dtype {sequences.dtype}.")
+        sequences = check_integer_ids(sequences, "sequences", "symbol ids")
         self.check_length(sequences.shape[1])
-        sequences = sequences.long()
         lowest, highest = torch.aminmax(sequences)
         if lowest < 0 or highest >= self.vocab_size:
             bad = sequences[(sequences < 0) | (sequences >= self.vocab_size)]
@@ -153,9 +151,7 @@ class FormalLanguage:
         symbols = torch.as_tensor(symbols)
         if symbols.dim() != 2:
             raise ValueError(f"symbols must be a (num, length) tensor, got shape {tuple(symbols.shape)}.")
-        if symbols.is_floating_point() or symbols.is_complex() or symbols.dtype == torch.bool:
-            raise ValueError(f"symbols must be integer symbol ids, got dtype {symbols.dtype}.")
-        symbols = symbols.long()
+        symbols = check_integer_ids(symbols, "symbols", "symbol ids")
         observed = check_mask(observed, "observed", symbols.shape)
         active = torch.ones_like(observed) if active is None else check_mask(active, "active", symbols.shape)
         shown = observed & active

@@ -26,6 +26,14 @@ def check_integer(value, name: str, minimum: int | None = None) -> int:
     return number
 
 
+def check_integer_ids(values: torch.Tensor, name: str, kind: str) -> torch.LongTensor:
+    """`values` as a LongTensor, or a ValueError when its dtype is not an integer one (float ids would be truncated,
+    booleans read as ids 0 and 1)."""
+    if values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
+        raise ValueError(f"{name} must be integer {kind}, got dtype {values.dtype}.")
+    return values.long()
+
+
 def check_positive_real(value, name: str) -> float:
     """`value` as a float if it is a finite real number > 0 (not a boolean or a string), else a ValueError."""
     real = isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"

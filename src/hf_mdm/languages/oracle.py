@@ -5,7 +5,7 @@ from torch import nn
 from transformers import PreTrainedConfig
 from transformers.modeling_outputs import MaskedLMOutput
 
-from .input_checks import check_mask
+from .input_checks import check_integer_ids, check_mask
 from .tokenization import special_token_ids
 
 
@@ -62,12 +62,10 @@ class OracleDenoiser(nn.Module):
         """
         if input_ids is None or input_ids.dim() != 2:
             raise ValueError("OracleDenoiser needs `input_ids` of shape (batch, length).")
-        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-            raise ValueError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}.")
         if isinstance(logits_to_keep, int) and logits_to_keep < 0:
             raise ValueError(f"logits_to_keep must be >= 0 (0 keeps every position), got {logits_to_keep}.")
         num_symbols, vocab_size = self.language.vocab_size, self.config.vocab_size
-        ids = input_ids.detach().cpu().long()
+        ids = check_integer_ids(input_ids.detach().cpu(), "input_ids", "token ids")
         if bool(((ids < 0) | (ids >= vocab_size)).any()):
             raise ValueError(
                 f"input_ids must lie in 0..{vocab_size - 1} (symbols 0..{num_symbols - 1}, then <mask>, <pad>, "
