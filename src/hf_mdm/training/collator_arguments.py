@@ -23,14 +23,15 @@ def check_flag(name: str, value) -> None:
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}{hint}; pass a bool.")
 
 
-def check_count(name: str, value, minimum: int = 1, optional: bool = False) -> None:
-    """`value` must be a whole number >= `minimum` (None too when `optional`)."""
+def check_count(name: str, value, minimum: int | None = 1, optional: bool = False) -> None:
+    """`value` must be a whole number >= `minimum` (any whole number when `minimum` is None; None too when
+    `optional`)."""
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         allowed = " or None" if optional else ""
         raise TypeError(f"{name} must be a whole number{allowed}, got {type(value).__name__} {value!r}.")
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
 
 
@@ -75,8 +76,7 @@ def check_collator_arguments(collator) -> None:
         raise ValueError(f"padding must be one of {PADDING_CHOICES} (as for tokenizer.pad), got {padding!r}.")
     check_count("max_length", collator.max_length, optional=True)
     check_count("pad_to_multiple_of", collator.pad_to_multiple_of, optional=True)
-    if isinstance(collator.seed, bool) or not isinstance(collator.seed, numbers.Integral):
-        raise TypeError(f"seed must be a whole number, got {type(collator.seed).__name__} {collator.seed!r}.")
+    check_count("seed", collator.seed, minimum=None)
     if collator.generator is not None:
         if not isinstance(collator.generator, torch.Generator):
             raise TypeError(
