@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..generation import DiffusionGenerationConfig
 from ..tokenizer_checks import check_mask_token
 from .argument_checks import check_int, check_names, check_positive_int, check_positive_ints
-from .sweep_columns import CELL_COLUMNS, COLUMNS, resume_checked
+from .sweep_columns import CELL_COLUMNS, COLUMNS, names
 from .sweep_resume import append_rows, open_resume_file, sweep_identity
 from .sweep_tasks import LanguageTask, PromptTask
 
@@ -212,8 +212,8 @@ def sweep_steps(
     state = PartialState(cpu=getattr(model, "device", torch.device("cpu")).type == "cpu")
     rows = []
     if output_path is not None:
-        identity = sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model,
-                                  row_columns=resume_checked("sweep") + resume_checked("record"))  # fmt: skip
+        row_columns = names(source="sweep", resume_checked=True) + names(source="record", resume_checked=True)
+        identity = sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model, row_columns)
         # The main process checks and rewrites the file first; the others then read the file it wrote.
         with state.main_process_first():
             main = state.is_main_process

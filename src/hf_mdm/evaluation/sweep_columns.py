@@ -3,9 +3,9 @@ shows them.
 
 Everything that names columns reads this registry: the table's titles and formats (`sweep_table.markdown_table`,
 also the card's table), the row checks (`sweep_table.check_row`, `check_sweep_rows`), a row's cell, the columns a
-task scores and those a resume file's header lists (`sweep_tasks.SCORE_COLUMNS`, `resume_checked`), the error
-columns a step-scaling fit reads and the card's model-index publishes (`step_scaling`, `hub.model_card`), the plot's
-axis labels (`hub.step_vs_error_plot`) and the row's JSON schema (`sweep_row_json_schema`).
+task scores and those a resume file's header lists (`sweep_tasks.SCORE_COLUMNS`, `names(resume_checked=True)`), the
+error columns a step-scaling fit reads and the card's model-index publishes (`step_scaling`, `hub.model_card`), the
+plot's axis labels (`hub.step_vs_error_plot`) and the row's JSON schema (`sweep_row_json_schema`).
 
 Each column says
 - `kind`: the values it takes, which the row checks enforce: "name" (a string), "label" (any value, not checked),
@@ -124,11 +124,6 @@ SCORE_COLUMNS = names(source="task")
 TABLE_COLUMNS = tuple((c.name, c.title, c.fmt) for c in SWEEP_COLUMNS if c.title is not None)
 ERROR_COLUMNS = tuple(c.name for c in sorted((c for c in SWEEP_COLUMNS if c.card_rank), key=lambda c: c.card_rank))
 ONE_PER_TABLE = {c.name: c.one_per_table for c in SWEEP_COLUMNS if c.one_per_table is not None}
-
-
-def resume_checked(source: str) -> tuple[str, ...]:
-    """The columns of `source` that a resume file's header must list."""
-    return tuple(c.name for c in SWEEP_COLUMNS if c.source == source and c.resume_checked)
 
 
 _JSON_TYPES = {
