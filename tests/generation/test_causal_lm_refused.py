@@ -10,8 +10,12 @@ from transformers import (
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
+    PretrainedConfig,
+    PreTrainedModel,
     RobertaConfig,
     RobertaForCausalLM,
+    XLMConfig,
+    XLMWithLMHeadModel,
 )
 
 from hf_mdm import MDMForMaskedGeneration
@@ -28,6 +32,22 @@ class RenamedLlama(LlamaForCausalLM):
     """A causal LM under a name that says nothing: AutoModelForCausalLM's mapping still recognises it."""
 
 
+class UnmappedConfig(PretrainedConfig):
+    model_type = "unmapped-causal-lm-test"
+
+
+class UnmappedForCausalLM(PreTrainedModel):
+    """A causal LM that no Auto mapping knows (as remote code is) and whose config says nothing: only its class
+    name tells."""
+
+    config_class = UnmappedConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.lm_head = torch.nn.Embedding(17, 17)
+        self.post_init()
+
+
 CAUSAL_LMS = {
     "llama": lambda: LlamaForCausalLM(LlamaConfig(**SIZES)),
     "renamed_llama": lambda: RenamedLlama(LlamaConfig(**SIZES)),
@@ -37,6 +57,7 @@ CAUSAL_LMS = {
     "bert_decoder": lambda: BertLMHeadModel(tiny_bert_config(17, is_decoder=True)),
     "roberta_causal": lambda: RobertaForCausalLM(RobertaConfig(is_decoder=True, **SIZES)),
     "bert_masked_lm_configured_as_decoder": lambda: BertForMaskedLM(tiny_bert_config(17, is_decoder=True)),
+    "unmapped_causal_lm_class_name": lambda: UnmappedForCausalLM(UnmappedConfig()),
 }
 
 
@@ -55,5 +76,8 @@ def test_masked_lms_and_diffusion_models_are_accepted():
     bert = BertForMaskedLM(tiny_bert_config(17)).eval()
     assert causal_lm_evidence(bert) is None
     assert isinstance(enable_diffusion_generation(bert, mask_token_id=4), DiffusionGenerationMixin)
+    # XLM's one LM class is both AutoModelForCausalLM's and AutoModelForMaskedLM's: a masked LM despite its name
+    xlm = XLMWithLMHeadModel(XLMConfig(vocab_size=17, emb_dim=16, n_layers=1, n_heads=2)).eval()
+    assert causal_lm_evidence(xlm) is None
     converted = MDMForMaskedGeneration(tiny_config(logits_shift=1))  # what from_causal_lm returns
     assert causal_lm_evidence(converted) is None and enable_diffusion_generation(converted) is converted
