@@ -26,8 +26,8 @@ import time
 import torch
 
 from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration
-from hf_mdm.cli.demo import DemoArguments, demo_config
-from hf_mdm.languages import NGramLanguage
+from hf_mdm.cli.demo import DemoArguments, demo_config, demo_language
+from hf_mdm.evaluation.train_twins import seeded_mdm
 
 
 SPIN = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
@@ -36,7 +36,7 @@ SPIN = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile tim
 def demo_batches(count: int, seed: int = 0) -> list[dict]:
     """`count` collated batches of the demo's data: 64 bigram sequences each, of 16 or 32 symbols."""
     demo = DemoArguments()
-    language = NGramLanguage(demo.vocab_size, n=2, support=demo.support, seed=demo.seed)
+    language = demo_language(demo)
     collator = DataCollatorForMaskedDiffusion(language.tokenizer())
     generator = torch.Generator().manual_seed(seed)
     batches = []
@@ -50,9 +50,7 @@ def demo_batches(count: int, seed: int = 0) -> list[dict]:
 def demo_model(args) -> MDMForMaskedGeneration:
     """A freshly initialised MDM of the demo's configuration, with `--hidden-size` and `--num-hidden-layers`."""
     demo = DemoArguments(hidden_size=args.hidden_size, num_hidden_layers=args.num_hidden_layers)
-    tokenizer = NGramLanguage(demo.vocab_size, n=2, support=demo.support, seed=demo.seed).tokenizer()
-    torch.manual_seed(0)
-    return MDMForMaskedGeneration(demo_config(demo, tokenizer))
+    return seeded_mdm(demo_config(demo, demo_language(demo).tokenizer()), 0)
 
 
 def time_cell(threads: int, batches: list[dict], args) -> tuple[float, float, int]:

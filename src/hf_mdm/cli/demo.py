@@ -37,6 +37,11 @@ class DemoArguments:
 ARGUMENTS = (DemoArguments,)
 
 
+def demo_language(args: DemoArguments) -> NGramLanguage:
+    """The demo's bigram language (also what `benchmarks/thread_counts.py` trains on)."""
+    return NGramLanguage(args.vocab_size, n=2, support=args.support, seed=args.seed)
+
+
 def demo_config(args: DemoArguments, tokenizer) -> MDMConfig:
     """The demo MDM's configuration (also what `benchmarks/thread_counts.py` times)."""
     return twin_mdm_config(tokenizer, args.hidden_size, args.num_hidden_layers, 4, max(args.lengths))
@@ -63,7 +68,7 @@ def run(args: DemoArguments):
     if len(args.lengths) != 2:
         raise ValueError(f"The demo compares exactly two lengths, got --lengths {args.lengths}.")
     output_dir = Path(args.output_dir)
-    language = NGramLanguage(args.vocab_size, n=2, support=args.support, seed=args.seed)
+    language = demo_language(args)
     tokenizer = language.tokenizer()
     entropy = language.entropy_rate().value
     print(f"Language: bigram over {args.vocab_size} symbols, {args.support} allowed successors each; entropy rate "
