@@ -65,6 +65,24 @@ def test_a_small_model_runs_on_one_thread_and_torch_is_restored_after(monkeypatc
     assert torch.get_num_threads() == 2
 
 
+def test_the_first_transformers_model_decides_not_a_module_run_before_it(monkeypatch):
+    """A sweep on the exact oracle runs its parameterless denoiser first; the model after it decides the threads."""
+    monkeypatch.setattr(thread_policy, "SMALL_MODEL_PARAMETERS", 10)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    parameterless, model = torch.nn.Identity(), tiny_model()
+
+    def run(args):
+        parameterless(torch.zeros(1))
+        model(torch.tensor([[0, 1, 2]]))
+
+    monkeypatch.setattr(demo, "run", run)
+    chosen = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    assert main(["demo"]) == 0
+    assert chosen[0] == 2  # the bigger model's idle cores, not the one thread of a parameterless module
+
+
 @settings(max_examples=8, deadline=None)
 @given(threads=st.integers(1, 4))
 def test_threads_flag_is_the_count_for_the_whole_run(threads):

@@ -1,7 +1,7 @@
 """How many intra-op threads an `hf-mdm` command uses: the user's choice, else few enough to degrade gracefully.
 
 Every command takes `--threads N`. Without it, and without `OMP_NUM_THREADS` in the environment (which torch already
-follows), the count is chosen at the first forward of a model, when its size is known:
+follows), the count is chosen at the first forward of a transformers model, when its size is known:
 
     threads = 1                                   for a model under SMALL_MODEL_PARAMETERS parameters,
     threads = max(1, min(torch's default, cores - round(1-minute load average)))   otherwise.
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch.nn.modules.module import register_module_forward_pre_hook
+from transformers import PreTrainedModel
 from transformers.utils import logging
 
 
@@ -64,10 +65,14 @@ def default_threads(num_parameters: int) -> int:
 
 
 def _choose_at_first_forward():
-    """Register a global forward pre-hook that sets `default_threads` of the first module run, then removes itself
-    (the outermost module's hook runs first, so that module is the model). Returns the hook's handle."""
+    """Register a global forward pre-hook that sets `default_threads` of the first transformers model run, then removes
+    itself (the outermost module's hook runs first, so that module is the whole model). Other modules run first are
+    passed over: the oracle denoiser has no parameters and would otherwise set one thread for an autoregressive model
+    of any size that runs after it. Returns the hook's handle."""
 
     def choose(module, args):
+        if not isinstance(module, PreTrainedModel):
+            return
         handle.remove()
         num_parameters = sum(parameter.numel() for parameter in module.parameters())
         threads = default_threads(num_parameters)
