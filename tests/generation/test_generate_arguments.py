@@ -8,6 +8,8 @@ import json
 import pytest
 import torch
 from transformers import GenerationConfig
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging
 
 from hf_mdm import MDMForMaskedGeneration
 from hf_mdm.generation import DecodingCallback, DiffusionGenerationConfig
@@ -69,6 +71,19 @@ def test_the_models_choices_give_way_to_the_callers():
         configured.generate(PROMPTS, generation_config=passed, **kwargs),
         plain.generate(PROMPTS, strategy="entropy", **kwargs),
     )
+
+
+def test_the_models_sampling_parameters_give_way_to_a_greedy_call_without_a_warning():
+    """A greedy call drops the model's temperature / top_k instead of keeping them in the config it runs, where
+    GenerationConfig.validate would warn that they "may be ignored" on every call."""
+    model = tiny_mdm()
+    defaults = model.generation_config
+    defaults.do_sample, defaults.temperature, defaults.top_k = True, 0.5, 3
+    logger = logging.get_logger("transformers.generation.configuration_utils")
+    type(logger).warning_once.cache_clear()  # an earlier test may have logged the same warning once already
+    with CaptureLogger(logger) as captured:
+        model.generate(PROMPTS, max_new_tokens=4, steps=4, do_sample=False)
+    assert "not valid" not in captured.out
 
 
 def test_temperature_zero_is_greedy_as_in_llada_and_dream():
