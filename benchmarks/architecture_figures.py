@@ -66,6 +66,7 @@ LAYERS = [
             "weight_files",
             "logits_shift",
             "model_source",
+            "value_checks",
         ],
     ),
     ("training objective", ["masked_diffusion_objective"]),

@@ -6,7 +6,7 @@ Integers are Python or numpy/torch integers, never booleans, floats or strings (
 iterated character by character; a name looked up among the names a table holds must be one of them.
 """
 
-from ..metrics.inputs import is_integer
+from ..value_checks import is_integer
 
 
 def check_positive_int(name: str, value) -> int:

@@ -9,7 +9,7 @@ import math
 
 from scipy.stats import norm
 
-from ..metrics.inputs import is_integer, is_real
+from ..value_checks import is_integer, is_real
 from .sweep_columns import CELL_COLUMNS, ONE_PER_TABLE, REQUIRED_COLUMNS, SWEEP_COLUMNS, TABLE_COLUMNS
 
 

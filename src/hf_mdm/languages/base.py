@@ -10,7 +10,8 @@ from typing import NamedTuple
 import datasets
 import torch
 
-from .input_checks import check_integer, check_integer_ids, check_mask
+from ..value_checks import check_integer
+from .input_checks import check_integer_ids, check_mask
 from .language_registry import LanguageOptions
 from .oracle import OracleDenoiser
 from .tokenization import build_tokenizer

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import torch
 
+from ..value_checks import check_integer
 from .base import EntropyRate
 from .hidden_markov import HiddenMarkovLanguage
-from .input_checks import check_integer
 from .language_registry import LanguageOptions, register_language
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
 

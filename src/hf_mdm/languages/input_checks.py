@@ -5,25 +5,10 @@ refused rather than read as True.
 """
 
 import math
-import numbers
-import operator
 
 import torch
 
-
-def check_integer(value, name: str, minimum: int | None = None) -> int:
-    """`value` as an int (a Python or numpy integer, or a one-element torch integer tensor), at least `minimum`; else a
-    ValueError naming `name` and what it got. Booleans, floats and strings are refused, not truncated or parsed."""
-    is_boolean = isinstance(value, bool) or type(value).__name__ == "bool_"
-    is_boolean |= isinstance(value, torch.Tensor) and value.dtype == torch.bool
-    try:
-        number = None if is_boolean else operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or (minimum is not None and number < minimum):
-        bound = "an integer" if minimum is None else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {bound}, got {value!r}.")
-    return number
+from ..value_checks import is_real
 
 
 def check_integer_ids(values: torch.Tensor, name: str, kind: str) -> torch.LongTensor:
@@ -36,8 +21,7 @@ def check_integer_ids(values: torch.Tensor, name: str, kind: str) -> torch.LongT
 
 def check_positive_real(value, name: str) -> float:
     """`value` as a float if it is a finite real number > 0 (not a boolean or a string), else a ValueError."""
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
-    if not (real and math.isfinite(value) and value > 0):
+    if not (is_real(value) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
     return float(value)
 

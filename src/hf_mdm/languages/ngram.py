@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
+from ..value_checks import check_integer
 from .base import EntropyRate
 from .hidden_markov import HiddenMarkovLanguage, compact_active
-from .input_checks import check_integer
 from .language_registry import LanguageOptions, register_language
 from .markov_chains import check_stochastic, draw_rows, random_cycle, random_sparse_rows, stationary_distribution
 from .ngram_posterior import ngram_masked_log_posterior, ngram_posterior

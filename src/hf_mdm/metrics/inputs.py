@@ -8,24 +8,11 @@ id belongs is refused, and so are an empty batch, a mixed batch and references o
 """
 
 import math
-import numbers
 
 import evaluate
 import torch
 
-
-def is_integer(value) -> bool:
-    """True for Python, numpy and 0-dimensional torch integers, never for booleans."""
-    if isinstance(value, torch.Tensor):
-        if value.ndim != 0 or value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
-            return False
-        value = value.item()
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__name__ != "bool_"
-
-
-def is_real(value) -> bool:
-    """True for a finite-or-not real number that is not a boolean or a string."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+from ..value_checks import is_integer, is_real
 
 
 def as_plain(item):

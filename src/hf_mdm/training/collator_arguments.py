@@ -5,12 +5,12 @@ each message names the fix. The value checks (`check_flag`, `check_count`) are s
 """
 
 import math
-import numbers
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..schedules import NoiseSchedule
+from ..value_checks import is_integer, is_real
 
 
 PADDING_CHOICES = (True, False, "longest", "max_length", "do_not_pad")
@@ -28,7 +28,7 @@ def check_count(name: str, value, minimum: int | None = 1, optional: bool = Fals
     `optional`)."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         allowed = " or None" if optional else ""
         raise TypeError(f"{name} must be a whole number{allowed}, got {type(value).__name__} {value!r}.")
     if minimum is not None and value < minimum:
@@ -65,7 +65,7 @@ def check_collator_arguments(collator) -> None:
             "pass e.g. 'linear' or hf_mdm.get_schedule('cosine')."
         )
     eps = collator.eps
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+    if not is_real(eps):
         raise TypeError(f"eps must be a number in [0, 1), got {type(eps).__name__} {eps!r}.")
     if not (math.isfinite(eps) and 0.0 <= eps < 1.0):
         raise ValueError(f"eps must lie in [0, 1), got {eps}.")
