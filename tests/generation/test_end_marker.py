@@ -74,6 +74,30 @@ def test_left_padded_bert_prompts_decode_as_alone(bert_tokenizer):
     assert torch.equal(out[1, -alone.shape[1] :], alone[0])
 
 
+def test_an_mdm_with_an_end_marker_sees_it_at_the_position_after_the_new_tokens():
+    """MDMForMaskedGeneration takes position ids: the reordered canvas must be numbered in the model's order, so that
+    generating after "<bos> 5 6 [SEP]" is exactly infilling "<bos> 5 6 [MASK] x 4 [SEP]"."""
+    from hf_mdm import MDMForMaskedGeneration
+
+    torch.manual_seed(0)
+    model = MDMForMaskedGeneration(tiny_config()).eval()
+    sep, mask = 1, model.config.mask_token_id
+    model.generation_config.sep_token_id = sep
+    generated = model.generate(torch.tensor([[2, 5, 6, sep]]), max_new_tokens=4, steps=4)
+    infilled = model.generate(torch.tensor([[2, 5, 6, mask, mask, mask, mask, sep]]), max_new_tokens=0, steps=4)
+    assert torch.equal(generated[:, 4:], infilled[:, 3:-1])
+    # beside an empty (fully padded) prompt, whose [SEP] column is padding: every row's real tokens are numbered
+    # 0, 1, ... in the order the model sees them
+    seen = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs), with_kwargs=True)
+    prompts, prompt_mask = torch.tensor([[2, 5, 6, sep], [0, 0, 0, 0]]), torch.tensor([[1] * 4, [0] * 4])
+    batch = model.generate(prompts, attention_mask=prompt_mask, max_new_tokens=4, steps=4)
+    assert torch.equal(batch[:1], generated) and seen
+    for kwargs in seen:
+        for ids, real in zip(kwargs["position_ids"], kwargs["attention_mask"].bool()):
+            assert ids[real].tolist() == list(range(int(real.sum())))
+
+
 @pytest.mark.bad_input
 def test_prompts_that_end_differently_are_refused(bert_tokenizer):
     model = tiny_bert(bert_tokenizer)
