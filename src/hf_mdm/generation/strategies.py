@@ -399,7 +399,6 @@ class EditingStrategy(ConfidenceStrategy):
 
     revises = True
     scores_revealed = True
-    config_fields = ("strategy_temperature",)
 
     def __init__(self, schedule, strategy_temperature: float = 0.0, edit_threshold: float = 0.5):
         super().__init__(schedule, strategy_temperature)
