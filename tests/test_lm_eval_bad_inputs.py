@@ -14,7 +14,7 @@ from hf_mdm.cli import main  # noqa: E402
 from hf_mdm.integrations import lm_eval_harness  # noqa: E402
 from hf_mdm.integrations.lm_eval_harness import MaskedDiffusionLM  # noqa: E402
 from hf_mdm.integrations.lm_eval_model_arguments import (  # noqa: E402
-    GENERATION_ARGUMENT_RULES,
+    GENERATION_ARGUMENTS,
     check_model_arguments,
 )
 
@@ -39,27 +39,27 @@ def nothing_loads(monkeypatch):
 
 BAD_MODEL_ARGS = [
     # the step budget and the generation fields
-    ("steps=abc", "steps must be an integer >= 1"),
-    ("steps=0", "steps must be an integer >= 1"),
-    ("steps=-3", "steps must be an integer >= 1"),
-    ("steps=2.5", "steps must be an integer >= 1"),
-    ("steps=true", "steps must be an integer >= 1"),
-    ("block_length=0", "block_length must be an integer >= 1"),
-    ("block_length=four", "block_length must be an integer >= 1"),
+    ("steps=abc", "`steps` must be a positive integer"),
+    ("steps=0", "`steps` must be a positive integer"),
+    ("steps=-3", "`steps` must be a positive integer"),
+    ("steps=2.5", "`steps` must be a positive integer"),
+    ("steps=true", "`steps` must be a positive integer"),
+    ("block_length=0", "`block_length` must be a positive integer"),
+    ("block_length=four", "`block_length` must be a positive integer"),
     ("strategy=confident", "Unknown strategy 'confident'"),
-    ("strategy=3", "strategy must be a string"),
+    ("strategy=3", "`strategy` must be a registered name"),
     ("cache=prefixx", "Unknown cache 'prefixx'"),
     ("reveal_counts=llama", "Unknown reveal"),
     ("schedule=cosin", "cosin"),
     ("threshold=2", "threshold"),
-    ("threshold=high", "threshold must be a number"),
+    ("threshold=high", "`threshold` must be a finite number"),
     ("strategy_temperature=-1", "strategy_temperature"),
-    ("do_sample=yes", "do_sample must be true or false"),
-    ("do_sample=1", "do_sample must be true or false"),
-    ("temperature=hot", "temperature must be a number"),
-    ("top_k=-1", "top_k must be an integer >= 0"),
+    ("do_sample=yes", "`do_sample` must be True or False"),
+    ("do_sample=1", "`do_sample` must be True or False"),
+    ("temperature=hot", "`temperature` must be a finite number"),
+    ("top_k=-1", "`top_k` must be a non-negative integer"),
     ("top_p=0", "top_p"),
-    ("mask_token_id=-1", "mask_token_id must be an integer >= 0"),
+    ("mask_token_id=-1", "`mask_token_id` must be a non-negative token id"),
     # fields the model type sets itself for every request
     ("max_new_tokens=64", "set by hf-mdm for each request"),
     ("num_return_sequences=2", "set by hf-mdm for each request"),
@@ -260,7 +260,7 @@ INTEGER_ARGUMENTS = ("mc_num", "mc_groups", "batch_size", "mc_batch_size", "max_
 @given(
     own=st.dictionaries(st.sampled_from(sorted(DEFAULT_ARGUMENTS)), PARSED_VALUES),
     generation=st.dictionaries(
-        st.sampled_from([*GENERATION_ARGUMENT_RULES, "max_new_tokens", "stepz", "trust_remote_code"]),
+        st.sampled_from([*GENERATION_ARGUMENTS, "max_new_tokens", "stepz", "trust_remote_code"]),
         PARSED_VALUES,
         max_size=4,
     ),
@@ -276,7 +276,7 @@ def test_model_arguments_pass_well_typed_or_raise_a_value_error(own, generation)
         value = arguments[name]
         assert value is None or type(value) is int and value >= (0 if name == "seed" else 1), (name, value)
     assert arguments["mc_num"] % arguments["mc_groups"] == 0 and arguments["mc_groups"] >= 2
-    assert set(accepted) <= set(GENERATION_ARGUMENT_RULES)
+    assert set(accepted) <= set(GENERATION_ARGUMENTS)
     for name in ("steps", "block_length", "top_k"):
         assert accepted.get(name) is None or type(accepted[name]) is int
     assert accepted.get("do_sample") in (None, True, False)

@@ -62,29 +62,13 @@ MODEL_ARGUMENT_RULES = {
     "max_batch_size": Rule(int, 1),
 }
 
-# The `DiffusionGenerationConfig` fields that `generate_until` reads from model_args; their ranges and names
-# (strategy, cache, schedule, ...) are checked by `DiffusionGenerationConfig.validate`.
-GENERATION_ARGUMENT_RULES = {
-    "steps": Rule(int, 1),
-    "block_length": Rule(int, 1),
-    "strategy": Rule(str),
-    "reveal_counts": Rule(str),
-    "reveal_counts_kwargs": Rule(dict),
-    "schedule": Rule(str),
-    "schedule_kwargs": Rule(dict),
-    "strategy_kwargs": Rule(dict),
-    "threshold": Rule(float),
-    "strategy_temperature": Rule(float),
-    "cache": Rule(str),
-    "do_sample": Rule(bool),
-    "temperature": Rule(float),
-    "top_k": Rule(int, 0),
-    "top_p": Rule(float),
-    "mask_token_id": Rule(int, 0),
-    "pad_token_id": Rule(int, 0),
-    "eos_token_id": Rule((int, list)),
-    "suppress_tokens": Rule(list),
-}
+# The `DiffusionGenerationConfig` fields that `generate_until` reads from model_args. Their types, ranges and names
+# (strategy, cache, schedule, ...) are the config's own checks (`DiffusionGenerationConfig.validate`).
+GENERATION_ARGUMENTS = (
+    "steps", "block_length", "strategy", "reveal_counts", "reveal_counts_kwargs", "schedule", "schedule_kwargs",
+    "strategy_kwargs", "threshold", "strategy_temperature", "cache", "do_sample", "temperature", "top_k", "top_p",
+    "mask_token_id", "pad_token_id", "eos_token_id", "suppress_tokens",
+)  # fmt: skip
 
 # Generation fields the model type sets itself for every request: a value in model_args would be overridden.
 SET_BY_THE_MODEL_TYPE = {
@@ -145,11 +129,11 @@ def check_model_arguments(arguments: dict, generation_arguments: dict) -> tuple[
     Raises ValueError naming the argument, the value and the fix for: a wrong type (string booleans and numbers
     included), a value out of range, `mc_num` not a multiple of `mc_groups`, a field the model type sets itself, a key
     that is neither an argument nor a generation field (it would be silently ignored), and any generation field
-    `DiffusionGenerationConfig.validate` refuses (unknown strategy, threshold outside (0, 1], ...).
+    `DiffusionGenerationConfig.validate` refuses (a wrong type, an unknown strategy, threshold outside (0, 1], ...).
     """
     arguments = {**arguments, "batch_size": _batch_size(arguments.get("batch_size"))}
-    for name, value in {**arguments, **generation_arguments}.items():
-        rule = MODEL_ARGUMENT_RULES.get(name) or GENERATION_ARGUMENT_RULES.get(name)
+    for name, value in arguments.items():
+        rule = MODEL_ARGUMENT_RULES.get(name)
         if rule is not None and not rule.accepts(value):
             raise ValueError(f"model_args {name}={value!r}: {name} must be {rule.describe()}.")
     mc_num, mc_groups = arguments["mc_num"], arguments["mc_groups"]
@@ -173,15 +157,18 @@ def check_model_arguments(arguments: dict, generation_arguments: dict) -> tuple[
             logger.info(f"hf-mdm: model_args {name}={value!r} accepted: {ACCEPTED_FROM_LM_EVAL[name]}.")
         elif name in SET_BY_THE_MODEL_TYPE:
             raise ValueError(f"model_args {name} is set by hf-mdm for each request ({SET_BY_THE_MODEL_TYPE[name]}).")
-        elif name not in GENERATION_ARGUMENT_RULES:
-            known = sorted([*MODEL_ARGUMENT_RULES, "pretrained", "tokenizer", *GENERATION_ARGUMENT_RULES])
+        elif name not in GENERATION_ARGUMENTS:
+            known = sorted([*MODEL_ARGUMENT_RULES, "pretrained", "tokenizer", *GENERATION_ARGUMENTS])
             raise ValueError(
                 f"Unknown model_args {name!r} for hf-mdm: neither its argument nor a generation field it reads, so "
                 f"it would be ignored. Check its spelling; known: {', '.join(known)}."
             )
         elif value is not None:
             generation[name] = value
-    DiffusionGenerationConfig(**generation).validate()
+    try:
+        DiffusionGenerationConfig(**generation).validate()
+    except ValueError as error:
+        raise ValueError(f"model_args: {error}") from None
     return arguments, generation
 
 
