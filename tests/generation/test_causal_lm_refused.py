@@ -58,6 +58,9 @@ CAUSAL_LMS = {
     "roberta_causal": lambda: RobertaForCausalLM(RobertaConfig(is_decoder=True, **SIZES)),
     "bert_masked_lm_configured_as_decoder": lambda: BertForMaskedLM(tiny_bert_config(17, is_decoder=True)),
     "unmapped_causal_lm_class_name": lambda: UnmappedForCausalLM(UnmappedConfig()),
+    "xlm_configured_as_causal": lambda: XLMWithLMHeadModel(
+        XLMConfig(vocab_size=17, emb_dim=16, n_layers=1, n_heads=2, causal=True)
+    ),
 }
 
 

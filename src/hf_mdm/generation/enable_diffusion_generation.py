@@ -60,11 +60,12 @@ def special_token_ids(model: nn.Module, tokenizer=None) -> list[int]:
 
 def causal_lm_evidence(model: nn.Module) -> str | None:
     """Why `model` is an autoregressive LM (its logits predict the next token, not the masked one), or None: its
-    config `is_decoder`, a class named *ForCausalLM / *LMHeadModel, or the class transformers' AutoModelForCausalLM
-    maps its config to (and not AutoModelForMaskedLM's)."""
+    config `is_decoder` (XLM's and FlauBERT's: `causal`), a class named *ForCausalLM / *LMHeadModel, or the class
+    transformers' AutoModelForCausalLM maps its config to (and not AutoModelForMaskedLM's)."""
     config_class, model_class = type(model.config), type(model)
-    if getattr(model.config, "is_decoder", False):
-        return f"its config has is_decoder=True ({model_class.__name__} runs causal attention)"
+    for flag in ("is_decoder", "causal"):  # XLM's and FlauBERT's configs say `causal` for `is_decoder`
+        if getattr(model.config, flag, False):
+            return f"its config has {flag}=True ({model_class.__name__} runs causal attention)"
     if model_class.__name__.endswith(("ForCausalLM", "LMHeadModel")) and model_class.__name__ != "XLMWithLMHeadModel":
         return f"{model_class.__name__} is a causal LM class"
     causal = MODEL_FOR_CAUSAL_LM_MAPPING[config_class] if config_class in MODEL_FOR_CAUSAL_LM_MAPPING else None
