@@ -139,7 +139,7 @@ class Recorder(DecodingCallback):
         self.events.append("end")
 
 
-def test_callbacks_see_every_step_after_the_history():
+def test_callbacks_see_every_step_and_block_as_the_history_records_them():
     recorder = Recorder()
     out = tiny_mdm().generate(PROMPTS, max_new_tokens=4, steps=4, block_length=2, callbacks=[recorder],
                               return_dict_in_generate=True, output_history=True)  # fmt: skip
