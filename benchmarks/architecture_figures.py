@@ -67,6 +67,7 @@ LAYERS = [
             "logits_shift",
             "model_source",
             "value_checks",
+            "block_positions",
         ],
     ),
     ("training objective", ["masked_diffusion_objective"]),

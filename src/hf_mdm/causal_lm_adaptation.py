@@ -3,7 +3,8 @@
 The weights are copied unchanged (the layer names are the same), attention becomes bidirectional and a [MASK] token is
 added. The converted model keeps the causal LM's next-token alignment (`logits_shift=1`, as Dream does when it starts
 from Qwen2.5): hidden state i still predicts token i + 1, and the head shifts it so that `logits[:, i]` predicts
-token i.
+token i. With `block_size=B` attention becomes block-causal instead (SDAR and Fast-dLLM v2 turn Qwen causal LMs into
+block-diffusion models this way): with B = 1 the converted model computes exactly the source's logits, shifted.
 A new [MASK] embedding row starts at the mean of the existing rows (transformers' mean resizing).
 """
 
@@ -19,8 +20,8 @@ logger = logging.get_logger(__name__)
 SUPPORTED_CAUSAL_LMS = ("llama", "mistral", "qwen2", "qwen3")
 
 
-def mdm_config_from_causal(config, mask_token_id: int, logits_shift: int) -> MDMConfig:
-    """MDMConfig with the causal LM's dimensions, RoPE and special ids, plus the [MASK] id."""
+def mdm_config_from_causal(config, mask_token_id: int, logits_shift: int, block_size: int | None = None) -> MDMConfig:
+    """MDMConfig with the causal LM's dimensions, RoPE and special ids, plus the [MASK] id (and `block_size`)."""
     model_type = config.model_type
     sliding_window = getattr(config, "sliding_window", None)
     if getattr(config, "use_sliding_window", sliding_window is not None) and sliding_window:
@@ -51,6 +52,7 @@ def mdm_config_from_causal(config, mask_token_id: int, logits_shift: int) -> MDM
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         logits_shift=logits_shift,
+        block_size=block_size,
         dtype=config.dtype,
     )
 
@@ -94,6 +96,7 @@ def adapt_causal_lm(
     tokenizer: PreTrainedTokenizerBase | None = None,
     mask_token: str | None = None,
     logits_shift: int = 1,
+    block_size: int | None = None,
     **from_pretrained_kwargs,
 ):
     """Build `model_cls` (MDMForMaskedGeneration) from a causal LM instance or path; see the module docstring."""
@@ -111,7 +114,7 @@ def adapt_causal_lm(
             f"Cannot adapt a {model_type!r} model: from_causal_lm maps the LLaMA layout of {SUPPORTED_CAUSAL_LMS}."
         )
     mask_token_id = add_mask_token(causal_lm, tokenizer, mask_token)
-    config = mdm_config_from_causal(causal_lm.config, mask_token_id, logits_shift)
+    config = mdm_config_from_causal(causal_lm.config, mask_token_id, logits_shift, block_size)
     model = model_cls(config).to(dtype=causal_lm.dtype)
     model.load_state_dict(causal_lm.state_dict(), strict=True)
     return model

@@ -53,6 +53,11 @@ class MDMConfig(PreTrainedConfig):
             adapted causal LMs). The model's `logits[:, i]` always predict token i: with `1` they are read at the
             previous real token, and a row's first real token reads its own (padding changes nothing).
         is_causal: Run the stack with a causal mask. Only for checking an AR -> MDM conversion against its source.
+        block_size: `None` (default): bidirectional attention over the whole sequence. An int B: a block-diffusion
+            model (BD3-LM, SDAR, Fast-dLLM v2, LLaDA 2.x): the real tokens are cut into blocks of B (block =
+            position // B, counting real tokens only), attention is bidirectional inside a block and causal across
+            blocks, training noises every block at its own time given the clean earlier blocks, and `generate()`
+            decodes block by block with an exact cache. B = 1 is an autoregressive model.
     """
 
     model_type = "mdm"
@@ -104,6 +109,7 @@ class MDMConfig(PreTrainedConfig):
     loss_weighting: str = "elbo"
     logits_shift: int = 0
     is_causal: bool = False
+    block_size: int | None = None
 
     def __post_init__(self, **kwargs):
         if self.head_dim is None:
@@ -139,6 +145,15 @@ class MDMConfig(PreTrainedConfig):
             raise ValueError(f"loss_weighting must be 'elbo' or 'uniform', got {self.loss_weighting!r}.")
         if self.logits_shift not in (0, 1):
             raise ValueError(f"logits_shift must be 0 or 1, got {self.logits_shift}.")
+        if self.block_size is not None and self.block_size < 1:
+            raise ValueError(
+                f"block_size must be a positive number of tokens (or None for a bidirectional model), got "
+                f"{self.block_size!r}."
+            )
+        if self.block_size is not None and self.is_causal:
+            raise ValueError(
+                "is_causal=True and block_size are two attention patterns; a causal model is block_size=1. Set one."
+            )
 
     @property
     def noise_schedule(self):

@@ -1,8 +1,9 @@
 """MDMModel (a bidirectional LLaMA-style stack) and MDMForMaskedGeneration (LM head + masked-diffusion objective).
 
 The layers are LLaMA's: RoPE, RMSNorm, SwiGLU MLP and grouped-query attention, reused from transformers where they
-exist. Two things differ: attention is bidirectional (every position sees every non-pad position), and the head never
-predicts [MASK]: its logit is set to the dtype's lowest value, so p([MASK] | x_t) = 0 exactly.
+exist. Two things differ: attention is bidirectional (every position sees every non-pad position; with
+`config.block_size`, block-causal: bidirectional inside a block, causal across blocks), and the head never predicts
+[MASK]: its logit is set to the dtype's lowest value, so p([MASK] | x_t) = 0 exactly.
 
 Model code only, in transformers' order (layers -> `MDMPreTrainedModel` -> `MDMModel` -> `MDMForMaskedGeneration`).
 The loss and its input checks come from `masked_diffusion_objective` (which `training/` imports too); the Hub-facing
@@ -20,6 +21,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, ModelOutput
 from transformers.utils import logging
 
+from .block_positions import block_ids
 from .checkpoint_formats.pretrained_mixin import MDMPretrainedMixin
 from .configuration_mdm import MDMConfig
 from .generation.configuration import DiffusionGenerationConfig
@@ -40,6 +42,7 @@ from .transformers_compat import (
     apply_rotary_pos_emb,
     attention_function,
     bidirectional_mask,
+    block_causal_mask,
     can_return_tuple,
     capture_outputs,
     causal_mask,
@@ -185,7 +188,7 @@ class MDMPreTrainedModel(PreTrainedModel):
 
 
 class MDMModel(MDMPreTrainedModel):
-    """The bare bidirectional stack: embeddings -> N x MDMDecoderLayer -> final RMSNorm."""
+    """The bare stack (bidirectional; block-causal with `block_size`): embeddings -> N x MDMDecoderLayer -> RMSNorm."""
 
     def __init__(self, config: MDMConfig):
         super().__init__(config)
@@ -210,7 +213,8 @@ class MDMModel(MDMPreTrainedModel):
         **kwargs,
     ) -> BaseModelOutput:
         r"""
-        attention_mask: 2-D padding mask (1 = real token) or a prepared 4-D mask; padded keys are never attended.
+        attention_mask: 2-D padding mask (1 = real token) or a prepared 4-D mask; padded keys are never attended. With
+            `config.block_size` and a cache, the 2-D mask covers the cached keys too (it numbers the blocks).
         position_ids: RoPE positions, `0..T-1` (offset by the cache length) when omitted.
         cache: a cache whose `update` returns the keys/values to attend to (used by cached decoding); the
             older name `past_key_values` is accepted too.
@@ -235,10 +239,7 @@ class MDMModel(MDMPreTrainedModel):
                 "max_position_embeddings."
             )
 
-        if self.config.is_causal:
-            attention_mask = causal_mask(self.config, inputs_embeds, attention_mask, cache, position_ids)
-        else:
-            attention_mask = bidirectional_mask(self.config, inputs_embeds, attention_mask, cache)
+        attention_mask = self._attention_mask(inputs_embeds, attention_mask, cache, position_ids, past_seen)
 
         hidden_states = inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
@@ -252,6 +253,18 @@ class MDMModel(MDMPreTrainedModel):
             )
         # The cache is the caller's (generation's block cache) and holds no new keys: it is not returned.
         return BaseModelOutput(last_hidden_state=self.norm(hidden_states))
+
+    def _attention_mask(self, inputs_embeds, attention_mask, cache, position_ids, past_seen):
+        """The backend's mask: bidirectional over real tokens; block-causal with `block_size` (blocks read from the
+        2-D padding mask, which then covers the cached keys too); causal with `is_causal`. A 4-D mask is kept."""
+        if self.config.block_size is not None and (attention_mask is None or attention_mask.dim() == 2):
+            batch_size, keys = inputs_embeds.shape[0], past_seen + inputs_embeds.shape[1]
+            blocks = block_ids(attention_mask, keys, self.config.block_size, inputs_embeds.device)
+            blocks = blocks.expand(batch_size, -1)
+            return block_causal_mask(self.config, inputs_embeds, attention_mask, cache, blocks)
+        if self.config.is_causal:
+            return causal_mask(self.config, inputs_embeds, attention_mask, cache, position_ids)
+        return bidirectional_mask(self.config, inputs_embeds, attention_mask, cache)
 
 
 class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGenerationMixin):

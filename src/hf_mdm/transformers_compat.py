@@ -100,6 +100,26 @@ def causal_mask(config, inputs_embeds, attention_mask, cache, position_ids):
     )
 
 
+def block_causal_mask(config, inputs_embeds, attention_mask, cache, block_ids):
+    """The backend's block-causal mask: a query sees the real keys of its own block (both ways) and of earlier ones.
+
+    transformers' bidirectional (padding) mask intersected with `block(key) <= block(query)` (its `and_mask_function`
+    overlay; the causal factory would fall back to bidirectional for a config that is not causal). `block_ids`
+    (B, keys) numbers the blocks of every key, cached ones included; mask indices are absolute (the query's start at
+    the cache's length), so a query's block is its own key's."""
+
+    def earlier_or_same_block(batch_idx, head_idx, q_idx, kv_idx):
+        return block_ids[batch_idx, kv_idx] <= block_ids[batch_idx, q_idx]
+
+    return create_bidirectional_mask(
+        config=config,
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        and_mask_function=earlier_or_same_block,
+        **cache_keyword(cache),
+    )
+
+
 # --- Attention registry (ALL_ATTENTION_FUNCTIONS, since 4.48; `config._attn_implementation` is private) -------------
 def attention_implementation(config) -> str | None:
     """The name of the attention backend a model config selects ("sdpa", "eager", ...), None when it has none."""
@@ -189,6 +209,7 @@ __all__ = [
     "attention_function",
     "attention_implementation",
     "bidirectional_mask",
+    "block_causal_mask",
     "cache_keyword",
     "can_return_tuple",
     "capture_outputs",

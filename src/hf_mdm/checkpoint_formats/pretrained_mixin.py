@@ -134,7 +134,12 @@ class MDMPretrainedMixin:
         return model_card.push_with_model(self, repo_id, **kwargs)
 
     @classmethod
-    def from_causal_lm(cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, **from_pretrained_kwargs):
+    def from_causal_lm(
+        cls, model_or_path, tokenizer=None, mask_token=None, logits_shift=1, block_size=None, **from_pretrained_kwargs
+    ):
         """Adapt a Llama / Mistral / Qwen2 / Qwen3 causal LM (instance or path): weights copied, attention made
-        bidirectional, a [MASK] token added to `tokenizer` and the embeddings. See `hf_mdm.causal_lm_adaptation`."""
-        return adapt_causal_lm(cls, model_or_path, tokenizer, mask_token, logits_shift, **from_pretrained_kwargs)
+        bidirectional (or, with `block_size=B`, block-causal: a block-diffusion model as SDAR and Fast-dLLM v2 build
+        one), a [MASK] token added to `tokenizer` and the embeddings. See `hf_mdm.causal_lm_adaptation`."""
+        return adapt_causal_lm(
+            cls, model_or_path, tokenizer, mask_token, logits_shift, block_size, **from_pretrained_kwargs
+        )
