@@ -10,11 +10,21 @@ the collator sees them: prompts would be trained on, silently. So the forward of
 stock masked LM after `enable_diffusion_training`) names both. The collator reads them and returns the batch's
 `prompt_mask`; a forward that receives prompt columns with `labels` checks them (a scored prompt token is an error)
 and divides the loss by the response's tokens only: the NELBO of the response given the prompt, per response token.
+
+Diffusion times: `t` is one time per row, (batch,), or one per token, (batch, length), as
+`DataCollatorForMaskedDiffusion(block_size=B)` returns it for a block-diffusion model (each block of B real tokens
+masked at its own time; the value at padding is not read). A masked token's NELBO weight is w(t) at its own time, and
+every token of one of the model's blocks must share its time (a block is masked at one time): a per-token `t` that
+varies inside a block (a collator whose block_size does not divide into the model's, or a bidirectional model trained
+with a block collator) is refused. Times shared by several blocks (a per-row `t`, or a collator block that is a
+multiple of the model's) are correct: each block's term of the block NELBO still sees a uniform time, so the loss
+keeps its expectation.
 """
 
 import torch
 import torch.nn.functional as F
 
+from .block_positions import PAD_BLOCK, block_ids
 from .schedules import NoiseSchedule, get_schedule
 
 
@@ -35,12 +45,34 @@ def check_token_id_dtype(name: str, ids: torch.Tensor) -> None:
         )
 
 
-def check_diffusion_times(t: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """`t` flattened to one time per row, or a ValueError when a row has none (its values: `check_loss_inputs`)."""
-    t = t.reshape(-1)
-    if t.shape[0] != batch_size:
-        raise ValueError(f"t has {t.shape[0]} values for a batch of {batch_size} rows; give one per row.")
-    return t
+def check_diffusion_times(t: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """`t` as one time per row (batch,) or, when it has the batch's (batch, length) shape, one per token; a
+    ValueError otherwise (its values: `check_loss_inputs`)."""
+    batch_size, length = shape
+    if t.dim() == 2 and tuple(t.shape) == (batch_size, length) and length > 1:
+        return t
+    if t.numel() != batch_size:
+        raise ValueError(
+            f"t has shape {tuple(t.shape)} for a batch of shape {(batch_size, length)}; give one per row "
+            f"({batch_size},) or one per token {(batch_size, length)}."
+        )
+    return t.reshape(-1)
+
+
+def token_blocks(attention_mask: torch.Tensor | None, shape: tuple[int, int], block_size: int | None) -> torch.Tensor:
+    """(batch or 1, length) the block of each token (`PAD_BLOCK` at padding) for a model with `block_size`; a
+    bidirectional model (None) is one block per row."""
+    padding = attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None
+    return block_ids(padding, shape[1], block_size or shape[1])
+
+
+def time_varies_within_a_block(t: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """A flag: two real tokens of one block (`blocks` from `token_blocks`) carry different per-token times `t`."""
+    blocks = blocks.to(t.device).expand(t.shape[0], -1)
+    slots = torch.where(blocks == PAD_BLOCK, t.shape[1], blocks)  # padding goes to a slot of its own
+    lowest = t.new_full((t.shape[0], t.shape[1] + 1), float("inf")).scatter_reduce(1, slots, t, "amin")
+    highest = t.new_full((t.shape[0], t.shape[1] + 1), float("-inf")).scatter_reduce(1, slots, t, "amax")
+    return (highest[:, :-1] > lowest[:, :-1]).any()
 
 
 def labels_of_masked_tokens(
@@ -68,13 +100,15 @@ def check_loss_inputs(
     input_ids: torch.Tensor | None = None,
     mask_token_id: int | None = None,
     prompt: torch.Tensor | None = None,
+    blocks: torch.Tensor | None = None,
 ) -> None:
     """Raise a ValueError naming the fix when a value of the training inputs is wrong, at the cost of one device sync.
 
     Checked: labels are -100 or ids in [0, vocab_size) (and not the [MASK] id when given); input_ids lie in
-    [0, vocab_size); t lies in (0, 1] (NaN included); num_items_in_batch covers at least this batch's scored tokens,
-    and, with input_ids, no label sits on a token that is not [MASK] (the count would include unscored tokens); no
-    label sits on a `prompt` token (`prompt_tokens`).
+    [0, vocab_size); t lies in (0, 1] (NaN included; a per-token t at the scored tokens), and a per-token t is one
+    time per block of `blocks` (`token_blocks`; required with a per-token t); num_items_in_batch covers at least this
+    batch's scored tokens, and, with input_ids, no label sits on a token that is not [MASK] (the count would include
+    unscored tokens); no label sits on a `prompt` token (`prompt_tokens`).
     """
     scored = labels != IGNORE_INDEX
     checks = [
@@ -114,7 +148,20 @@ def check_loss_inputs(
             )
         )
     if t is not None:
-        checks.append((~((t > 0) & (t <= 1)).all(), "t must lie in (0, 1] (NaN is refused); pass the collator's `t`."))
+        times = t[scored.to(t.device)] if t.dim() == 2 else t
+        checks.append(
+            (~((times > 0) & (times <= 1)).all(), "t must lie in (0, 1] (NaN is refused); pass the collator's `t`.")
+        )
+    if t is not None and t.dim() == 2:
+        checks.append(
+            (
+                time_varies_within_a_block(t, blocks if blocks is not None else token_blocks(None, t.shape, None)),
+                "The per-token t varies inside one of the model's blocks, so a block is not masked at one time and "
+                "the loss is not the block NELBO. Draw one time per model block: "
+                "DataCollatorForMaskedDiffusion(block_size=model.config.block_size) (block_size=None, one time per "
+                "row, for a bidirectional model).",
+            )
+        )
     if num_items_in_batch is not None:
         checks.append(
             (
@@ -142,12 +189,14 @@ def masked_diffusion_loss(
     weighting: str = "elbo",
     reduction: str = "mean",
     check_inputs: bool = True,
+    block_size: int | None = None,
 ) -> torch.Tensor:
     r"""Per-token masked-diffusion NELBO of a batch noised by `DataCollatorForMaskedDiffusion`.
 
         loss = sum_b w(t_b) * sum_{i masked in b} -log p(x_i | x_t) / sum_b L_b,    w(t) = -alpha'(t) / (1 - alpha(t))
 
-    with L_b the real (non-pad) tokens of row b that `attention_mask` marks (the model and `enable_diffusion_training`
+    (with a per-token t, each masked token weighted by w(t_i) at its own block's time: the block NELBO) with L_b the
+    real (non-pad) tokens of row b that `attention_mask` marks (the model and `enable_diffusion_training`
     leave prompt tokens out of it), so `exp(loss)` is a Monte-Carlo estimate of an upper bound on the
     perplexity. `weighting="uniform"` gives the plain masked cross-entropy (CE summed over masked tokens / count).
 
@@ -158,13 +207,15 @@ def masked_diffusion_loss(
         num_items_in_batch: masked tokens in the whole accumulated batch (the Trainer passes it). The micro-batch loss
             is then scaled by m / num_items_in_batch (m = its masked tokens), so the sum the Trainer accumulates is the
             masked-count-weighted mean of the micro-batch losses.
-        t: per-row diffusion times in (0, 1]; taken from `outputs.t` when omitted.
+        t: diffusion times in (0, 1], per row (batch,) or per token (batch, length); from `outputs.t` when omitted.
         attention_mask: 1 on real tokens; from `outputs.attention_mask` when omitted, else every position is real.
+            With a per-token t and `block_size`, the padding mask (it numbers the blocks).
         schedule: the noise schedule (name or instance) the collator used.
         weighting: "elbo" or "uniform".
         reduction: "mean" (the loss above) or "none": per row, sum_{i masked} w(t_b) * -log p(x_i | x_t) (the row's
             one-draw NELBO estimate, unnormalised; with "uniform", its summed cross-entropy).
         check_inputs: run `check_loss_inputs` (one device sync); the model's forward checks before running instead.
+        block_size: the model's block size (None: bidirectional); a per-token t must be one time per block.
     """
     logits = outputs if isinstance(outputs, torch.Tensor) else outputs["logits"]
     if t is None and not isinstance(outputs, torch.Tensor):
@@ -189,12 +240,16 @@ def masked_diffusion_loss(
                 "it; for a stock masked LM call `hf_mdm.enable_diffusion_training(model)` so its outputs carry it, "
                 "or pass weighting='uniform'."
             )
-        t = check_diffusion_times(t, labels.shape[0])
+        t = check_diffusion_times(t, labels.shape)
         schedule = get_schedule(schedule)
     check_token_id_dtype("labels", labels)
     if check_inputs:
         check_loss_inputs(
-            labels, logits.shape[-1], t=t if weighting == "elbo" else None, num_items_in_batch=num_items_in_batch
+            labels,
+            logits.shape[-1],
+            t=t if weighting == "elbo" else None,
+            num_items_in_batch=num_items_in_batch,
+            blocks=token_blocks(attention_mask, labels.shape, block_size) if weighting == "elbo" else None,
         )
     labels = labels.long()
 
@@ -202,7 +257,8 @@ def masked_diffusion_loss(
     row_of_token = selected.nonzero()[:, 0]
     token_nll = F.cross_entropy(logits[selected].float(), labels[selected], reduction="none")
     if weighting == "elbo":
-        token_nll = token_nll * schedule.loss_weight(t.float()).to(token_nll.device)[row_of_token]
+        weights = schedule.loss_weight(t.float()).to(token_nll.device)
+        token_nll = token_nll * (weights[selected.to(weights.device)] if t.dim() == 2 else weights[row_of_token])
     # Per-row sums; a batch with nothing masked gives zeros that still hang on the graph.
     row_sums = token_nll.new_zeros(labels.shape[0]).index_add(0, row_of_token, token_nll)
     if reduction == "none":
@@ -285,10 +341,12 @@ def checked_forward_labels(
     vocab_size: int,
     mask_token_id: int,
     weighting: str,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A model forward's training inputs checked before its stack runs (shapes, dtypes, `t`, values and no labelled
-    prompt token with one device sync); returns the labels of its masked real tokens (`labels_of_masked_tokens`) and
-    the tokens the loss divides by (`loss_token_mask`)."""
+    block_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """A model forward's training inputs checked before its stack runs (shapes, dtypes, `t` (one time per block of
+    `block_size`), values and no labelled prompt token with one device sync); returns the labels of its masked real
+    tokens (`labels_of_masked_tokens`), the tokens the loss divides by (`loss_token_mask`) and `t` (per row or per
+    token)."""
     reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
     if labels.shape != reference.shape:
         raise ValueError(
@@ -297,7 +355,7 @@ def checked_forward_labels(
         )
     check_token_id_dtype("labels", labels)
     if t is not None:
-        check_diffusion_times(t, labels.shape[0])
+        t = check_diffusion_times(t, labels.shape)
     elif weighting == "elbo":
         raise ValueError(
             "The ELBO loss needs the diffusion time `t` of each row (DataCollatorForMaskedDiffusion returns "
@@ -313,7 +371,30 @@ def checked_forward_labels(
         input_ids=input_ids,
         mask_token_id=mask_token_id,
         prompt=prompt,
+        blocks=token_blocks(attention_mask, labels.shape, block_size) if t is not None and t.dim() == 2 else None,
     )
-    return labels_of_masked_tokens(labels, input_ids, mask_token_id, attention_mask), loss_token_mask(
-        attention_mask, prompt
-    )
+    masked_labels = labels_of_masked_tokens(labels, input_ids, mask_token_id, attention_mask)
+    return masked_labels, loss_token_mask(attention_mask, prompt), t
+
+
+def clean_sequence(
+    input_ids: torch.Tensor | None, labels: torch.Tensor, attention_mask: torch.Tensor | None, mask_token_id: int
+) -> torch.LongTensor:
+    """x_0 of a noisy batch, for the block-diffusion objective's clean copy: the label at each masked real token,
+    the input elsewhere. A masked real token without a label has no known clean value: a ValueError naming the fix
+    (one device sync). `labels` are those of the masked real tokens (`labels_of_masked_tokens`)."""
+    if input_ids is None:
+        raise ValueError(
+            "A block-diffusion model trains on the noisy input next to its clean copy, built from input_ids and "
+            "labels; with inputs_embeds it is unknown. Pass input_ids (or clean_input_ids without labels)."
+        )
+    masked = input_ids == mask_token_id
+    if attention_mask is not None and attention_mask.dim() == 2:
+        masked = masked & attention_mask.bool().to(masked.device)
+    if bool((masked & (labels == IGNORE_INDEX)).any()):
+        raise ValueError(
+            "Some masked tokens have no label (-100), so their clean value, which later blocks are conditioned on, "
+            "is unknown. Give the original token as the label at every masked real token "
+            "(DataCollatorForMaskedDiffusion does)."
+        )
+    return torch.where(masked, labels, input_ids)

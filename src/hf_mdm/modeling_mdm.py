@@ -30,6 +30,7 @@ from .logits_shift import previous_real_positions
 from .masked_diffusion_objective import (
     check_token_id_dtype,
     checked_forward_labels,
+    clean_sequence,
     masked_diffusion_loss,
 )
 from .transformers_compat import (
@@ -43,6 +44,7 @@ from .transformers_compat import (
     attention_function,
     bidirectional_mask,
     block_causal_mask,
+    block_diffusion_mask,
     can_return_tuple,
     capture_outputs,
     causal_mask,
@@ -210,6 +212,7 @@ class MDMModel(MDMPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        clean_input_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> BaseModelOutput:
         r"""
@@ -218,6 +221,9 @@ class MDMModel(MDMPreTrainedModel):
         position_ids: RoPE positions, `0..T-1` (offset by the cache length) when omitted.
         cache: a cache whose `update` returns the keys/values to attend to (used by cached decoding); the
             older name `past_key_values` is accepted too.
+        clean_input_ids: block-diffusion models only, the training forward (BD3-LM): the clean sequence x_0 (B, T)
+            of the noisy input. The stack then runs once over [x_t ; x_0] (2T columns, both halves with the same
+            positions and padding) under `block_diffusion_mask` and returns the 2T hidden states.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
@@ -239,7 +245,12 @@ class MDMModel(MDMPreTrainedModel):
                 "max_position_embeddings."
             )
 
-        attention_mask = self._attention_mask(inputs_embeds, attention_mask, cache, position_ids, past_seen)
+        if clean_input_ids is not None:
+            inputs_embeds, attention_mask, position_ids = self._noisy_and_clean(
+                inputs_embeds, clean_input_ids, attention_mask, position_ids, cache
+            )
+        else:
+            attention_mask = self._attention_mask(inputs_embeds, attention_mask, cache, position_ids, past_seen)
 
         hidden_states = inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
@@ -253,6 +264,34 @@ class MDMModel(MDMPreTrainedModel):
             )
         # The cache is the caller's (generation's block cache) and holds no new keys: it is not returned.
         return BaseModelOutput(last_hidden_state=self.norm(hidden_states))
+
+    def _noisy_and_clean(self, inputs_embeds, clean_input_ids, attention_mask, position_ids, cache):
+        """The embeddings, backend mask and positions of [x_t ; x_0] for BD3-LM's training forward."""
+        if self.config.block_size is None:
+            raise ValueError(
+                "clean_input_ids is the training forward of a block-diffusion model, and this model is bidirectional "
+                "(config.block_size is None); drop clean_input_ids, or build the model with block_size=B."
+            )
+        if cache is not None:
+            raise ValueError("The block-diffusion training forward (clean_input_ids) reads no cache; drop `cache`.")
+        if attention_mask is not None and attention_mask.dim() != 2:
+            raise ValueError(
+                "The block-diffusion training forward numbers the blocks from the 2-D padding mask; pass that mask, "
+                "not a prepared 4-D one."
+            )
+        check_token_id_dtype("clean_input_ids", clean_input_ids)
+        batch_size, length = inputs_embeds.shape[:2]
+        if tuple(clean_input_ids.shape) != (batch_size, length):
+            raise ValueError(
+                f"clean_input_ids have shape {tuple(clean_input_ids.shape)} but the noisy input is "
+                f"{(batch_size, length)}; give the clean token at every position of the noisy one."
+            )
+        blocks = block_ids(attention_mask, length, self.config.block_size, inputs_embeds.device)
+        both_blocks = blocks.expand(batch_size, -1).repeat(1, 2)
+        embeddings = torch.cat([inputs_embeds, self.embed_tokens(clean_input_ids)], dim=1)
+        padding = attention_mask.repeat(1, 2) if attention_mask is not None else None
+        mask = block_diffusion_mask(self.config, embeddings, padding, both_blocks, length)
+        return embeddings, mask, position_ids.expand(batch_size, -1).repeat(1, 2)
 
     def _attention_mask(self, inputs_embeds, attention_mask, cache, position_ids, past_seen):
         """The backend's mask: bidirectional over real tokens; block-causal with `block_size` (blocks read from the
@@ -300,6 +339,24 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
         index = source.expand(batch_size, -1).unsqueeze(-1).expand(-1, -1, hidden_size)
         return hidden_states.gather(1, index)
 
+    def _noisy_half_hidden_states(self, hidden_states, attention_mask, kept) -> torch.Tensor:
+        """(B, K, H) from the 2T hidden states of [x_t ; x_0]: those that predict the kept tokens of x_t. Without a
+        shift, token i's own noisy state. With `logits_shift=1`, the previous real token's (the row's first real
+        token reads its own): in the noisy half inside a block, but for the first token of a block in the clean
+        half, since decoding that block sees the clean earlier blocks."""
+        length = hidden_states.shape[1] // 2
+        columns = torch.arange(length, device=hidden_states.device)[kept]
+        if not self.config.logits_shift:
+            return hidden_states[:, columns, :]
+        source = previous_real_positions(attention_mask, columns)
+        blocks = block_ids(attention_mask, length, self.config.block_size, hidden_states.device)
+        blocks = blocks.expand(source.shape[0], -1)
+        in_earlier_block = blocks.gather(1, source) != blocks[:, columns]
+        source = torch.where(in_earlier_block, source + length, source)
+        batch_size, hidden_size = hidden_states.shape[0], hidden_states.shape[2]
+        index = source.expand(batch_size, -1).unsqueeze(-1).expand(-1, -1, hidden_size)
+        return hidden_states.gather(1, index)
+
     @can_return_tuple
     @accepts_legacy_cache_name
     def forward(
@@ -310,6 +367,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
         cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        clean_input_ids: torch.LongTensor | None = None,
         t: torch.FloatTensor | None = None,
         logits_to_keep: int | slice | torch.Tensor = 0,
         num_items_in_batch: torch.Tensor | int | None = None,
@@ -320,8 +378,14 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
         r"""
         labels: token ids at masked positions, -100 elsewhere (as `DataCollatorForMaskedDiffusion` returns them).
             Only masked, real tokens are scored: labels elsewhere (e.g. `labels=input_ids`) are ignored, and refused
-            when `num_items_in_batch` is given, since that count included them.
-        t: per-row diffusion time in (0, 1] at which the input was masked; needed for the NELBO weights.
+            when `num_items_in_batch` is given, since that count included them. On a block-diffusion model
+            (`config.block_size`) they select BD3-LM's objective: one forward over [x_t ; x_0] (x_0: the label at
+            every masked real token, which must have one, the input elsewhere), in which each noisy block sees
+            itself and the clean earlier blocks; the logits (and loss) are those of the x_t half.
+        clean_input_ids: block-diffusion models, without labels: x_0 given directly (likelihood evaluation): the
+            logits of x_t given the clean earlier blocks, from the same forward.
+        t: diffusion time in (0, 1] at which the input was masked, per row (B,) or per token (B, L) (one time per
+            block of the model, as `DataCollatorForMaskedDiffusion(block_size=B)` draws it); the NELBO weights.
         logits_to_keep: run the LM head only on these positions: an int keeps the last k, a slice or 1-D index
             tensor keeps those positions (generation asks only for the current block); 0 keeps all.
         prompt_length, prompt_mask: instruction tuning's prompt columns, named here so that the Trainer's default
@@ -329,8 +393,12 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
             `hf_mdm.masked_diffusion_objective`); the collator returns `prompt_mask` again. Given with `labels`, a
             labelled prompt token is an error and the loss divides by the response tokens only.
         """
+        if labels is not None and clean_input_ids is not None:
+            raise ValueError(
+                "Pass labels (training: the clean copy is built from them) or clean_input_ids (evaluation), not both."
+            )
         if labels is not None:
-            labels, loss_tokens = checked_forward_labels(
+            labels, loss_tokens, t = checked_forward_labels(
                 labels,
                 input_ids,
                 inputs_embeds,
@@ -342,13 +410,17 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
                 vocab_size=self.config.vocab_size,
                 mask_token_id=self.config.mask_token_id,
                 weighting=self.config.loss_weighting,
+                block_size=self.config.block_size,
             )
+            if self.config.block_size is not None:
+                clean_input_ids = clean_sequence(input_ids, labels, attention_mask, self.config.mask_token_id)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             cache=cache,
             inputs_embeds=inputs_embeds,
+            clean_input_ids=clean_input_ids,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -356,7 +428,9 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
             kept = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
         else:
             kept = logits_to_keep
-        if self.config.logits_shift:
+        if clean_input_ids is not None:
+            hidden_states = self._noisy_half_hidden_states(hidden_states, attention_mask, kept)
+        elif self.config.logits_shift:
             # logits[:, i] must predict token i: a shifted model's prediction of token i sits at the previous real
             # token (the row's first real token reads its own), so padding never changes a row's logits.
             hidden_states = self._shifted_hidden_states(hidden_states, attention_mask, cache, kept)

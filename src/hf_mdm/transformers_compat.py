@@ -120,6 +120,24 @@ def block_causal_mask(config, inputs_embeds, attention_mask, cache, block_ids):
     )
 
 
+def block_diffusion_mask(config, inputs_embeds, attention_mask, block_ids, noisy_length: int):
+    """BD3-LM's training mask over [x_t ; x_0]: the first `noisy_length` columns are the noisy sequence, the rest its
+    clean copy (same blocks, same padding). A noisy token of block b sees the noisy block b and the clean blocks < b;
+    a clean token of block b sees the clean blocks <= b (the block-causal model on clean text); no clean token sees a
+    noisy one. transformers' bidirectional (padding) mask intersected with that rule (its `and_mask_function`);
+    `block_ids` (B, 2 * noisy_length) numbers the blocks of both halves."""
+
+    def bd3lm_visible(batch_idx, head_idx, q_idx, kv_idx):
+        query_block, key_block = block_ids[batch_idx, q_idx], block_ids[batch_idx, kv_idx]
+        key_clean = kv_idx >= noisy_length
+        same_half = (q_idx >= noisy_length) == key_clean
+        return (key_clean & (key_block < query_block)) | (same_half & (key_block == query_block))
+
+    return create_bidirectional_mask(
+        config=config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, and_mask_function=bd3lm_visible
+    )
+
+
 # --- Attention registry (ALL_ATTENTION_FUNCTIONS, since 4.48; `config._attn_implementation` is private) -------------
 def attention_implementation(config) -> str | None:
     """The name of the attention backend a model config selects ("sdpa", "eager", ...), None when it has none."""
@@ -210,6 +228,7 @@ __all__ = [
     "attention_implementation",
     "bidirectional_mask",
     "block_causal_mask",
+    "block_diffusion_mask",
     "cache_keyword",
     "can_return_tuple",
     "capture_outputs",

@@ -4,6 +4,7 @@ A wrong type is a TypeError, a wrong value or two arguments where one would sile
 each message names the fix. The value checks (`check_flag`, `check_count`) are shared with `hf-mdm train`.
 """
 
+import dataclasses
 import math
 
 import torch
@@ -77,6 +78,8 @@ def check_collator_arguments(collator) -> None:
     check_count("max_length", collator.max_length, optional=True)
     check_count("pad_to_multiple_of", collator.pad_to_multiple_of, optional=True)
     check_count("seed", collator.seed, minimum=None)
+    check_count("block_size", collator.block_size, optional=True)
+    check_time_interval(collator)
     if collator.generator is not None:
         if not isinstance(collator.generator, torch.Generator):
             raise TypeError(
@@ -98,6 +101,27 @@ def check_collator_arguments(collator) -> None:
     check_padding_conflicts(collator)
     if collator.eos_padding:
         check_eos_token(tokenizer)
+
+
+def check_time_interval(collator) -> None:
+    """`t_interval` is None or (low, high) with 0 < low < high <= 1, and replaces `eps` (which must keep its
+    default: an eps given with it would be ignored)."""
+    interval = collator.t_interval
+    if interval is None:
+        return
+    if not (isinstance(interval, (tuple, list)) and len(interval) == 2 and all(is_real(v) for v in interval)):
+        raise TypeError(f"t_interval must be a pair of numbers (low, high), got {interval!r}.")
+    low, high = interval
+    if not (math.isfinite(low) and math.isfinite(high) and 0.0 < low < high <= 1.0):
+        raise ValueError(
+            f"t_interval must satisfy 0 < low < high <= 1 (t is drawn uniformly on [low, high)), got {interval!r}."
+        )
+    default_eps = next(f.default for f in dataclasses.fields(collator) if f.name == "eps")
+    if collator.eps != default_eps:
+        raise ValueError(
+            f"Both eps={collator.eps} and t_interval={interval!r} were given, and t_interval replaces eps (t is "
+            "drawn on [low, high) instead of [eps, 1)); pass one."
+        )
 
 
 def check_padding_conflicts(collator) -> None:

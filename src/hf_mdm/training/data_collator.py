@@ -10,6 +10,7 @@ import torch
 from accelerate.state import GradientState
 from transformers import PreTrainedTokenizerBase
 
+from ..block_positions import PAD_BLOCK, block_ids
 from ..masked_diffusion_objective import IGNORE_INDEX, PROMPT_COLUMNS
 from ..schedules import NoiseSchedule, get_schedule
 from ..transformers_compat import pad_without_fast_tokenizer_warning
@@ -26,8 +27,10 @@ class DataCollatorForMaskedDiffusion:
         t_b = eps + (1 - eps) * u_b,                   u_b ~ U[0, 1)   (otherwise)
 
     The affine map keeps t uniform on [eps, 1) instead of clipping, which would put a point mass at the largest weight
-    w(eps). Pad tokens are never masked; with `prompt_length` or `prompt_mask` in an example, its prompt is never
-    masked either (instruction tuning).
+    w(eps). With `t_interval=(low, high)` t is drawn uniformly on [low, high) instead (BD3-LM's clipped noise, a
+    variance reduction): the loss is then a training objective that weights the times in the interval, no longer an
+    upper bound on -log p(x). Pad tokens are never masked; with `prompt_length` or `prompt_mask` in an example, its
+    prompt is never masked either (instruction tuning).
 
     EOS padding (`eos_padding=True`, supervised fine-tuning as in LLaDA): every example is followed by the tokenizer's
     EOS (one ending it, unless it ends in EOS already, then as many as fill the batch's width: the longest example, or
@@ -36,6 +39,13 @@ class DataCollatorForMaskedDiffusion:
     rest of the canvas with EOS, which generate() turns into padding. Examples without a prompt (plain text) are
     padded the same way, so that unconditional samples end too. A text cut at `max_length` (no room for its EOS) gets
     no EOS, only pad tokens: it did not end there.
+
+    Block diffusion (`block_size=B`, the model's `config.block_size`): every block of B real tokens (a token's block is
+    its index among its row's real tokens // B, as the model counts it) draws its own t, the draws of all blocks of the
+    batch stratified as above, and its tokens are masked with that block's probability; `t` is then returned per
+    token, (batch, length), each token carrying its block's time (0 at padding, which no loss reads). The model's
+    forward refuses a `t` that varies inside one of its blocks, so a collator whose block_size does not divide into
+    the model's fails loudly; one whose block_size is a multiple of the model's (or None) is a correct, coarser draw.
 
     Randomness: with `generator`, every draw comes from it (a stream: each call advances it). Otherwise, while an
     epoch is known, each batch draws from its own generator seeded with SHA-256(seed, epoch, the batch's ids), so a
@@ -46,9 +56,10 @@ class DataCollatorForMaskedDiffusion:
     Examples are dicts with `input_ids` (lists or tensors; optional `attention_mask`; at most `max_length` tokens) or
     with a `text` string, which is tokenized (truncated to `max_length` when set; `input_ids` win when both are
     there). Returns `input_ids` (masked), `attention_mask`, `labels` (original ids where masked, -100 elsewhere) and
-    `t`; with prompts, also `prompt_mask` (1 on prompt tokens), with which the loss divides by the response tokens:
-    the NELBO of the response given the prompt, per response token. Arguments are checked once, at construction
-    (`collator_arguments.py`): a wrong type, range or a pair of arguments that would cancel is an error naming the fix.
+    `t` (per row, or per token with `block_size`); with prompts, also `prompt_mask` (1 on prompt tokens), with which
+    the loss divides by the response tokens: the NELBO of the response given the prompt, per response token.
+    Arguments are checked once, at construction (`collator_arguments.py`): a wrong type, range or a pair of arguments
+    that would cancel is an error naming the fix.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -62,6 +73,8 @@ class DataCollatorForMaskedDiffusion:
     seed: int = 0
     return_tensors: str = "pt"
     eos_padding: bool = False
+    block_size: int | None = None
+    t_interval: tuple[float, float] | None = None
     noise_schedule: NoiseSchedule = field(init=False, repr=False)
     _encodable_characters: set = field(default_factory=set, init=False, repr=False)
     _epoch: int | None = field(default=None, init=False, repr=False)
@@ -103,10 +116,11 @@ class DataCollatorForMaskedDiffusion:
         prompt_mask = self._pad_like(prompt_masks, input_ids.shape[1])
 
         generator = self._batch_generator(input_ids)
-        t = self.sample_t(input_ids.shape[0], generator)
+        t = self._times(attention_mask, generator)
         maskable = attention_mask.bool() & ~prompt_mask
         draw = torch.rand(input_ids.shape, generator=generator)
-        masked = (draw < self.noise_schedule.mask_probability(t)[:, None]) & maskable
+        probability = self.noise_schedule.mask_probability(t)
+        masked = (draw < (probability if t.dim() == 2 else probability[:, None])) & maskable
         labels = torch.where(masked, input_ids, IGNORE_INDEX)
         noisy_ids = torch.where(masked, self.tokenizer.mask_token_id, input_ids)
         batch = {"input_ids": noisy_ids, "attention_mask": attention_mask, "labels": labels, "t": t}
@@ -115,13 +129,26 @@ class DataCollatorForMaskedDiffusion:
         return batch
 
     def sample_t(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Diffusion times in [eps, 1), stratified across the batch when `antithetic`."""
+        """Diffusion times in [eps, 1) (or in `t_interval`), stratified across the batch when `antithetic`."""
         generator = generator if generator is not None else self.generator
         if self.antithetic:
             u = (torch.rand(1, generator=generator) + torch.arange(batch_size) / batch_size) % 1.0
         else:
             u = torch.rand(batch_size, generator=generator)
-        return self.eps + (1.0 - self.eps) * u
+        low, high = self.t_interval if self.t_interval is not None else (self.eps, 1.0)
+        return low + (high - low) * u
+
+    def _times(self, attention_mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """(batch,) one time per row; with `block_size`, (batch, length): one time per block of every row (the
+        blocks of the batch are the draws `sample_t` stratifies), each token its block's, 0 at padding."""
+        if self.block_size is None:
+            return self.sample_t(attention_mask.shape[0], generator)
+        blocks = block_ids(attention_mask, attention_mask.shape[1], self.block_size)
+        blocks_per_row = (attention_mask.sum(1) + self.block_size - 1) // self.block_size
+        first_block = blocks_per_row.cumsum(0) - blocks_per_row  # index of each row's block 0 among the batch's
+        times = self.sample_t(max(int(blocks_per_row.sum()), 1), generator)
+        index = (first_block[:, None] + blocks).clamp(min=0)
+        return torch.where(blocks == PAD_BLOCK, 0.0, times[index])
 
     def set_epoch(self, epoch: int) -> None:
         """Key the noise of the batches that follow to `epoch` (for loops other than accelerate's or the Trainer's)."""
