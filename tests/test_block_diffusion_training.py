@@ -15,8 +15,11 @@ from transformers import Trainer
 
 from hf_mdm import DataCollatorForMaskedDiffusion, MDMConfig, MDMForMaskedGeneration, masked_diffusion_loss
 from hf_mdm.block_positions import block_ids
+from hf_mdm.cli import main
+from hf_mdm.cli.train import build_training_inputs, training_collator
 
-from .conftest import tiny_config, toy_corpus
+from .conftest import tiny_config, toy_corpus, word_tokenizer
+from .test_cli_train import parsed
 from .test_trainer import logged_losses, toy_dataset, training_args
 
 
@@ -249,8 +252,6 @@ def test_block_training_inputs_that_cannot_build_the_clean_copy_are_refused():
     seed=st.integers(0, 2**16),
 )
 def test_the_collator_draws_one_time_per_block_of_real_tokens(block_size, lengths, left, antithetic, seed):
-    from .conftest import word_tokenizer
-
     tokenizer = word_tokenizer()
     tokenizer.padding_side = "left" if left else "right"
     generator = torch.Generator().manual_seed(seed)
@@ -366,3 +367,51 @@ def test_the_stock_trainer_fine_tunes_a_block_model_on_prompts(tmp_path, tokeniz
     losses = logged_losses(trainer)
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
+
+
+@pytest.mark.bad_input
+def test_per_token_times_of_a_wrong_shape_or_range_are_refused():
+    model = block_model(3)
+    _, noisy, labels, attention_mask = noisy_batch(2, 9, pads=[0, 2])
+    inputs = dict(input_ids=noisy, attention_mask=attention_mask, labels=labels)
+    with pytest.raises(ValueError, match=r"give one per row \(2,\) or one per token \(2, 9\)"):
+        model(**inputs, t=torch.full((2, 8), 0.5))
+    t = torch.full((2, 9), 0.5)
+    t[labels != -100] = 0.0  # a scored token at time 0 (its weight would be infinite)
+    with pytest.raises(ValueError, match=r"t must lie in \(0, 1\]"):
+        model(**inputs, t=t)
+
+
+# --- hf-mdm train --block-size ------------------------------------------------------------------------------------
+CLI_RUN = ["--hidden_size", "32", "--num_hidden_layers", "2", "--max_steps", "3", "--per_device_train_batch_size",
+           "4", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true"]  # fmt: skip
+
+
+def test_train_block_size_builds_a_block_model_and_its_collator(tmp_path):
+    language = ["--language", "ngram", "--num_examples", "16", "--sequence_length", "12"]
+    assert main(["train", *language, "--block-size", "4", "--output_dir", str(tmp_path), *CLI_RUN]) == 0
+    assert MDMForMaskedGeneration.from_pretrained(tmp_path).config.block_size == 4
+    model_args, data, language_args, _ = parsed([*language, "--block_size", "4", "--output_dir", str(tmp_path)])
+    tokenizer, dataset, model = build_training_inputs(model_args, data, language_args)
+    assert training_collator(tokenizer, model, data).block_size == model.config.block_size == 4
+    # a loaded block model brings its own block size to the collator
+    model_args, data, language_args, _ = parsed(
+        [*language, "--model_name_or_path", str(tmp_path), "--output_dir", "x"]
+    )
+    tokenizer, dataset, model = build_training_inputs(model_args, data, language_args)
+    assert training_collator(tokenizer, model, data).block_size == 4
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--block-size", "0"], "--block_size must be >= 1, got 0"),
+        (["--block-size", "4", "--model_name_or_path", "some/model"], "--block_size describe a new model"),
+    ],
+)
+def test_bad_block_size_flags_print_one_line(tmp_path, capsys, arguments, message):
+    language = ["--language", "ngram", "--num_examples", "16", "--sequence_length", "12"]
+    assert main(["train", *language, *arguments, "--output_dir", str(tmp_path), *CLI_RUN[4:]]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("hf-mdm train: error:") and message in error

@@ -1,5 +1,7 @@
 """`hf-mdm train`: train an MDM with the stock Trainer on a local text/JSON dataset or a formal language.
 
+With `--block-size B` the new model is a block-diffusion model (`MDMConfig(block_size=B)`: block-causal attention,
+trained on BD3-LM's objective, one noise time per block: the collator is built with the model's block size).
 With `--prompt_column` and `--response_column` it fine-tunes on prompt/response pairs (SFT): the prompt is never
 masked, and each response is followed by EOS padding that is trained on (`DataCollatorForMaskedDiffusion(...,
 eos_padding=True)`), so the model learns to end its answers. The seed is set before the model is built, so a command
@@ -42,6 +44,10 @@ class ModelArguments:
     num_key_value_heads: int | None = field(default=None, metadata={"help": "KV heads (GQA) of a new model."})
     intermediate_size: int | None = field(default=None, metadata={"help": "MLP width of a new model (4x hidden)."})
     schedule: str = field(default="linear", metadata={"help": "Noise schedule alpha(t) of the training objective."})
+    block_size: int | None = field(
+        default=None,
+        metadata={"help": "A new block-diffusion model with blocks of this many tokens (default: bidirectional)."},
+    )
 
 
 @dataclass
@@ -65,7 +71,8 @@ class DataArguments:
 ARGUMENTS = (ModelArguments, DataArguments, LanguageArguments, TrainingArguments)
 # Model arguments that describe a new model: a loaded one keeps its own.
 NEW_MODEL_FIELDS = (
-    "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size", "schedule"
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size", "schedule",
+    "block_size",
 )  # fmt: skip
 
 
@@ -84,7 +91,7 @@ def check_train_arguments(model_args: ModelArguments, data: DataArguments, langu
         )
     for name in ("hidden_size", "num_hidden_layers", "num_attention_heads"):
         check_count(f"--{name}", getattr(model_args, name))
-    for name in ("num_key_value_heads", "intermediate_size"):
+    for name in ("num_key_value_heads", "intermediate_size", "block_size"):
         check_count(f"--{name}", getattr(model_args, name), optional=True)
     for name in ("max_length", "num_examples", "sequence_length"):
         check_count(f"--{name}", getattr(data, name))
@@ -247,6 +254,7 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             schedule=model_args.schedule,
+            block_size=model_args.block_size,
         )
         model = MDMForMaskedGeneration(config)
     set_end_of_text(tokenizer, model)
@@ -268,9 +276,13 @@ def check_fits_model(model, tokenizer, max_positions: int) -> None:
 
 
 def training_collator(tokenizer, model, data: DataArguments) -> DataCollatorForMaskedDiffusion:
-    """The collator of the run: EOS padding when fine-tuning on prompt/response pairs."""
+    """The collator of the run: EOS padding when fine-tuning on prompt/response pairs; one noise time per block of a
+    block-diffusion model (the model's own block size, a new or a loaded one)."""
     return DataCollatorForMaskedDiffusion(
-        tokenizer, schedule=model.config.schedule, eos_padding=data.prompt_column is not None
+        tokenizer,
+        schedule=model.config.schedule,
+        eos_padding=data.prompt_column is not None,
+        block_size=model.config.block_size,
     )
 
 
