@@ -212,7 +212,7 @@ def edit_first_row(path, key, value):
     [
         (dict(seed=1), "seed"),
         (dict(num_samples=5), "num_samples"),
-        (dict(block_length=4), "generation_kwargs_sha256"),
+        (dict(schedule="cosine"), "generation_kwargs_sha256"),
         (dict(task=LanguageTask(NGramLanguage(6, n=2, support=3, seed=1))), "task_sha256"),
     ],
     ids=["other_seed", "other_num_samples", "other_generation_kwargs", "other_language"],
@@ -251,7 +251,8 @@ def test_resume_file_whose_rows_do_not_record_their_generation_is_refused(langua
     for row in lines[1:]:
         del row["seed"], row["generation"]
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    with pytest.raises(ValueError, match=r"older hf-mdm whose rows lack the columns \['generation', 'seed'\]"):
+    missing = r"older hf-mdm whose rows lack the columns \['block_size', 'generation', 'seed', 'steps_per_block', "
+    with pytest.raises(ValueError, match=missing + r"'tokens_per_forward'\]"):
         small_sweep(language, path, resume=True)
 
 

@@ -9,6 +9,8 @@ from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..evaluation import LanguageTask, PromptTask, markdown_table, sweep_steps
+from ..evaluation.exact_autoregressive import ExactAutoregressiveLM
+from ..evaluation.sweep_table import ONE_BLOCK
 from ..generation import enable_diffusion_generation
 from ..hub.step_vs_error_plot import plot_step_vs_error
 from ..modeling_mdm import MDMForMaskedGeneration
@@ -34,7 +36,17 @@ class SweepArguments:
     steps: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32], metadata={"help": "Step counts."})
     strategies: list[str] = field(default_factory=lambda: ["random", "confidence"], metadata={"help": "Strategies."})
     lengths: list[int] = field(default_factory=lambda: [16, 32], metadata={"help": "Generated lengths."})
-    block_length: int | None = field(default=None, metadata={"help": "Semi-autoregressive block size."})
+    block_size: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Decoding block sizes, an axis of the sweep (L: one block over the whole length; a block-causal "
+            "model: its own size only). Default: one block, or the model's block size.",
+            "aliases": ["--block_length", "--block-length"],
+        },
+    )
+    oracle_autoregressive: bool = field(
+        default=False, metadata={"help": "With --oracle: the AR row of the language's exact next-token model."}
+    )
     num_samples: int = 128
     batch_size: int = 64
     seed: int = 0
@@ -75,19 +87,42 @@ def load_model(args: SweepArguments, task):
     return model, tokenizer or AutoTokenizer.from_pretrained(args.model_name_or_path)
 
 
+def block_sizes(values: list[str] | None) -> list | None:
+    """`--block_size` as `sweep_steps`' block_sizes: positive integers, or "L" (one block); None when not given."""
+    if values is None:
+        return None
+    bad = [value for value in values if value != ONE_BLOCK and not (value.isdigit() and int(value) > 0)]
+    if bad:
+        raise ValueError(f"--block_size takes positive integers or {ONE_BLOCK} (one block), got {bad}.")
+    return [value if value == ONE_BLOCK else int(value) for value in values]
+
+
+def load_autoregressive(args: SweepArguments, task):
+    """The AR row's model: --autoregressive_model, or with --oracle_autoregressive the language's exact one."""
+    exact = args.oracle and args.autoregressive_model is None and isinstance(task, LanguageTask)
+    if args.oracle_autoregressive and not exact:
+        raise ValueError(
+            "--oracle_autoregressive goes with --oracle and --language, instead of --autoregressive_model."
+        )
+    if args.oracle_autoregressive:
+        return ExactAutoregressiveLM(task.language)
+    if args.autoregressive_model is not None:
+        return AutoModelForCausalLM.from_pretrained(args.autoregressive_model).eval()
+    return None
+
+
 def run(args: SweepArguments, language_args: LanguageArguments):
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails here, before any model is loaded
+    sizes = block_sizes(args.block_size)
     task = load_task(args, language_args)
+    autoregressive = load_autoregressive(args, task)
     model, tokenizer = load_model(args, task)
-    autoregressive = None
-    if args.autoregressive_model is not None:
-        autoregressive = AutoModelForCausalLM.from_pretrained(args.autoregressive_model).eval()
-    extra = {"block_length": args.block_length} if args.block_length else {}
     table = sweep_steps(
         model, tokenizer, task, steps=args.steps, strategies=args.strategies, lengths=args.lengths,
-        num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size, autoregressive_model=autoregressive,
-        output_path=output_dir / "sweep.jsonl", resume=args.resume, **extra,
+        num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
+        autoregressive_model=autoregressive, output_path=output_dir / "sweep.jsonl",
+        resume=args.resume, block_sizes=sizes,
     )  # fmt: skip
     if not PartialState().is_main_process:
         return

@@ -20,17 +20,20 @@ from scipy import stats
 
 from .argument_checks import check_known
 from .steps_needed import StepsNeeded, decide_steps_needed
-from .sweep_columns import CELL_COLUMNS, ERROR_COLUMNS, REQUIRED_COLUMNS
-from .sweep_table import check_sweep_rows
+from .sweep_columns import ERROR_COLUMNS, REQUIRED_CELL_COLUMNS, REQUIRED_COLUMNS
+from .sweep_table import ONE_BLOCK, block_axis, check_sweep_rows
 
 
 MIN_LENGTHS = 3
 CONFIDENT_LENGTHS = 4
 
 
-def select_rows(rows, strategy: str, metric: str, required=REQUIRED_COLUMNS) -> list[dict]:
-    """The checked rows (`check_sweep_rows`, each with the `required` columns) of `strategy` that have `metric`; a
-    strategy or metric the rows do not hold is refused with the ones they do (a misspelled name never fits nothing)."""
+def select_rows(rows, strategy: str, metric: str, required=REQUIRED_COLUMNS, block_size=None) -> list[dict]:
+    """The checked rows (`check_sweep_rows`, each with the `required` columns) of `strategy` and `block_size` that
+    have `metric`. `block_size`: an int B, or "L" for the rows decoded as one block (`sweep_table.block_axis`); None:
+    the one the rows hold. A strategy, block size or metric the rows do not hold is refused with the ones they do (a
+    misspelled name never fits nothing), and so are rows of several block sizes without `block_size` (one curve per
+    block size: mixing them would read one size's steps as another's)."""
     rows = [dict(row) if isinstance(row, dict) else row for row in rows]
     if not rows:
         raise ValueError("No sweep rows to fit; run `sweep_steps` or `search_steps_needed` first.")
@@ -38,6 +41,15 @@ def select_rows(rows, strategy: str, metric: str, required=REQUIRED_COLUMNS) -> 
     check_known("strategy", strategy, {row["strategy"] for row in rows})
     check_known("error column", metric, ERROR_COLUMNS, "step-scaling fits")
     selected = [row for row in rows if row["strategy"] == strategy]
+    sizes = {block_axis(row) for row in selected}
+    if block_size is None and len(sizes) > 1:
+        raise ValueError(
+            f"The {strategy} rows hold the block sizes {sorted(sizes, key=str)} ({ONE_BLOCK!r}: one block): one fit "
+            "is one block size; pass block_size=... (one fit per size)."
+        )
+    if block_size is not None:
+        check_known("block size", block_size, sizes, f"the {strategy} rows")
+        selected = [row for row in selected if block_axis(row) == block_size]
     check_known("error column", metric, [column for column in ERROR_COLUMNS if any(
         row.get(column) is not None for row in selected)], f"the {strategy} rows")  # fmt: skip
     return selected
@@ -57,10 +69,11 @@ def verdict(low: float, high: float) -> str:
 
 @dataclass(frozen=True)
 class StepScaling:
-    """steps_needed ~ coefficient * length ** exponent for one strategy and one error column.
+    """steps_needed ~ coefficient * length ** exponent for one strategy, block size and error column.
 
     `needed[L]` is the decision at length L (its probes, or "not reached by S_max"). The fit fields are None with
-    fewer than 3 lengths that reach the target.
+    fewer than 3 lengths that reach the target. `block_size`: the decoding block size B held fixed across the
+    lengths, "L" (or None) for one block over the whole length.
     """
 
     strategy: str
@@ -71,6 +84,13 @@ class StepScaling:
     coefficient: float | None = None
     standard_error: float | None = None
     interval: tuple[float, float] | None = None
+    block_size: "int | str | None" = None
+
+    @property
+    def decoder(self) -> str:
+        """The strategy, with the block size when it decodes several blocks: "confidence, block size 4"."""
+        several = self.block_size not in (None, ONE_BLOCK)
+        return self.strategy + (f", block size {self.block_size}" if several else "")
 
     @property
     def steps_needed(self) -> dict[int, int]:
@@ -83,7 +103,7 @@ class StepScaling:
 
     def describe(self) -> str:
         per_length = "; ".join(result.describe() for _, result in sorted(self.needed.items())) or "no length"
-        head = f"{self.strategy}: steps for {self.metric} <= {self.target:g}"
+        head = f"{self.decoder}: steps for {self.metric} <= {self.target:g}"
         if self.exponent is None:
             return (
                 f"{head}: {per_length}. No exponent: {self.num_fitted} length(s) reach the target and a fit with an "
@@ -99,18 +119,20 @@ class StepScaling:
         )
 
 
-def fit_exponent(strategy: str, metric: str, target: float, needed: dict[int, StepsNeeded]) -> StepScaling:
+def fit_exponent(
+    strategy: str, metric: str, target: float, needed: dict[int, StepsNeeded], block_size: "int | str | None" = None
+) -> StepScaling:
     """Least squares of log steps_needed on log length over the lengths that reach the target (>= 3 of them)."""
     points = {length: result.steps for length, result in needed.items() if result.reached}
     if len(points) < MIN_LENGTHS:
-        return StepScaling(strategy, metric, target, needed)
+        return StepScaling(strategy, metric, target, needed, block_size=block_size)
     exponent, intercept, standard_error = least_squares(
         [math.log(length) for length in points], [math.log(steps) for steps in points.values()]
     )
     half = float(stats.t.ppf(0.975, len(points) - 2)) * standard_error
     return StepScaling(
         strategy, metric, target, needed, exponent, math.exp(intercept), standard_error,
-        (exponent - half, exponent + half),
+        (exponent - half, exponent + half), block_size,
     )  # fmt: skip
 
 
@@ -135,18 +157,19 @@ def step_scaling_table(scalings: list[StepScaling]) -> str:
             low, high = scaling.interval
             fit = [f"{scaling.exponent:.2f}", f"{scaling.standard_error:.2f}", f"[{low:.2f}, {high:.2f}]",
                    verdict(low, high)]  # fmt: skip
-        head = f"| {scaling.strategy} | {scaling.metric} <= {scaling.target:g} | "
+        head = f"| {scaling.decoder} | {scaling.metric} <= {scaling.target:g} | "
         lines.append(head + " | ".join(cells + fit) + " |")
     return "\n".join(lines)
 
 
-def fixed_steps_trend_table(rows: list[dict], strategy: str, metric: str = "ter_gap") -> str:
+def fixed_steps_trend_table(rows: list[dict], strategy: str, metric: str = "ter_gap", block_size=None) -> str:
     """A Markdown table of how `metric` changes with length at each fixed step count: per S, least squares of the
     metric on log2 L (`scipy.stats.linregress`), the slope per doubling of L with its SE and 95% interval (t with
     n - 2 degrees of freedom). The TER claim predicts a flat token error at fixed steps: an interval around 0.
     Fewer than 3 lengths at an S: no slope, said in words."""
     cells: dict[int, dict[int, float]] = {}
-    for row in select_rows(rows, strategy, metric, required=CELL_COLUMNS):  # neither the SER nor its samples
+    # neither the SER nor its samples: the cell (and one block size, `select_rows`)
+    for row in select_rows(rows, strategy, metric, required=REQUIRED_CELL_COLUMNS, block_size=block_size):
         value = row.get(metric)
         if value is not None:
             cells.setdefault(int(row["steps"]), {})[int(row["length"])] = value
@@ -191,9 +214,12 @@ def check_target(target) -> float:
     return float(target)
 
 
-def fit_step_scaling(rows: list[dict], strategy: str, metric: str = "ser", target: float = 0.1) -> StepScaling:
+def fit_step_scaling(
+    rows: list[dict], strategy: str, metric: str = "ser", target: float = 0.1, block_size: "int | str | None" = None
+) -> StepScaling:
     """The fit from a swept table: per length, the smallest swept steps whose monotone-fitted `metric` is <= target
-    ("not reached by S_max" = the largest swept steps otherwise), then `fit_exponent`.
+    ("not reached by S_max" = the largest swept steps otherwise), then `fit_exponent`. Rows of several block sizes
+    need `block_size` (an int, or "L" for one block: one fit per size, `select_rows`).
 
     Rows where `metric` is None (a column the task does not define) are skipped; NaN or inf is an error, and so are
     a `strategy` or `metric` the rows do not hold and rows that `check_sweep_rows` refuses. The answer is
@@ -201,7 +227,8 @@ def fit_step_scaling(rows: list[dict], strategy: str, metric: str = "ser", targe
     """
     target = check_target(target)
     measured: dict[int, dict] = {}
-    for row in select_rows(rows, strategy, metric):
+    selected = select_rows(rows, strategy, metric, block_size=block_size)
+    for row in selected:
         value = row.get(metric)
         if value is None:
             continue
@@ -210,4 +237,4 @@ def fit_step_scaling(rows: list[dict], strategy: str, metric: str = "ser", targe
     needed = {
         length: decide_steps_needed(length, target, max(cells), cells) for length, cells in sorted(measured.items())
     }
-    return fit_exponent(strategy, metric, target, needed)
+    return fit_exponent(strategy, metric, target, needed, block_axis(selected[0]) if selected else block_size)

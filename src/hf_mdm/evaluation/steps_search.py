@@ -15,10 +15,11 @@ monotonically (`steps_needed`), and
 Each round probes an S not probed before, so the search ends within max_steps probes, and after O(log S) of them on a
 monotone curve. Probes are never discarded: every decision uses the monotone fit of all of them.
 
-`search_steps_needed(model, tokenizer, task, ...)` runs that search for every (strategy, length), each probe one cell
-of `sweep_steps` (the same generation, seeding and scoring as a swept table; the lengths of a strategy advance
-together, one round of probes per `sweep_steps` call, resumable from its file), and fits steps ~ c L^b per strategy
-(`step_scaling.fit_exponent`).
+`search_steps_needed(model, tokenizer, task, ...)` runs that search for every (strategy, block size, length), each
+probe one cell of `sweep_steps` (the same generation, seeding and scoring as a swept table; the lengths of a strategy
+and block size advance together, one round of probes per `sweep_steps` call, resumable from its file), and fits
+steps ~ c L^b per strategy and block size (`step_scaling.fit_exponent`). At block size B the search starts at
+S_min = max(min_steps, ceil(L / B)), one step per block, the fewest `generate()` runs.
 """
 
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from ..metrics.sequence_error_rate.sequence_error_rate import wilson_interval
 from .argument_checks import check_names, check_positive_int, check_positive_ints
 from .step_scaling import StepScaling, check_target, fit_exponent
 from .steps_needed import StepsNeeded, decide_steps_needed
-from .sweep import AUTOREGRESSIVE, sweep_steps
+from .sweep import AUTOREGRESSIVE, block_count, cell_block_size, check_block_sizes, model_block_size, sweep_steps
 
 
 def search_steps(
@@ -99,9 +100,11 @@ def search_steps_needed(
     batch_size: int = 32,
     progress: bool = True,
     output_path: "str | Path | None" = None,
+    block_sizes: "list[int | None] | None" = None,
     **generation_kwargs,
 ) -> tuple[Dataset, list[StepScaling]]:
-    """Search the steps needed for SER <= `target` at every (strategy, length), then fit each strategy's exponent.
+    """Search the steps needed for SER <= `target` at every (strategy, block size, length), then fit the exponent of
+    each strategy and block size.
 
     Arguments are those of `sweep_steps` (which runs every probe as one cell, so a probe's numbers equal that
     cell's in a swept table), plus the target and the search range [min_steps, max_steps]; `max_steps` may be a
@@ -112,8 +115,13 @@ def search_steps_needed(
     generation arguments) reads the probes already there instead of generating them again: an interrupted search
     resumes where it stopped.
 
+    `block_sizes` is the block-size axis of `sweep_steps` (unset: `[block_length]` or the block-causal model's
+    own size); at block size B a length is searched from max(min_steps, ceil(L / B)), and a `max_steps` below that
+    is refused.
+
     Returns the table of every probe (a sweep table: `markdown_table`, `ModelCard.from_sweep` take it) and one
-    `StepScaling` per strategy (`describe()` prints the steps needed, b, its standard error and 95% interval).
+    `StepScaling` per strategy and block size, in that order (`describe()` prints the steps needed, b, its standard
+    error and 95% interval).
     """
     target = check_target(target)
     min_steps = check_positive_int("min_steps", min_steps)
@@ -124,41 +132,48 @@ def search_steps_needed(
     max_steps = {length: max_steps[length] if isinstance(max_steps, dict) else max_steps for length in lengths}
     for length, bound in max_steps.items():
         check_positive_int("max_steps", bound)
-        if min_steps > bound:
-            raise ValueError(f"min_steps ({min_steps}) must not exceed max_steps ({bound}) at length {length}.")
     if AUTOREGRESSIVE in strategies:
         raise ValueError("The autoregressive baseline has no steps to search; list diffusion strategies only.")
     for length in lengths:
         task.check_length(length)
+    generation_kwargs = dict(generation_kwargs)
+    block_sizes = check_block_sizes(block_sizes, generation_kwargs, model)
+    # S_min per (block size, length): one step per block at least
+    lowest = {size: {length: max(min_steps, block_count(length, cell_block_size(model, size, length)))
+                     for length in lengths} for size in block_sizes}  # fmt: skip
+    for size in block_sizes:
+        for length, bound in max_steps.items():
+            if lowest[size][length] > bound:
+                raise ValueError(
+                    f"The search starts at {lowest[size][length]} steps at length {length}, block size "
+                    f"{cell_block_size(model, size, length)} (min_steps, or one step per block), which must not "
+                    f"exceed max_steps ({bound}); raise max_steps, or lower min_steps or the number of blocks."
+                )
 
     rows, scalings = [], []
-    bar = tqdm(total=len(strategies) * len(lengths), desc="steps searches", disable=not progress)
+    bar = tqdm(total=len(strategies) * len(block_sizes) * len(lengths), desc="steps searches", disable=not progress)
     for strategy in strategies:
-        measured = {length: {} for length in lengths}
-        needed, pending = {}, {length: min_steps for length in lengths}
-        while pending:  # one round: the next probe of every unfinished length, as one sweep
-            table = sweep_steps(
-                model, tokenizer, task, steps=sorted(set(pending.values())), strategies=[strategy],
-                lengths=sorted(pending), num_samples=num_samples, seed=seed, batch_size=batch_size, progress=False,
-                cells=[(strategy, length, steps) for length, steps in pending.items()], output_path=output_path,
-                resume=True, **generation_kwargs,
-            )  # fmt: skip
-            for row in table:
-                rows.append(row)
-                length, errors = row["length"], round(row["ser"] * row["num_samples"])
-                needed[length], pending[length] = record_probe(
-                    measured[length],
-                    row["steps"],
-                    errors,
-                    row["num_samples"],
-                    target,
-                    max_steps[length],
-                    min_steps,
-                    length,
-                )
-                if pending[length] is None:
-                    del pending[length]
-                    bar.update()
-        scalings.append(fit_exponent(strategy, "ser", target, dict(sorted(needed.items()))))
+        for size in block_sizes:
+            measured = {length: {} for length in lengths}
+            needed, pending = {}, dict(lowest[size])
+            while pending:  # one round: the next probe of every unfinished length, as one sweep
+                table = sweep_steps(
+                    model, tokenizer, task, steps=sorted(set(pending.values())), strategies=[strategy],
+                    lengths=sorted(pending), num_samples=num_samples, seed=seed, batch_size=batch_size,
+                    progress=False, cells=[(strategy, length, steps) for length, steps in pending.items()],
+                    output_path=output_path, resume=True, block_sizes=[size], **generation_kwargs,
+                )  # fmt: skip
+                for row in table:
+                    rows.append(row)
+                    length, errors = row["length"], round(row["ser"] * row["num_samples"])
+                    needed[length], pending[length] = record_probe(
+                        measured[length], row["steps"], errors, row["num_samples"], target, max_steps[length],
+                        lowest[size][length], length,
+                    )  # fmt: skip
+                    if pending[length] is None:
+                        del pending[length]
+                        bar.update()
+            label = model_block_size(model) or size  # None: one block
+            scalings.append(fit_exponent(strategy, "ser", target, dict(sorted(needed.items())), label))
     bar.close()
     return Dataset.from_list(rows), scalings

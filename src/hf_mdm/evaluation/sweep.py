@@ -1,9 +1,16 @@
-"""sweep_steps: decode a task over a grid of (strategy, length, steps) and score every cell.
+"""sweep_steps: decode a task over a grid of (strategy, length, steps, block size) and score every cell.
 
 Each cell generates `num_samples` sequences of `length` tokens in `steps` reverse steps and scores them with the task
-(`ser` with its Wilson interval, token-error columns), with the mean NFE per sequence, the latency of one `generate()`
-batch and the generated tokens per second. With `autoregressive_model`, one row per length decodes the same task with
-that causal LM (`strategy="autoregressive"`, steps = NFE = length): the AR row of the table.
+(`ser` with its Wilson interval, token-error columns), with the mean NFE per sequence, the tokens revealed per forward
+pass (length / NFE), the latency of one `generate()` batch and the generated tokens per second. With
+`autoregressive_model`, one row per length decodes the same task with that causal LM (`strategy="autoregressive"`,
+steps = NFE = length, block size 1): the AR row of the table.
+
+The block size B is a decoding block length: the cell decodes the generated region block by block
+(`block_length=B`, ceil(length / B) blocks, `steps` split over them; `steps_per_block` = steps / blocks); B = 1 is
+autoregressive decoding, B = length (or None) one block. A block-causal model (`MDMConfig(block_size=B)`) decodes its
+own blocks only: its rows carry its block size, and any other size is refused before the first cell. A block-size
+axis over such models is one sweep per model.
 
 Every sample has its own generator, seeded from (seed, strategy, length, sample index), so a cell's numbers do not
 depend on the batch size or on which process ran it: under `accelerate launch` the cells are split across processes
@@ -30,9 +37,10 @@ from tqdm.auto import tqdm
 
 from ..generation import DiffusionGenerationConfig
 from ..tokenizer_checks import check_mask_token
-from .argument_checks import check_int, check_names, check_positive_int, check_positive_ints
+from .argument_checks import check_int, check_list, check_names, check_positive_int, check_positive_ints
 from .sweep_columns import CELL_COLUMNS, COLUMNS, names
 from .sweep_resume import append_rows, open_resume_file, sweep_identity
+from .sweep_table import ONE_BLOCK
 from .sweep_tasks import LanguageTask, PromptTask
 
 
@@ -40,13 +48,62 @@ AUTOREGRESSIVE = "autoregressive"
 
 
 def cell_key(row: dict) -> tuple:
-    """The row's cell of the grid, (strategy, length, steps) (`CELL_COLUMNS`), its integers as ints."""
-    return tuple(int(row[c]) if COLUMNS[c].kind == "positive integer" else row[c] for c in CELL_COLUMNS)
+    """The row's cell of the grid, (strategy, length, steps, block_size) (`CELL_COLUMNS`), its integers as ints (a
+    column the row lacks, e.g. the block size of an lm-eval row, as None)."""
+    return tuple(
+        int(row[c]) if COLUMNS[c].kind == "positive integer" and row.get(c) is not None else row.get(c)
+        for c in CELL_COLUMNS
+    )
 
 
-# What sweep_steps passes to a diffusion cell's generate() itself: `generation_kwargs` may not set it.
-SET_BY_THE_SWEEP = ("input_ids", "attention_mask", "max_new_tokens", "steps", "strategy", "do_sample", "temperature",
-                    "top_k", "top_p", "suppress_tokens", "generator", "return_dict_in_generate")  # fmt: skip
+# What sweep_steps passes to a diffusion cell's generate() itself: `generation_kwargs` may not set it
+# (`block_length` is the block-size axis: `block_sizes`).
+SET_BY_THE_SWEEP = ("input_ids", "attention_mask", "max_new_tokens", "steps", "steps_per_block", "strategy",
+                    "do_sample", "temperature", "top_k", "top_p", "suppress_tokens", "generator",
+                    "return_dict_in_generate")  # fmt: skip
+
+
+def model_block_size(model) -> int | None:
+    """The block size of a block-causal model (`config.block_size`), None for a bidirectional one."""
+    return getattr(getattr(model, "config", None), "block_size", None)
+
+
+def check_block_sizes(block_sizes, generation_kwargs: dict, model) -> list:
+    """The block-size axis as a list of positive ints or None (one block; also said "L"); `block_length` in
+    `generation_kwargs` is the one-size axis `[block_length]` (and is taken out of them). On a block-causal model the
+    axis is its own size: another is a ValueError before any cell runs."""
+    block_length = generation_kwargs.pop("block_length", None)
+    if block_sizes is not None and block_length is not None:
+        raise ValueError(
+            f"block_length={block_length} and block_sizes={block_sizes} both set the block size; pass "
+            f"block_sizes=[{block_length}] alone."
+        )
+    if block_sizes is None:
+        block_sizes = [block_length]
+    block_sizes = check_list("block_sizes", block_sizes, '[1, 4, "L"]')
+    block_sizes = [None if b in (None, ONE_BLOCK) else check_positive_int("every entry of block_sizes", b)
+                   for b in block_sizes]  # fmt: skip
+    own = model_block_size(model)
+    if own is not None and any(b not in (None, own) for b in block_sizes):
+        raise ValueError(
+            f"The model is block-causal with block_size={own}: generate() decodes its own blocks only, so "
+            f"block_sizes={block_sizes} cannot be swept on it. Pass block_sizes=[{own}] (or leave it unset); a "
+            "block-size axis over block-causal models is one sweep per model, each trained at its size "
+            "(`MDMConfig(block_size=B)`, `hf-mdm train --block-size B`)."
+        )
+    return block_sizes
+
+
+def cell_block_size(model, block_size: int | None, length: int) -> int:
+    """The row's block size: the block-causal model's own, else `block_size`, the whole length for None."""
+    return model_block_size(model) or block_size or length
+
+
+def block_count(length: int, block_size: int) -> int:
+    """Blocks of a generated region of `length` tokens: ceil(length / block_size)."""
+    return -(-length // block_size)
+
+
 # How many of a cell's first samples its `generation` record describes (the card's snippet reruns them).
 RECORDED_SAMPLES = 1
 
@@ -62,10 +119,15 @@ def sample_generators(seed: int, strategy: str, length: int, indices: list[int])
     return [torch.Generator().manual_seed(value) for value in sample_seeds(seed, strategy, length, indices)]
 
 
+def block_length_kwargs(model, block_size: int, length: int) -> dict:
+    """The cell's `block_length` keyword: none on a block-causal model (it decodes its own blocks) or for one block."""
+    return {} if model_block_size(model) is not None or block_size >= length else {"block_length": block_size}
+
+
 def diffusion_generate_kwargs(model, task, tokenizer, strategy, length, steps, generation_kwargs) -> dict:
     """A diffusion cell's generate() keywords besides its prompts and generators: sampling at temperature 1 from the
     whole distribution, the task's non-symbols suppressed (those the model's logits have: ids past its vocab_size are
-    never generated), then the caller's `generation_kwargs`."""
+    never generated), then the caller's `generation_kwargs` (with the cell's `block_length`)."""
     vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
     suppressed = [i for i in task.suppressed_ids(tokenizer) if vocab_size is None or i < vocab_size]
     return dict(max_new_tokens=length, steps=steps, strategy=strategy, do_sample=True, temperature=1.0, top_k=None,
@@ -104,12 +166,14 @@ def _autoregressive_batch(model, tokenizer, task, length, indices, seed, generat
 
 
 def run_cell(
-    model, tokenizer, task, strategy, length, steps, num_samples, seed, batch_size, generation_kwargs
+    model, tokenizer, task, strategy, length, steps, block_size, num_samples, seed, batch_size, generation_kwargs
 ) -> dict:
-    """Generate and score one cell; `strategy == "autoregressive"` decodes with the causal `model`."""
+    """Generate and score one cell (`block_size`: the row's, `cell_block_size`); `strategy == "autoregressive"`
+    decodes with the causal `model`."""
     if strategy == AUTOREGRESSIVE:
         generate_kwargs, samples = autoregressive_generate_kwargs(task, tokenizer, length), None
     else:
+        generation_kwargs = {**generation_kwargs, **block_length_kwargs(model, block_size, length)}
         generate_kwargs = diffusion_generate_kwargs(model, task, tokenizer, strategy, length, steps, generation_kwargs)
         first = list(range(min(num_samples, RECORDED_SAMPLES)))
         samples = {"seeds": sample_seeds(seed, strategy, length, first), "prompts": task.prompt_texts(first)}
@@ -128,11 +192,15 @@ def run_cell(
         generated += sequences.tolist()
         nfe.append(row_nfe)
     scores = task.score(tokenizer, generated, list(range(num_samples)))
+    mean_nfe = float(torch.cat(nfe).mean())
     return {
         "strategy": strategy,
         "length": length,
         "steps": steps,
-        "nfe": float(torch.cat(nfe).mean()),
+        "block_size": block_size,
+        "steps_per_block": steps / block_count(length, block_size),
+        "nfe": mean_nfe,
+        "tokens_per_forward": length / mean_nfe,
         "num_samples": num_samples,
         **scores,
         "latency_s": elapsed / batches,
@@ -140,6 +208,29 @@ def run_cell(
         "seed": seed,
         "generation": generation_record(generate_kwargs, samples),
     }
+
+
+def select_cells(grid: list[tuple], cells) -> list[tuple]:
+    """The cells of `grid` (4-tuples) that `cells` names, each (strategy, length, steps, block_size), or
+    (strategy, length, steps) when the grid has one block size at that length; any other is a ValueError."""
+    wanted = set()
+    for cell in check_list("cells", cells, '[("confidence", 32, 8, 4)]'):
+        if not isinstance(cell, (tuple, list)) or len(cell) not in (3, 4):
+            raise ValueError(f"A cell is (strategy, length, steps, block_size), got {cell!r}.")
+        strategy, length, n = cell[0], check_positive_int("a cell's length", cell[1]), check_positive_int(
+            "a cell's steps", cell[2])  # fmt: skip
+        matches = [c for c in grid if c[:3] == (strategy, length, n)]
+        if len(cell) == 4:
+            matches = [c for c in matches if c[3] == check_positive_int("a cell's block size", cell[3])]
+        elif len({c[3] for c in matches}) > 1:
+            raise ValueError(
+                f"The cell {cell!r} has block sizes {sorted(c[3] for c in matches)} in this grid; name one: "
+                "(strategy, length, steps, block_size)."
+            )
+        if not matches:
+            raise ValueError(f"The cell {cell!r} is not in the grid of strategies, lengths, steps and block sizes.")
+        wanted.update(matches)
+    return [cell for cell in grid if cell in wanted]
 
 
 def sweep_steps(
@@ -156,10 +247,12 @@ def sweep_steps(
     output_path: "str | Path | None" = None,
     resume: bool = False,
     progress: bool = True,
-    cells: "list[tuple[str, int, int]] | None" = None,
+    cells: "list[tuple] | None" = None,
+    block_sizes: "list[int | None] | None" = None,
     **generation_kwargs,
 ) -> Dataset:
-    """Run the (strategy x length x steps) grid; return the table as a `datasets.Dataset`, one row per cell.
+    """Run the (strategy x length x block size x steps) grid; return the table as a `datasets.Dataset`, one row per
+    cell.
 
     Args:
         model: a model with the diffusion `generate()` (MDMForMaskedGeneration, or any masked LM after
@@ -172,12 +265,16 @@ def sweep_steps(
         output_path: JSON-lines file that receives each finished cell; `resume=True` keeps the cells already in it
             when it was written by the same sweep (same weights, task, seed, num_samples and generation arguments),
             and refuses it otherwise.
-        cells: run only these (strategy, length, steps) cells of the grid (e.g. the next probe of several searches);
-            the autoregressive rows still come with `autoregressive_model`.
-        **generation_kwargs: passed to every `generate()` (e.g. `block_length`, `schedule`, `cache`); not the
-            arguments the sweep sets itself (`SET_BY_THE_SWEEP`: it samples at temperature 1 with its own seeds).
+        cells: run only these (strategy, length, steps, block_size) cells of the grid (e.g. the next probe of several
+            searches; (strategy, length, steps) when the grid has one block size); the autoregressive rows still come
+            with `autoregressive_model`.
+        block_sizes: the decoding block lengths (see the module docstring); None or "L" in it: one block (the row
+            says the length). Unset: `[block_length]` of the generation keywords, or the block-causal model's own size.
+        **generation_kwargs: passed to every `generate()` (e.g. `schedule`, `cache`); not the arguments the sweep
+            sets itself (`SET_BY_THE_SWEEP`: it samples at temperature 1 with its own seeds, `steps` its budget).
 
-    Every argument is checked before the first cell runs (a ValueError that names it).
+    Every argument is checked before the first cell runs (a ValueError that names it), every cell of the grid too:
+    a block size that does not divide a length, or fewer steps than a cell's blocks (each block needs one).
     """
     steps, lengths = check_positive_ints("steps", steps), check_positive_ints("lengths", lengths)
     strategies = check_names("strategies", strategies)
@@ -192,27 +289,37 @@ def sweep_steps(
             f"sweep_steps sets {fixed} itself (every cell samples at temperature 1 with per-sample seeds, the task's "
             "special tokens suppressed); drop them from the keyword arguments, or pass `steps`/`lengths`/`seed`."
         )
+    generation_kwargs = dict(generation_kwargs)
+    block_sizes = check_block_sizes(block_sizes, generation_kwargs, model)
     for length in lengths:
         task.check_length(length)
+    sizes = {length: list(dict.fromkeys(cell_block_size(model, b, length) for b in block_sizes)) for length in lengths}
     for strategy in strategies:  # every name and its arguments, before the first cell runs
-        DiffusionGenerationConfig(strategy=strategy, **generation_kwargs).validate()
+        for length in lengths:
+            for size in sizes[length]:
+                DiffusionGenerationConfig(strategy=strategy, max_new_tokens=length, **generation_kwargs,
+                                          **block_length_kwargs(model, size, length)).validate()  # fmt: skip
     check_mask_token(model, tokenizer)
 
-    grid = [(strategy, length, n) for strategy in strategies for length in lengths for n in steps]
+    grid = [(strategy, length, n, size) for strategy in strategies for length in lengths for size in sizes[length]
+            for n in steps]  # fmt: skip
     if cells is not None:
-        wanted = {(strategy, check_positive_int("a cell's length", length), check_positive_int("a cell's steps", n))
-                  for strategy, length, n in cells}  # fmt: skip
-        if not wanted <= set(grid):
-            raise ValueError(f"cells {sorted(wanted - set(grid))} are not in the grid of strategies, lengths, steps.")
-        grid = [cell for cell in grid if cell in wanted]
+        grid = select_cells(grid, cells)
+    too_few = [cell for cell in grid if cell[2] < block_count(cell[1], cell[3])]
+    if too_few:
+        raise ValueError(
+            f"The cells {too_few} (strategy, length, steps, block size) have fewer steps than blocks "
+            "(ceil(length / block size)); every block needs at least one step. Raise `steps`, or run the possible "
+            "cells only with cells=[...]."
+        )
     cells = grid
     if autoregressive_model is not None:
-        cells += [(AUTOREGRESSIVE, length, length) for length in lengths]
+        cells += [(AUTOREGRESSIVE, length, length, 1) for length in lengths]
     # On a CPU-only model the processes still form a group (gloo); PartialState needs to be told.
     state = PartialState(cpu=getattr(model, "device", torch.device("cpu")).type == "cpu")
     rows = []
     if output_path is not None:
-        row_columns = names(source="sweep", resume_checked=True) + names(source="record", resume_checked=True)
+        row_columns = tuple(c for c in names(resume_checked=True) if COLUMNS[c].source in ("cell", "sweep", "record"))
         identity = sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model, row_columns)
         # The main process checks and rewrites the file first; the others then read the file it wrote.
         with state.main_process_first():
@@ -228,9 +335,9 @@ def sweep_steps(
         mine = chunk[state.process_index] if state.process_index < len(chunk) else None
         row = None
         if mine is not None:
-            strategy, length, n = mine
+            strategy, length, n, size = mine
             decoder = autoregressive_model if strategy == AUTOREGRESSIVE else model
-            row = run_cell(decoder, tokenizer, task, strategy, length, n, num_samples, seed, batch_size,
+            row = run_cell(decoder, tokenizer, task, strategy, length, n, size, num_samples, seed, batch_size,
                            generation_kwargs)  # fmt: skip
         new_rows = [r for r in gather_object([row]) if r is not None]
         rows += new_rows

@@ -22,18 +22,21 @@ Each column says
   lack it), so that no resumed table holds it for some cells only; `one_per_table`: rows that differ in it come
   from different sweeps, and the words for what one table is one of.
 
-Adding a column is one entry here plus the code that computes it. E.g. the mean number of tokens revealed per
-forward pass, a sweep measurement:
+Adding a column is one entry here plus the code that computes it. E.g. `tokens_per_forward`, the mean number of
+tokens revealed per forward pass, a sweep measurement, was added as:
 
-1. here, where the table should show it (after "nfe"):
-   `SweepColumn("tokens_per_forward", "non-negative", "sweep", "cell length / the cell's mean NFE",
+1. here, where the table shows it (after "nfe"):
+   `SweepColumn("tokens_per_forward", "non-negative", "sweep", "length / the cell's mean NFE",
    title="tokens/forward", fmt="{:.2f}"),`
 2. in `sweep.run_cell`'s row: `"tokens_per_forward": length / nfe` (a task-scored column: a keyword of
    `sweep_tasks.score_row` in the `score` of each task that defines it, the others write None; an lm-eval column:
    in `lm_eval_sweep.lm_eval_row`).
 
 The table, the row checks (a negative value is refused), the resume header (a file from before the column is
-refused), the card's table and the schema follow; the existing tests of those cover the new entry.
+refused), the card's table and the schema follow; the existing tests of those cover the new entry. A column of
+source "cell" is also a coordinate of the grid (`CELL_COLUMNS`: a table holds each cell once, a resumed sweep skips
+the cells it finished); one that is not `required` (`block_size`) may be absent from rows written without it (an
+lm-eval row, an older table), which then count as one cell per (strategy, length, steps).
 """
 
 from dataclasses import dataclass
@@ -77,8 +80,15 @@ SWEEP_COLUMNS = (
                 resume_checked=False),
     SweepColumn("steps", "positive integer", "cell", "reverse steps per sequence", "steps", required=True,
                 resume_checked=False),
+    SweepColumn("block_size", "positive integer", "cell", "tokens per decoding block: the block-causal model's "
+                "block_size, else the sweep's block length (the whole length: one block; the AR row: 1)",
+                "block size"),
+    SweepColumn("steps_per_block", "non-negative", "sweep", "steps / the blocks of the generated region, "
+                "ceil(length / block_size)", "steps/block", "{:g}"),
     SweepColumn("nfe", "non-negative", "sweep", "mean over sequences of the forward passes each needed", "NFE",
                 "{:.1f}", resume_checked=False),
+    SweepColumn("tokens_per_forward", "non-negative", "sweep", "length / the cell's mean NFE", "tokens/forward",
+                "{:.2f}"),
     SweepColumn("num_samples", "positive integer", "sweep", "sequences (documents) scored in the cell",
                 required=True, resume_checked=False),
     SweepColumn("accuracy", "rate", "lm-eval", "the lm-eval metric over the documents", "accuracy", "{:.3f}",
@@ -118,7 +128,8 @@ def names(**where) -> tuple[str, ...]:
     return tuple(c.name for c in SWEEP_COLUMNS if all(getattr(c, key) == value for key, value in where.items()))
 
 
-CELL_COLUMNS = names(source="cell")  # a cell of the grid: (strategy, length, steps)
+CELL_COLUMNS = names(source="cell")  # a cell of the grid: (strategy, length, steps, block_size)
+REQUIRED_CELL_COLUMNS = names(source="cell", required=True)  # what every row has of it: (strategy, length, steps)
 REQUIRED_COLUMNS = names(required=True)
 SCORE_COLUMNS = names(source="task")
 TABLE_COLUMNS = tuple((c.name, c.title, c.fmt) for c in SWEEP_COLUMNS if c.title is not None)

@@ -19,7 +19,8 @@ from datasets import Dataset
 from transformers.utils import logging
 
 from .argument_checks import check_known
-from .sweep_columns import CELL_COLUMNS
+from .sweep_columns import CELL_COLUMNS, REQUIRED_CELL_COLUMNS
+from .sweep_table import describe_cell
 
 
 logger = logging.get_logger(__name__)
@@ -130,7 +131,8 @@ def read_sweep_rows(path: "str | Path", **where) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"No sweep file {path}; run `hf-mdm sweep` or sweep_steps(output_path=...) first.")
     rows = [value for value in _parsed_lines(path) if value is not None and HEADER_KEY not in value]
-    rows = [{k: v for k, v in row.items() if k != CHECKSUM_KEY} for row in rows if all(k in row for k in CELL_COLUMNS)]
+    rows = [{k: v for k, v in row.items() if k != CHECKSUM_KEY} for row in rows
+            if all(k in row for k in REQUIRED_CELL_COLUMNS)]  # fmt: skip
     for column, value in where.items():
         check_known("column", column, {key for row in rows for key in row}, f"the rows of {path}")
         check_known(column, value, [row.get(column) for row in rows], f"the rows of {path}")
@@ -175,8 +177,8 @@ def open_resume_file(path: "str | Path", identity: dict, resume: bool, write: bo
                 continue
             if value[CHECKSUM_KEY] != row_checksum(identity, value):
                 raise ValueError(
-                    f"{path}: row {number} ({value['strategy']}, length {value['length']}, steps {value['steps']}) "
-                    "does not match its checksum: its values were edited. Delete the file or choose another path."
+                    f"{path}: row {number} ({describe_cell(value)}) does not match its checksum: its values were "
+                    "edited. Delete the file or choose another path."
                 )
             rows.append({k: v for k, v in value.items() if k != CHECKSUM_KEY})
     if write:

@@ -41,8 +41,32 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def describe_cell(row: dict) -> str:
+    """The row's cell in words: "confidence, length 32, steps 8" (and ", block size 4" when the row has one)."""
+    block = f", block size {row['block_size']}" if row.get("block_size") is not None else ""
+    return f"{row.get('strategy')}, length {row.get('length')}, steps {row.get('steps')}{block}"
+
+
+# The block axis of a row decoded as one block over its whole length (B = L), whatever that length is.
+ONE_BLOCK = "L"
+
+
+def block_axis(row: dict) -> "int | str":
+    """The row's block size as one curve across lengths: its `block_size`, or `ONE_BLOCK` ("L") when that covers the
+    whole length (or the row has none: a table from before the column)."""
+    size = row.get("block_size")
+    return ONE_BLOCK if size is None or size >= row["length"] else int(size)
+
+
+def decoder_label(row: dict) -> str:
+    """The row's curve in a plot or a fit: its strategy, with its block size when it decodes several blocks."""
+    axis = block_axis(row)
+    return row["strategy"] if axis == ONE_BLOCK or row["strategy"] == "autoregressive" else (
+        f"{row['strategy']}, block size {axis}")  # fmt: skip
+
+
 def _row_name(index: int, row: dict) -> str:
-    return f"Sweep row {index} ({row.get('strategy')}, length {row.get('length')}, steps {row.get('steps')})"
+    return f"Sweep row {index} ({describe_cell(row)})"
 
 
 def check_row(index: int, row, required=REQUIRED_COLUMNS) -> None:
@@ -111,13 +135,13 @@ def check_sweep_rows(rows: list[dict], required=REQUIRED_COLUMNS) -> None:
             )
     first: dict = {}
     for index, row in enumerate(rows):
-        cell = (row.get("task"), *(row[column] for column in CELL_COLUMNS))
+        cell = (row.get("task"), *(row.get(column) for column in CELL_COLUMNS))
         if cell in first:
             same = "with the same values" if row == rows[first[cell]] else "with different values"
             raise ValueError(
-                f"Sweep rows {first[cell]} and {index} are the same cell ({row['strategy']}, length {row['length']}, "
-                f"steps {row['steps']}) {same}; one table holds each cell once: drop one (e.g. "
-                "list({(r['strategy'], r['length'], r['steps']): r for r in rows}.values()) keeps the last)."
+                f"Sweep rows {first[cell]} and {index} are the same cell ({describe_cell(row)}) {same}; one table "
+                "holds each cell once: drop one (e.g. list({(r['strategy'], r['length'], r['steps'], "
+                "r.get('block_size')): r for r in rows}.values()) keeps the last)."
             )
         first[cell] = index
 

@@ -14,11 +14,17 @@ from ..training import DataCollatorForMaskedDiffusion
 
 
 def twin_mdm_config(
-    tokenizer, hidden_size: int, num_hidden_layers: int, num_attention_heads: int, max_position_embeddings: int
+    tokenizer,
+    hidden_size: int,
+    num_hidden_layers: int,
+    num_attention_heads: int,
+    max_position_embeddings: int,
+    block_size: int | None = None,
 ) -> MDMConfig:
     """The MDM's configuration: the given size, feed-forward width 4 x `hidden_size`, the tokenizer's vocabulary and
-    its [MASK], pad, bos and eos ids."""
+    its [MASK], pad, bos and eos ids; `block_size` B makes it a block-diffusion model (None: bidirectional)."""
     return MDMConfig(
+        block_size=block_size,
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=4 * hidden_size,

@@ -22,7 +22,7 @@ from ..evaluation.argument_checks import check_known
 from ..evaluation.latency_at_matched_quality import latency_at_matched_quality, matched_quality_table
 from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
 from ..evaluation.sweep_columns import COLUMNS, ERROR_COLUMNS
-from ..evaluation.sweep_table import check_sweep_rows, is_present, markdown_table
+from ..evaluation.sweep_table import block_axis, check_sweep_rows, decoder_label, is_present, markdown_table
 from .push_to_hub import push_with_model_card, push_with_trainer
 from .step_vs_error_plot import AUTOREGRESSIVE, plot_step_vs_error
 from .usage_snippet import MODEL_ID_PLACEHOLDER, metric_config, snippet_model_id, usage_section, with_model_id
@@ -68,17 +68,16 @@ def matched_quality_section(rows: list[dict]) -> list[str]:
     lines = []
     for length in sorted({row["length"] for row in rows if row["strategy"] == AUTOREGRESSIVE}):
         at_length = [row for row in rows if row["length"] == length]
-        strategies = sorted({row["strategy"] for row in at_length} - {AUTOREGRESSIVE})
-        for strategy in strategies:
-            steps = {row["steps"] for row in at_length if row["strategy"] == strategy}
-            if len(steps) < 2:
+        autoregressive = [row for row in at_length if row["strategy"] == AUTOREGRESSIVE]
+        for decoder in sorted({decoder_label(row) for row in at_length} - {AUTOREGRESSIVE}):
+            curve = [row for row in at_length if decoder_label(row) == decoder]  # one strategy and block size
+            if len({row["steps"] for row in curve}) < 2:
                 continue
-            cells = [row for row in at_length if row["strategy"] in (strategy, AUTOREGRESSIVE)]
             try:
-                table = matched_quality_table(latency_at_matched_quality(cells, strategy))
+                table = matched_quality_table(latency_at_matched_quality(autoregressive + curve, curve[0]["strategy"]))
             except ValueError as error:
                 table = f"Not computed: {error}"
-            lines += ["", f"### L = {length}, {strategy}", "", table]
+            lines += ["", f"### L = {length}, {decoder}", "", table]
     if lines:
         lines = ["", "## Latency at matched quality (MDM vs the autoregressive row)", "",
                  "The smallest swept steps from which the MDM is not significantly worse than the AR model (95% "
@@ -152,14 +151,11 @@ class ModelCard(HubModelCard):
             base_model=base_model,
             eval_results=eval_results,
         )
-        scalings = (
-            step_scaling
-            if step_scaling is not None
-            else [
-                fit_step_scaling(rows, strategy, "ser", ser_target)
-                for strategy in sorted({row["strategy"] for row in rows} - {AUTOREGRESSIVE})
-            ]
-        )
+        curves = sorted({(row["strategy"], block_axis(row)) for row in rows if row["strategy"] != AUTOREGRESSIVE},
+                        key=repr)  # fmt: skip
+        scalings = step_scaling if step_scaling is not None else [
+            fit_step_scaling(rows, strategy, "ser", ser_target, block_size) for strategy, block_size in curves
+        ]  # fmt: skip
         body = cls._body(rows, model, model_name, training, scalings, model_id or MODEL_ID_PLACEHOLDER)
         card = cls(f"---\n{data.to_yaml()}\n---\n\n{body}")
         card.sweep_rows = rows
@@ -183,7 +179,8 @@ class ModelCard(HubModelCard):
             "SER: sequence error rate with its Wilson 95% interval (the plot's error bars). TER gap: generative "
             "log-perplexity under the true language minus its entropy rate (0 is perfect), ± its standard error "
             "(the generated sequences are the independent units; the plot's bars are ± 1.96 SE). NFE: forward passes "
-            "per sequence.",
+            "per sequence; tokens/forward: length / NFE. Block size: tokens per decoding block (bidirectional inside "
+            "a block, blocks in order; 1 is autoregressive, the length one block), steps/block: steps / blocks.",
             "",
             markdown_table(rows),
         ]

@@ -3,14 +3,15 @@
 One column of panels per generated length L; the top row is the SER with error bars from the table's `ser_low` /
 `ser_high`, the bottom row the token error (`ter_gap` in nats/token where the task defines it, with bars of
 ± 1.96 `ter_gap_se` where the rows have it; else `token_error`, which has no interval and is drawn without bars).
-Each diffusion strategy is a line; the autoregressive baseline (one token per forward pass, so steps = L) is a single
-black star at x = L. One legend for the whole figure. Needs the `[plot]` extra (matplotlib).
+Each diffusion strategy (and decoding block size, `sweep_table.decoder_label`) is a line; the autoregressive
+baseline (one token per forward pass, so steps = L) is a single black star at x = L. One legend for the whole
+figure. Needs the `[plot]` extra (matplotlib).
 """
 
 from pathlib import Path
 
 from ..evaluation.sweep_columns import COLUMNS
-from ..evaluation.sweep_table import Z_95, is_present
+from ..evaluation.sweep_table import Z_95, decoder_label, is_present
 
 
 AUTOREGRESSIVE = "autoregressive"
@@ -40,21 +41,21 @@ def step_vs_error_figure(rows: list[dict]):
 
     lengths = sorted({row["length"] for row in rows})
     token_metric = "ter_gap" if any(is_present(row.get("ter_gap")) for row in rows) else "token_error"
-    strategies = sorted({row["strategy"] for row in rows} - {AUTOREGRESSIVE})
-    styles = {strategy: dict(color=f"C{i}", marker="o", linestyle="-") for i, strategy in enumerate(strategies)}
+    decoders = sorted({decoder_label(row) for row in rows} - {AUTOREGRESSIVE})
+    styles = {decoder: dict(color=f"C{i}", marker="o", linestyle="-") for i, decoder in enumerate(decoders)}
     styles[AUTOREGRESSIVE] = dict(color="black", marker="*", markersize=13, linestyle="none", zorder=3)
     figure, axes = plt.subplots(2, len(lengths), figsize=(4 * len(lengths), 6.5), squeeze=False)
     handles = {}
     for column, length in enumerate(lengths):
         for axis, metric in ((axes[0, column], "ser"), (axes[1, column], token_metric)):
-            for strategy, style in styles.items():
+            for decoder, style in styles.items():
                 cells = sorted(
-                    (row for row in rows if (row["strategy"], row["length"]) == (strategy, length)),
+                    (row for row in rows if (decoder_label(row), row["length"]) == (decoder, length)),
                     key=lambda row: row["steps"],
                 )
                 cells = [cell for cell in cells if is_present(cell.get(metric))]
                 if cells:
-                    handles[strategy] = axis.errorbar(
+                    handles[decoder] = axis.errorbar(
                         [cell["steps"] for cell in cells],
                         [cell[metric] for cell in cells],
                         yerr=error_bars(cells, metric),
@@ -67,12 +68,12 @@ def step_vs_error_figure(rows: list[dict]):
             axis.set_ylabel(COLUMNS[metric].axis_label)
             axis.set_title(f"generated length {length}")
             axis.grid(alpha=0.3)
-    labels = {strategy: f"{strategy} decoding" for strategy in strategies}
+    labels = {decoder: f"{decoder} decoding" for decoder in decoders}
     labels[AUTOREGRESSIVE] = "autoregressive baseline (steps = length)"
-    order = [strategy for strategy in styles if strategy in handles]
+    order = [decoder for decoder in styles if decoder in handles]
     figure.legend(
-        [handles[strategy] for strategy in order],
-        [labels[strategy] for strategy in order],
+        [handles[decoder] for decoder in order],
+        [labels[decoder] for decoder in order],
         loc="upper center",
         ncol=min(len(order), 4),
         fontsize=9,

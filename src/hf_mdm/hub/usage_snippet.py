@@ -22,8 +22,9 @@ NOT_RECORDED = "<not recorded"
 
 
 def metric_config(row: dict) -> str:
-    """The row's cell as the model-index's metric_config: `strategy=...,length=...,steps=...`."""
-    return ",".join(f"{column}={row[column]}" for column in CELL_COLUMNS)
+    """The row's cell as the model-index's metric_config: `strategy=...,length=...,steps=...,block_size=...` (the
+    columns of the cell the row has)."""
+    return ",".join(f"{column}={row[column]}" for column in CELL_COLUMNS if row.get(column) is not None)
 
 
 def usage_cell(rows: list[dict], model) -> dict:
