@@ -6,6 +6,8 @@ and sdpa agree, gradients flow. The collator draws one time per block; a time th
 masked token without a label, and the other inputs that would train wrong are refused.
 """
 
+import itertools
+
 import pytest
 import torch
 from datasets import Dataset
@@ -17,6 +19,8 @@ from hf_mdm import DataCollatorForMaskedDiffusion, MDMConfig, MDMForMaskedGenera
 from hf_mdm.block_positions import block_ids
 from hf_mdm.cli import main
 from hf_mdm.cli.train import build_training_inputs, training_collator
+from hf_mdm.evaluation.elbo_perplexity import elbo_perplexity
+from hf_mdm.evaluation.monte_carlo_loglikelihood import continuation_parts, monte_carlo_loglikelihood
 
 from .conftest import tiny_config, toy_corpus, word_tokenizer
 from .test_cli_train import parsed
@@ -415,3 +419,65 @@ def test_bad_block_size_flags_print_one_line(tmp_path, capsys, arguments, messag
     assert main(["train", *language, *arguments, "--output_dir", str(tmp_path), *CLI_RUN[4:]]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("hf-mdm train: error:") and message in error
+
+
+# --- likelihood evaluation on a block model ------------------------------------------------------------------------
+def test_elbo_perplexity_of_a_block_model_is_its_training_objective(tokenizer):
+    model = MDMForMaskedGeneration(tiny_config(block_size=2)).eval()
+    examples = [{"input_ids": tokenizer(text)["input_ids"]} for text in toy_corpus(6)]
+    result = elbo_perplexity(model, examples, num_samples=1, tokenizer=tokenizer, batch_size=8, seed=3)
+    collator = DataCollatorForMaskedDiffusion(tokenizer, block_size=2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = model(**collator(examples)).loss  # each block given the clean earlier blocks
+    assert result["nelbo"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def block_reference_log_prob(model, canvas, masked, position):
+    """log p(canvas[position] | the block-causal model on the canvas up to the end of `position`'s block, with the
+    `masked` positions of that block masked and the earlier blocks clean)."""
+    block_size = model.config.block_size
+    end = min((position // block_size + 1) * block_size, len(canvas))
+    ids = torch.tensor(canvas[:end])
+    ids[[p for p in masked if p < end]] = model.config.mask_token_id
+    with torch.no_grad():
+        logits = model(input_ids=ids[None]).logits[0, position]
+    return float(logits.log_softmax(-1)[canvas[position]])
+
+
+def test_monte_carlo_loglikelihood_of_a_block_size_one_model_is_its_autoregressive_likelihood():
+    model = block_model(1)
+    context, continuation = [5, 9, 11], [7, 3, 20, 8]
+    canvas = context + continuation
+    (estimate,) = monte_carlo_loglikelihood(model, [(context, continuation)], MASK, num_samples=16, num_groups=4)
+    positions = range(len(context), len(canvas))
+    exact = sum(block_reference_log_prob(model, canvas, [p], p) for p in positions)
+    assert estimate.value == pytest.approx(exact, abs=1e-5)
+    assert estimate.standard_error == pytest.approx(0.0, abs=1e-9)  # every draw is the same: one token per block
+
+
+def test_monte_carlo_loglikelihood_of_a_block_model_estimates_the_per_block_bound():
+    model = block_model(3)
+    context, continuation = [5, 9], [7, 3, 20, 8, 14]
+    canvas = context + continuation
+    # the exact bound: per block part y_k, sum over sizes l of (1 / l) * the mean over subsets of that size
+    exact = 0.0
+    for part in ([2], [3, 4, 5], [6]):
+        for size in range(1, len(part) + 1):
+            subsets = list(itertools.combinations(part, size))
+            total = sum(block_reference_log_prob(model, canvas, subset, p) for subset in subsets for p in subset)
+            exact += total / len(subsets) / size
+    (estimate,) = monte_carlo_loglikelihood(model, [(context, continuation)], MASK, num_samples=256, num_groups=8)
+    assert estimate.standard_error > 0
+    assert abs(estimate.value - exact) < 4 * estimate.standard_error
+
+
+@settings(max_examples=50, deadline=None)
+@given(context_length=st.integers(0, 20), length=st.integers(1, 20), block_size=st.integers(1, 8))
+def test_continuation_parts_are_the_model_blocks(context_length, length, block_size):
+    parts = continuation_parts(context_length, length, block_size)
+    assert sum(parts) == length and all(part > 0 for part in parts)
+    ends = context_length + torch.tensor(parts).cumsum(0)
+    blocks = [block_ids(None, context_length + length, block_size)[0, start:end].unique() for start, end in zip(
+        [context_length, *ends[:-1].tolist()], ends.tolist())]  # fmt: skip
+    assert all(len(block) == 1 for block in blocks)  # a part lies in one block
+    assert len({int(block) for block in blocks}) == len(parts)  # and parts lie in different blocks

@@ -37,6 +37,13 @@ PROMPT_SCORED = (
 )
 
 
+def model_block_size(model) -> int | None:
+    """The block size of a block-diffusion `MDMForMaskedGeneration` (`MDMConfig.block_size`); None for any other
+    model (bidirectional, a stock masked LM, whose config may use the name for something else, or an oracle)."""
+    config = getattr(model, "config", None)
+    return config.block_size if getattr(config, "model_type", None) == "mdm" else None
+
+
 def check_token_id_dtype(name: str, ids: torch.Tensor) -> None:
     """A TypeError unless `ids` holds integer token ids (int64, or int32 which embeddings also index with)."""
     if ids.dtype not in TOKEN_ID_DTYPES:

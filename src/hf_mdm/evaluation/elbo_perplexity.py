@@ -5,6 +5,7 @@ import math
 import torch
 from transformers.utils import logging
 
+from ..masked_diffusion_objective import IGNORE_INDEX, model_block_size
 from ..schedules import get_schedule
 from ..training import DataCollatorForMaskedDiffusion, masked_diffusion_loss
 
@@ -37,7 +38,13 @@ def elbo_perplexity(
     follows by the delta method. In expectation the bound does not depend on the schedule; its variance does.
 
     Works for `MDMForMaskedGeneration`, an `OracleDenoiser`, and stock masked LMs (BERT, ...): any model called as
-    `model(input_ids=..., attention_mask=...)` that returns logits of the token at each position.
+    `model(input_ids=..., attention_mask=...)` that returns logits of the token at each position. A block-diffusion
+    model (`MDMConfig(block_size=B)`) is scored on its own bound, that of BD3-LM:
+
+        -log p(x) = sum_k -log p(x_k | x_<k) <= sum_k E_t[ w(t) sum_{i masked in block k} -log p(x_i | x_t^k, x_<k) ]
+
+    each block masked at its own time (the collator with the model's block size) and predicted from itself and the
+    clean earlier blocks (the model's forward with `clean_input_ids`), never from noisy earlier blocks.
 
     Args:
         model: the masked LM.
@@ -62,8 +69,9 @@ def elbo_perplexity(
     if schedule is None:
         schedule = getattr(getattr(model, "config", None), "noise_schedule", "linear")
     schedule = get_schedule(schedule)
+    block_size = model_block_size(model)
     collator = DataCollatorForMaskedDiffusion(
-        tokenizer, schedule=schedule, eps=eps, generator=torch.Generator().manual_seed(seed)
+        tokenizer, schedule=schedule, eps=eps, generator=torch.Generator().manual_seed(seed), block_size=block_size
     )
     examples = [dict(example) for example in dataset]
     sequences_per_batch = max(1, batch_size // num_samples)
@@ -75,16 +83,24 @@ def elbo_perplexity(
     for start in range(0, len(examples), sequences_per_batch):
         chunk = examples[start : start + sequences_per_batch]
         # Row b = k * len(chunk) + j holds sequence j: its draws get times t_b spread over the whole range.
-        batch = collator(chunk * num_samples)
-        logits = model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        ).logits
-        # One draw of N(x) per row: sum over its masked tokens of w(t) * -log p(x_i | x_t).
+        batch = {name: value.to(device) for name, value in collator(chunk * num_samples).items()}
+        inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        if block_size is not None:  # each block given the clean earlier ones
+            clean = torch.where(batch["labels"] != IGNORE_INDEX, batch["labels"], batch["input_ids"])
+            inputs["clean_input_ids"] = clean
+        logits = model(**inputs).logits
+        # One draw of N(x) per row: sum over its masked tokens of w(t) * -log p(x_i | x_t) (t: the token's block's).
         row_nelbo = masked_diffusion_loss(
-            logits, batch["labels"].to(device), t=batch["t"], schedule=schedule, reduction="none"
+            logits,
+            batch["labels"],
+            t=batch["t"],
+            attention_mask=batch["attention_mask"],
+            schedule=schedule,
+            reduction="none",
+            block_size=block_size,
         )
         totals.append(row_nelbo.double().cpu().view(num_samples, len(chunk)).mean(0))
-        row_length = batch["attention_mask"].sum(-1).double()
+        row_length = batch["attention_mask"].sum(-1).double().cpu()
         lengths.append(row_length[: len(chunk)])
     model.train(was_training)
 

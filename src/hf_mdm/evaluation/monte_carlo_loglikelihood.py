@@ -16,6 +16,18 @@ marginally uniform on 1..L, and the group covers the sizes evenly), and each mas
 its size. The estimate is the mean of the group means; its standard error is their standard deviation over
 sqrt(num_groups), an unbiased variance estimate that accounts for the stratification.
 
+Block-diffusion models (`MDMConfig(block_size=B)`): log p(y | c) = sum_k log p(y_k | c, y_<k) over the continuation's
+parts y_k in the model's blocks (canvas position // B), and the bound above holds for each part given the clean
+earlier ones, so a draw masks every part on its own (size l_k ~ the systematic draws above over 1..L_k, a uniform
+subset of that size) and scores
+
+    sum_k (L_k / l_k) * sum_{i in M_k} log p(y_i | c, y_<k, y_k with M_k masked),
+
+every part predicted from itself and the clean earlier blocks in one forward (the model's `clean_input_ids`), as the
+model was trained and decodes; never from noisy earlier blocks. With one part (a bidirectional model) it is the bound
+above. `is_greedy` then asks whether each block's greedy prediction, given the true earlier blocks, is the
+continuation.
+
 Cost: a draw's score is a deterministic function of its mask, so identical masks are one forward row (scored once,
 counted as often as drawn): a 1-token continuation costs one row instead of num_samples + 1, a 2-token one three, and
 the estimate is the same. Rows of several requests share a forward, longest first; log p(y_i | x_t) is the target's
@@ -30,6 +42,7 @@ import torch.nn.functional as F
 
 from ..generation.caches import CACHES
 from ..generation.denoisers import DENOISERS, DenoiseRequest
+from ..masked_diffusion_objective import model_block_size
 
 
 @dataclass
@@ -78,36 +91,58 @@ def random_masks(sizes: torch.LongTensor, length: int, generator) -> torch.BoolT
     return ranks < sizes[:, None]
 
 
+def continuation_parts(context_length: int, length: int, block_size: int | None) -> list[int]:
+    """The lengths of the continuation's parts in the model's blocks (canvas position // `block_size`), in order; one
+    part, the whole continuation, for a bidirectional model."""
+    if block_size is None:
+        return [length]
+    first = min(length, -context_length % block_size)  # the rest of the block the context ends in
+    rest = [block_size] * ((length - first) // block_size) + [(length - first) % block_size]
+    return [part for part in [first, *rest] if part]
+
+
+def mask_weights(masks: torch.BoolTensor, parts: torch.LongTensor) -> torch.Tensor:
+    """(R, n) L_k / l_k at each masked token (its part's length over the masked count in its part), 0 elsewhere;
+    `parts` (n,) numbers each canvas position's part, -1 in the context."""
+    one_hot = F.one_hot(parts.clamp(min=0)).double() * (parts >= 0)[:, None]  # (n, parts)
+    per_part = one_hot.sum(0) / (masks.double() @ one_hot).clamp(min=1)
+    return (per_part @ one_hot.T) * masks
+
+
 @dataclass
 class _RequestDraws:
     """One request's draws as distinct masks (identical draws share one forward row, and the same score).
 
     masks: (u, n) the distinct masks over the canvas (context then continuation), sorted, so the last one masks the
-    whole continuation (the draw of is_greedy). tokens: (n,) the unmasked canvas. draw_masks: (num_samples,) the
-    mask of each draw. weights: (num_samples,) L / l. scores: (u,) each mask's sum over masked i of
-    log p(x_i | canvas), filled in by `_score_canvases`.
+    whole continuation (the draw of is_greedy). tokens: (n,) the unmasked canvas. parts: (n,) the continuation part
+    (model block) of each position, -1 in the context. draw_masks: (num_samples,) the mask of each draw. scores: (u,)
+    each mask's sum over masked i of (L_k / l_k) * log p(x_i | canvas), filled in by `_score_canvases`.
     """
 
     masks: torch.BoolTensor
     tokens: torch.LongTensor
+    parts: torch.LongTensor
     context_length: int
     draw_masks: torch.LongTensor
-    weights: torch.Tensor
     scores: torch.Tensor
     is_greedy: bool = False
 
     @classmethod
-    def sample(cls, context, continuation, num_samples, num_groups, generator) -> "_RequestDraws":
-        length = len(continuation)
-        sizes = stratified_mask_sizes(length, num_samples, num_groups, generator)
-        draws = torch.cat([random_masks(sizes, length, generator), torch.ones(1, length, dtype=torch.bool)])
+    def sample(cls, context, continuation, num_samples, num_groups, generator, block_size=None) -> "_RequestDraws":
+        lengths = continuation_parts(len(context), len(continuation), block_size)
+        part_masks = []
+        for length in lengths:  # each part drawn on its own
+            sizes = stratified_mask_sizes(length, num_samples, num_groups, generator)
+            part_masks.append(random_masks(sizes, length, generator))
+        draws = torch.cat([torch.cat(part_masks, 1), torch.ones(1, len(continuation), dtype=torch.bool)])
         distinct, draw_masks = torch.unique(draws, dim=0, return_inverse=True)  # sorted: the all-True row is last
+        parts = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
         return cls(
             masks=torch.cat([torch.zeros(len(distinct), len(context), dtype=torch.bool), distinct], 1),
             tokens=torch.tensor(list(context) + list(continuation), dtype=torch.long),
+            parts=torch.cat([torch.full((len(context),), -1), parts]),
             context_length=len(context),
             draw_masks=draw_masks[:-1],
-            weights=length / sizes.double(),
             scores=torch.zeros(len(distinct), dtype=torch.float64),
         )
 
@@ -134,9 +169,12 @@ def _padded(blocks: list[torch.Tensor], width: int, value) -> torch.Tensor:
     return torch.cat([F.pad(block, (0, width - block.shape[1]), value=value) for block in blocks])
 
 
-def _score_canvases(denoiser, draws: list[_RequestDraws], batch_size: int, mask_token_id: int, device) -> None:
+def _score_canvases(
+    denoiser, draws: list[_RequestDraws], batch_size: int, mask_token_id: int, device, block_model=None
+) -> None:
     """Fill each request's `scores` and `is_greedy`: one forward per chunk of canvases, right-padded to its longest;
-    log p(x_i | x_t) = logit(x_i) - logsumexp(logits), the LM head run from the chunk's first continuation position."""
+    log p(x_i | x_t) = logit(x_i) - logsumexp(logits), the LM head run from the chunk's first continuation position.
+    A `block_model` (block diffusion) is run on each canvas next to its clean copy (`clean_input_ids`)."""
     for chunk in _chunks(draws, batch_size):
         width = max(len(draws[index].tokens) for index, _, _ in chunk)
         masks = _padded([draws[k].masks[a:b] for k, a, b in chunk], width, False)
@@ -145,11 +183,22 @@ def _score_canvases(denoiser, draws: list[_RequestDraws], batch_size: int, mask_
         attention_mask = _padded(
             [torch.ones_like(draws[k].masks[a:b], dtype=torch.long) for k, a, b in chunk], width, 0
         )
+        weights = _padded([mask_weights(draws[k].masks[a:b], draws[k].parts) for k, a, b in chunk], width, 0.0)
         span = slice(min(draws[index].context_length for index, _, _ in chunk), width)
-        logits = _scored_logits(denoiser, rows.to(device), attention_mask.to(device), span)
+        if block_model is not None:
+            keep = torch.arange(span.start, span.stop, device=device)
+            logits = block_model(
+                input_ids=rows.to(device),
+                attention_mask=attention_mask.to(device),
+                clean_input_ids=tokens.to(device),
+                logits_to_keep=keep,
+            ).logits.float()
+        else:
+            logits = _scored_logits(denoiser, rows.to(device), attention_mask.to(device), span)
         tokens, masks = tokens[:, span].to(device), masks[:, span].to(device)
         token_log_probs = logits.gather(-1, tokens[..., None]).squeeze(-1) - logits.logsumexp(-1)
-        scores = token_log_probs.double().masked_fill(~masks, 0).sum(1).cpu()
+        weighted = token_log_probs.double().masked_fill(~masks, 0) * weights[:, span].to(device)
+        scores = weighted.sum(1).cpu()
         offset, fully_masked = 0, []
         for index, start, end in chunk:
             draws[index].scores[start:end] = scores[offset : offset + end - start]
@@ -197,7 +246,8 @@ def monte_carlo_loglikelihood(
     Args:
         model: a masked LM returning logits of the token at each position: `MDMForMaskedGeneration`, a model given
             `generate()` by `enable_diffusion_generation`, or a language's `oracle_model()`. It is run through its
-            registered denoiser adapter, so padding and position ids are handled as in `generate()`.
+            registered denoiser adapter, so padding and position ids are handled as in `generate()`; a
+            block-diffusion model is scored block by block given the clean earlier blocks (see the module doc).
         requests: token ids; each continuation must be non-empty.
         mask_token_id: the model's [MASK] id.
         num_samples: masked draws per request (a multiple of `num_groups`).
@@ -212,6 +262,7 @@ def monte_carlo_loglikelihood(
             raise ValueError(f"Request {index} has an empty continuation; there is nothing to score.")
     device = getattr(model, "device", None) or next(model.parameters()).device
     denoiser = DENOISERS.build(getattr(model, "denoiser_adapter", "masked_lm"), model=model)
+    block_size = model_block_size(model)
     draws = [
         _RequestDraws.sample(
             context,
@@ -219,19 +270,21 @@ def monte_carlo_loglikelihood(
             num_samples,
             num_groups,
             torch.Generator().manual_seed(request_seed(seed, context, continuation)),
+            block_size,
         )
         for context, continuation in requests
     ]
     was_training = getattr(model, "training", False)
     model.eval()
     try:
-        _score_canvases(denoiser, draws, batch_size, mask_token_id, device)
+        block_model = model if block_size is not None else None
+        _score_canvases(denoiser, draws, batch_size, mask_token_id, device, block_model)
     finally:
         model.train(was_training)
 
     results = []
     for (_, continuation), draw in zip(requests, draws):
-        values = draw.scores[draw.draw_masks] * draw.weights
+        values = draw.scores[draw.draw_masks]
         group_means = values.view(num_groups, -1).mean(1)
         results.append(
             LoglikelihoodEstimate(
@@ -246,6 +299,8 @@ def monte_carlo_loglikelihood(
 
 __all__ = [
     "LoglikelihoodEstimate",
+    "continuation_parts",
+    "mask_weights",
     "monte_carlo_loglikelihood",
     "random_masks",
     "request_seed",
