@@ -19,7 +19,7 @@ from datasets import Dataset
 from transformers.utils import logging
 
 from .argument_checks import check_known
-from .sweep_columns import CELL_COLUMNS, REQUIRED_CELL_COLUMNS
+from .sweep_columns import REQUIRED_CELL_COLUMNS
 from .sweep_table import describe_cell
 
 
@@ -171,7 +171,7 @@ def open_resume_file(path: "str | Path", identity: dict, resume: bool, write: bo
                 "another output path."
             )
         for number, value in enumerate(parsed[1:], start=2):
-            if value is None or not all(key in value for key in (*CELL_COLUMNS, CHECKSUM_KEY)):
+            if value is None or not all(key in value for key in (*REQUIRED_CELL_COLUMNS, CHECKSUM_KEY)):
                 if value is not None:
                     logger.warning(f"{path}: row {number} lacks cell keys (a sweep stopped mid-write?); skipped.")
                 continue
