@@ -1,8 +1,11 @@
 """Training throughput: MDMForMaskedGeneration + DataCollatorForMaskedDiffusion vs a LlamaForCausalLM of identical
-dimensions + DataCollatorForLanguageModeling(mlm=False), both under the stock Trainer on the same data.
+dimensions + DataCollatorForLanguageModeling(mlm=False), both under the stock Trainer on the same data; and the
+block-diffusion objective (`MDMConfig(block_size=B)` + the collator's `block_size=B`: one forward over the noisy and
+the clean sequence, 2L positions) against the bidirectional one.
 
-Tokens/s counts every real input token of the timed steps (the first `--warmup` steps are excluded). Runs alternate
-between the two models `--repeats` times and the best run of each is kept. Target: ratio >= 0.95.
+Tokens/s counts every real input token of the timed steps (the first `--warmup` steps are excluded): per original
+token, so the block objective's 2L positions count once. Runs alternate between the models `--repeats` times and the
+best run of each is kept. Targets: MDM / Llama >= 0.95; block / bidirectional >= 0.45.
 
     python benchmarks/train_throughput.py            # prints a Markdown table
 """
@@ -87,6 +90,7 @@ def main():
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--block-size", type=int, default=16, help="B of the block-diffusion model")
     args = parser.parse_args()
 
     tokenizer = numbered_tokenizer(args.vocab_size)
@@ -114,6 +118,12 @@ def main():
             LlamaForCausalLM(LlamaConfig(**dims)),
             DataCollatorForLanguageModeling(tokenizer, mlm=False),
         ),
+        f"MDMForMaskedGeneration, block_size={args.block_size}": lambda: (
+            MDMForMaskedGeneration(
+                MDMConfig(**dims, mask_token_id=tokenizer.mask_token_id, block_size=args.block_size)
+            ),
+            DataCollatorForMaskedDiffusion(tokenizer, block_size=args.block_size),
+        ),
     }
     best = {}
     for _ in range(args.repeats):
@@ -125,6 +135,8 @@ def main():
                 best[name] = result
 
     ratio = best["MDMForMaskedGeneration"]["tokens_per_s"] / best["LlamaForCausalLM"]["tokens_per_s"]
+    block = f"MDMForMaskedGeneration, block_size={args.block_size}"
+    block_ratio = best[block]["tokens_per_s"] / best["MDMForMaskedGeneration"]["tokens_per_s"]
     params = sum(p.numel() for p in builders["LlamaForCausalLM"]()[0].parameters()) / 1e6
     print(
         f"Training throughput, stock Trainer, {params:.1f}M params (hidden {args.hidden_size}, {args.layers} layers), "
@@ -136,6 +148,7 @@ def main():
     for result in best.values():
         print(f"| {result['model']} | {result['steps']} | {result['seconds']:.2f} | {result['tokens_per_s']:,.0f} |")
     print(f"\nratio MDM / Llama = **{ratio:.3f}** (target >= 0.95)")
+    print(f"ratio block (B={args.block_size}) / bidirectional MDM = **{block_ratio:.3f}** (target >= 0.45)")
 
 
 if __name__ == "__main__":
