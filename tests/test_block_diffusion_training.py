@@ -139,6 +139,21 @@ def test_eager_and_sdpa_give_the_same_loss_and_gradients():
     torch.testing.assert_close(results[0][1], results[1][1], atol=1e-5, rtol=1e-5)
 
 
+# transformers' and torch's flex-attention code on CPU call deprecated torch APIs; none is hf-mdm's call
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_flex_attention_gives_the_eager_objective():
+    pytest.importorskip("torch.nn.attention.flex_attention")
+    _, noisy, labels, attention_mask = noisy_batch(2, 10, pads=[0, 3])
+    inputs = dict(input_ids=noisy, attention_mask=attention_mask, labels=labels, t=torch.tensor([0.4, 0.8]))
+    with torch.no_grad():
+        eager = block_model(3, 1, "eager")(**inputs)
+        flex = block_model(3, 1, "flex_attention")(**inputs)
+    torch.testing.assert_close(flex.loss, eager.loss, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        real_logits(flex.logits, attention_mask), real_logits(eager.logits, attention_mask), atol=1e-5, rtol=1e-5
+    )
+
+
 def test_gradients_reach_every_weight_through_both_halves():
     model = block_model(3).train()
     clean, noisy, labels, attention_mask = noisy_batch(2, 12, pads=[0, 3], probability=0.6)

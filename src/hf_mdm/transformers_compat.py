@@ -129,9 +129,8 @@ def block_diffusion_mask(config, inputs_embeds, attention_mask, block_ids, noisy
 
     def bd3lm_visible(batch_idx, head_idx, q_idx, kv_idx):
         query_block, key_block = block_ids[batch_idx, q_idx], block_ids[batch_idx, kv_idx]
-        key_clean = kv_idx >= noisy_length
-        same_half = (q_idx >= noisy_length) == key_clean
-        return (key_clean & (key_block < query_block)) | (same_half & (key_block == query_block))
+        query_half, key_half = q_idx // noisy_length, kv_idx // noisy_length  # 0: noisy, 1: clean (integers: flex)
+        return ((key_half == 1) & (key_block < query_block)) | ((key_half == query_half) & (key_block == query_block))
 
     return create_bidirectional_mask(
         config=config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, and_mask_function=bd3lm_visible
