@@ -34,6 +34,7 @@ the estimate is the same. Rows of several requests share a forward, longest firs
 logit minus the logsumexp of its row, without materialising a log-softmax over the vocabulary.
 """
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -169,12 +170,10 @@ def _padded(blocks: list[torch.Tensor], width: int, value) -> torch.Tensor:
     return torch.cat([F.pad(block, (0, width - block.shape[1]), value=value) for block in blocks])
 
 
-def _score_canvases(
-    denoiser, draws: list[_RequestDraws], batch_size: int, mask_token_id: int, device, block_model=None
-) -> None:
+def _score_canvases(scored_logits, draws: list[_RequestDraws], batch_size: int, mask_token_id: int, device) -> None:
     """Fill each request's `scores` and `is_greedy`: one forward per chunk of canvases, right-padded to its longest;
-    log p(x_i | x_t) = logit(x_i) - logsumexp(logits), the LM head run from the chunk's first continuation position.
-    A `block_model` (block diffusion) is run on each canvas next to its clean copy (`clean_input_ids`)."""
+    log p(x_i | x_t) = logit(x_i) - logsumexp(logits), the LM head run from the chunk's first continuation position
+    (`scored_logits(rows, attention_mask, clean canvases, span)`)."""
     for chunk in _chunks(draws, batch_size):
         width = max(len(draws[index].tokens) for index, _, _ in chunk)
         masks = _padded([draws[k].masks[a:b] for k, a, b in chunk], width, False)
@@ -185,16 +184,7 @@ def _score_canvases(
         )
         weights = _padded([mask_weights(draws[k].masks[a:b], draws[k].parts) for k, a, b in chunk], width, 0.0)
         span = slice(min(draws[index].context_length for index, _, _ in chunk), width)
-        if block_model is not None:
-            keep = torch.arange(span.start, span.stop, device=device)
-            logits = block_model(
-                input_ids=rows.to(device),
-                attention_mask=attention_mask.to(device),
-                clean_input_ids=tokens.to(device),
-                logits_to_keep=keep,
-            ).logits.float()
-        else:
-            logits = _scored_logits(denoiser, rows.to(device), attention_mask.to(device), span)
+        logits = scored_logits(rows.to(device), attention_mask.to(device), tokens.to(device), span)
         tokens, masks = tokens[:, span].to(device), masks[:, span].to(device)
         token_log_probs = logits.gather(-1, tokens[..., None]).squeeze(-1) - logits.logsumexp(-1)
         weighted = token_log_probs.double().masked_fill(~masks, 0) * weights[:, span].to(device)
@@ -212,8 +202,17 @@ def _score_canvases(
                 draws[index].is_greedy = hit
 
 
-def _scored_logits(denoiser, rows, attention_mask, span: slice) -> torch.Tensor:
-    """Logits of p(x_i | x_t) at canvas positions `span`, (R, span, vocab) in float32."""
+def _block_objective_logits(model, rows, attention_mask, clean, span: slice) -> torch.Tensor:
+    """A block-diffusion model's logits of p(x_i | x_t) at canvas positions `span`, (R, span, vocab) in float32: each
+    block given the clean earlier blocks (one forward next to the clean canvases)."""
+    keep = torch.arange(span.start, span.stop, device=rows.device)
+    outputs = model(input_ids=rows, attention_mask=attention_mask, clean_input_ids=clean, logits_to_keep=keep)
+    return outputs.logits.float()
+
+
+def _denoiser_logits(denoiser, rows, attention_mask, clean, span: slice) -> torch.Tensor:
+    """Logits of p(x_i | x_t) at canvas positions `span`, (R, span, vocab) in float32, through the model's denoiser
+    adapter (a bidirectional model sees the whole canvas; `clean` is not needed)."""
     count, length = rows.shape
     keep = torch.arange(span.start, span.stop, device=rows.device)
     request = DenoiseRequest(
@@ -261,8 +260,12 @@ def monte_carlo_loglikelihood(
         if len(continuation) == 0:
             raise ValueError(f"Request {index} has an empty continuation; there is nothing to score.")
     device = getattr(model, "device", None) or next(model.parameters()).device
-    denoiser = DENOISERS.build(getattr(model, "denoiser_adapter", "masked_lm"), model=model)
     block_size = model_block_size(model)
+    if block_size is not None:
+        scored_logits = functools.partial(_block_objective_logits, model)
+    else:
+        denoiser = DENOISERS.build(getattr(model, "denoiser_adapter", "masked_lm"), model=model)
+        scored_logits = functools.partial(_denoiser_logits, denoiser)
     draws = [
         _RequestDraws.sample(
             context,
@@ -277,8 +280,7 @@ def monte_carlo_loglikelihood(
     was_training = getattr(model, "training", False)
     model.eval()
     try:
-        block_model = model if block_size is not None else None
-        _score_canvases(denoiser, draws, batch_size, mask_token_id, device, block_model)
+        _score_canvases(scored_logits, draws, batch_size, mask_token_id, device)
     finally:
         model.train(was_training)
 
