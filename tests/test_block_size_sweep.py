@@ -14,9 +14,12 @@ from hf_mdm import CopyLanguage, NGramLanguage, enable_diffusion_generation
 from hf_mdm.cli import main
 from hf_mdm.evaluation import LanguageTask, fit_step_scaling, markdown_table, search_steps_needed, sweep_steps
 from hf_mdm.evaluation.exact_autoregressive import ExactAutoregressiveLM
+from hf_mdm.evaluation.research_models import training_record
 from hf_mdm.evaluation.sweep_table import check_sweep_rows
 from hf_mdm.evaluation.train_twins import seeded_mdm, twin_mdm_config
 from hf_mdm.hub import ModelCard
+
+from .test_reproduce import TINY_TRAINING, tiny_preset  # noqa: F401 (a fixture)
 
 
 TIMINGS = ("latency_s", "tokens_per_s")
@@ -249,3 +252,25 @@ def test_the_cli_refuses_a_bad_block_size_in_one_line(tmp_path, capsys, argument
     assert main(["sweep", "--language", "ngram", *arguments, "--output_dir", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.usefixtures("tiny_preset")
+def test_reproduce_searches_every_block_size_and_trains_a_block_model_per_integer_size(tmp_path):
+    output = tmp_path / "out"
+    assert main(["reproduce", "--preset", "tiny", "--output_dir", str(output), "--block-sizes", "2", "L",
+                 *TINY_TRAINING]) == 0  # fmt: skip
+    oracle_results = (output / "hmm" / "oracle" / "results.md").read_text()
+    assert "| confidence, block size 2 | ser <= 0.05 |" in oracle_results and "| confidence | ser <= 0.05 |" in (
+        oracle_results)  # fmt: skip
+    block = output / "hmm" / "trained-block2"
+    assert training_record(output / "hmm" / "models" / "mdm-block2")["train_steps"] == 2
+    probes = [json.loads(line) for line in (block / "ser_probes-confidence.jsonl").open()][1:]
+    assert {row["block_size"] for row in probes} == {2} and "block size 2" in (block / "README.md").read_text()
+    assert "trained block-diffusion MDM (block size 2)" in (output / "summary.md").read_text()
+
+
+@pytest.mark.bad_input
+@pytest.mark.usefixtures("tiny_preset")
+def test_reproduce_refuses_a_block_size_that_does_not_divide_a_length(tmp_path, capsys):
+    assert main(["reproduce", "--preset", "tiny", "--output_dir", str(tmp_path), "--block-sizes", "4"]) == 2
+    assert "--block_size 4 must divide every measured length [4, 6, 8]" in capsys.readouterr().err

@@ -11,6 +11,9 @@ model of the same size):
    `results.md` (both fits and the tables), `step_vs_error.png` and a model card (README.md); `<output_dir>/summary.md`
    gathers every fit. Trained models live in `<output_dir>/<language>/models/{mdm,autoregressive}` with their
    training time; a rerun loads them.
+With `--block_sizes` (e.g. `1 4 L`), block size is an axis: the oracle's SER is searched at each decoding block size
+(one fit per strategy and size), and the `trained` decoder also trains one block-diffusion MDM per integer B
+(`models/mdm-block{B}`, BD3-LM objective) and measures it at its own B as the decoder `trained-block{B}`.
 Under `accelerate launch` the probes of a search round, the sweep cells and the training are split across processes.
 """
 
@@ -21,12 +24,14 @@ from pathlib import Path
 from accelerate import PartialState
 
 from ..evaluation import LanguageTask, fit_step_scaling, markdown_table, search_steps_needed, sweep_steps
-from ..evaluation.research_models import ResearchTraining, train_research_models, training_record
+from ..evaluation.research_models import ResearchTraining, train_block_models, train_research_models, training_record
 from ..evaluation.step_scaling import check_target, fixed_steps_trend_table, step_scaling_table
-from ..evaluation.sweep import cell_key
+from ..evaluation.sweep import block_count, cell_block_size, cell_key
+from ..evaluation.sweep_table import ONE_BLOCK
 from ..generation import DiffusionGenerationConfig, enable_diffusion_generation
 from ..hub import ModelCard
 from ..languages import describe_research_language, research_language
+from .sweep import block_sizes
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,14 @@ class ReproduceArguments:
     batch_size: int = field(default=100, metadata={"help": "Sequences per generate() call."})
     train_steps: int | None = field(default=None, metadata={"help": "Override the trained models' optimizer steps."})
     device: str = field(default="cpu", metadata={"help": "Where the models decode (and train)."})
+    block_size: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Decoding block sizes of the SER searches (ints; L: one block); the trained decoder also trains "
+            "a block-diffusion model per integer size. Default: one block.",
+            "aliases": ["--block_sizes", "--block-sizes"],
+        },
+    )
     progress: bool = True
 
 
@@ -106,6 +119,10 @@ def check_arguments(args: ReproduceArguments) -> Preset:
         DiffusionGenerationConfig(strategy=strategy).validate()
     if args.strategies is not None:
         preset = dataclasses.replace(preset, strategies=tuple(args.strategies))
+    lengths = [length for length in available if args.lengths is None or length in args.lengths]
+    for size in block_sizes(args.block_size) or ():
+        if size != ONE_BLOCK and any(length % size for length in lengths):
+            raise ValueError(f"--block_size {size} must divide every measured length {lengths}.")
     check_target(args.target)
     check_target(args.ter_target)
     if args.batch_size < 1 or (args.train_steps is not None and args.train_steps < 1):
@@ -113,25 +130,31 @@ def check_arguments(args: ReproduceArguments) -> Preset:
     return preset
 
 
-def measure(model, tokenizer, task, lengths, preset, args, folder: Path, steps_per_token: int, autoregressive=None):
-    """Steps 1-2 of the module docstring for one decoder, its SER searched up to `steps_per_token` * L; returns
-    (probe rows, sweep rows, the fits)."""
+def measure(
+    model, tokenizer, task, lengths, preset, args, folder: Path, steps_per_token: int, autoregressive=None,
+    block_sizes=None,
+):  # fmt: skip
+    """Steps 1-2 of the module docstring for one decoder, its SER searched up to `steps_per_token` * L at each of
+    `block_sizes` (None: one block, or a block-causal model's own); the TER sweep decodes one block (a block-causal
+    model: its own blocks, at the swept steps with one per block at least). Returns (probe rows, sweep rows, fits)."""
     probes, fits = [], []
     max_steps = {length: steps_per_token * length for length in lengths}
     for strategy in preset.strategies:
-        table, (scaling,) = search_steps_needed(
+        table, scalings = search_steps_needed(
             model, tokenizer, task, args.target, max_steps=max_steps,
             strategies=[strategy], lengths=list(lengths), num_samples=preset.num_samples, batch_size=args.batch_size,
-            progress=args.progress, output_path=folder / f"ser_probes-{strategy}.jsonl",
+            progress=args.progress, output_path=folder / f"ser_probes-{strategy}.jsonl", block_sizes=block_sizes,
         )  # fmt: skip
         probes += list(table)
-        fits.append(scaling)
+        fits += scalings
+    cells = [(preset.ter_strategy, length, steps) for length in lengths for steps in preset.ter_steps
+             if steps >= block_count(length, cell_block_size(model, None, length))]  # fmt: skip
     sweep = list(
         sweep_steps(
             model, tokenizer, task, steps=list(preset.ter_steps), strategies=[preset.ter_strategy],
             lengths=list(lengths), num_samples=preset.num_samples, batch_size=args.batch_size,
             autoregressive_model=autoregressive, output_path=folder / "ter_sweep.jsonl", resume=True,
-            progress=args.progress,
+            progress=args.progress, cells=cells,
         )
     )  # fmt: skip
     fits.append(fit_step_scaling(sweep, preset.ter_strategy, "ter_gap", args.ter_target))
@@ -159,8 +182,18 @@ def write_results(folder: Path, title: str, probes, sweep, fits, card_model, ter
     return table
 
 
+def training_facts(models_dir: Path, kinds) -> dict:
+    """The card's training facts of the finished model folders `kinds` under `models_dir`."""
+    return {
+        kind: "{wall_s:.0f} s wall, {cpu_s:.0f} s CPU, {train_steps} steps".format(**record)
+        for kind in kinds
+        if (record := training_record(models_dir / kind))
+    }
+
+
 def run(args: ReproduceArguments):
     preset = check_arguments(args)
+    sizes = block_sizes(args.block_size)
     state = PartialState(cpu=args.device == "cpu")
     output_dir = Path(args.output_dir)
     summary = [f"# hf-mdm reproduce --preset {args.preset}\n"]
@@ -174,31 +207,34 @@ def run(args: ReproduceArguments):
             lengths = [length for length in all_lengths if args.lengths is None or length in args.lengths]
             if decoder not in (args.decoders or DECODERS) or not lengths:
                 continue
-            folder = output_dir / name / decoder
-            folder.mkdir(parents=True, exist_ok=True)
-            autoregressive, training = None, None
+            models_dir = output_dir / name / "models"
             if decoder == "oracle":
                 model = enable_diffusion_generation(language.oracle_model(), tokenizer)
-                steps_per_token = preset.max_steps_per_token
+                measured = [("oracle", "exact oracle", model, None, preset.max_steps_per_token, sizes, None)]
             else:
-                steps_per_token = preset.trained_max_steps_per_token
                 size = ResearchTraining(**({"train_steps": args.train_steps} if args.train_steps else {}))
-                model, autoregressive = train_research_models(language, list(all_lengths),
-                                                              output_dir / name / "models", size)  # fmt: skip
-                training = {
-                    kind: "{wall_s:.0f} s wall, {cpu_s:.0f} s CPU, {train_steps} steps".format(**record)
-                    for kind in ("mdm", "autoregressive")
-                    if (record := training_record(output_dir / name / "models" / kind))
-                }
-            model, autoregressive = model.to(args.device), autoregressive and autoregressive.to(args.device)
-            probes, sweep, fits = measure(
-                model, tokenizer, task, lengths, preset, args, folder, steps_per_token, autoregressive
-            )
-            if state.is_main_process:
-                title = f"{described}: {'exact oracle' if decoder == 'oracle' else 'trained MDM'}"
-                table = write_results(folder, title, probes, sweep, fits, model, preset.ter_strategy, training)
-                summary.append(f"## {title}\n\n{table}\n")
-                print(f"\n## {title}\n\n{table}\n", flush=True)
+                model, autoregressive = train_research_models(language, list(all_lengths), models_dir, size)
+                measured = [("trained", "trained MDM", model, autoregressive, preset.trained_max_steps_per_token, None,
+                             training_facts(models_dir, ("mdm", "autoregressive")))]  # fmt: skip
+                integers = [b for b in sizes or () if b != ONE_BLOCK]
+                block_models = train_block_models(language, list(all_lengths), models_dir, size, integers) if (
+                    integers) else {}  # fmt: skip
+                for b, block_model in block_models.items():
+                    measured.append((f"trained-block{b}", f"trained block-diffusion MDM (block size {b})", block_model,
+                                     None, preset.trained_max_steps_per_token, None,
+                                     training_facts(models_dir, (f"mdm-block{b}",))))  # fmt: skip
+            for folder_name, words, model, autoregressive, steps_per_token, axis, training in measured:
+                folder = output_dir / name / folder_name
+                folder.mkdir(parents=True, exist_ok=True)
+                model, autoregressive = model.to(args.device), autoregressive and autoregressive.to(args.device)
+                probes, sweep, fits = measure(
+                    model, tokenizer, task, lengths, preset, args, folder, steps_per_token, autoregressive, axis
+                )
+                if state.is_main_process:
+                    title = f"{described}: {words}"
+                    table = write_results(folder, title, probes, sweep, fits, model, preset.ter_strategy, training)
+                    summary.append(f"## {title}\n\n{table}\n")
+                    print(f"\n## {title}\n\n{table}\n", flush=True)
     if state.is_main_process:
         (output_dir / "summary.md").write_text("\n".join(summary))
         print(f"Wrote {output_dir}/summary.md and, per language and decoder, results.md, plots and cards.")

@@ -1,5 +1,6 @@
 """train_research_models: an MDM and an autoregressive model of the same size, trained by the stock `Trainer` on a
-formal language's sequences of several lengths, for the step-vs-error measurements at length.
+formal language's sequences of several lengths, for the step-vs-error measurements at length; train_block_models:
+block-diffusion MDMs of that size at several block sizes, on the same data.
 
 Both see the same data: `examples_per_length` samples at each training length, shuffled together (the Trainer groups
 them by length, so a batch pads little). Each model goes to its own folder (`mdm/`, `autoregressive/`) with the
@@ -18,6 +19,7 @@ from transformers import AutoModelForCausalLM, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..modeling_mdm import MDMForMaskedGeneration
+from .argument_checks import check_positive_ints
 from .autoregressive_baseline import train_autoregressive_baseline
 from .train_twins import seeded_mdm, train_mdm, twin_mdm_config
 
@@ -144,3 +146,36 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
         _timed(train_autoregressive, autoregressive_dir, training, lengths)
     autoregressive = AutoModelForCausalLM.from_pretrained(autoregressive_dir).eval()
     return mdm, autoregressive
+
+
+def train_block_models(
+    language, lengths: list[int], output_dir: "str | Path", training: ResearchTraining = None, block_sizes=(4,)
+) -> dict:
+    """Train (or load, when finished) one block-diffusion MDM per block size B (`MDMConfig(block_size=B)`, the
+    BD3-LM objective with one time per block), the size, data and optimisation of `train_research_models`' MDM.
+
+    Returns {B: model in eval mode}; the folders are `output_dir/mdm-block{B}`, each with `training_time.json`.
+    """
+    training = training or ResearchTraining()
+    block_sizes = check_positive_ints("block_sizes", block_sizes)
+    output_dir = Path(output_dir)
+    tokenizer = language.tokenizer()
+    folders = {size: output_dir / f"mdm-block{size}" for size in block_sizes}
+    unfinished = [size for size, folder in folders.items() if training_record(folder) is None]
+    for size, folder in folders.items():
+        if size not in unfinished:
+            check_same_training(folder, training, lengths)
+    data = training_data(language, lengths, training.examples_per_length, training.seed) if unfinished else None
+    models = {}
+    for size, folder in folders.items():
+        if size in unfinished:
+            config = twin_mdm_config(tokenizer, training.hidden_size, training.num_hidden_layers,
+                                     training.num_attention_heads, max(lengths), block_size=size)  # fmt: skip
+            model = seeded_mdm(config, training.seed)
+
+            def train_and_save(checkpoint, model=model, folder=folder):
+                train_mdm(model, data, tokenizer, training.arguments(folder), checkpoint).save_model()
+
+            _timed(train_and_save, folder, training, lengths)
+        models[size] = MDMForMaskedGeneration.from_pretrained(folder).eval()
+    return models
