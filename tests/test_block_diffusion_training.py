@@ -13,7 +13,7 @@ import torch
 from datasets import Dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from transformers import Trainer
+from transformers import DynamicCache, Trainer
 
 from hf_mdm import DataCollatorForMaskedDiffusion, MDMConfig, MDMForMaskedGeneration, masked_diffusion_loss
 from hf_mdm.block_positions import block_ids
@@ -259,6 +259,12 @@ def test_block_training_inputs_that_cannot_build_the_clean_copy_are_refused():
         model(input_ids=noisy, attention_mask=attention_mask, clean_input_ids=clean[:, :5])
     with pytest.raises(ValueError, match="this model is bidirectional"):
         block_model(None)(input_ids=noisy, attention_mask=attention_mask, clean_input_ids=clean)
+    with pytest.raises(TypeError, match="clean_input_ids must hold token ids as torch.long"):
+        model(input_ids=noisy, attention_mask=attention_mask, clean_input_ids=clean.float())
+    with pytest.raises(ValueError, match="reads no cache; drop `cache`"):
+        model(input_ids=noisy, attention_mask=attention_mask, clean_input_ids=clean, cache=DynamicCache())
+    with pytest.raises(ValueError, match="numbers the blocks from the 2-D padding mask"):
+        model(input_ids=noisy, attention_mask=attention_mask[:, None, None, :].bool(), clean_input_ids=clean)
 
 
 # --- the collator -------------------------------------------------------------------------------------------------

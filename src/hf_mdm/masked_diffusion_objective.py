@@ -108,6 +108,7 @@ def check_loss_inputs(
     mask_token_id: int | None = None,
     prompt: torch.Tensor | None = None,
     blocks: torch.Tensor | None = None,
+    unlabelled_masks: torch.Tensor | None = None,
 ) -> None:
     """Raise a ValueError naming the fix when a value of the training inputs is wrong, at the cost of one device sync.
 
@@ -115,7 +116,8 @@ def check_loss_inputs(
     [0, vocab_size); t lies in (0, 1] (NaN included; a per-token t at the scored tokens), and a per-token t is one
     time per block of `blocks` (`token_blocks`; required with a per-token t); num_items_in_batch covers at least this
     batch's scored tokens, and, with input_ids, no label sits on a token that is not [MASK] (the count would include
-    unscored tokens); no label sits on a `prompt` token (`prompt_tokens`).
+    unscored tokens); no label sits on a `prompt` token (`prompt_tokens`); no token of `unlabelled_masks` (the
+    masked real tokens without a label, `masked_without_label`) exists.
     """
     scored = labels != IGNORE_INDEX
     checks = [
@@ -179,6 +181,15 @@ def check_loss_inputs(
         )
     if prompt is not None:
         checks.append(((prompt.to(labels.device) & scored).any(), PROMPT_SCORED))
+    if unlabelled_masks is not None:
+        checks.append(
+            (
+                unlabelled_masks.any(),
+                "Some masked tokens have no label (-100), so their clean value, which later blocks are conditioned "
+                "on, is unknown. Give the original token as the label at every masked real token "
+                "(DataCollatorForMaskedDiffusion does).",
+            )
+        )
     flags = torch.stack([flag.to(labels.device).reshape(()) for flag, _ in checks]).tolist()  # the one sync
     for flag, (_, message) in zip(flags, checks):
         if flag:
@@ -351,9 +362,9 @@ def checked_forward_labels(
     block_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """A model forward's training inputs checked before its stack runs (shapes, dtypes, `t` (one time per block of
-    `block_size`), values and no labelled prompt token with one device sync); returns the labels of its masked real
-    tokens (`labels_of_masked_tokens`), the tokens the loss divides by (`loss_token_mask`) and `t` (per row or per
-    token)."""
+    `block_size`), values, no labelled prompt token and, for a block model, a label at every masked real token, with
+    one device sync); returns the labels of its masked real tokens (`labels_of_masked_tokens`), the tokens the loss
+    divides by (`loss_token_mask`) and `t` (per row or per token)."""
     reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
     if labels.shape != reference.shape:
         raise ValueError(
@@ -361,6 +372,11 @@ def checked_forward_labels(
             "they must match (-100 where a position is not scored)."
         )
     check_token_id_dtype("labels", labels)
+    if block_size is not None and input_ids is None:
+        raise ValueError(
+            "A block-diffusion model trains on the noisy input next to its clean copy, built from input_ids and "
+            "labels; with inputs_embeds it is unknown. Pass input_ids (or clean_input_ids without labels)."
+        )
     if t is not None:
         t = check_diffusion_times(t, labels.shape)
     elif weighting == "elbo":
@@ -369,7 +385,10 @@ def checked_forward_labels(
             "it); pass `t=` or build the model with loss_weighting='uniform'."
         )
     prompt = prompt_tokens(labels.shape, attention_mask, prompt_length, prompt_mask)
-    # Values (ids in range, t in (0, 1], counts, no labelled prompt token) with a single device sync.
+    blocks = token_blocks(attention_mask, labels.shape, block_size) if t is not None and t.dim() == 2 else None
+    unlabelled = None if block_size is None else masked_without_label(input_ids, labels, attention_mask, mask_token_id)
+    # Values (ids in range, t in (0, 1] and per block, counts, no labelled prompt token, no unlabelled [MASK] of a
+    # block model) with a single device sync.
     check_loss_inputs(
         labels,
         vocab_size,
@@ -378,30 +397,24 @@ def checked_forward_labels(
         input_ids=input_ids,
         mask_token_id=mask_token_id,
         prompt=prompt,
-        blocks=token_blocks(attention_mask, labels.shape, block_size) if t is not None and t.dim() == 2 else None,
+        blocks=blocks,
+        unlabelled_masks=unlabelled,
     )
     masked_labels = labels_of_masked_tokens(labels, input_ids, mask_token_id, attention_mask)
     return masked_labels, loss_token_mask(attention_mask, prompt), t
 
 
-def clean_sequence(
-    input_ids: torch.Tensor | None, labels: torch.Tensor, attention_mask: torch.Tensor | None, mask_token_id: int
-) -> torch.LongTensor:
-    """x_0 of a noisy batch, for the block-diffusion objective's clean copy: the label at each masked real token,
-    the input elsewhere. A masked real token without a label has no known clean value: a ValueError naming the fix
-    (one device sync). `labels` are those of the masked real tokens (`labels_of_masked_tokens`)."""
-    if input_ids is None:
-        raise ValueError(
-            "A block-diffusion model trains on the noisy input next to its clean copy, built from input_ids and "
-            "labels; with inputs_embeds it is unknown. Pass input_ids (or clean_input_ids without labels)."
-        )
+def masked_without_label(
+    input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None, mask_token_id: int
+) -> torch.Tensor:
+    """(batch, length) the masked real tokens whose label is -100: their clean value is unknown."""
     masked = input_ids == mask_token_id
     if attention_mask is not None and attention_mask.dim() == 2:
         masked = masked & attention_mask.bool().to(masked.device)
-    if bool((masked & (labels == IGNORE_INDEX)).any()):
-        raise ValueError(
-            "Some masked tokens have no label (-100), so their clean value, which later blocks are conditioned on, "
-            "is unknown. Give the original token as the label at every masked real token "
-            "(DataCollatorForMaskedDiffusion does)."
-        )
-    return torch.where(masked, labels, input_ids)
+    return masked & (labels == IGNORE_INDEX)
+
+
+def clean_sequence(input_ids: torch.Tensor, labels: torch.Tensor) -> torch.LongTensor:
+    """x_0 of a noisy batch, the block-diffusion objective's clean copy: the label wherever there is one, the input
+    elsewhere. `labels` must cover every masked real token (`checked_forward_labels` with a block size checks it)."""
+    return torch.where(labels != IGNORE_INDEX, labels, input_ids)

@@ -306,6 +306,13 @@ class MDMModel(MDMPreTrainedModel):
         return bidirectional_mask(self.config, inputs_embeds, attention_mask, cache)
 
 
+def gathered_positions(hidden_states: torch.Tensor, source: torch.LongTensor) -> torch.Tensor:
+    """(B, K, H) the hidden states at positions `source` (B or 1, K) of each row."""
+    batch_size, hidden_size = hidden_states.shape[0], hidden_states.shape[2]
+    index = source.expand(batch_size, -1).unsqueeze(-1).expand(-1, -1, hidden_size)
+    return hidden_states.gather(1, index)
+
+
 class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGenerationMixin):
     """MDMModel with an LM head and the masked-diffusion objective; `AutoModel.from_pretrained` returns this class.
 
@@ -329,15 +336,14 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
     def _shifted_hidden_states(hidden_states, attention_mask, cache, kept) -> torch.Tensor:
         """(B, K, H) the hidden states that predict the kept tokens: those of each one's previous real token.
         `hidden_states` covers the positions from the cache's length on; a 2-D `attention_mask` covers them all."""
-        batch_size, length, hidden_size = hidden_states.shape
+        length = hidden_states.shape[1]
         past = cache.get_seq_length() if cache is not None else 0
         columns = torch.arange(length, device=hidden_states.device)[kept]
         padding = attention_mask if attention_mask is not None and attention_mask.dim() == 2 else None
         # A row's source can lie before the cached span only at a kept position that row does not need (the block
         # cache starts its span at the real token before each row's block); clamped, such a position reads any state.
         source = (previous_real_positions(padding, columns + past) - past).clamp(min=0)
-        index = source.expand(batch_size, -1).unsqueeze(-1).expand(-1, -1, hidden_size)
-        return hidden_states.gather(1, index)
+        return gathered_positions(hidden_states, source)
 
     def _noisy_half_hidden_states(self, hidden_states, attention_mask, kept) -> torch.Tensor:
         """(B, K, H) from the 2T hidden states of [x_t ; x_0]: those that predict the kept tokens of x_t. Without a
@@ -352,10 +358,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
         blocks = block_ids(attention_mask, length, self.config.block_size, hidden_states.device)
         blocks = blocks.expand(source.shape[0], -1)
         in_earlier_block = blocks.gather(1, source) != blocks[:, columns]
-        source = torch.where(in_earlier_block, source + length, source)
-        batch_size, hidden_size = hidden_states.shape[0], hidden_states.shape[2]
-        index = source.expand(batch_size, -1).unsqueeze(-1).expand(-1, -1, hidden_size)
-        return hidden_states.gather(1, index)
+        return gathered_positions(hidden_states, torch.where(in_earlier_block, source + length, source))
 
     @can_return_tuple
     @accepts_legacy_cache_name
@@ -413,7 +416,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
                 block_size=self.config.block_size,
             )
             if self.config.block_size is not None:
-                clean_input_ids = clean_sequence(input_ids, labels, attention_mask, self.config.mask_token_id)
+                clean_input_ids = clean_sequence(input_ids, labels)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

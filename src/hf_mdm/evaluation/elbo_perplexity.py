@@ -5,7 +5,7 @@ import math
 import torch
 from transformers.utils import logging
 
-from ..masked_diffusion_objective import IGNORE_INDEX, model_block_size
+from ..masked_diffusion_objective import clean_sequence, model_block_size
 from ..schedules import get_schedule
 from ..training import DataCollatorForMaskedDiffusion, masked_diffusion_loss
 
@@ -86,8 +86,7 @@ def elbo_perplexity(
         batch = {name: value.to(device) for name, value in collator(chunk * num_samples).items()}
         inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         if block_size is not None:  # each block given the clean earlier ones
-            clean = torch.where(batch["labels"] != IGNORE_INDEX, batch["labels"], batch["input_ids"])
-            inputs["clean_input_ids"] = clean
+            inputs["clean_input_ids"] = clean_sequence(batch["input_ids"], batch["labels"])
         logits = model(**inputs).logits
         # One draw of N(x) per row: sum over its masked tokens of w(t) * -log p(x_i | x_t) (t: the token's block's).
         row_nelbo = masked_diffusion_loss(
