@@ -126,12 +126,12 @@ def run_oracle(args, language, tokenizer, task) -> None:
 
     started = time.perf_counter()
     _, fits = search_steps_needed(
-        model, tokenizer, task, args.target, max_steps={length: length for length in args.lengths},
+        model, tokenizer, task, args.target, max_steps={n: args.max_steps_per_token * n for n in args.lengths},
         strategies=args.search_strategies, lengths=args.lengths, block_sizes=args.search_block_sizes,
         num_samples=args.num_samples, batch_size=args.num_samples, progress=False,
     )  # fmt: skip
     print(f"\n### Steps needed for SER <= {args.target} against L at fixed B, exact oracle "
-          f"(searched up to S = L; {time.perf_counter() - started:.0f} s)\n")  # fmt: skip
+          f"(searched up to S = {args.max_steps_per_token} L; {time.perf_counter() - started:.0f} s)\n")  # fmt: skip
     print(step_scaling_table(fits))
     print()
     for fit in fits:
@@ -144,19 +144,23 @@ def run_trained(args, language, tokenizer, task) -> None:
                                 batch_size=args.train_batch_size)  # fmt: skip
     output_dir = Path(args.output_dir)
     started = time.perf_counter()
-    _, autoregressive = train_research_models(language, [args.length], output_dir / "research", training)
+    mdm, autoregressive = train_research_models(language, [args.length], output_dir / "research", training)
     models = train_block_models(language, [args.length], output_dir / "block", training, args.trained_block_sizes)
-    print(f"\nTrained {len(models)} block models and the AR twin in {time.perf_counter() - started:.0f} s "
+    print(f"\nTrained {len(models)} block models, the bidirectional MDM and the AR twin in "
+          f"{time.perf_counter() - started:.0f} s "
           f"({training})")  # fmt: skip
-    rows = []
+    rows = list(sweep_steps(
+        mdm, tokenizer, task, steps=args.steps, strategies=args.strategies, lengths=[args.length],
+        num_samples=args.num_samples, batch_size=args.num_samples, progress=False, autoregressive_model=autoregressive,
+    ))  # fmt: skip
     for block_size, model in models.items():
         steps = [n for n in args.steps if n >= math.ceil(args.length / block_size)]
         rows += list(sweep_steps(
             model, tokenizer, task, steps=steps, strategies=args.strategies, lengths=[args.length],
             num_samples=args.num_samples, batch_size=args.num_samples, progress=False,
-            autoregressive_model=autoregressive if block_size == min(models) else None,
         ))  # fmt: skip
-    report_table(f"Block-causal MDMs trained at each B, L = {args.length}", rows)
+    report_table(f"Block-causal MDMs trained at each B (B = {args.length}: the bidirectional MDM), L = {args.length}",
+                 rows)  # fmt: skip
 
 
 def main():
@@ -171,8 +175,9 @@ def main():
     parser.add_argument("--target", type=float, default=0.05)
     parser.add_argument("--lengths", nargs="+", type=int, default=[16, 32, 64, 128], help="the search's lengths")
     parser.add_argument("--search_block_sizes", nargs="+", default=["1", "4", ONE_BLOCK])
-    parser.add_argument("--search_strategies", nargs="+", default=["confidence"])
-    parser.add_argument("--trained_block_sizes", nargs="+", type=int, default=[1, 4, 32])
+    parser.add_argument("--search_strategies", nargs="+", default=["random"])
+    parser.add_argument("--max_steps_per_token", type=int, default=4, help="the search's S_max / L")
+    parser.add_argument("--trained_block_sizes", nargs="+", type=int, default=[1, 4, 8])
     parser.add_argument("--hidden_size", type=int, default=32)
     parser.add_argument("--num_hidden_layers", type=int, default=2)
     parser.add_argument("--train_steps", type=int, default=300)
