@@ -1,7 +1,8 @@
 """Property test: over random configurations and mixed batches, generate() keeps its invariants, and every row
 decodes exactly as it does alone (per-row generators). Models of both layouts are drawn: logits[:, i] predicting
 token i (`logits_shift=0`, LLaDA) or read from the token before (`logits_shift=1`, Dream), where a left-padded row
-whose prompt starts with [MASK] must still decode as it does alone."""
+whose prompt starts with [MASK] must still decode as it does alone; bidirectional and block-causal
+(`block_size`, float64), where the exact cache must decode the tokens of uncached decoding."""
 
 import functools
 import os
@@ -16,7 +17,13 @@ from hf_mdm.schedules import SCHEDULES
 from .test_generate import MASK, PAD, tiny_mdm
 
 
-model = functools.cache(tiny_mdm)
+@functools.cache
+def model(logits_shift: int, block_size: int | None = None):
+    """The tiny MDM of a layout; block-causal ones in float64, where tokens must not hinge on rounding ties."""
+    if block_size is None:
+        return tiny_mdm(logits_shift=logits_shift)
+    return tiny_mdm(logits_shift=logits_shift, block_size=block_size).double()
+
 
 # The only strategies allowed to change a revealed token; every other registered strategy must never do so.
 REVISING = {"remdm", "editing"}
@@ -50,19 +57,32 @@ def generation_cases(draw):
             tokens[0] = MASK  # a prompt that starts with [MASK]: its first real token is filled
         rows.append([PAD] * (width - real) + tokens)
         masks.append([0] * (width - real) + [1] * real)
-    block_length = draw(st.one_of(st.none(), st.integers(1, 4)))
-    max_new_tokens = draw(st.integers(1, 3)) * (block_length or draw(st.integers(1, 4)))
-    num_blocks = max_new_tokens // block_length if block_length else 1
+    block_size = draw(st.one_of(st.none(), st.integers(1, 4)))
+    if block_size is None:
+        block_length = draw(st.one_of(st.none(), st.integers(1, 4)))
+        max_new_tokens = draw(st.integers(1, 3)) * (block_length or draw(st.integers(1, 4)))
+        num_blocks = max_new_tokens // block_length if block_length else 1
+        cache = draw(st.sampled_from(["none", "prefix", "dual"]))
+    else:  # the model's blocks: block_length is unset or block_size, rows split no total budget
+        block_length = draw(st.sampled_from([None, block_size]))
+        max_new_tokens = draw(st.integers(1, 3)) * block_size if block_length else draw(st.integers(1, 9))
+        cache = draw(st.sampled_from(["none", "exact"]))
+    steps, steps_per_block = None, None
+    if block_size is not None or draw(st.booleans()):
+        steps_per_block = draw(st.integers(1, 4))
+    else:
+        steps = draw(st.integers(num_blocks, num_blocks + 10))
     strategy = draw(st.sampled_from(BUILT_IN))
     return dict(
         input_ids=torch.tensor(rows, dtype=torch.long).reshape(batch, width),
         attention_mask=torch.tensor(masks, dtype=torch.long).reshape(batch, width),
         max_new_tokens=max_new_tokens,
         block_length=block_length,
-        steps=draw(st.integers(num_blocks, num_blocks + 10)),
+        steps=steps,
+        steps_per_block=steps_per_block,
         strategy=strategy,
         strategy_kwargs=draw(strategy_kwargs(strategy)),
-        cache=draw(st.sampled_from(["none", "prefix", "dual"])),
+        cache=cache,
         schedule=draw(st.sampled_from(sorted(SCHEDULES))),
         # another strategy's parameters are refused, so only the strategy's own are drawn
         reveal_counts=draw(st.sampled_from(sorted(REVEAL_COUNT_RULES))) if STRATEGIES[strategy].uses_counts else None,
@@ -74,21 +94,23 @@ def generation_cases(draw):
         pad_token_id=PAD,
         seeds=[draw(st.integers(0, 2**16)) for _ in range(batch)],
         logits_shift=draw(st.sampled_from([0, 1])),
+        block_size=block_size,
         return_dict_in_generate=True,
         output_history=True,
     )
 
 
-def decode(case, rows, alone=False):
+def decode(case, rows, alone=False, **overrides):
     """generate() on batch rows `rows` of the case (`alone`: one row, its padding columns dropped)."""
-    arguments = {key: value for key, value in case.items() if key not in ("seeds", "logits_shift")}
+    arguments = {key: value for key, value in case.items() if key not in ("seeds", "logits_shift", "block_size")}
+    arguments.update(overrides)
     ids, mask = case["input_ids"][rows], case["attention_mask"][rows]
     if alone:
         real = mask[0].bool()
         ids, mask = ids[:, real], mask[:, real]
     arguments.update(input_ids=ids, attention_mask=mask)
     arguments["generator"] = [torch.Generator().manual_seed(case["seeds"][row]) for row in rows]
-    return model(logits_shift=case["logits_shift"]).generate(**arguments)
+    return model(case["logits_shift"], case["block_size"]).generate(**arguments)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
@@ -113,16 +135,22 @@ def test_generate_invariants(case):
         assert (out.nfe <= fill.sum(1)).all()
     assert (out.nfe >= 1).all()
     if case["strategy"] != "threshold":
-        assert (out.nfe <= case["steps"]).all()
-        assert (out.steps_per_block.sum(1) <= case["steps"]).all()
+        budget = case["steps"] or case["steps_per_block"] * out.steps_per_block.shape[1]
+        assert (out.nfe <= budget).all()
+        assert (out.steps_per_block.sum(1) <= budget).all()
+        assert case["steps_per_block"] is None or (out.steps_per_block <= case["steps_per_block"]).all()
 
-    if case["eos_token_id"] is not None:
-        for row in range(batch):
+    for row in range(batch):  # a row decodes its positions to fill up to its first EOS, then pad
+        decoded = fill[row].clone()
+        if case["eos_token_id"] is not None:
             generated_eos = (fill[row] & (sequences[row] == case["eos_token_id"])).nonzero()
-            if generated_eos.numel():
-                after = fill[row].clone()
-                after[: int(generated_eos[0]) + 1] = False
-                assert (sequences[row][after] == PAD).all()
+            decoded[int(generated_eos[0]) + 1 if generated_eos.numel() else len(decoded) :] = False
+            assert (sequences[row][fill[row] & ~decoded] == PAD).all()
+        assert int(out.num_decoded_tokens[row]) == int(decoded.sum())
+
+    if case["cache"] == "exact":  # exact: the tokens and forwards of uncached decoding
+        uncached = decode(case, list(range(batch)), cache="none")
+        assert torch.equal(uncached.sequences, sequences) and torch.equal(uncached.nfe, out.nfe)
 
     # Batch invariance: each row alone decodes to the same tokens, with the same number of forwards.
     if batch > 1:

@@ -5,8 +5,8 @@ Priority: call > passed config > model config > `DiffusionGenerationConfig.diffu
 gave (a keyword argument, or a field of the passed config that differs from the model's) is never dropped silently:
 
 - a name that is no field is an error, with our name for it when it is Dream's or LLaDA's (`alg`, `gen_length`, ...);
-- `max_new_tokens` and `max_length` set one length: the caller giving both is an error, the caller's one replaces
-  the model's;
+- `max_new_tokens` and `max_length` set one length, `steps` and `steps_per_block` one budget: the caller giving
+  both is an error, the caller's one replaces the model's;
 - `temperature`, `top_k` and `top_p` need `do_sample=True` (temperature 0, Dream's and LLaDA's greedy, excepted);
 - a strategy's own parameter (`threshold`, `strategy_temperature`, `reveal_counts`) needs a strategy that reads it;
 - an EOS id in the caller's `suppress_tokens` could never be generated.
@@ -28,7 +28,11 @@ from .strategies import STRATEGIES
 logger = logging.get_logger(__name__)
 
 CALL, PASSED, MODEL = "call", "passed generation_config", "model.generation_config"
-LENGTH_FIELDS = ("max_new_tokens", "max_length")
+# Pairs of fields that set one quantity (the highest level that sets either sets it alone), with what they set.
+ALTERNATIVE_FIELDS = {
+    ("max_new_tokens", "max_length"): "the same length (max_length = prompt + max_new_tokens)",
+    ("steps", "steps_per_block"): "the same budget (steps = steps_per_block x blocks)",
+}
 # A name and the keyword arguments of the class it names: the arguments belong to the choice at their level.
 NAMED_WITH_KWARGS = (("strategy", "strategy_kwargs"), ("reveal_counts", "reveal_counts_kwargs"),
                      ("schedule", "schedule_kwargs"))  # fmt: skip
@@ -98,9 +102,10 @@ def _set_fields(config: DiffusionGenerationConfig, origin: str) -> dict:
     return {name: value for name, value in vars(config).items() if name in fields and value is not None}
 
 
-def resolve_generation_config(call: dict, passed, model) -> DiffusionGenerationConfig:
+def resolve_generation_config(call: dict, passed, model, block_size: int | None = None) -> DiffusionGenerationConfig:
     """The config generate() runs: `call` (keyword arguments) over `passed` (`generation_config=`) over `model` (the
-    model's `generation_config`) over the diffusion defaults, with the rules of the module docstring."""
+    model's `generation_config`) over the diffusion defaults (those of a block-causal model of `block_size`), with the
+    rules of the module docstring."""
     check_argument_names(call)
     model_fields = _set_fields(as_diffusion_config(model), MODEL) if model is not None else {}
     passed_fields = {}
@@ -114,11 +119,12 @@ def resolve_generation_config(call: dict, passed, model) -> DiffusionGenerationC
         source.update(dict.fromkeys(fields, level))
     check_field_types(merged)
     caller = {name for name, level in source.items() if level != MODEL}
-    _resolve_length(levels, merged)
+    for names, what in ALTERNATIVE_FIELDS.items():
+        _resolve_alternatives(levels, merged, names, what)
     for name, kwargs_name in NAMED_WITH_KWARGS:
         if kwargs_name in source and merged.get(name) != _in_effect(levels, name, source[kwargs_name]):
             merged.pop(kwargs_name)  # arguments of the choice at their level, which a higher level replaced
-    defaults = DiffusionGenerationConfig.diffusion_defaults()
+    defaults = DiffusionGenerationConfig.diffusion_defaults(block_size)
     _check_sampling_parameters(merged, caller)
     _check_strategy_parameters(merged, caller, defaults)
     _check_eos_is_not_suppressed(merged, caller)
@@ -133,24 +139,25 @@ def _in_effect(levels, name: str, level: str):
     return next((fields[name] for _, fields in levels[start:] if fields.get(name) is not None), None)
 
 
-def _resolve_length(levels, merged: dict) -> None:
-    """The highest level that sets a length sets it alone."""
+def _resolve_alternatives(levels, merged: dict, names: tuple[str, str], what: str) -> None:
+    """The highest level that sets one of `names` (two fields that set `what`) sets it alone."""
     for level, fields in levels:
-        given = {name: fields[name] for name in LENGTH_FIELDS if fields.get(name) is not None}
+        given = {name: fields[name] for name in names if fields.get(name) is not None}
         if not given:
             continue
         if len(given) == 2:
-            if level != MODEL:
+            if level != MODEL or "max_length" not in given:  # transformers' own rule for a model's two lengths
+                first, second = names
                 raise ValueError(
-                    f"max_new_tokens={given['max_new_tokens']} and max_length={given['max_length']} were both given "
-                    f"(by the {level}); they set the same length (max_length = prompt + max_new_tokens). Pass one."
+                    f"{first}={given[first]} and {second}={given[second]} were both given (by the {level}); they set "
+                    f"{what}. Pass one."
                 )
             logger.warning_once(
                 f"The model's generation_config sets both max_new_tokens={given['max_new_tokens']} and "
                 f"max_length={given['max_length']}; max_new_tokens is used, as in transformers."
             )
             given.pop("max_length")
-        merged.update(dict.fromkeys(LENGTH_FIELDS), **given)
+        merged.update(dict.fromkeys(names), **given)
         return
 
 

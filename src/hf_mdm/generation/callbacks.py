@@ -62,9 +62,13 @@ class StreamerCallback(DecodingCallback):
         self.streamer.put_draft(value=draft[:, self.streamed_until :].cpu())
 
     def on_block_end(self, state):
-        if state.block_end > self.streamed_until:
-            self.streamer.put(state.canvas[:, self.streamed_until : state.block_end].cpu())
-            self.streamed_until = state.block_end
+        # final for every row: up to the first block end of the rows still decoding (each row's own on a
+        # block-causal model); a finished row is final everywhere
+        ends = state.block_ends[~state.done]
+        final_until = int(ends.min()) if ends.numel() else state.block_end
+        if final_until > self.streamed_until:
+            self.streamer.put(state.canvas[:, self.streamed_until : final_until].cpu())
+            self.streamed_until = final_until
 
     def on_end(self, state):
         if self.streamed_until < state.canvas.shape[1]:

@@ -105,6 +105,7 @@ UNSUPPORTED_FIELDS = {
 # The diffusion fields (DiffusionGenerationConfig's own).
 DIFFUSION_FIELDS = (
     "steps",
+    "steps_per_block",
     "block_length",
     "schedule",
     "schedule_kwargs",
@@ -122,7 +123,7 @@ DIFFUSION_FIELDS = (
 # A float64 time grid t_k = 1 - k/K tells steps apart up to K = 2**53.
 MAX_STEPS = 2**53
 BOOLEAN_FIELDS = ("do_sample", "return_dict_in_generate", "output_history", "use_cache", "renormalize_logits")
-POSITIVE_INTEGER_FIELDS = ("steps", "block_length", "num_return_sequences", "max_length")
+POSITIVE_INTEGER_FIELDS = ("steps", "steps_per_block", "block_length", "num_return_sequences", "max_length")
 TOKEN_ID_FIELDS = ("mask_token_id", "pad_token_id", "bos_token_id", "sep_token_id")
 KEYWORD_FIELDS = ("schedule_kwargs", "strategy_kwargs", "reveal_counts_kwargs")
 REAL_FIELDS = ("temperature", "top_p", "threshold", "strategy_temperature")
@@ -145,7 +146,17 @@ def check_block_length(block_length: int | None, max_new_tokens: int) -> None:
     if block_length is not None and max_new_tokens % block_length != 0:
         raise ValueError(
             f"block_length={block_length} does not divide max_new_tokens={max_new_tokens}. Pick a block_length that "
-            "divides it (or a max_new_tokens that is a multiple of it; LLaDA's `gen_length` is `max_new_tokens`)."
+            "divides it (or a max_new_tokens that is a multiple of it; LLaDA's `gen_length` is `max_new_tokens`). A "
+            "block-causal model decodes its own blocks: leave block_length unset there."
+        )
+
+
+def check_one_budget(steps: int | None, steps_per_block: int | None) -> None:
+    """`steps` and `steps_per_block` set the same budget (steps = steps_per_block x blocks): at most one is given."""
+    if steps is not None and steps_per_block is not None:
+        raise ValueError(
+            f"steps={steps} and steps_per_block={steps_per_block} set the same budget (steps = steps_per_block x "
+            "blocks); pass one."
         )
 
 
@@ -205,13 +216,19 @@ class DiffusionGenerationConfig(GenerationConfig):
             (`max_position_embeddings`) and to a multiple of `block_length`. Give `max_new_tokens` or `max_length`,
             not both.
         steps (`int`, *optional*):
-            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill. `random`
-            draws each position's reveal step directly, so any budget (up to 2**53) costs at most one forward per
-            reveal event; ranked strategies skip steps that would reveal nothing; for them and the revising
-            strategies more than 16 steps per position to fill (of any row) is refused.
+            Reverse steps over the whole canvas, divided among the blocks. Unset: one per position to fill (on a
+            block-causal model: `block_size` steps per block). `random` draws each position's reveal step directly,
+            so any budget (up to 2**53) costs at most one forward per reveal event; ranked strategies skip steps that
+            would reveal nothing; for them and the revising strategies more than 16 steps per position to fill (of
+            any row) is refused. On a block-causal model whose rows hold different numbers of blocks (mixed prompt
+            lengths) a total is refused: pass `steps_per_block`.
+        steps_per_block (`int`, *optional*):
+            Reverse steps of every block (of every row), instead of `steps`: `steps` = `steps_per_block` x blocks.
+            More than 16 per position of a block is refused for the strategies that pay for each step.
         block_length (`int`, *optional*):
             Semi-autoregressive block size: a block is decoded only once the block before it is complete. Must divide
-            `max_new_tokens`. Unset: one block.
+            `max_new_tokens`. Unset: one block. On a block-causal model (`MDMConfig(block_size=B)`) the blocks are
+            the model's: unset or B.
         schedule (`str`, *optional*):
             Noise schedule alpha(t) (see `hf_mdm.schedules`); unset: the model's training schedule, else `"linear"`.
         schedule_kwargs (`dict`, *optional*):
@@ -238,9 +255,10 @@ class DiffusionGenerationConfig(GenerationConfig):
             `enable_diffusion_generation(model, tokenizer)` when the tokenizer appends one. When every prompt ends with
             it, the model sees it after the generated region ([CLS] prompt new tokens [SEP], as in pretraining) while
             the returned sequence keeps the prompt as given, the new tokens after it.
-        cache (`str`, *optional*, defaults to `"none"`):
-            `"none"`, `"prefix"` (keys/values left of the block computed once per block) or `"dual"` (the suffix too);
-            both approximate, Fast-dLLM style, and only for models whose forward takes `past_key_values`,
+        cache (`str`, *optional*, defaults to `"none"`, `"exact"` on a block-causal model):
+            `"none"`, `"prefix"` (keys/values left of the block computed once per block) or `"dual"` (the suffix too),
+            both approximate, Fast-dLLM style, for bidirectional models; `"exact"` (the finished blocks' keys/values
+            stored once, exact) for block-causal models. The block caches need a model whose forward takes `cache`,
             `position_ids` and `logits_to_keep` (such as `MDMForMaskedGeneration`).
         output_history (`bool`, *optional*, defaults to `False`):
             Return the canvas after every step (needs `return_dict_in_generate=True`).
@@ -254,6 +272,7 @@ class DiffusionGenerationConfig(GenerationConfig):
 
     def __init__(self, **kwargs):
         self.steps = kwargs.pop("steps", None)
+        self.steps_per_block = kwargs.pop("steps_per_block", None)
         self.block_length = kwargs.pop("block_length", None)
         self.schedule = kwargs.pop("schedule", None)
         self.schedule_kwargs = kwargs.pop("schedule_kwargs", None)
@@ -277,14 +296,15 @@ class DiffusionGenerationConfig(GenerationConfig):
         return {**arguments, **(self.strategy_kwargs or {})}
 
     @staticmethod
-    def diffusion_defaults() -> dict[str, Any]:
-        """Values that `generate` uses for fields neither the call, the passed config nor the model config set."""
+    def diffusion_defaults(block_size: int | None = None) -> dict[str, Any]:
+        """Values that `generate` uses for fields neither the call, the passed config nor the model config set, for
+        a bidirectional model or a block-causal one of `block_size` (whose cache is `"exact"`)."""
         return {
             "strategy": "confidence",
             "reveal_counts": "schedule",
             "threshold": 0.9,
             "strategy_temperature": 0.0,
-            "cache": "none",
+            "cache": "none" if block_size is None else "exact",
             "output_history": False,
             "return_dict_in_generate": False,
             "do_sample": False,
@@ -300,11 +320,13 @@ class DiffusionGenerationConfig(GenerationConfig):
         check_field_types(vars(self))
         if self.max_new_tokens is not None:
             check_block_length(self.block_length, self.max_new_tokens)
-        if self.steps is not None and self.steps > MAX_STEPS:
-            raise ValueError(
-                f"steps={self.steps} is more than 2**53, the most a float64 time grid tells apart; any budget above "
-                "that is the continuous-time sampler already."
-            )
+        check_one_budget(self.steps, self.steps_per_block)
+        for name in ("steps", "steps_per_block"):
+            if getattr(self, name) is not None and getattr(self, name) > MAX_STEPS:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} is more than 2**53, the most a float64 time grid tells apart; any "
+                    "budget above that is the continuous-time sampler already."
+                )
         ignored = {
             name: hint for name, (off, hint) in UNSUPPORTED_FIELDS.items() if getattr(self, name, None) not in off
         }

@@ -24,9 +24,10 @@ class DenoiseRequest:
     r"""
     One forward's inputs, built by `DiffusionSampler.model_request`. input_ids, attention_mask, position_ids: (R, L),
     canvas rows `rows` of a batch of `batch_size`. keep: canvas positions whose logits are needed (window `columns`
-    of the current block). block_starts: (R,) each row's start of the current block, which ends at `block_end`.
-    cache: the registered block cache, which turns the request into the forward's arguments (`model_inputs`);
-    refresh_cache: make it record in this forward even mid-block.
+    of the current block). block_starts: (R,) each row's start of the current block, which ends at `block_end`
+    (`block_ends` (R,): each row's own end, on a block-causal model; None: all at `block_end`). cache: the registered
+    block cache, which turns the request into the forward's arguments (`model_inputs`); refresh_cache: make it record
+    in this forward even mid-block.
     """
 
     input_ids: torch.LongTensor
@@ -40,6 +41,7 @@ class DenoiseRequest:
     cache: BlockCache
     refresh_cache: bool = False
     columns: torch.LongTensor | None = None
+    block_ends: torch.LongTensor | None = None
 
 
 class DenoiserAdapter:
@@ -59,6 +61,10 @@ class DenoiserAdapter:
                 f"MDMForMaskedGeneration's); {type(self.model).__name__} uses the {self.name!r} adapter, which "
                 "cannot. Use cache='none'."
             )
+
+    def block_size(self) -> int | None:
+        """The block size of a block-causal model (its blocks are the decoding plan's), None when bidirectional."""
+        return None
 
     def logits(self, request: DenoiseRequest) -> torch.Tensor:
         raise NotImplementedError
@@ -92,6 +98,10 @@ class MDMDenoiser(DenoiserAdapter):
 
     def check_cache(self, cache):
         pass  # runs every registered cache
+
+    def block_size(self):
+        """`MDMConfig.block_size`: an int for a block-causal model."""
+        return getattr(self.model.config, "block_size", None)
 
     def query_starts(self, request) -> torch.LongTensor:
         """(R,) each row's first position a block cache keeps fresh: its block start, or, for a shifted model

@@ -3,7 +3,8 @@
 
 The canvas is the prompt followed by `max_new_tokens` [MASK] tokens; [MASK] tokens already in the prompt are filled
 too, every other token is kept exactly. The generated region is split into blocks decoded left to right (block 0
-also holds the row's own prompt [MASK] tokens); each block runs its share of `steps` reverse steps. `generate()` checks
+also holds the row's own prompt [MASK] tokens; on a block-causal model the blocks are the model's, with the exact
+cache by default); each block runs its share of `steps` reverse steps, or `steps_per_block`. `generate()` checks
 its inputs, then runs a short loop around the `DiffusionSampler` built from the generation config (strategy, reveal
 counts, block cache, the block plan and time grid, each model request; see `sampler.py`) and the denoiser adapter
 that calls the model.
@@ -83,7 +84,11 @@ class DiffusionGenerationMixin:
         """
         # 1. Resolve the config, then check the caller's hooks and inputs, before any allocation that grows with them.
         self._refuse_prompt_learning_adapter()
-        config = resolve_generation_config(kwargs, generation_config, getattr(self, "generation_config", None))
+        denoiser = DENOISERS.build(self.denoiser_adapter, model=self)
+        block_size = denoiser.block_size()
+        config = resolve_generation_config(
+            kwargs, generation_config, getattr(self, "generation_config", None), block_size=block_size
+        )
         callbacks = self._check_hooks(logits_processor, streamer, callbacks)
         input_ids, attention_mask = self._prepare_diffusion_inputs(
             input_ids, attention_mask, token_type_ids, generator
@@ -97,12 +102,11 @@ class DiffusionGenerationMixin:
         #    denoiser; the canvas, its block plan and time grid (`prepare` refuses a plan no row could run).
         sampler = DiffusionSampler.from_config(
             config, mask_token_id=mask_token_id, schedule=self._model_schedule(), logits_processor=logits_processor,
-            generator=generator, device=input_ids.device,
+            generator=generator, device=input_ids.device, block_size=block_size,
         )  # fmt: skip
-        denoiser = DENOISERS.build(self.denoiser_adapter, model=self)
         denoiser.check_cache(sampler.cache)
         model_order = self._end_marker_order(config, input_ids, attention_mask, max_new_tokens)
-        sampler.cache.check_model_order(model_order, config.sep_token_id)
+        sampler.check_model_order(model_order, config.sep_token_id)
         state = sampler.prepare(input_ids, attention_mask, max_new_tokens, model_order)
 
         # 3. The callbacks: the history, the streamer, then the caller's.
@@ -133,7 +137,11 @@ class DiffusionGenerationMixin:
             return state.canvas
         history = tuple(history.history) if history is not None else None
         return DiffusionGenerationOutput(
-            sequences=state.canvas, nfe=state.nfe, steps_per_block=state.steps_per_block, history=history
+            sequences=state.canvas,
+            nfe=state.nfe,
+            steps_per_block=state.steps_per_block,
+            history=history,
+            num_decoded_tokens=sampler.decoded_tokens(state),
         )
 
     # PEFT: `get_peft_model(model, LoraConfig(task_type="CAUSAL_LM"))` wraps the model in PeftModelForCausalLM, which

@@ -17,12 +17,21 @@ class DiffusionGenerationOutput(ModelOutput):
         strategies (which skip steps that reveal nothing) and `random` (which visits only steps that reveal
         something), the steps in which the row revealed a position.
     history: with `output_history=True`, the canvas after every step, one (batch, length) tensor per step.
+    num_decoded_tokens: (batch,) positions each row decoded: its [MASK] positions up to and including its first EOS
+        (all of them without EOS; the pad after EOS is not decoded).
     """
 
     sequences: torch.LongTensor | None = None
     nfe: torch.LongTensor | None = None
     steps_per_block: torch.LongTensor | None = None
     history: tuple[torch.LongTensor, ...] | None = None
+    num_decoded_tokens: torch.LongTensor | None = None
+
+    @property
+    def tokens_per_forward(self) -> torch.Tensor:
+        """(batch,) `num_decoded_tokens / nfe`: tokens each row decoded per forward pass it took part in (NaN for a
+        row with nothing to decode); above 1 when a forward reveals several tokens (threshold decoding)."""
+        return self.num_decoded_tokens / self.nfe
 
 
 @dataclass

@@ -3,10 +3,12 @@
 Built from a generation config (`DiffusionSampler.from_config`), it owns the decoding plan of a run:
 
 * `prepare(input_ids, ...)` builds the canvas (the prompt, then `max_new_tokens` [MASK]) and calls `set_timesteps`,
-  which fixes the per-row block plan and the time grid: block k ends at the same canvas position for every row and
-  starts at the previous block's end (block 0 at the row's own first position to fill), `steps` (default: one per
-  position to fill) are split over the blocks (the first `steps mod num_blocks` get one more), and block k's step j
-  runs t_j = 1 - j/K -> t_{j+1} (`blocks`, `timesteps`).
+  which fixes the per-row block plan and the time grid (`blocks`, `timesteps`): the blocks (`block_plan`: on a
+  bidirectional model they end at the same canvas position for every row and block 0 starts at the row's own first
+  position to fill; on a block-causal model they are the model's blocks, with each row's own start and end), each
+  block's share of the budget, and block k's step j running t_j = 1 - j/K -> t_{j+1}. The budget is
+  `steps_per_block` steps per block, or `steps` split over the blocks (the first `steps mod num_blocks` get one
+  more); unset, one step per position to fill (on a block-causal model: `block_size` steps per block).
 * `begin_block(state, block)` enters a block: the window, the strategy's plan of the block (its reveal counts, or
   its drawn reveal steps), and the cache's refresh.
 * `model_request(state)` builds the next forward's `DenoiseRequest`: the rows whose canvas changed since their last
@@ -15,7 +17,8 @@ Built from a generation config (`DiffusionSampler.from_config`), it owns the dec
 * `step(state, logits, request)`: candidates x̂ ~ p(. | x_t) after the logits processors (argmax when not sampling)
   and the strategy's scores for the rows that ran; the strategy picks positions to reveal (and, if it revises,
   revealed positions to remask or edit); the canvas is updated; rows that revealed EOS and everything before it
-  finish, their [MASK] after EOS become pad. Returns a `DiffusionSamplerOutput`.
+  finish, their [MASK] after EOS become pad (a row stops at the first block holding its EOS and costs no forward
+  after it). Returns a `DiffusionSamplerOutput`.
 
 For a ranked strategy that never revises, a step whose count is 0 changes nothing (no reveal, no forward), so each
 row's zero-count steps are dropped when the block begins: `steps` beyond the masked positions cost nothing. A strategy
@@ -26,7 +29,6 @@ next step where some active row reveals a position: any budget costs one visit p
 """
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from transformers import (
@@ -39,8 +41,9 @@ from transformers import (
 from transformers.utils import logging
 
 from ..schedules import get_schedule
+from .block_plan import BlockPlan, model_block_spans, semi_autoregressive_spans
 from .caches import CACHES, BlockCache
-from .configuration import DiffusionGenerationConfig, check_block_length
+from .configuration import DiffusionGenerationConfig, check_block_length, check_one_budget
 from .denoisers import DenoiseRequest
 from .outputs import DiffusionSamplerOutput
 from .reveal_counts import get_reveal_count_rule
@@ -61,48 +64,46 @@ def skip_empty_steps(counts: torch.LongTensor) -> torch.LongTensor:
     return counts.gather(1, order)[:, :kept]
 
 
-@dataclass
-class BlockPlan:
-    """Block `index` of a run: it spans [starts[r], end) of row r and gets `num_steps` steps of the grid."""
-
-    index: int
-    starts: torch.LongTensor
-    end: int
-    num_steps: int
-
-
 class DiffusionSampler:
     """One decoding run's strategy, count rule, schedule, block cache, logits processors, randomness, stopping tokens
-    and plan (`blocks`, after `set_timesteps`)."""
+    and plan (`blocks`, after `set_timesteps`). `block_size`: the block size of a block-causal model (its blocks are
+    the plan's), None for a bidirectional one."""
 
     def __init__(self, strategy, count_rule, schedule, cache: BlockCache | None = None,
                  processors: LogitsProcessorList | None = None, do_sample: bool = False, generator=None,
                  eos: torch.LongTensor | None = None, pad_token_id: int | None = None,
                  mask_token_id: int | None = None, steps: int | None = None, block_length: int | None = None,
-                 num_return_sequences: int = 1):  # fmt: skip
+                 num_return_sequences: int = 1, steps_per_block: int | None = None,
+                 block_size: int | None = None):  # fmt: skip
         self.strategy, self.count_rule, self.schedule = strategy, count_rule, schedule
-        self.cache = cache if cache is not None else CACHES.build("none")
+        self.cache = cache if cache is not None else CACHES.build("exact" if block_size else "none")
         self.processors = processors if processors is not None else LogitsProcessorList()
         self.do_sample, self.generator = do_sample, generator
         self.eos, self.pad_token_id, self.mask_token_id = eos, pad_token_id, mask_token_id
         self.steps, self.block_length, self.num_return_sequences = steps, block_length, num_return_sequences
+        self.steps_per_block, self.block_size = steps_per_block, block_size
         self.randomness: RowRandomness | None = None  # per batch row: set by `prepare`
         self.blocks: list[BlockPlan] = []
+        check_model_blocks(block_size, block_length, steps, steps_per_block)
+        self.cache.check_attention(block_size)
         self.strategy.check_cache(self.cache)
 
     @classmethod
     def from_config(cls, config: DiffusionGenerationConfig, *, mask_token_id: int | None = None, schedule=None,
-                    logits_processor=None, generator=None, device=None) -> "DiffusionSampler":  # fmt: skip
+                    logits_processor=None, generator=None, device=None,
+                    block_size: int | None = None) -> "DiffusionSampler":  # fmt: skip
         """The sampler a (resolved) generation config describes. `schedule`: the noise schedule when the config names
         none (generate() passes the model's training schedule; default linear). `logits_processor`: the caller's
-        processors, run after `suppress_tokens` and before the sampling warpers."""
+        processors, run after `suppress_tokens` and before the sampling warpers. `block_size`: the model's, when it
+        is block-causal (`MDMConfig(block_size=B)`): the plan decodes the model's blocks and the cache defaults to
+        `"exact"`."""
         if not isinstance(config, DiffusionGenerationConfig):
             raise TypeError(
                 f"DiffusionSampler.from_config needs a DiffusionGenerationConfig, got {type(config).__name__}; build "
                 "one with DiffusionGenerationConfig(steps=..., strategy=..., mask_token_id=...)."
             )
         config = copy.deepcopy(config)
-        config.update(**DiffusionGenerationConfig.diffusion_defaults(), defaults_only=True)  # generate()'s defaults
+        config.update(**DiffusionGenerationConfig.diffusion_defaults(block_size), defaults_only=True)
         if config.schedule is not None or schedule is None:
             schedule = get_schedule(config.schedule or "linear", **(config.schedule_kwargs or {}))
         mask_token_id = config.mask_token_id if mask_token_id is None else mask_token_id
@@ -125,12 +126,15 @@ class DiffusionSampler:
             steps=config.steps,
             block_length=config.block_length,
             num_return_sequences=config.num_return_sequences,
+            steps_per_block=config.steps_per_block,
+            block_size=block_size,
         )
 
     def prepare(self, input_ids, attention_mask=None, max_new_tokens: int = 0, model_order=None) -> DiffusionState:
         """The decoding state of a left-padded (batch, prompt) `input_ids`: each row repeated `num_return_sequences`
-        times, then `max_new_tokens` [MASK]; every [MASK] of a real token is filled. Sets the plan (`set_timesteps`)
-        and the randomness. `model_order`: the column order in which the model sees the canvas, if not its own."""
+        times, then `max_new_tokens` [MASK]; every [MASK] of a real token is filled. Sets the plan (`set_timesteps`),
+        the randomness and an empty cache. `model_order`: the column order in which the model sees the canvas, if
+        not its own."""
         check_prompt(input_ids, attention_mask, max_new_tokens)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -141,8 +145,9 @@ class DiffusionSampler:
         canvas = torch.cat([input_ids, input_ids.new_full((rows, max_new_tokens), self.mask_token_id)], 1)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones((rows, max_new_tokens))], 1)
         fill = (canvas == self.mask_token_id) & attention_mask.bool()
-        self.set_timesteps(self.steps, fill, prompt_length)
+        self.set_timesteps(self.steps, fill, prompt_length, attention_mask)
         self.randomness = RowRandomness(self.generator, rows)
+        self.cache.reset()
         return DiffusionState(
             canvas=canvas,
             attention_mask=attention_mask,
@@ -156,49 +161,90 @@ class DiffusionSampler:
             model_order=model_order,
         )
 
-    def set_timesteps(self, steps: int | None, fill: torch.BoolTensor, prompt_length: int) -> None:
-        """The plan of a canvas whose positions to fill are `fill` (B, L) after a `prompt_length` prompt: blocks of
-        `block_length` over the generated region (one block without it) and their share of `steps` (default: one per
-        position to fill of the fullest row). Refuses, before any forward, a plan a row could not run: blocks that do
-        not tile the region, fewer steps than blocks, or (judged per row, so a batch is refused exactly when one of
-        its rows would be alone) more steps than the strategy may pay for."""
+    def check_model_order(self, model_order, sep_token_id) -> None:
+        """Refuse, before `prepare`, a canvas the model would see in another column order (`model_order`: a prompt's
+        trailing end marker moved after the generated region) when a block-causal model or the cache cannot."""
+        if self.block_size is not None and model_order is not None:
+            raise ValueError(
+                f"The prompts end with the tokenizer's end marker (sep_token_id={sep_token_id}), which a "
+                "bidirectional model sees after the generated region; a block-causal model (block_size="
+                f"{self.block_size}) decodes left to right. Tokenize without the end marker "
+                "(add_special_tokens=False)."
+            )
+        self.cache.check_model_order(model_order, sep_token_id)
+
+    def set_timesteps(self, steps: int | None, fill: torch.BoolTensor, prompt_length: int,
+                      attention_mask: torch.Tensor | None = None) -> None:  # fmt: skip
+        """The plan of a canvas whose positions to fill are `fill` (B, L) after a `prompt_length` prompt, padded as
+        `attention_mask` (B, L) says: its blocks (`block_plan`) and their share of the budget (`steps_per_block`,
+        else `steps`, default one per position to fill of the fullest row; on a block-causal model `block_size` per
+        block). Refuses, before any forward, a plan a row could not run: blocks that do not tile the region, fewer
+        steps than blocks, a total `steps` that the rows of a block-causal model would split over different numbers
+        of blocks, or (judged per row, so a batch is refused exactly when one of its rows would be alone) more steps
+        than the strategy may pay for."""
         length = fill.shape[1]
-        max_new_tokens = length - prompt_length
-        check_block_length(self.block_length, max_new_tokens)
-        positions = torch.arange(length, device=fill.device)
-        first_starts = torch.where(fill, positions, length).min(1).values.clamp(max=prompt_length)
-        first_starts = torch.where(fill.any(1), first_starts, length)
-        ends = [length]
-        if self.block_length is not None and max_new_tokens > 0:
-            ends = list(range(prompt_length + self.block_length, length + 1, self.block_length))
-        to_fill = fill.sum(1)
-        if steps is None:
-            steps = max(int(to_fill.max()) if fill.shape[0] else 0, 1)
-        if steps < len(ends):
-            raise ValueError(
-                f"steps={steps} is fewer than the {len(ends)} blocks; every block needs at least one step. Raise "
-                "`steps` or `block_length`."
-            )
-        to_fill = to_fill[to_fill > 0]
-        most_steps = self.strategy.max_steps(int(to_fill.min()), len(ends)) if to_fill.numel() else None
-        if most_steps is not None and steps > most_steps:
-            raise ValueError(
-                f"steps={steps} is more than strategy {self.strategy.name!r} runs for a row that fills "
-                f"{int(to_fill.min())} positions (at most {most_steps} here, {MAX_STEPS_PER_POSITION} per position): "
-                "it pays for each step (a ranked strategy's count rule, a revising strategy's forward). Pass steps "
-                f"<= {most_steps} (steps = the number of positions decodes one token per step), or use the 'random' "
-                "strategy, which costs nothing per step."
-            )
-        base, extra = divmod(steps, len(ends))
+        if self.block_size is None:
+            check_block_length(self.block_length, length - prompt_length)
+            spans = semi_autoregressive_spans(fill, prompt_length, self.block_length)
+            counts = torch.full_like(fill[:, 0], len(spans), dtype=torch.long)
+        else:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(fill, dtype=torch.long)
+            spans, counts = model_block_spans(fill, attention_mask, self.block_size)
+        shares = self.block_steps(steps, fill, counts[fill.any(1)], len(spans))
         self.blocks = [
-            BlockPlan(
-                index=index,
-                starts=first_starts.clamp(max=end) if index == 0 else torch.full_like(first_starts, ends[index - 1]),
-                end=end,
-                num_steps=base + (index < extra),
-            )
-            for index, end in enumerate(ends)
+            BlockPlan(index, starts, ends, int(ends.max()) if ends.numel() else length, num_steps)
+            for index, ((starts, ends), num_steps) in enumerate(zip(spans, shares))
         ]
+
+    def block_steps(self, steps: int | None, fill: torch.BoolTensor, counts: torch.LongTensor,
+                    num_blocks: int) -> list[int]:  # fmt: skip
+        """Each block's number of steps, for rows that fill `fill.sum(1)` positions in `counts` blocks (the rows with
+        something to fill) of a plan of `num_blocks` blocks; refuses a budget no row could run (`set_timesteps`)."""
+        to_fill = fill.sum(1)
+        to_fill = to_fill[to_fill > 0]
+        fewest = int(to_fill.min()) if to_fill.numel() else None
+        if self.steps_per_block is not None:
+            if self.block_size is not None:
+                most = self.strategy.max_steps(self.block_size, 1)
+                rows = f"a block of block_size={self.block_size} positions"
+            else:
+                total = self.strategy.max_steps(fewest, num_blocks) if fewest is not None else None
+                most = total // num_blocks if total is not None else None
+                rows = f"a row that fills {fewest} positions in {num_blocks} blocks"
+            self.check_budget("steps_per_block", self.steps_per_block, most, rows, "positions of a block")
+            return [self.steps_per_block] * num_blocks
+        if steps is None and self.block_size is not None:
+            return [self.block_size] * num_blocks  # one step per position of a full block
+        if steps is None:
+            steps = max(int(fill.sum(1).max()) if fill.shape[0] else 0, 1)
+        if self.block_size is not None and counts.numel() and int(counts.min()) != int(counts.max()):
+            raise ValueError(
+                f"steps={steps} is a budget for the whole canvas, but on this block-causal model (block_size="
+                f"{self.block_size}) the rows hold from {int(counts.min())} to {int(counts.max())} blocks (their "
+                "prompt lengths differ modulo the block size), so each row would split it differently, and decode "
+                "differently alone and in this batch. Pass steps_per_block instead (every block of every row gets "
+                "that many steps)."
+            )
+        if steps < num_blocks:
+            raise ValueError(
+                f"steps={steps} is fewer than the {num_blocks} blocks; every block needs at least one step. Raise "
+                "`steps` or `block_length`, or pass steps_per_block."
+            )
+        most = self.strategy.max_steps(fewest, num_blocks) if fewest is not None else None
+        self.check_budget("steps", steps, most, f"a row that fills {fewest} positions", "positions")
+        base, extra = divmod(steps, num_blocks)
+        return [base + (index < extra) for index in range(num_blocks)]
+
+    def check_budget(self, name: str, value: int, most: int | None, rows: str, one_each: str) -> None:
+        """Refuse a budget above `most`, the steps the strategy may pay for on `rows`."""
+        if most is not None and value > most:
+            raise ValueError(
+                f"{name}={value} is more than strategy {self.strategy.name!r} runs for {rows} (at most {most} here, "
+                f"{MAX_STEPS_PER_POSITION} per position): it pays for each step (a ranked strategy's count rule, a "
+                f"revising strategy's forward). Pass {name} <= {most} ({name} = the number of {one_each} decodes "
+                "one token per step), or use the 'random' strategy, which costs nothing per step."
+            )
 
     @staticmethod
     def timesteps(step: int, num_steps: int) -> tuple[float, float]:
@@ -206,12 +252,16 @@ class DiffusionSampler:
         return max(1.0 - step / num_steps, 0.0), max(1.0 - (step + 1) / num_steps, 0.0)
 
     def begin_block(self, state: DiffusionState, block: BlockPlan) -> None:
-        """Enter `block`: its per-row span and the window over every row still decoding, an empty set of candidates,
+        """Enter `block`: its per-row spans and the window over every row still decoding, an empty set of candidates,
         every row stale, the strategy's plan (reveal counts or reveal steps), the cache's refresh."""
-        state.block_index, state.block_starts, state.block_end = block.index, block.starts, block.end
-        live = block.starts[~state.done]
-        state.window_start = int(live.min()) if live.numel() else block.end
-        inside = state.positions[state.window][None, :] >= block.starts[:, None]
+        state.block_index, state.block_starts, state.block_ends = block.index, block.starts, block.ends
+        live = ~state.done
+        if bool(live.any()):
+            state.window_start, state.block_end = int(block.starts[live].min()), int(block.ends[live].max())
+        else:
+            state.window_start = state.block_end = block.end
+        columns = state.positions[state.window][None, :]
+        inside = (columns >= block.starts[:, None]) & (columns < block.ends[:, None])
         state.inside = inside & state.attention_mask[:, state.window].bool()
         state.refresh()
         state.num_steps, state.step = block.num_steps, 0
@@ -262,6 +312,7 @@ class DiffusionSampler:
             keep=keep,
             block_starts=state.block_starts[rows],
             block_end=state.block_end,
+            block_ends=state.block_ends[rows],
             rows=rows,
             batch_size=state.batch_size,
             cache=self.cache,
@@ -291,7 +342,7 @@ class DiffusionSampler:
         if self.do_sample:
             # noise for the row's whole block, so that its draws do not depend on which columns its mates need
             window = state.block_end - state.window_start
-            noise = self.randomness.rand_right_aligned(rows, state.widths[rows], window, logits.device)
+            noise = self.randomness.rand_in_spans(rows, state.offsets[rows], state.widths[rows], window, logits.device)
             candidates = sample_categorical(probs, noise[:, columns])
         else:
             candidates = probs.argmax(-1)
@@ -339,6 +390,7 @@ class DiffusionSampler:
             rows=active,
             randomness=self.randomness,
             widths=state.widths[pick],
+            offsets=state.offsets[pick],
             revealed=revealed,
             candidates=state.candidates[pick],
             current_probs=state.current_probs[pick],
@@ -381,6 +433,16 @@ class DiffusionSampler:
         upcoming = state.reveal_steps.masked_fill(~pending, state.num_steps)
         return max(state.step, int(upcoming.min())) if upcoming.numel() else state.num_steps
 
+    def decoded_tokens(self, state: DiffusionState) -> torch.LongTensor:
+        """(B,) positions each row filled: its positions to fill up to and including its first EOS (pad after it is
+        not decoded), all of them without EOS."""
+        length = state.canvas.shape[1]
+        last = torch.full_like(state.nfe, length)
+        if self.eos is not None:
+            eos = torch.isin(state.canvas, self.eos) & state.fill
+            last = torch.where(eos, state.positions, length).min(1).values
+        return (state.fill & (state.positions[None, :] <= last[:, None])).sum(1)
+
     def finish_rows(self, state: DiffusionState) -> None:
         """Rows with nothing left to fill, or that revealed EOS and everything before it (then pad after EOS)."""
         canvas, length, positions = state.canvas, state.canvas.shape[1], state.positions
@@ -399,6 +461,17 @@ class DiffusionSampler:
             state.refresh()
             finished |= stopped
         state.done = finished
+
+
+def check_model_blocks(block_size, block_length, steps, steps_per_block) -> None:
+    """A block-causal model's blocks are the plan's: `block_length` may only repeat `block_size`. One budget."""
+    if block_size is not None and block_length not in (None, block_size):
+        raise ValueError(
+            f"block_length={block_length}, but the model is block-causal with block_size={block_size}: generate() "
+            f"decodes the model's own blocks (a token sees only its block and earlier ones). Drop block_length (it "
+            f"is {block_size} on this model), or train a model with block_size={block_length}."
+        )
+    check_one_budget(steps, steps_per_block)
 
 
 def check_input_ids(input_ids) -> None:

@@ -32,14 +32,18 @@ class RowRandomness:
         draws = [torch.rand(size, generator=self.per_row[row], device=self.draw_device) for row in rows.tolist()]
         return torch.stack(draws).to(device)
 
-    def rand_right_aligned(self, rows: torch.LongTensor, widths: torch.LongTensor, size: int, device) -> torch.Tensor:
-        """U(0, 1) noise of shape (len(rows), size) of which row r's generator draws only its last `widths[r]`
-        columns (the rest are 1): a row's draws depend on its own block, not on how far its batch mates' reach."""
+    def rand_in_spans(self, rows: torch.LongTensor, offsets: torch.LongTensor, widths: torch.LongTensor, size: int,
+                      device) -> torch.Tensor:  # fmt: skip
+        """U(0, 1) noise of shape (len(rows), size) of which row r's generator draws only the `widths[r]` columns from
+        `offsets[r]` on, its own block inside the window (the rest are 1): a row's draws depend on its own block, not
+        on where its batch mates' blocks lie."""
         if self.per_row is None:
             return _draw((rows.numel(), size), self.shared, device)
         noise = torch.ones((rows.numel(), size), device=self.draw_device)
-        for index, (row, width) in enumerate(zip(rows.tolist(), widths.tolist())):
-            noise[index, size - width :] = torch.rand(width, generator=self.per_row[row], device=self.draw_device)
+        for index, (row, offset, width) in enumerate(zip(rows.tolist(), offsets.tolist(), widths.tolist())):
+            noise[index, offset : offset + width] = torch.rand(
+                width, generator=self.per_row[row], device=self.draw_device
+            )
         return noise.to(device)
 
 

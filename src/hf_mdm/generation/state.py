@@ -1,10 +1,13 @@
 """DiffusionState: everything decoding carries from one reverse step to the next, for a batch of B rows.
 
 The canvas is (B, L): the prompt, then `max_new_tokens` positions, [MASK] where still unknown. Blocks are decoded one
-after the other; block k ends at the same canvas position for every row, and it starts at the previous block's end,
-except block 0, which starts at each row's own first position to fill (its first prompt [MASK], else the first
-generated position). The per-block tensors cover the window [min over rows of the block start, block end); a row's
-own block is the last `widths[r]` columns of that window, so nothing a row sees depends on its batch mates.
+after the other. On a bidirectional model block k ends at the same canvas position for every row, and it starts at
+the previous block's end, except block 0, which starts at each row's own first position to fill (its first prompt
+[MASK], else the first generated position). On a block-causal model the blocks are the model's own, cut at each
+row's real positions that are multiples of its block size, so left padding and mixed prompt lengths give every row
+its own block start and end. The per-block tensors cover the window [min over the rows still decoding of the block
+start, max of the block end); a row's own block is window columns [offsets[r], offsets[r] + widths[r]), so nothing
+a row sees depends on its batch mates.
 """
 
 from dataclasses import dataclass, field
@@ -19,8 +22,9 @@ class DiffusionState:
     generated region, real tokens only). done: (B,) rows with nothing left to do. nfe: (B,) forwards per row.
     steps_per_block: (B, num_blocks) steps each row went through per block.
 
-    Current block (set by `DiffusionSampler.begin_block` from its block plan): `block_index`, `block_starts` (B,) and
-    `block_end`, `window_start` (their minimum over the rows still decoding), `num_steps` K
+    Current block (set by `DiffusionSampler.begin_block` from its block plan): `block_index`, `block_starts` and
+    `block_ends` (B,), the window [`window_start`, `block_end`) (the least start and the greatest end over the rows
+    still decoding), `num_steps` K
     and `step` k (the step runs t_k -> t_{k+1}); `candidates` (B, W) and `scores` (B, W) from each row's last forward,
     `current_probs` (B, W) p(current token) at revealed positions (for strategies that edit), `stale` (B,) rows whose
     canvas changed since their last forward, `counts` (B, K) scheduled reveals, `reveal_steps` (B, W) each
@@ -45,6 +49,7 @@ class DiffusionState:
     model_order: torch.LongTensor | None = None
     block_index: int = -1
     block_starts: torch.LongTensor | None = None
+    block_ends: torch.LongTensor | None = None
     block_end: int = 0
     window_start: int = 0
     num_steps: int = 0
@@ -76,7 +81,12 @@ class DiffusionState:
     @property
     def widths(self) -> torch.LongTensor:
         """(B,) each row's block width."""
-        return self.block_end - self.block_starts
+        return self.block_ends - self.block_starts
+
+    @property
+    def offsets(self) -> torch.LongTensor:
+        """(B,) each row's first block column inside the window."""
+        return self.block_starts - self.window_start
 
     def refresh(self) -> None:
         """Recompute `block_masked` from the canvas (call after changing the canvas by hand)."""

@@ -51,8 +51,10 @@ class RevealStep:
     `index` of the block's K. reveal_steps: (R, W) the step at which each position is revealed, drawn when the block
     began (strategies whose `plan_reveal_steps` draws them, else None).
     rows: (R,) batch indices of these rows, for `randomness`.
-    widths: (R,) each row's block width; its block is the last `widths[r]` columns of the window (rows whose prompt
-        holds [MASK] start block 0 earlier). None: every row spans the whole window.
+    widths, offsets: (R,) each row's block width and its first column in the window: row r's block is window
+        columns [offsets[r], offsets[r] + widths[r]) (rows whose prompt holds [MASK] start block 0 earlier; a
+        block-causal model's blocks end at each row's own column). None: every row spans the whole window; offsets
+        None: each row's block ends at the window's end.
     revealed: (R, W) block positions the decoder filled earlier, which a revising strategy may remask or edit.
         candidates: (R, W) the candidate tokens of the last forward. current_probs: (R, W) p(current token | x_t) at
         revealed positions (1 unless the strategy has `scores_revealed`).
@@ -66,6 +68,7 @@ class RevealStep:
     rows: torch.LongTensor
     randomness: RowRandomness
     widths: torch.LongTensor | None = None
+    offsets: torch.LongTensor | None = None
     index: int = 0
     reveal_steps: torch.LongTensor | None = None
     revealed: torch.BoolTensor | None = None
@@ -77,7 +80,8 @@ class RevealStep:
         width = self.masked.shape[1]
         if self.widths is None:
             return self.randomness.rand(self.rows, width, self.masked.device)
-        return self.randomness.rand_right_aligned(self.rows, self.widths, width, self.masked.device)
+        offsets = width - self.widths if self.offsets is None else self.offsets
+        return self.randomness.rand_in_spans(self.rows, offsets, self.widths, width, self.masked.device)
 
 
 class RevealStrategy:
@@ -210,7 +214,7 @@ class RandomStrategy(RevealStrategy):
         masked = state.masked()
         rows = (~state.done & masked.any(1)).nonzero().squeeze(1)
         width = masked.shape[1]
-        uniform = randomness.rand_right_aligned(rows, state.widths[rows], width, masked.device)
+        uniform = randomness.rand_in_spans(rows, state.offsets[rows], state.widths[rows], width, masked.device)
         reveal_steps = torch.full_like(state.candidates, state.num_steps)
         reveal_steps[rows] = self.reveal_steps(uniform, state.num_steps)
         return reveal_steps
