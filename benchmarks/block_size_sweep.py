@@ -24,6 +24,7 @@ then table 1 and the comparison of B = 1 with the AR row. Runs on one thread (OM
 """
 
 import argparse
+import dataclasses
 import math
 import platform
 import time
@@ -145,10 +146,11 @@ def run_trained(args, language, tokenizer, task) -> None:
     output_dir = Path(args.output_dir)
     started = time.perf_counter()
     mdm, autoregressive = train_research_models(language, [args.length], output_dir / "research", training)
-    models = train_block_models(language, [args.length], output_dir / "block", training, args.trained_block_sizes)
+    clipped = dataclasses.replace(training, t_interval=tuple(args.t_interval) if args.t_interval else None)
+    models = train_block_models(language, [args.length], output_dir / "block", clipped, args.trained_block_sizes)
     print(f"\nTrained {len(models)} block models, the bidirectional MDM and the AR twin in "
           f"{time.perf_counter() - started:.0f} s "
-          f"({training})")  # fmt: skip
+          f"({training}; block models: t_interval={clipped.t_interval})")  # fmt: skip
     rows = list(sweep_steps(
         mdm, tokenizer, task, steps=args.steps, strategies=args.strategies, lengths=[args.length],
         num_samples=args.num_samples, batch_size=args.num_samples, progress=False, autoregressive_model=autoregressive,
@@ -183,6 +185,7 @@ def main():
     parser.add_argument("--train_steps", type=int, default=300)
     parser.add_argument("--train_batch_size", type=int, default=16)
     parser.add_argument("--examples", type=int, default=2000)
+    parser.add_argument("--t_interval", nargs=2, type=float, default=None, help="block models: BD3-LM's clipped t")
     parser.add_argument("--output_dir", default="outputs/block_size_sweep")
     args = parser.parse_args()
     args.block_sizes = block_size_arguments(args.block_sizes)

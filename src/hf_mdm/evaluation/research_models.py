@@ -39,6 +39,8 @@ class ResearchTraining:
     learning_rate: float = 3e-3
     examples_per_length: int = 2500
     seed: int = 0
+    # The MDMs' noise times: None draws t on [eps, 1) (the NELBO); (low, high) on [low, high) (BD3-LM's clipping).
+    t_interval: tuple[float, float] | None = None
 
     def arguments(self, output_dir: Path) -> TrainingArguments:
         return TrainingArguments(
@@ -96,7 +98,7 @@ def training_record(folder: "str | Path") -> dict | None:
 def check_same_training(folder: Path, training: ResearchTraining, lengths: list[int]) -> None:
     """A finished folder is reused only for the training it had: other sizes or lengths are a ValueError."""
     record = training_record(folder)
-    wanted = {"lengths": list(lengths), **asdict(training)}
+    wanted = json.loads(json.dumps({"lengths": list(lengths), **asdict(training)}))  # as the record stores it
     differing = [
         f"{key}: {record.get(key)} there, {value} asked" for key, value in wanted.items() if record.get(key) != value
     ]
@@ -130,7 +132,7 @@ def train_research_models(language, lengths: list[int], output_dir: "str | Path"
 
         def train_and_save_mdm(checkpoint):
             train_mdm(
-                model, data, tokenizer, training.arguments(mdm_dir), resume_from_checkpoint=checkpoint
+                model, data, tokenizer, training.arguments(mdm_dir), checkpoint, training.t_interval
             ).save_model()
 
         _timed(train_and_save_mdm, mdm_dir, training, lengths)
@@ -174,7 +176,9 @@ def train_block_models(
             model = seeded_mdm(config, training.seed)
 
             def train_and_save(checkpoint, model=model, folder=folder):
-                train_mdm(model, data, tokenizer, training.arguments(folder), checkpoint).save_model()
+                train_mdm(
+                    model, data, tokenizer, training.arguments(folder), checkpoint, training.t_interval
+                ).save_model()
 
             _timed(train_and_save, folder, training, lengths)
         models[size] = MDMForMaskedGeneration.from_pretrained(folder).eval()

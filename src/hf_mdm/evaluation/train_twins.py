@@ -45,11 +45,15 @@ def seeded_mdm(config: MDMConfig, seed: int) -> MDMForMaskedGeneration:
     return MDMForMaskedGeneration(config)
 
 
-def train_mdm(model, data, tokenizer, args: TrainingArguments, resume_from_checkpoint=None) -> Trainer:
+def train_mdm(
+    model, data, tokenizer, args: TrainingArguments, resume_from_checkpoint=None, t_interval=None
+) -> Trainer:
     """Train `model` on `data` (column `input_ids`) with the stock `Trainer` and the masked-diffusion collator (on a
-    block-diffusion model, one time per block of its `block_size`: the BD3-LM objective); returns the trainer (its
-    `state.log_history` holds the logged NELBO)."""
-    collator = DataCollatorForMaskedDiffusion(tokenizer, block_size=getattr(model.config, "block_size", None))
+    block-diffusion model, one time per block of its `block_size`: the BD3-LM objective; `t_interval`: BD3-LM's
+    clipped noise, t uniform on [low, high)); returns the trainer (its `state.log_history` holds the logged loss)."""
+    collator = DataCollatorForMaskedDiffusion(
+        tokenizer, block_size=getattr(model.config, "block_size", None), t_interval=t_interval
+    )
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator)
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer
