@@ -16,6 +16,7 @@ from hf_mdm.generation import (
 
 from .test_bad_inputs import forwards
 from .test_generate import EOS, MASK, PAD, tiny_mdm
+from .test_streaming import RecordingStreamer
 
 
 BLOCK = 3
@@ -191,8 +192,6 @@ def test_a_row_stops_at_the_first_block_holding_its_eos_and_costs_no_forward_aft
 
 
 def test_what_is_streamed_for_good_is_the_returned_sequence_with_per_row_block_ends():
-    from .test_streaming import RecordingStreamer
-
     streamer = RecordingStreamer()
     out = block_model().generate(PROMPTS, attention_mask=PROMPT_MASK, max_new_tokens=NEW_TOKENS, streamer=streamer)
     assert torch.equal(torch.cat(streamer.final, dim=1), out)

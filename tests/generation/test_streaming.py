@@ -23,7 +23,7 @@ class RecordingStreamer:
         self.final, self.drafts, self.ended = [], [], False
 
     def put(self, value):
-        self.final.append(value)
+        self.final.append(value.clone())  # on the CPU a canvas slice is a view, which decoding goes on filling
 
     def put_draft(self, value, **kwargs):
         self.drafts.append(value)

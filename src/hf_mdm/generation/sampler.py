@@ -183,24 +183,26 @@ class DiffusionSampler:
         of blocks, or (judged per row, so a batch is refused exactly when one of its rows would be alone) more steps
         than the strategy may pay for."""
         length = fill.shape[1]
+        counts = None  # a block-causal model's rows: their numbers of blocks
         if self.block_size is None:
             check_block_length(self.block_length, length - prompt_length)
             spans = semi_autoregressive_spans(fill, prompt_length, self.block_length)
-            counts = torch.full_like(fill[:, 0], len(spans), dtype=torch.long)
         else:
             if attention_mask is None:
                 attention_mask = torch.ones_like(fill, dtype=torch.long)
             spans, counts = model_block_spans(fill, attention_mask, self.block_size)
-        shares = self.block_steps(steps, fill, counts[fill.any(1)], len(spans))
+            counts = counts[fill.any(1)]
+        shares = self.block_steps(steps, fill, counts, len(spans))
         self.blocks = [
             BlockPlan(index, starts, ends, int(ends.max()) if ends.numel() else length, num_steps)
             for index, ((starts, ends), num_steps) in enumerate(zip(spans, shares))
         ]
 
-    def block_steps(self, steps: int | None, fill: torch.BoolTensor, counts: torch.LongTensor,
+    def block_steps(self, steps: int | None, fill: torch.BoolTensor, counts: torch.LongTensor | None,
                     num_blocks: int) -> list[int]:  # fmt: skip
-        """Each block's number of steps, for rows that fill `fill.sum(1)` positions in `counts` blocks (the rows with
-        something to fill) of a plan of `num_blocks` blocks; refuses a budget no row could run (`set_timesteps`)."""
+        """Each block's number of steps in a plan of `num_blocks` blocks, for rows that fill `fill.sum(1)` positions
+        (on a block-causal model the rows with something to fill hold `counts` blocks); refuses a budget no row could
+        run (`set_timesteps`)."""
         to_fill = fill.sum(1)
         to_fill = to_fill[to_fill > 0]
         fewest = int(to_fill.min()) if to_fill.numel() else None
@@ -218,7 +220,7 @@ class DiffusionSampler:
             return [self.block_size] * num_blocks  # one step per position of a full block
         if steps is None:
             steps = max(int(fill.sum(1).max()) if fill.shape[0] else 0, 1)
-        if self.block_size is not None and counts.numel() and int(counts.min()) != int(counts.max()):
+        if counts is not None and counts.numel() and int(counts.min()) != int(counts.max()):
             raise ValueError(
                 f"steps={steps} is a budget for the whole canvas, but on this block-causal model (block_size="
                 f"{self.block_size}) the rows hold from {int(counts.min())} to {int(counts.max())} blocks (their "
