@@ -10,14 +10,16 @@ import pytest
 import torch
 
 import hf_mdm.evaluation.sweep as sweep_module
+import hf_mdm.evaluation.train_twins as train_twins
 from hf_mdm import CopyLanguage, NGramLanguage, enable_diffusion_generation
 from hf_mdm.cli import main
 from hf_mdm.evaluation import LanguageTask, fit_step_scaling, markdown_table, search_steps_needed, sweep_steps
 from hf_mdm.evaluation.exact_autoregressive import ExactAutoregressiveLM
-from hf_mdm.evaluation.research_models import training_record
+from hf_mdm.evaluation.research_models import ResearchTraining, train_block_models, training_record
 from hf_mdm.evaluation.sweep_table import check_sweep_rows
 from hf_mdm.evaluation.train_twins import seeded_mdm, twin_mdm_config
 from hf_mdm.hub import ModelCard
+from hf_mdm.languages import research_language
 
 from .test_reproduce import TINY_TRAINING, tiny_preset  # noqa: F401 (a fixture)
 
@@ -274,3 +276,28 @@ def test_reproduce_searches_every_block_size_and_trains_a_block_model_per_intege
 def test_reproduce_refuses_a_block_size_that_does_not_divide_a_length(tmp_path, capsys):
     assert main(["reproduce", "--preset", "tiny", "--output_dir", str(tmp_path), "--block-sizes", "4"]) == 2
     assert "--block_size 4 must divide every measured length [4, 6, 8]" in capsys.readouterr().err
+
+
+def test_block_models_train_with_their_block_size_and_clipped_times_and_a_folder_keeps_its_settings(
+    tmp_path, monkeypatch
+):
+    collators = []
+    collator_class = train_twins.DataCollatorForMaskedDiffusion
+
+    def spy(*args, **kwargs):
+        collators.append(kwargs)
+        return collator_class(*args, **kwargs)
+
+    monkeypatch.setattr(train_twins, "DataCollatorForMaskedDiffusion", spy)
+    language = research_language("hmm")
+    training = ResearchTraining(hidden_size=16, num_hidden_layers=1, train_steps=2, examples_per_length=8,
+                                t_interval=(0.5, 1.0))  # fmt: skip
+    models = train_block_models(language, [8], tmp_path, training, block_sizes=[2, 4])
+    assert {size: model.config.block_size for size, model in models.items()} == {2: 2, 4: 4}
+    assert collators == [{"block_size": 2, "t_interval": (0.5, 1.0)}, {"block_size": 4, "t_interval": (0.5, 1.0)}]
+    assert training_record(tmp_path / "mdm-block2")["t_interval"] == [0.5, 1.0]
+    train_block_models(language, [8], tmp_path, training, block_sizes=[2])  # finished: loaded, not retrained
+    assert len(collators) == 2
+    with pytest.raises(ValueError, match="t_interval: \\[0.5, 1.0\\] there, None asked"):
+        train_block_models(language, [8], tmp_path, ResearchTraining(hidden_size=16, num_hidden_layers=1,
+                           train_steps=2, examples_per_length=8), block_sizes=[2])  # fmt: skip
