@@ -182,7 +182,7 @@ def main():
     parser.add_argument("--trained_block_sizes", nargs="+", type=int, default=[1, 4, 8])
     parser.add_argument("--hidden_size", type=int, default=32)
     parser.add_argument("--num_hidden_layers", type=int, default=2)
-    parser.add_argument("--train_steps", type=int, default=300)
+    parser.add_argument("--train_steps", type=int, default=800)
     parser.add_argument("--train_batch_size", type=int, default=16)
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--t_interval", nargs=2, type=float, default=None, help="block models: BD3-LM's clipped t")
