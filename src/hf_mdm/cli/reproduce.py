@@ -31,7 +31,7 @@ from ..evaluation.sweep_table import ONE_BLOCK
 from ..generation import DiffusionGenerationConfig, enable_diffusion_generation
 from ..hub import ModelCard
 from ..languages import describe_research_language, research_language
-from .sweep import block_sizes
+from .sweep import block_size_argument, block_sizes
 
 
 @dataclass(frozen=True)
@@ -87,14 +87,10 @@ class ReproduceArguments:
     batch_size: int = field(default=100, metadata={"help": "Sequences per generate() call."})
     train_steps: int | None = field(default=None, metadata={"help": "Override the trained models' optimizer steps."})
     device: str = field(default="cpu", metadata={"help": "Where the models decode (and train)."})
-    block_size: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Decoding block sizes of the SER searches (ints; L: one block); the trained decoder also trains "
-            "a block-diffusion model per integer size. Default: one block.",
-            "aliases": ["--block_sizes", "--block-sizes"],
-        },
-    )
+    block_size: list[str] | None = block_size_argument(
+        "Decoding block sizes of the SER searches (ints; L: one block); the trained decoder also trains a "
+        "block-diffusion model per integer size. Default: one block.", "--block_sizes", "--block-sizes",
+    )  # fmt: skip
     progress: bool = True
 
 

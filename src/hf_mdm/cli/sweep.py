@@ -23,6 +23,11 @@ NORMALIZERS = {
 }
 
 
+def block_size_argument(help: str, *aliases: str):
+    """A `--block_size` list field (positive integers or "L", parsed by `block_sizes`) with its other spellings."""
+    return field(default=None, metadata={"help": help, "aliases": list(aliases)})
+
+
 @dataclass
 class SweepArguments:
     output_dir: str = field(metadata={"help": "Folder for sweep.jsonl, sweep.json, sweep.md and the plot."})
@@ -36,14 +41,10 @@ class SweepArguments:
     steps: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32], metadata={"help": "Step counts."})
     strategies: list[str] = field(default_factory=lambda: ["random", "confidence"], metadata={"help": "Strategies."})
     lengths: list[int] = field(default_factory=lambda: [16, 32], metadata={"help": "Generated lengths."})
-    block_size: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Decoding block sizes, an axis of the sweep (L: one block over the whole length; a block-causal "
-            "model: its own size only). Default: one block, or the model's block size.",
-            "aliases": ["--block_length", "--block-length"],
-        },
-    )
+    block_size: list[str] | None = block_size_argument(
+        "Decoding block sizes, an axis of the sweep (L: one block over the whole length; a block-causal model: its "
+        "own size only). Default: one block, or the model's block size.", "--block_length", "--block-length",
+    )  # fmt: skip
     oracle_autoregressive: bool = field(
         default=False, metadata={"help": "With --oracle: the AR row of the language's exact next-token model."}
     )
