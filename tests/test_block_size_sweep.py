@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import hf_mdm.evaluation.sweep as sweep_module
 import hf_mdm.evaluation.train_twins as train_twins
@@ -301,3 +303,36 @@ def test_block_models_train_with_their_block_size_and_clipped_times_and_a_folder
     with pytest.raises(ValueError, match="t_interval: \\[0.5, 1.0\\] there, None asked"):
         train_block_models(language, [8], tmp_path, ResearchTraining(hidden_size=16, num_hidden_layers=1,
                            train_steps=2, examples_per_length=8), block_sizes=[2])  # fmt: skip
+
+
+@pytest.mark.bad_input
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(length=4, sizes=[1], steps=[2]).via("fewer steps than blocks")
+@example(length=2, sizes=[3, None], steps=[1, 1]).via("one block twice, a step count twice")
+@given(
+    length=st.sampled_from([1, 2, 3, 4, 6, 12]),
+    sizes=st.lists(st.sampled_from([None, "L", 0, 1, 2, 3, 4, 5, 6, 12, 14, 2.0, "4", True]), max_size=3),
+    steps=st.lists(st.integers(0, 14), max_size=3),
+)
+def test_a_block_axis_runs_exactly_its_possible_grid_or_is_refused_before_any_cell(
+    language, monkeypatch, length, sizes, steps
+):
+    """Over any block sizes, lengths and steps: either a ValueError before the first cell, or exactly the cells whose
+    block size divides the length (None, "L" and any size above the length: one block, the row says the length) with
+    at least one step per block, each run once."""
+    ran = []
+    monkeypatch.setattr(sweep_module, "run_cell", lambda *args: ran.append(args[3:7]) or {"strategy": args[3]})
+    block = [length if size in (None, "L") else min(size, length) if type(size) is int else size for size in sizes]
+    valid = (
+        length >= language.min_length and steps and all(n >= 1 for n in steps) and block
+        and all(type(b) is int and 1 <= b and length % b == 0 for b in block)
+        and all(n >= math.ceil(length / b) for b in block for n in steps)
+    )  # fmt: skip
+    try:
+        sweep(language, lengths=[length], steps=steps, block_sizes=sizes)
+    except ValueError:
+        assert not valid and not ran
+        return
+    assert valid
+    expected = [("random", length, n, b) for b in dict.fromkeys(block) for n in steps]
+    assert sorted(ran) == sorted(dict.fromkeys(expected))

@@ -8,9 +8,9 @@ steps = NFE = length, block size 1): the AR row of the table.
 
 The block size B is a decoding block length: the cell decodes the generated region block by block
 (`block_length=B`, ceil(length / B) blocks, `steps` split over them; `steps_per_block` = steps / blocks); B = 1 is
-autoregressive decoding, B = length (or None) one block. A block-causal model (`MDMConfig(block_size=B)`) decodes its
-own blocks only: its rows carry its block size, and any other size is refused before the first cell. A block-size
-axis over such models is one sweep per model.
+autoregressive decoding, B >= length (or None) one block, and the row then says the length. A block-causal model
+(`MDMConfig(block_size=B)`) decodes its own blocks only: its rows carry its block size, and any other size is refused
+before the first cell. A block-size axis over such models is one sweep per model.
 
 Every sample has its own generator, seeded from (seed, strategy, length, sample index), so a cell's numbers do not
 depend on the batch size or on which process ran it: under `accelerate launch` the cells are split across processes
@@ -95,8 +95,9 @@ def check_block_sizes(block_sizes, generation_kwargs: dict, model) -> list:
 
 
 def cell_block_size(model, block_size: int | None, length: int) -> int:
-    """The row's block size: the block-causal model's own, else `block_size`, the whole length for None."""
-    return model_block_size(model) or block_size or length
+    """The row's block size: the block-causal model's own, else `block_size`; the whole length for None or a size
+    at or above it (one block)."""
+    return model_block_size(model) or min(block_size or length, length)
 
 
 def block_count(length: int, block_size: int) -> int:
@@ -301,8 +302,9 @@ def sweep_steps(
                                           **block_length_kwargs(model, size, length)).validate()  # fmt: skip
     check_mask_token(model, tokenizer)
 
-    grid = [(strategy, length, n, size) for strategy in strategies for length in lengths for size in sizes[length]
-            for n in steps]  # fmt: skip
+    # a cell listed twice (a step count, or two sizes that are one block) runs once
+    grid = list(dict.fromkeys((strategy, length, n, size) for strategy in strategies for length in lengths
+                              for size in sizes[length] for n in steps))  # fmt: skip
     if cells is not None:
         grid = select_cells(grid, cells)
     too_few = [cell for cell in grid if cell[2] < block_count(cell[1], cell[3])]
