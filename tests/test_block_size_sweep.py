@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from datasets import Dataset
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,14 @@ import hf_mdm.evaluation.sweep as sweep_module
 import hf_mdm.evaluation.train_twins as train_twins
 from hf_mdm import CopyLanguage, NGramLanguage, enable_diffusion_generation
 from hf_mdm.cli import main
-from hf_mdm.evaluation import LanguageTask, fit_step_scaling, markdown_table, search_steps_needed, sweep_steps
+from hf_mdm.evaluation import (
+    LanguageTask,
+    PromptTask,
+    fit_step_scaling,
+    markdown_table,
+    search_steps_needed,
+    sweep_steps,
+)
 from hf_mdm.evaluation.exact_autoregressive import ExactAutoregressiveLM
 from hf_mdm.evaluation.research_models import ResearchTraining, train_block_models, training_record
 from hf_mdm.evaluation.sweep_table import check_sweep_rows
@@ -23,6 +31,7 @@ from hf_mdm.evaluation.train_twins import seeded_mdm, twin_mdm_config
 from hf_mdm.hub import ModelCard
 from hf_mdm.languages import research_language
 
+from .conftest import tiny_config, word_tokenizer
 from .test_reproduce import TINY_TRAINING, tiny_preset  # noqa: F401 (a fixture)
 
 
@@ -336,3 +345,24 @@ def test_a_block_axis_runs_exactly_its_possible_grid_or_is_refused_before_any_ce
     assert valid
     expected = [("random", length, n, b) for b in dict.fromkeys(block) for n in steps]
     assert sorted(ran) == sorted(dict.fromkeys(expected))
+
+
+def test_tokens_per_forward_counts_the_tokens_decoded_before_eos():
+    """A row that stops at the block holding its EOS decoded fewer tokens than the length: tokens per forward is the
+    decoded tokens over the forwards, as generate() reports them, not length / NFE."""
+    tokenizer = word_tokenizer()
+    model = seeded_mdm(tiny_config(block_size=4), 0).eval()
+    task = PromptTask(Dataset.from_dict({"prompt": ["the cat", "a dog"] * 2, "answer": ["sat"] * 4}))
+    arguments = dict(steps=[8], strategies=["confidence"], lengths=[8], num_samples=4, batch_size=4, progress=False)
+    (free,) = sweep_steps(model, tokenizer, task, **arguments)
+    record = json.loads(free["generation"])["generate"]
+    first = model.generate(**task.inputs(tokenizer, [0]), **record, generator=sweep_module.sample_generators(
+        0, "confidence", 8, [0]), return_dict_in_generate=True).sequences[0, 2:]  # fmt: skip
+    eos = int(first[4])  # a token of the second block: sample 0 stops there
+    (row,) = sweep_steps(model, tokenizer, task, eos_token_id=eos, **arguments)
+    out = model.generate(**task.inputs(tokenizer, list(range(4))), **json.loads(row["generation"])["generate"],
+                         generator=sweep_module.sample_generators(0, "confidence", 8, list(range(4))),
+                         return_dict_in_generate=True)  # fmt: skip
+    assert int(out.num_decoded_tokens.min()) < 8  # some row stopped early
+    assert row["tokens_per_forward"] == pytest.approx(float(out.num_decoded_tokens.sum() / out.nfe.sum()))
+    assert row["nfe"] == pytest.approx(float(out.nfe.float().mean()))

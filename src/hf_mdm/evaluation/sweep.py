@@ -155,7 +155,7 @@ def _diffusion_batch(model, tokenizer, task, indices, seed, generate_kwargs):
         generator=sample_generators(seed, generate_kwargs["strategy"], generate_kwargs["max_new_tokens"], indices),
         return_dict_in_generate=True,
     )
-    return output.sequences[:, -generate_kwargs["max_new_tokens"] :], output.nfe.float()
+    return output.sequences[:, -generate_kwargs["max_new_tokens"] :], output.nfe.float(), output.num_decoded_tokens
 
 
 def _autoregressive_batch(model, tokenizer, task, length, indices, seed, generate_kwargs):
@@ -163,7 +163,7 @@ def _autoregressive_batch(model, tokenizer, task, length, indices, seed, generat
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(zlib.crc32(f"{seed}/{AUTOREGRESSIVE}/{length}/{indices[0]}".encode()))
         sequences = model.generate(**task.prompt(tokenizer, indices), **generate_kwargs)
-    return sequences[:, -length:], torch.full((len(indices),), float(length))
+    return sequences[:, -length:], torch.full((len(indices),), float(length)), torch.full((len(indices),), length)
 
 
 def run_cell(
@@ -178,30 +178,32 @@ def run_cell(
         generate_kwargs = diffusion_generate_kwargs(model, task, tokenizer, strategy, length, steps, generation_kwargs)
         first = list(range(min(num_samples, RECORDED_SAMPLES)))
         samples = {"seeds": sample_seeds(seed, strategy, length, first), "prompts": task.prompt_texts(first)}
-    generated, nfe, elapsed, batches = [], [], 0.0, 0
+    generated, nfe, decoded, elapsed, batches = [], [], [], 0.0, 0
     for start in range(0, num_samples, batch_size):
         indices = list(range(start, min(start + batch_size, num_samples)))
         began = time.perf_counter()
         with torch.no_grad():
             if strategy == AUTOREGRESSIVE:
-                sequences, row_nfe = _autoregressive_batch(model, tokenizer, task, length, indices, seed,
-                                                           generate_kwargs)  # fmt: skip
+                sequences, row_nfe, row_decoded = _autoregressive_batch(model, tokenizer, task, length, indices,
+                                                                        seed, generate_kwargs)  # fmt: skip
             else:
-                sequences, row_nfe = _diffusion_batch(model, tokenizer, task, indices, seed, generate_kwargs)
+                sequences, row_nfe, row_decoded = _diffusion_batch(model, tokenizer, task, indices, seed,
+                                                                   generate_kwargs)  # fmt: skip
         elapsed += time.perf_counter() - began
         batches += 1
         generated += sequences.tolist()
         nfe.append(row_nfe)
+        decoded.append(row_decoded)
     scores = task.score(tokenizer, generated, list(range(num_samples)))
-    mean_nfe = float(torch.cat(nfe).mean())
+    nfe = torch.cat(nfe)
     return {
         "strategy": strategy,
         "length": length,
         "steps": steps,
         "block_size": block_size,
         "steps_per_block": steps / block_count(length, block_size),
-        "nfe": mean_nfe,
-        "tokens_per_forward": length / mean_nfe,
+        "nfe": float(nfe.mean()),
+        "tokens_per_forward": float(torch.cat(decoded).sum() / nfe.sum()),
         "num_samples": num_samples,
         **scores,
         "latency_s": elapsed / batches,

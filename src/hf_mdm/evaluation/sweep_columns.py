@@ -26,11 +26,12 @@ Adding a column is one entry here plus the code that computes it. E.g. `tokens_p
 tokens revealed per forward pass, a sweep measurement, was added as:
 
 1. here, where the table shows it (after "nfe"):
-   `SweepColumn("tokens_per_forward", "non-negative", "sweep", "length / the cell's mean NFE",
+   `SweepColumn("tokens_per_forward", "non-negative", "sweep", "tokens decoded / forward passes",
    title="tokens/forward", fmt="{:.2f}"),`
-2. in `sweep.run_cell`'s row: `"tokens_per_forward": length / nfe` (a task-scored column: a keyword of
-   `sweep_tasks.score_row` in the `score` of each task that defines it, the others write None; an lm-eval column:
-   in `lm_eval_sweep.lm_eval_row`).
+2. in `sweep.run_cell`'s row: the decoded tokens (`num_decoded_tokens` of the output) over the forwards (`nfe`),
+   summed over the cell's sequences. A task-scored column would instead be a keyword of `sweep_tasks.score_row` in
+   the `score` of each task that defines it (the others write None); an lm-eval column, in
+   `lm_eval_sweep.lm_eval_row`.
 
 The table, the row checks (a negative value is refused), the resume header (a file from before the column is
 refused), the card's table and the schema follow; the existing tests of those cover the new entry. A column of
@@ -87,8 +88,8 @@ SWEEP_COLUMNS = (
                 "ceil(length / block_size)", "steps/block", "{:g}"),
     SweepColumn("nfe", "non-negative", "sweep", "mean over sequences of the forward passes each needed", "NFE",
                 "{:.1f}", resume_checked=False),
-    SweepColumn("tokens_per_forward", "non-negative", "sweep", "length / the cell's mean NFE", "tokens/forward",
-                "{:.2f}"),
+    SweepColumn("tokens_per_forward", "non-negative", "sweep", "tokens decoded / forward passes, over the cell's "
+                "sequences (length / NFE unless rows stop at EOS)", "tokens/forward", "{:.2f}"),
     SweepColumn("num_samples", "positive integer", "sweep", "sequences (documents) scored in the cell",
                 required=True, resume_checked=False),
     SweepColumn("accuracy", "rate", "lm-eval", "the lm-eval metric over the documents", "accuracy", "{:.3f}",
