@@ -1,10 +1,10 @@
 """sweep_steps: decode a task over a grid of (strategy, length, steps, block size) and score every cell.
 
 Each cell generates `num_samples` sequences of `length` tokens in `steps` reverse steps and scores them with the task
-(`ser` with its Wilson interval, token-error columns), with the mean NFE per sequence, the tokens revealed per forward
-pass (length / NFE), the latency of one `generate()` batch and the generated tokens per second. With
-`autoregressive_model`, one row per length decodes the same task with that causal LM (`strategy="autoregressive"`,
-steps = NFE = length, block size 1): the AR row of the table.
+(`ser` with its Wilson interval, token-error columns), with the mean NFE per sequence, the tokens decoded per forward
+pass (length / NFE unless rows stop at EOS), the latency of one `generate()` batch and the generated tokens per
+second. With `autoregressive_model`, one row per length decodes the same task with that causal LM
+(`strategy="autoregressive"`, steps = NFE = length, block size 1): the AR row of the table.
 
 The block size B is a decoding block length: the cell decodes the generated region block by block
 (`block_length=B`, ceil(length / B) blocks, `steps` split over them; `steps_per_block` = steps / blocks); B = 1 is

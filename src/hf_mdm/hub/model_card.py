@@ -179,8 +179,9 @@ class ModelCard(HubModelCard):
             "SER: sequence error rate with its Wilson 95% interval (the plot's error bars). TER gap: generative "
             "log-perplexity under the true language minus its entropy rate (0 is perfect), ± its standard error "
             "(the generated sequences are the independent units; the plot's bars are ± 1.96 SE). NFE: forward passes "
-            "per sequence; tokens/forward: length / NFE. Block size: tokens per decoding block (bidirectional inside "
-            "a block, blocks in order; 1 is autoregressive, the length one block), steps/block: steps / blocks.",
+            "per sequence; tokens/forward: tokens decoded per forward. Block size: tokens per decoding block "
+            "(bidirectional inside a block, blocks in order; 1 is autoregressive, the length one block), steps/block: "
+            "steps / blocks.",
             "",
             markdown_table(rows),
         ]
