@@ -11,6 +11,7 @@ import torch
 from datasets import Dataset
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from transformers import BigBirdConfig, BigBirdForMaskedLM
 
 import hf_mdm.evaluation.sweep as sweep_module
 import hf_mdm.evaluation.train_twins as train_twins
@@ -366,3 +367,19 @@ def test_tokens_per_forward_counts_the_tokens_decoded_before_eos():
     assert int(out.num_decoded_tokens.min()) < 8  # some row stopped early
     assert row["tokens_per_forward"] == pytest.approx(float(out.num_decoded_tokens.sum() / out.nfe.sum()))
     assert row["nfe"] == pytest.approx(float(out.nfe.float().mean()))
+
+
+def test_a_stock_masked_lm_whose_config_has_another_block_size_is_swept_as_bidirectional(language):
+    """BigBird's config has a `block_size` (its sparse-attention blocks), but generate() decodes it as a bidirectional
+    masked LM: the sweep takes the block size from the denoiser adapter, as generate() does, not from the config."""
+    tokenizer = language.tokenizer()
+    torch.manual_seed(0)
+    config = BigBirdConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, block_size=4, attention_type="original_full",
+                           pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id, sep_token_id=None)  # fmt: skip
+    model = enable_diffusion_generation(BigBirdForMaskedLM(config).eval(), tokenizer)
+    rows = sweep_steps(model, tokenizer, LanguageTask(language), steps=[8], lengths=[8], block_sizes=[2, "L"],
+                       num_samples=2, progress=False)  # fmt: skip
+    assert [row["block_size"] for row in rows] == [2, 8]
+    assert json.loads(rows[0]["generation"])["generate"]["block_length"] == 2

@@ -35,7 +35,7 @@ from accelerate.utils import gather_object
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from ..generation import DiffusionGenerationConfig
+from ..generation import DENOISERS, DiffusionGenerationConfig
 from ..tokenizer_checks import check_mask_token
 from .argument_checks import check_int, check_list, check_names, check_positive_int, check_positive_ints
 from .sweep_columns import CELL_COLUMNS, COLUMNS, names
@@ -64,8 +64,11 @@ SET_BY_THE_SWEEP = ("input_ids", "attention_mask", "max_new_tokens", "steps", "s
 
 
 def model_block_size(model) -> int | None:
-    """The block size of a block-causal model (`config.block_size`), None for a bidirectional one."""
-    return getattr(getattr(model, "config", None), "block_size", None)
+    """The block size of a block-causal model, None for a bidirectional one: what `generate()`'s denoiser adapter
+    says (`MDMConfig.block_size` for hf-mdm's; a stock masked LM, whose config may have another `block_size`, such as
+    BigBird's sparse-attention blocks, is bidirectional)."""
+    adapter = getattr(model, "denoiser_adapter", None)
+    return None if adapter is None else DENOISERS.build(adapter, model=model).block_size()
 
 
 def check_block_sizes(block_sizes, generation_kwargs: dict, model) -> list:
