@@ -138,6 +138,10 @@ def test_rows_of_a_real_sweep():
     assert all(point.autoregressive["nfe"] == 8.0 for point in results)
 
 
+def with_block_size(rows, block_size):
+    return [{**row, "block_size": block_size} for row in rows]
+
+
 def without(rows, index, column):
     rows[index] = {k: v for k, v in rows[index].items() if k != column}
     return rows
@@ -159,10 +163,15 @@ def without(rows, index, column):
         ([autoregressive(se=math.nan), *confidence_rows()], {}, "at least 2 samples per cell"),
         ([autoregressive(), *confidence_rows()], {"metrics": ("token_error",)}, "Unknown metric 'token_error'"),
         ([autoregressive(entropy_rate=2.0), *confidence_rows()], {}, "one language .one entropy rate."),
+        (
+            [autoregressive(), *confidence_rows(), *with_block_size(confidence_rows(), 4)],
+            {},
+            r"block sizes \[4, 'L'\], each its own step-vs-error curve",
+        ),
     ],
     ids=["empty", "no_ar_row", "two_ar_rows", "mixed_lengths", "two_strategies", "unknown_strategy",
          "repeated_steps", "no_latency", "no_standard_error", "nan_standard_error", "unknown_metric",
-         "other_entropy_rate"],
+         "other_entropy_rate", "two_block_sizes"],
 )  # fmt: skip
 def test_bad_input(rows, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -1,9 +1,10 @@
-"""Evaluation: the NELBO perplexity bound, the autoregressive baseline row, step-vs-error sweeps (their columns defined
+"""Evaluation: the NELBO perplexity bound, the autoregressive baseline row (trained, or a chain language's exact one), step-vs-error sweeps (their columns defined
 once in `sweep_columns`), the lm-eval step sweep, and the search for the steps needed at a target error with the fit
 of how they grow with length, and the MDM's latency against the AR baseline at matched token and sequence error."""
 
 from .autoregressive_baseline import autoregressive_config, train_autoregressive_baseline
 from .elbo_perplexity import elbo_perplexity
+from .exact_autoregressive import ExactAutoregressiveLM
 from .latency_at_matched_quality import MatchedQuality, latency_at_matched_quality, matched_quality_table
 from .lm_eval_sweep import LMEvalTasks, lm_eval_step_sweep
 from .step_scaling import StepScaling, fit_step_scaling
@@ -18,6 +19,7 @@ from .sweep_tasks import LanguageTask, PromptTask
 
 __all__ = [
     "elbo_perplexity",
+    "ExactAutoregressiveLM",
     "autoregressive_config",
     "train_autoregressive_baseline",
     "StepScaling",

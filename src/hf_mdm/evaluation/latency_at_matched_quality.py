@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from .argument_checks import check_known, check_names
 from .sweep import AUTOREGRESSIVE
-from .sweep_table import Z_95, check_sweep_rows, is_present, with_standard_error
+from .sweep_table import Z_95, block_axis, check_sweep_rows, is_present, with_standard_error
 
 
 METRICS = {"ter_gap": "TER gap (nats/token)", "ser": "SER"}
@@ -129,6 +129,13 @@ def _select(rows: list[dict], strategy: str | None) -> tuple[dict, list[dict], s
         strategy = strategies[0]
     check_known("strategy", strategy, strategies, "the diffusion rows")
     diffusion = sorted((row for row in rows if row["strategy"] == strategy), key=lambda row: row["steps"])
+    sizes = sorted({block_axis(row) for row in diffusion}, key=str)
+    if len(sizes) > 1:
+        raise ValueError(
+            f"The {strategy!r} rows hold the block sizes {sizes}, each its own step-vs-error curve; compare one: "
+            "pass [row for row in rows if row['strategy'] == 'autoregressive' or "
+            f"hf_mdm.evaluation.sweep_table.block_axis(row) == {sizes[0]!r}]."
+        )
     return autoregressive[0], diffusion, strategy
 
 
