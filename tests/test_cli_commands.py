@@ -40,6 +40,21 @@ def test_generate_refuses_a_tokenizer_with_another_mask_id(model_dir, capsys):
     assert "disagrees with the model's mask_token_id 4" in capsys.readouterr().err
 
 
+def test_generate_decodes_a_block_model_with_steps_per_block(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = MDMForMaskedGeneration(tiny_config(block_size=2)).eval()
+    tokenizer = word_tokenizer()
+    model.save_pretrained(tmp_path / "block")
+    tokenizer.save_pretrained(tmp_path / "block")
+    assert main(["generate", "--model_name_or_path", str(tmp_path / "block"), "--prompt", "the cat",
+                 "--max_new_tokens", "4", "--steps_per_block", "1", "--live", "false"]) == 0  # fmt: skip
+    expected = model.generate(**tokenizer(["the cat"], return_tensors="pt"), max_new_tokens=4, steps_per_block=1)
+    assert capsys.readouterr().out.strip() == tokenizer.decode(expected[0], skip_special_tokens=True)
+    assert main(["generate", "--model_name_or_path", str(tmp_path / "block"), "--prompt", "the cat",
+                 "--max_new_tokens", "4", "--steps", "4", "--steps_per_block", "1"]) == 2  # fmt: skip
+    assert "steps_per_block" in capsys.readouterr().err
+
+
 def test_generate_streams_drafts(model_dir, capsys):
     assert main(["generate", "--model_name_or_path", str(model_dir), "--prompt", "the", "--max_new_tokens", "3",
                  "--steps", "3"]) == 0  # fmt: skip

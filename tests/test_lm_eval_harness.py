@@ -160,6 +160,23 @@ def test_generate_until_cuts_at_the_first_stop_string_and_counts_forwards(determ
     assert lm.generated_rows == 2 and 0 < lm.nfe <= 2 * 4
 
 
+def test_a_block_model_generates_per_block_budgets_as_generate_does_alone(deterministic_language):
+    tokenizer = deterministic_language.tokenizer()
+    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, block_size=2)  # fmt: skip
+    torch.manual_seed(0)
+    model = MDMForMaskedGeneration(config).eval()
+    lm = MaskedDiffusionLM(pretrained=model, tokenizer=tokenizer, steps_per_block=1, batch_size=2)
+    contexts = ["0 1 2", "3 4"]  # mixed prompt lengths: a total `steps` would be refused on a block model
+    generated = lm.generate_until(
+        [Instance("generate_until", {}, (context, {"max_gen_toks": 4}), i) for i, context in enumerate(contexts)]
+    )
+    for context, text_out in zip(contexts, generated):
+        inputs = tokenizer([context], return_tensors="pt")
+        alone = model.generate(**inputs, max_new_tokens=4, steps_per_block=1)[0, inputs["input_ids"].shape[1] :]
+        assert text_out == tokenizer.decode(alone, skip_special_tokens=True)
+
+
 def test_llada_and_dream_folders_and_stock_masked_lms_load(tmp_path):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(123)]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")

@@ -100,22 +100,32 @@ def causal_mask(config, inputs_embeds, attention_mask, cache, position_ids):
     )
 
 
+class CausalConfigView:
+    """A model config as transformers' causal mask factory reads it, with `is_causal` True: the factory falls back to a
+    bidirectional mask for a config that is not causal (as MDMConfig is), and would drop the block overlay."""
+
+    is_causal = True
+
+    def __init__(self, config):
+        self.config = config
+
+    def __getattr__(self, name):
+        return getattr(self.config, name)
+
+
 def block_causal_mask(config, inputs_embeds, attention_mask, cache, block_ids):
     """The backend's block-causal mask: a query sees the real keys of its own block (both ways) and of earlier ones.
 
-    transformers' bidirectional (padding) mask intersected with `block(key) <= block(query)` (its `and_mask_function`
-    overlay; the causal factory would fall back to bidirectional for a config that is not causal). `block_ids`
-    (B, keys) numbers the blocks of every key, cached ones included; mask indices are absolute (the query's start at
-    the cache's length), so a query's block is its own key's."""
-
-    def earlier_or_same_block(batch_idx, head_idx, q_idx, kv_idx):
-        return block_ids[batch_idx, kv_idx] <= block_ids[batch_idx, q_idx]
-
-    return create_bidirectional_mask(
-        config=config,
+    transformers' causal mask with its blockwise overlay (`create_causal_mask(block_sequence_ids=)`: causal OR same
+    block), which for real tokens in column order is `block(key) <= block(query)`; padding keys are masked. It is
+    built index-based: an `and_mask_function` makes transformers build it under vmap, which took two thirds of a
+    cached decoding forward (`benchmarks/generate_cache.py`). `block_ids` (B, keys) numbers the blocks of every key, cached ones included (mask indices are absolute,
+    the query's starting at the cache's length), `PAD_BLOCK` (-1) at padding."""
+    return create_causal_mask(
+        config=CausalConfigView(config),
         inputs_embeds=inputs_embeds,
         attention_mask=attention_mask,
-        and_mask_function=earlier_or_same_block,
+        block_sequence_ids=block_ids,
         **cache_keyword(cache),
     )
 
@@ -211,6 +221,7 @@ class TextGenerationPipelineWithoutDefaults(TextGenerationPipeline):
 __all__ = [
     "CACHE_ARGUMENT",
     "Cache",
+    "CausalConfigView",
     "FROM_MODEL_CONFIG",
     "GradientCheckpointingLayer",
     "LayerlessCache",

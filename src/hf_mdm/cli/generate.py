@@ -28,6 +28,9 @@ class GenerateArguments:
         },
     )
     steps: int | None = field(default=None, metadata={"help": "Reverse steps (default: one per generated token)."})
+    steps_per_block: int | None = field(
+        default=None, metadata={"help": "Reverse steps of each block, instead of --steps (block-diffusion models)."}
+    )
     strategy: str = field(
         default="confidence", metadata={"help": f"Reveal strategy: {', '.join(STRATEGIES)} (or any registered name)."}
     )
@@ -64,6 +67,7 @@ def run(args: GenerateArguments):
         **inputs,
         max_new_tokens=args.max_new_tokens if args.prompt is not None else None,  # a template only fills its masks
         steps=args.steps,
+        steps_per_block=args.steps_per_block,
         strategy=args.strategy,
         block_length=args.block_length,
         do_sample=args.do_sample,
