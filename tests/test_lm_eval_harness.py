@@ -162,8 +162,8 @@ def test_generate_until_cuts_at_the_first_stop_string_and_counts_forwards(determ
 
 def test_a_block_model_generates_per_block_budgets_as_generate_does_alone(deterministic_language):
     tokenizer = deterministic_language.tokenizer()
-    config = tiny_config(vocab_size=len(tokenizer), mask_token_id=tokenizer.mask_token_id,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, block_size=2)  # fmt: skip
+    ids = dict(mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = tiny_config(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, block_size=2, **ids)
     torch.manual_seed(0)
     model = MDMForMaskedGeneration(config).eval()
     lm = MaskedDiffusionLM(pretrained=model, tokenizer=tokenizer, steps_per_block=1, batch_size=2)

@@ -119,8 +119,8 @@ def block_causal_mask(config, inputs_embeds, attention_mask, cache, block_ids):
     transformers' causal mask with its blockwise overlay (`create_causal_mask(block_sequence_ids=)`: causal OR same
     block), which for real tokens in column order is `block(key) <= block(query)`; padding keys are masked. It is
     built index-based: an `and_mask_function` makes transformers build it under vmap, which took two thirds of a
-    cached decoding forward (`benchmarks/generate_cache.py`). `block_ids` (B, keys) numbers the blocks of every key, cached ones included (mask indices are absolute,
-    the query's starting at the cache's length), `PAD_BLOCK` (-1) at padding."""
+    cached decoding forward (`benchmarks/generate_cache.py`). `block_ids` (B, keys) numbers the blocks of every key,
+    cached ones included (mask indices are absolute, the query's starting at the cache's length), -1 at padding."""
     return create_causal_mask(
         config=CausalConfigView(config),
         inputs_embeds=inputs_embeds,

@@ -1,6 +1,7 @@
-"""Evaluation: the NELBO perplexity bound, the autoregressive baseline row (trained, or a chain language's exact one), step-vs-error sweeps (their columns defined
-once in `sweep_columns`), the lm-eval step sweep, and the search for the steps needed at a target error with the fit
-of how they grow with length, and the MDM's latency against the AR baseline at matched token and sequence error."""
+"""Evaluation: the NELBO perplexity bound, the autoregressive baseline row (trained, or a chain language's exact
+one), step-vs-error sweeps (their columns defined once in `sweep_columns`), the lm-eval step sweep, and the search for
+the steps needed at a target error with the fit of how they grow with length, and the MDM's latency against the AR
+baseline at matched token and sequence error."""
 
 from .autoregressive_baseline import autoregressive_config, train_autoregressive_baseline
 from .elbo_perplexity import elbo_perplexity

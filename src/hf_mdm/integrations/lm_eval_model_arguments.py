@@ -65,9 +65,9 @@ MODEL_ARGUMENT_RULES = {
 # The `DiffusionGenerationConfig` fields that `generate_until` reads from model_args. Their types, ranges and names
 # (strategy, cache, schedule, ...) are the config's own checks (`DiffusionGenerationConfig.validate`).
 GENERATION_ARGUMENTS = (
-    "steps", "steps_per_block", "block_length", "strategy", "reveal_counts", "reveal_counts_kwargs", "schedule", "schedule_kwargs",
-    "strategy_kwargs", "threshold", "strategy_temperature", "cache", "do_sample", "temperature", "top_k", "top_p",
-    "mask_token_id", "pad_token_id", "eos_token_id", "suppress_tokens",
+    "steps", "steps_per_block", "block_length", "strategy", "reveal_counts", "reveal_counts_kwargs", "schedule",
+    "schedule_kwargs", "strategy_kwargs", "threshold", "strategy_temperature", "cache", "do_sample", "temperature",
+    "top_k", "top_p", "mask_token_id", "pad_token_id", "eos_token_id", "suppress_tokens",
 )  # fmt: skip
 
 # Generation fields the model type sets itself for every request: a value in model_args would be overridden.
