@@ -117,9 +117,7 @@ def test_a_padding_mask_that_misses_cached_keys_is_refused():
 
 
 @pytest.mark.bad_input
-@pytest.mark.parametrize(
-    "fields", [{"block_size": 0}, {"block_size": -2}, {"block_size": 4, "is_causal": True}]
-)
+@pytest.mark.parametrize("fields", [{"block_size": 0}, {"block_size": -2}, {"block_size": 4, "is_causal": True}])
 def test_bad_block_sizes_are_refused(fields):
     with pytest.raises(ValueError, match="block_size"):
         MDMConfig(**DIMS, **fields)
