@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 
 from hf_mdm import MDMForMaskedGeneration
@@ -14,9 +15,10 @@ from hf_mdm.remote_code import flattened_sources
 from .conftest import tiny_config
 
 
-def test_exported_folder_loads_without_hf_mdm(tmp_path):
+@pytest.mark.parametrize("block_size", [None, 2])
+def test_exported_folder_loads_without_hf_mdm(tmp_path, block_size):
     torch.manual_seed(0)
-    model = MDMForMaskedGeneration(tiny_config()).eval()
+    model = MDMForMaskedGeneration(tiny_config(block_size=block_size)).eval()
     model.save_pretrained(tmp_path / "model", remote_code=True)
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_mdm.MDMForMaskedGeneration"
@@ -32,7 +34,7 @@ def test_exported_folder_loads_without_hf_mdm(tmp_path):
         assert "hf_mdm" not in type(model).__module__, type(model).__module__
         expected = torch.load({str(tmp_path / "expected.pt")!r})
         assert torch.equal(model(torch.arange(5, 12)[None]).logits, expected)
-        assert model.generate(torch.tensor([[5, 6]]), max_new_tokens=3, steps=3).shape == (1, 5)
+        assert model.generate(torch.tensor([[5, 6]]), max_new_tokens=4, steps=4).shape == (1, 6)
         assert type(model.generation_config).__name__ == "DiffusionGenerationConfig"
         print("remote code OK")
         """
