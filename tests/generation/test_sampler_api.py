@@ -94,6 +94,25 @@ def test_driving_the_sampler_by_hand_equals_generate_and_each_output_describes_i
         assert int(revealed) == int((before == MASK).sum() - (state.canvas == MASK).sum())
 
 
+@pytest.mark.parametrize("strategy", ["confidence", "random"])
+def test_driving_the_sampler_by_hand_on_a_block_model_equals_generate(strategy):
+    model = tiny_mdm(block_size=2)
+    fields = dict(strategy=strategy, steps_per_block=2, do_sample=strategy == "random")
+    prompts = torch.tensor([[PAD, PAD, 5, 6, 7], [PAD, 3, 4, 5, 6]])  # 3 and 4 real tokens: other block ends
+    prompt_mask = (prompts != PAD).long()
+    reference = model.generate(prompts, attention_mask=prompt_mask, max_new_tokens=4,
+                               generator=torch.Generator().manual_seed(0), **fields)  # fmt: skip
+    sampler = DiffusionSampler.from_config(
+        DiffusionGenerationConfig(mask_token_id=MASK, cache="none", **fields),
+        generator=torch.Generator().manual_seed(0),
+        block_size=model.config.block_size,
+    )
+    state = sampler.prepare(prompts, prompt_mask, max_new_tokens=4)
+    assert [block.ends.tolist() for block in sampler.blocks][:2] == [[6, 7], [8, 9]]  # each row's model blocks
+    decode_by_hand(model, sampler, state)
+    assert torch.equal(state.canvas, reference)
+
+
 def test_a_block_cache_records_once_per_block_unless_a_request_asks_for_more():
     records = []
 
