@@ -1,6 +1,7 @@
 """`hf-mdm eval`: one lm-eval run per (task, strategy, steps), rows that resume like a sweep and make a card."""
 
 import json
+import shutil
 
 import pytest
 
@@ -55,6 +56,22 @@ def test_one_row_per_step_budget_that_resumes_and_makes_a_card(setup, tmp_path, 
 
     card = ModelCard.from_sweep(resumed, task_name="language_continue")
     assert "| language_continue | confidence | 3 | 2 |" in card.content
+
+
+def test_a_block_model_is_swept_over_per_block_budgets(setup, tmp_path, capsys):
+    from hf_mdm import MDMConfig
+
+    tasks, model = setup
+    shutil.copytree(model, tmp_path / "block")  # the same weights and tokenizer, read as a block-diffusion model
+    config = MDMConfig.from_pretrained(model)
+    config.block_size = 2
+    config.save_pretrained(tmp_path / "block")
+    block_setup = (tasks, tmp_path / "block")
+    assert eval_command(block_setup, tmp_path / "total", "--steps", "2") == 2
+    assert "per_block" in capsys.readouterr().err
+    assert eval_command(block_setup, tmp_path / "per_block", "--steps", "1", "--per_block") == 0
+    (row,) = read_sweep_rows(tmp_path / "per_block" / "eval.jsonl")
+    assert (row["steps_per_block"], row["steps"], row["length"]) == (1, 2, 3)
 
 
 def test_a_resume_file_of_another_setting_is_refused(setup, tmp_path, capsys):

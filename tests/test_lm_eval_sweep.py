@@ -4,6 +4,7 @@ argument checked before a run."""
 import json
 
 import pytest
+import torch
 
 
 pytest.importorskip("lm_eval")  # the [eval] extra; part of [dev]
@@ -13,6 +14,7 @@ from hf_mdm.evaluation.sweep_columns import COLUMNS  # noqa: E402
 from hf_mdm.evaluation.sweep_table import check_sweep_rows  # noqa: E402
 from hf_mdm.integrations.lm_eval_harness import load_masked_lm  # noqa: E402
 
+from .conftest import tiny_config  # noqa: E402
 from .test_lm_eval_cli import task_and_model_folders  # noqa: E402
 
 
@@ -43,6 +45,34 @@ def test_rows_hold_registered_columns_and_the_identity_names_the_tasks(setup, tm
         lm_eval_step_sweep(model, tokenizer, other_metric, steps=[1], limit=2, output_path=path, resume=True)
 
 
+def block_model(tokenizer, block_size=2):
+    from hf_mdm import MDMForMaskedGeneration
+
+    ids = dict(mask_token_id=tokenizer.mask_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    return MDMForMaskedGeneration(tiny_config(vocab_size=len(tokenizer), block_size=block_size, **ids)).eval()
+
+
+def test_a_block_model_sweeps_per_block_budgets(setup, tmp_path):
+    tasks, _, tokenizer, _ = setup
+    model, path = block_model(tokenizer), tmp_path / "eval.jsonl"
+    rows = list(lm_eval_step_sweep(model, tokenizer, tasks, steps=[1, 2], limit=2, output_path=path, per_block=True))
+    check_sweep_rows(rows)
+    # max_gen_toks=3 in blocks of 2: 2 blocks, so the nominal totals are 2 and 4
+    assert [(row["steps_per_block"], row["steps"]) for row in rows] == [(1, 2), (2, 4)]
+    resumed = lm_eval_step_sweep(model, tokenizer, tasks, steps=[1, 2], limit=2, output_path=path, per_block=True,
+                                 resume=True)  # fmt: skip
+    assert list(resumed) == rows  # nothing reran
+
+
+@pytest.mark.bad_input
+def test_a_block_model_refuses_total_step_budgets_before_any_run(setup, tmp_path):
+    tasks, _, tokenizer, _ = setup
+    with pytest.raises(ValueError, match=r"block_size=2.*per_block=True"):
+        lm_eval_step_sweep(block_model(tokenizer), tokenizer, tasks, steps=[2], output_path=tmp_path / "eval.jsonl")
+    assert not (tmp_path / "eval.jsonl").exists()
+
+
 @pytest.mark.bad_input
 @pytest.mark.parametrize(
     "arguments, message",
@@ -58,6 +88,10 @@ def test_rows_hold_registered_columns_and_the_identity_names_the_tasks(setup, tm
         pytest.param(dict(limit=0), "limit must be a positive integer", id="limit_0"),
         pytest.param(dict(batch_size=1.5), "batch_size must be a positive integer", id="batch_size_float"),
         pytest.param(dict(seed="0"), "seed must be an integer", id="seed_string"),
+        pytest.param(dict(per_block="yes"), "per_block must be True or False", id="per_block_string"),
+        pytest.param(
+            dict(steps=[1], block_length=2, per_block=True), "block_length=2 does not divide", id="per_block_2"
+        ),
     ],
 )
 def test_arguments_are_refused_before_any_run(setup, tmp_path, arguments, message):

@@ -30,6 +30,10 @@ class EvalArguments:
     steps: list[int] = field(default_factory=lambda: [16, 32, 64, 128], metadata={"help": "Step budgets."})
     strategies: list[str] = field(default_factory=lambda: ["confidence"], metadata={"help": "Reveal strategies."})
     block_length: int | None = field(default=None, metadata={"help": "Semi-autoregressive block size."})
+    per_block: bool = field(
+        default=False,
+        metadata={"help": "Each --steps value is a per-block budget (steps_per_block), for block-diffusion models."},
+    )
     metric: str = field(default="exact_match", metadata={"help": "The task metric read as accuracy (in [0, 1])."})
     include_path: str | None = field(default=None, metadata={"help": "Folder of extra task YAML files."})
     limit: int | None = field(default=None, metadata={"help": "Documents per task (default all)."})
@@ -89,12 +93,13 @@ def run(args: EvalArguments):
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # an unwritable place fails here, before any model is loaded
     tasks = LMEvalTasks.load(args.tasks, args.metric, args.num_fewshot, args.include_path)
-    tasks.check_steps(args.steps, args.block_length)
+    tasks.check_steps(args.steps, args.block_length, args.per_block)
     model, tokenizer = load_masked_lm(args.model_name_or_path)
     path = output_dir / "eval.jsonl"
     table = lm_eval_step_sweep(
         model, tokenizer, tasks, args.steps, args.strategies, block_length=args.block_length, limit=args.limit,
         batch_size=args.batch_size, device=args.device, seed=args.seed, output_path=path, resume=args.resume,
+        per_block=args.per_block,
     )  # fmt: skip
     rows = list(table)
     (output_dir / "eval.md").write_text(markdown_table(rows) + "\n")

@@ -4,7 +4,8 @@ Each run is a row (`sweep_columns`: task, strategy, length = the task's max_gen_
 num_samples = documents, accuracy, ser = 1 - accuracy with its Wilson 95% interval, latency per document). With
 `output_path` each finished row is appended at once to a resume file like a sweep's (`sweep_resume`), whose identity
 is the model's weights, the tasks (`LMEvalTasks`: names, local task files, metric, few-shot count), the generation
-arguments (`block_length`), the seed and the document limit: `resume=True` keeps its finished rows and refuses a file
+arguments (`block_length`, and `per_block` when the budgets are per block, as a block-diffusion model needs), the seed
+and the document limit: `resume=True` keeps its finished rows and refuses a file
 written for another model, task set or setting. `ModelCard.from_sweep` turns one task's rows into a card.
 
 `LMEvalTasks.load` checks the task names against lm-eval's index and each task's metric and output type, and
@@ -23,6 +24,7 @@ from datasets import Dataset
 from ..generation.configuration import DiffusionGenerationConfig
 from ..metrics.sequence_error_rate.sequence_error_rate import wilson_interval
 from .argument_checks import check_int, check_names, check_positive_int, check_positive_ints
+from .sweep import model_block_size
 from .sweep_resume import append_rows, open_resume_file, sweep_identity
 
 
@@ -115,13 +117,16 @@ class LMEvalTasks:
         loaded.tasks, loaded.task_manager = tasks, task_manager  # not fields: not part of the identity
         return loaded
 
-    def check_steps(self, steps: list[int], block_length: int | None) -> None:
-        """Each step budget (with `block_length`) fits each task's generation length."""
+    def check_steps(self, steps: list[int], block_length: int | None, per_block: bool = False) -> None:
+        """Each step budget (with `block_length`; per block with `per_block`) fits each task's generation length."""
+        budget = "steps_per_block" if per_block else "steps"
         for name, task in self.tasks.items():
             length = generation_length(task)
             try:
                 for value in steps:
-                    DiffusionGenerationConfig(steps=value, block_length=block_length, max_new_tokens=length).validate()
+                    DiffusionGenerationConfig(
+                        **{budget: value}, block_length=block_length, max_new_tokens=length
+                    ).validate()
             except ValueError as error:
                 raise ValueError(f"Task {name} generates max_gen_toks={length} tokens: {error}") from None
 
@@ -139,17 +144,21 @@ def accuracy_of(results: dict, task: str, metric: str) -> float:
     return accuracy
 
 
-def lm_eval_row(task_name, strategy, length, steps, lm, results, metric, elapsed) -> dict:
-    """One run's row: accuracy and SER = 1 - accuracy over the documents, with its Wilson interval."""
+def lm_eval_row(task_name, strategy, length, steps, lm, results, metric, elapsed, steps_per_block=None) -> dict:
+    """One run's row: accuracy and SER = 1 - accuracy over the documents, with its Wilson interval. A per-block
+    budget is recorded as `steps_per_block`, with `steps` its nominal total over the generated region's blocks."""
     documents = int(results["n-samples"][task_name]["effective"])
     accuracy = accuracy_of(results, task_name, metric)
     errors = round((1 - accuracy) * documents)
     low, high = wilson_interval(errors, documents)
-    return {
+    row = {
         "task": task_name, "strategy": strategy, "length": length, "steps": steps,
         "nfe": lm.nfe / max(lm.generated_rows, 1), "num_samples": documents, "accuracy": accuracy,
         "ser": errors / documents, "ser_low": low, "ser_high": high, "latency_s": elapsed / documents,
     }  # fmt: skip
+    if steps_per_block is not None:
+        row["steps_per_block"] = steps_per_block
+    return row
 
 
 def diffusion_lm_class():
@@ -185,6 +194,7 @@ def lm_eval_step_sweep(
     seed: int = 0,
     output_path: "str | Path | None" = None,
     resume: bool = False,
+    per_block: bool = False,
 ) -> Dataset:
     """Run every (task, strategy, steps) of `tasks` through lm-eval with its model type "hf-mdm" (`MaskedDiffusionLM`
     of `hf_mdm.integrations.lm_eval_harness`, which registers it); return the rows as a
@@ -197,6 +207,11 @@ def lm_eval_step_sweep(
         limit: documents per task (None: all); batch_size, device: `MaskedDiffusionLM`'s; seed: every lm-eval seed.
         output_path: JSON-lines file receiving each finished row; `resume=True` keeps the rows already in it when it
             was written by the same sweep, and refuses it otherwise.
+        per_block: each value of `steps` is a per-block budget (`steps_per_block`); a row records it as
+            `steps_per_block`, and as `steps` the nominal total ceil(length / block) x budget (a prompt whose tail
+            shares the first block can add one block; `nfe` is what the run spent). A block-diffusion model needs it:
+            lm-eval batches mix prompt lengths, whose rows hold different numbers of its blocks, so one total
+            budget would be split differently per row, and is refused before the first run.
 
     Every argument is checked before the first run (a ValueError that names it).
     """
@@ -209,23 +224,36 @@ def lm_eval_step_sweep(
     _distinct("strategies", strategies)
     for strategy in strategies:
         DiffusionGenerationConfig(strategy=strategy, block_length=block_length).validate()
-    tasks.check_steps(steps, block_length)
+    if not isinstance(per_block, bool):
+        raise TypeError(f"per_block must be True or False, got {per_block!r}.")
+    block_size = model_block_size(model)
+    if block_size is not None and not per_block:
+        raise ValueError(
+            f"The model is block-diffusion (block_size={block_size}): lm-eval batches mix prompt lengths, whose rows "
+            "hold different numbers of its blocks, so a total step budget is refused by generate(). Give per-block "
+            "budgets: per_block=True (hf-mdm eval --per_block)."
+        )
+    tasks.check_steps(steps, block_length, per_block)
     limit = None if limit is None else check_positive_int("limit", limit)
     batch_size, seed = check_positive_int("batch_size", batch_size), check_int("seed", seed)
     diffusion_lm = diffusion_lm_class()
     rows, identity = [], None
     if output_path is not None:
-        identity = sweep_identity(model, tasks, seed, limit or 0, {"block_length": block_length}, None)
+        settings = {"block_length": block_length, **({"per_block": True} if per_block else {})}
+        identity = sweep_identity(model, tasks, seed, limit or 0, settings, None)
         rows = open_resume_file(output_path, identity, resume, write=True)
-    done = {(row["task"], row["strategy"], row["steps"]) for row in rows}
+    budget_column = "steps_per_block" if per_block else "steps"
+    done = {(row["task"], row["strategy"], row[budget_column]) for row in rows}
     for task_name, task in tasks.tasks.items():
         for strategy in strategies:
             for budget in steps:
                 if (task_name, strategy, budget) in done:
                     continue
+                length = generation_length(task)
+                budget_argument = {"steps_per_block" if per_block else "steps": budget}
                 lm = diffusion_lm(
-                    pretrained=model, tokenizer=tokenizer, steps=budget, strategy=strategy, block_length=block_length,
-                    batch_size=batch_size, device=device, seed=seed,
+                    pretrained=model, tokenizer=tokenizer, strategy=strategy, block_length=block_length,
+                    batch_size=batch_size, device=device, seed=seed, **budget_argument,
                 )  # fmt: skip
                 start = time.perf_counter()
                 results = lm_eval.simple_evaluate(
@@ -234,8 +262,9 @@ def lm_eval_step_sweep(
                     fewshot_random_seed=seed,
                 )  # fmt: skip
                 elapsed = time.perf_counter() - start
-                row = lm_eval_row(task_name, strategy, generation_length(task), budget, lm, results, tasks.metric,
-                                  elapsed)  # fmt: skip
+                blocks = -(-length // (block_size or block_length or length)) if per_block else 1
+                row = lm_eval_row(task_name, strategy, length, budget * blocks, lm, results, tasks.metric, elapsed,
+                                  steps_per_block=budget if per_block else None)  # fmt: skip
                 if output_path is not None:
                     append_rows(output_path, identity, [row])
                 rows.append(row)
