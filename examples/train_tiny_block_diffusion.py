@@ -16,11 +16,9 @@ import argparse
 import time
 
 import torch
-from datasets import Dataset
-from train_tiny_mdm import build_tokenizer, corpus, loss_curve
-from transformers import Trainer, TrainingArguments
+from train_tiny_mdm import build_model, build_tokenizer, corpus, train
 
-from hf_mdm import DataCollatorForMaskedDiffusion, MDMConfig, MDMForMaskedGeneration
+from hf_mdm import DataCollatorForMaskedDiffusion
 
 
 def main():
@@ -32,47 +30,10 @@ def main():
 
     texts = corpus(2000)
     tokenizer = build_tokenizer(texts)
-    dataset = Dataset.from_dict({"text": texts}).map(lambda batch: tokenizer(batch["text"]), batched=True)
-    torch.manual_seed(0)
-    model = MDMForMaskedGeneration(
-        MDMConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=192,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=32,
-            mask_token_id=tokenizer.mask_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            block_size=args.block_size,
-        )
-    )
+    model = build_model(tokenizer, block_size=args.block_size)
     # one noise time per block of the model; EOS padding teaches the model to end a sentence
     collator = DataCollatorForMaskedDiffusion(tokenizer, block_size=model.config.block_size, eos_padding=True)
-    trainer = Trainer(
-        model=model,
-        args=TrainingArguments(
-            output_dir=args.output_dir,
-            max_steps=args.steps,
-            per_device_train_batch_size=32,
-            learning_rate=3e-3,
-            warmup_steps=20,
-            logging_steps=1,
-            save_strategy="no",
-            report_to=[],
-            use_cpu=True,
-            seed=0,
-        ),
-        train_dataset=dataset,
-        data_collator=collator,
-    )
-    trainer.train()
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    print(f"\nBlock NELBO per token over {len(losses)} steps:")
-    print(loss_curve(losses))
-    trainer.save_model(args.output_dir)
-    tokenizer.save_pretrained(args.output_dir)
+    train(model, tokenizer, texts, collator, args.steps, args.output_dir)
 
     model.eval()
     tokenizer.padding_side = "left"

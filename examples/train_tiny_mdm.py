@@ -50,17 +50,10 @@ def loss_curve(losses: list[float], buckets: int = 12, width: int = 40) -> str:
     )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--output-dir", default="outputs/tiny-mdm")
-    args = parser.parse_args()
-
-    texts = corpus(2000)
-    tokenizer = build_tokenizer(texts)
-    dataset = Dataset.from_dict({"text": texts}).map(lambda batch: tokenizer(batch["text"]), batched=True)
+def build_model(tokenizer, **config_fields) -> MDMForMaskedGeneration:
+    """The tiny MDM of this example over `tokenizer` (seeded); `config_fields` add to its MDMConfig."""
     torch.manual_seed(0)
-    model = MDMForMaskedGeneration(
+    return MDMForMaskedGeneration(
         MDMConfig(
             vocab_size=len(tokenizer),
             hidden_size=64,
@@ -71,13 +64,19 @@ def main():
             mask_token_id=tokenizer.mask_token_id,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
+            **config_fields,
         )
     )
+
+
+def train(model, tokenizer, texts, collator, steps: int, output_dir: str) -> None:
+    """The stock Trainer on `texts` with `collator`; prints the loss curve and saves model and tokenizer."""
+    dataset = Dataset.from_dict({"text": texts}).map(lambda batch: tokenizer(batch["text"]), batched=True)
     trainer = Trainer(
         model=model,
         args=TrainingArguments(
-            output_dir=args.output_dir,
-            max_steps=args.steps,
+            output_dir=output_dir,
+            max_steps=steps,
             per_device_train_batch_size=32,
             learning_rate=3e-3,
             warmup_steps=20,
@@ -88,14 +87,26 @@ def main():
             seed=0,
         ),
         train_dataset=dataset,
-        data_collator=DataCollatorForMaskedDiffusion(tokenizer),
+        data_collator=collator,
     )
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     print(f"\nPer-token NELBO (exp of it bounds the perplexity) over {len(losses)} steps:")
     print(loss_curve(losses))
-    trainer.save_model(args.output_dir)
-    tokenizer.save_pretrained(args.output_dir)
+    trainer.save_model(output_dir)
+    tokenizer.save_pretrained(output_dir)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--output-dir", default="outputs/tiny-mdm")
+    args = parser.parse_args()
+
+    texts = corpus(2000)
+    tokenizer = build_tokenizer(texts)
+    model = build_model(tokenizer)
+    train(model, tokenizer, texts, DataCollatorForMaskedDiffusion(tokenizer), args.steps, args.output_dir)
 
     model.eval()
     prompts = ["the cat", "my friend likes"]
