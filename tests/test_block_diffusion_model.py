@@ -1,7 +1,8 @@
 """Block-diffusion models (`MDMConfig(block_size=B)`): block-causal attention through transformers' mask registry.
 
 B = 1 is the causal model, B >= L the bidirectional one, a token never sees a later block, padding and the batch
-change nothing, and `from_causal_lm(block_size=1)` reproduces the source causal LM.
+change nothing, and `from_causal_lm(block_size=1)` reproduces the source causal LM
+(tests/test_causal_lm_adaptation.py).
 """
 
 import pytest
@@ -9,9 +10,6 @@ import torch
 
 from hf_mdm import MDMConfig, MDMForMaskedGeneration
 from hf_mdm.block_positions import PAD_BLOCK, block_ids
-
-from .conftest import word_tokenizer
-from .test_causal_lm_adaptation import CAUSAL_LMS, tiny_causal_lm
 
 
 DIMS = dict(
@@ -121,21 +119,6 @@ def test_a_padding_mask_that_misses_cached_keys_is_refused():
 def test_bad_block_sizes_are_refused(fields):
     with pytest.raises(ValueError, match="block_size"):
         MDMConfig(**DIMS, **fields)
-
-
-@pytest.mark.parametrize("kind", sorted(CAUSAL_LMS))
-def test_from_causal_lm_with_block_size_one_reproduces_the_source(kind):
-    tokenizer = word_tokenizer(with_mask=False)
-    source = tiny_causal_lm(kind, vocab_size=len(tokenizer))
-    ids = torch.randint(4, len(tokenizer), (2, 9))
-    with torch.no_grad():
-        expected = source(ids).logits
-    model = MDMForMaskedGeneration.from_causal_lm(source, tokenizer=tokenizer, mask_token="[MASK]", block_size=1)
-    assert model.config.block_size == 1
-    with torch.no_grad():
-        ours = model.eval()(ids).logits
-    keep = torch.arange(len(tokenizer) - 1)
-    torch.testing.assert_close(ours[:, 1:, keep], expected[:, :-1, keep], atol=1e-5, rtol=1e-5)
 
 
 def test_block_size_survives_save_and_load(tmp_path, reference):

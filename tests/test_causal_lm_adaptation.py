@@ -44,16 +44,21 @@ def tiny_causal_lm(kind, vocab_size, **overrides):
 
 
 @pytest.mark.parametrize("kind", sorted(CAUSAL_LMS))
-def test_causal_switch_reproduces_the_source_logits(kind):
+@pytest.mark.parametrize("causal", ["is_causal", "block_size=1"])
+def test_causal_switch_reproduces_the_source_logits(kind, causal):
+    """The causal switch, or a block-diffusion model with blocks of one token (`from_causal_lm(block_size=1)`)."""
     tokenizer = word_tokenizer(with_mask=False)
     source = tiny_causal_lm(kind, vocab_size=len(tokenizer))
     ids = torch.randint(4, len(tokenizer), (2, 9))
     with torch.no_grad():
         expected = source(ids).logits
-    model = MDMForMaskedGeneration.from_causal_lm(source, tokenizer=tokenizer, mask_token="[MASK]").eval()
+    block_size = 1 if causal == "block_size=1" else None
+    model = MDMForMaskedGeneration.from_causal_lm(
+        source, tokenizer=tokenizer, mask_token="[MASK]", block_size=block_size
+    ).eval()
     assert tokenizer.mask_token_id == model.config.mask_token_id == len(tokenizer) - 1
-    assert model.config.vocab_size == len(tokenizer)
-    model.config.is_causal = True
+    assert model.config.vocab_size == len(tokenizer) and model.config.block_size == block_size
+    model.config.is_causal = block_size is None
     with torch.no_grad():
         ours = model(ids).logits
     keep = torch.arange(len(tokenizer) - 1)  # the source's vocabulary, without the new mask column
