@@ -29,6 +29,7 @@ from .schedules import NoiseSchedule, get_schedule
 
 
 IGNORE_INDEX = -100
+BLOCK_MODEL_TYPES = ("mdm", "mdm-dit")  # hf-mdm's model types, whose `block_size` means block-causal attention
 PROMPT_COLUMNS = ("prompt_length", "prompt_mask")
 TOKEN_ID_DTYPES = (torch.int64, torch.int32)
 PROMPT_SCORED = (
@@ -41,7 +42,7 @@ def model_block_size(model) -> int | None:
     """The block size of a block-diffusion `MDMForMaskedGeneration` (`MDMConfig.block_size`); None for any other
     model (bidirectional, a stock masked LM, whose config may use the name for something else, or an oracle)."""
     config = getattr(model, "config", None)
-    return config.block_size if getattr(config, "model_type", None) == "mdm" else None
+    return config.block_size if getattr(config, "model_type", None) in BLOCK_MODEL_TYPES else None
 
 
 def check_token_id_dtype(name: str, ids: torch.Tensor) -> None:
@@ -402,6 +403,48 @@ def checked_forward_labels(
     )
     masked_labels = labels_of_masked_tokens(labels, input_ids, mask_token_id, attention_mask)
     return masked_labels, loss_token_mask(attention_mask, prompt), t
+
+
+def forward_training_inputs(config, labels, clean_input_ids, input_ids, inputs_embeds, attention_mask, **kwargs):
+    """A model forward's (labels, loss tokens, t, clean_input_ids): without labels they pass through (loss tokens
+    None); with labels, `checked_forward_labels` under the config's vocabulary, [MASK] id, weighting and block size,
+    and on a block-diffusion model the clean copy x_0 built from them (`clean_sequence`). Labels and clean_input_ids
+    together are refused. `kwargs`: t, num_items_in_batch, prompt_length, prompt_mask."""
+    if labels is None:
+        return None, None, kwargs.get("t"), clean_input_ids
+    if clean_input_ids is not None:
+        raise ValueError(
+            "Pass labels (training: the clean copy is built from them) or clean_input_ids (evaluation), not both."
+        )
+    labels, loss_tokens, t = checked_forward_labels(
+        labels,
+        input_ids,
+        inputs_embeds,
+        attention_mask,
+        vocab_size=config.vocab_size,
+        mask_token_id=config.mask_token_id,
+        weighting=config.loss_weighting,
+        block_size=config.block_size,
+        **kwargs,
+    )
+    if config.block_size is not None:
+        clean_input_ids = clean_sequence(input_ids, labels)
+    return labels, loss_tokens, t, clean_input_ids
+
+
+def config_loss(config, logits, labels, loss_tokens, t, num_items_in_batch) -> torch.Tensor:
+    """A model forward's loss: `masked_diffusion_loss` under the config's schedule and weighting, on inputs that
+    `forward_training_inputs` checked."""
+    return masked_diffusion_loss(
+        logits,
+        labels,
+        num_items_in_batch=num_items_in_batch,
+        t=t,
+        attention_mask=loss_tokens,
+        schedule=config.noise_schedule,
+        weighting=config.loss_weighting,
+        check_inputs=False,
+    )
 
 
 def masked_without_label(

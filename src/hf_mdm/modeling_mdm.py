@@ -24,14 +24,14 @@ from transformers.utils import logging
 from .block_positions import block_ids
 from .checkpoint_formats.pretrained_mixin import MDMPretrainedMixin
 from .configuration_mdm import MDMConfig
+from .diffusion_attention import diffusion_attention_mask, noisy_and_clean_inputs
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .logits_shift import previous_real_positions
 from .masked_diffusion_objective import (
     check_token_id_dtype,
-    checked_forward_labels,
-    clean_sequence,
-    masked_diffusion_loss,
+    config_loss,
+    forward_training_inputs,
 )
 from .transformers_compat import (
     Cache,
@@ -42,12 +42,8 @@ from .transformers_compat import (
     accepts_legacy_cache_name,
     apply_rotary_pos_emb,
     attention_function,
-    bidirectional_mask,
-    block_causal_mask,
-    block_diffusion_mask,
     can_return_tuple,
     capture_outputs,
-    causal_mask,
     merge_with_config_defaults,
 )
 
@@ -246,11 +242,13 @@ class MDMModel(MDMPreTrainedModel):
             )
 
         if clean_input_ids is not None:
-            inputs_embeds, attention_mask, position_ids = self._noisy_and_clean(
-                inputs_embeds, clean_input_ids, attention_mask, position_ids, cache
+            inputs_embeds, attention_mask, position_ids = noisy_and_clean_inputs(
+                self.config, inputs_embeds, clean_input_ids, self.embed_tokens, attention_mask, position_ids, cache
             )
         else:
-            attention_mask = self._attention_mask(inputs_embeds, attention_mask, cache, position_ids, past_seen)
+            attention_mask = diffusion_attention_mask(
+                self.config, inputs_embeds, attention_mask, cache, position_ids, past_seen
+            )
 
         hidden_states = inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
@@ -264,46 +262,6 @@ class MDMModel(MDMPreTrainedModel):
             )
         # The cache is the caller's (generation's block cache) and holds no new keys: it is not returned.
         return BaseModelOutput(last_hidden_state=self.norm(hidden_states))
-
-    def _noisy_and_clean(self, inputs_embeds, clean_input_ids, attention_mask, position_ids, cache):
-        """The embeddings, backend mask and positions of [x_t ; x_0] for BD3-LM's training forward."""
-        if self.config.block_size is None:
-            raise ValueError(
-                "clean_input_ids is the training forward of a block-diffusion model, and this model is bidirectional "
-                "(config.block_size is None); drop clean_input_ids, or build the model with block_size=B."
-            )
-        if cache is not None:
-            raise ValueError("The block-diffusion training forward (clean_input_ids) reads no cache; drop `cache`.")
-        if attention_mask is not None and attention_mask.dim() != 2:
-            raise ValueError(
-                "The block-diffusion training forward numbers the blocks from the 2-D padding mask; pass that mask, "
-                "not a prepared 4-D one."
-            )
-        check_token_id_dtype("clean_input_ids", clean_input_ids)
-        batch_size, length = inputs_embeds.shape[:2]
-        if tuple(clean_input_ids.shape) != (batch_size, length):
-            raise ValueError(
-                f"clean_input_ids have shape {tuple(clean_input_ids.shape)} but the noisy input is "
-                f"{(batch_size, length)}; give the clean token at every position of the noisy one."
-            )
-        blocks = block_ids(attention_mask, length, self.config.block_size, inputs_embeds.device)
-        both_blocks = blocks.expand(batch_size, -1).repeat(1, 2)
-        embeddings = torch.cat([inputs_embeds, self.embed_tokens(clean_input_ids)], dim=1)
-        padding = attention_mask.repeat(1, 2) if attention_mask is not None else None
-        mask = block_diffusion_mask(self.config, embeddings, padding, both_blocks, length)
-        return embeddings, mask, position_ids.expand(batch_size, -1).repeat(1, 2)
-
-    def _attention_mask(self, inputs_embeds, attention_mask, cache, position_ids, past_seen):
-        """The backend's mask: bidirectional over real tokens; block-causal with `block_size` (blocks read from the
-        2-D padding mask, which then covers the cached keys too); causal with `is_causal`. A 4-D mask is kept."""
-        if self.config.block_size is not None and (attention_mask is None or attention_mask.dim() == 2):
-            batch_size, keys = inputs_embeds.shape[0], past_seen + inputs_embeds.shape[1]
-            blocks = block_ids(attention_mask, keys, self.config.block_size, inputs_embeds.device)
-            blocks = blocks.expand(batch_size, -1)
-            return block_causal_mask(self.config, inputs_embeds, attention_mask, cache, blocks)
-        if self.config.is_causal:
-            return causal_mask(self.config, inputs_embeds, attention_mask, cache, position_ids)
-        return bidirectional_mask(self.config, inputs_embeds, attention_mask, cache)
 
 
 def gathered_positions(hidden_states: torch.Tensor, source: torch.LongTensor) -> torch.Tensor:
@@ -396,27 +354,18 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
             `hf_mdm.masked_diffusion_objective`); the collator returns `prompt_mask` again. Given with `labels`, a
             labelled prompt token is an error and the loss divides by the response tokens only.
         """
-        if labels is not None and clean_input_ids is not None:
-            raise ValueError(
-                "Pass labels (training: the clean copy is built from them) or clean_input_ids (evaluation), not both."
-            )
-        if labels is not None:
-            labels, loss_tokens, t = checked_forward_labels(
-                labels,
-                input_ids,
-                inputs_embeds,
-                attention_mask,
-                t=t,
-                num_items_in_batch=num_items_in_batch,
-                prompt_length=prompt_length,
-                prompt_mask=prompt_mask,
-                vocab_size=self.config.vocab_size,
-                mask_token_id=self.config.mask_token_id,
-                weighting=self.config.loss_weighting,
-                block_size=self.config.block_size,
-            )
-            if self.config.block_size is not None:
-                clean_input_ids = clean_sequence(input_ids, labels)
+        labels, loss_tokens, t, clean_input_ids = forward_training_inputs(
+            self.config,
+            labels,
+            clean_input_ids,
+            input_ids,
+            inputs_embeds,
+            attention_mask,
+            t=t,
+            num_items_in_batch=num_items_in_batch,
+            prompt_length=prompt_length,
+            prompt_mask=prompt_mask,
+        )
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -444,16 +393,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
 
         loss = None
         if labels is not None:
-            loss = masked_diffusion_loss(
-                logits,
-                labels,
-                num_items_in_batch=num_items_in_batch,
-                t=t,
-                attention_mask=loss_tokens,
-                schedule=self.config.noise_schedule,
-                weighting=self.config.loss_weighting,
-                check_inputs=False,
-            )
+            loss = config_loss(self.config, logits, labels, loss_tokens, t, num_items_in_batch)
         return MaskedDiffusionOutput(
             loss=loss,
             logits=logits,
