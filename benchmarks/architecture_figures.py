@@ -70,13 +70,13 @@ LAYERS = [
             "block_positions",
         ],
     ),
-    ("training objective", ["masked_diffusion_objective"]),
-    ("model configuration", ["configuration_mdm"]),
+    ("training objective", ["masked_diffusion_objective", "diffusion_attention"]),
+    ("model configuration", ["configuration_mdm", "configuration_dit"]),
     ("generation", ["generation"]),
     # Below the model: `MDMForMaskedGeneration` gets its Hub-facing classmethods from checkpoint_formats'
     # MDMPretrainedMixin, which needs only the config, the formats and a `cls`.
     ("checkpoint formats, conversion, export", ["checkpoint_formats", "causal_lm_adaptation", "remote_code"]),
-    ("modeling", ["modeling_mdm"]),
+    ("modeling", ["modeling_mdm", "modeling_dit"]),
     ("training", ["training"]),
     ("evaluation, languages, metrics", ["evaluation", "languages", "metrics"]),
     ("hub", ["hub"]),

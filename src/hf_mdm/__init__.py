@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from . import evaluation, languages, metrics
 from .checkpoint_formats import CHECKPOINT_FORMATS, CheckpointFormat, register_checkpoint_format
+from .configuration_dit import DiTConfig
 from .configuration_mdm import MDMConfig
 from .evaluation import LanguageTask, PromptTask, elbo_perplexity, sweep_steps, train_autoregressive_baseline
 from .generation import (
@@ -21,6 +22,7 @@ from .generation import (
 )
 from .hub import ModelCard
 from .languages import CopyLanguage, HMMLanguage, NGramLanguage
+from .modeling_dit import DiTForMaskedDiffusion, DiTModel, DiTPreTrainedModel
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
 from .text_generation_pipeline import (
@@ -35,18 +37,26 @@ from .weight_files import verify_sha256
 
 __version__ = "0.1.0"
 
-AutoConfig.register(MDMConfig.model_type, MDMConfig, exist_ok=True)
-AutoModel.register(MDMConfig, MDMForMaskedGeneration, exist_ok=True)
-AutoModelForMaskedLM.register(MDMConfig, MDMForMaskedGeneration, exist_ok=True)
-# LLaDA and Dream folders load through the Auto classes without remote code (one model class, several configs).
+_MODEL_CLASSES = {MDMConfig: MDMForMaskedGeneration, DiTConfig: DiTForMaskedDiffusion}
+for _config_class, _model_class in _MODEL_CLASSES.items():
+    AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
+    AutoModel.register(_config_class, _model_class, exist_ok=True)
+    AutoModelForMaskedLM.register(_config_class, _model_class, exist_ok=True)
+    # pipeline("text-generation", model=<folder or instance>) builds DiffusionTextGenerationPipeline for them.
+    register_text_generation_pipeline(_model_class)
+# Foreign folders (LLaDA, Dream; MDLM, BD3-LM) load through the Auto classes without remote code, as the class their
+# format converts to (one model class, several configs). SEDD's config.json has no model_type: load it with
+# DiTForMaskedDiffusion.from_pretrained.
 for _format in CHECKPOINT_FORMATS.values():
     AutoConfig.register(_format.model_type, _format.config_class, exist_ok=True)
     for _auto_class in (AutoModel, AutoModelForMaskedLM):
-        register_auto_model(_auto_class, _format.config_class, MDMForMaskedGeneration)
-# pipeline("text-generation", model=<folder or instance>) builds DiffusionTextGenerationPipeline for diffusion models.
-register_text_generation_pipeline(MDMForMaskedGeneration)
+        register_auto_model(_auto_class, _format.config_class, _MODEL_CLASSES[_format.target_config_class])
 
 __all__ = [
+    "DiTConfig",
+    "DiTForMaskedDiffusion",
+    "DiTModel",
+    "DiTPreTrainedModel",
     "MDMConfig",
     "DiffusionGenerationConfig",
     "DiffusionGenerationMixin",

@@ -36,6 +36,10 @@ class NoiseSchedule:
         """1 - alpha(t): the probability that a token is masked at time t."""
         return 1.0 - self.alpha(t)
 
+    def total_noise(self, t: torch.Tensor) -> torch.Tensor:
+        """sigma(t) = -log alpha(t): the total noise a time-conditioned model (SEDD's DiT) is conditioned on."""
+        return -torch.log(self.alpha(t))
+
     def loss_weight(self, t: torch.Tensor) -> torch.Tensor:
         """w(t) = -alpha'(t) / (1 - alpha(t)), the NELBO weight of a masked token's cross-entropy at time t."""
         return -self.alpha_derivative(t) / self.mask_probability(t)
@@ -88,6 +92,10 @@ class LogLinearSchedule(NoiseSchedule):
 
     def alpha_derivative(self, t):
         return torch.full_like(t, -(1.0 - self.eps))
+
+    def total_noise(self, t):
+        """-log1p(-(1 - eps) t), as SEDD's and MDLM's `LogLinearNoise` compute it."""
+        return -torch.log1p(-(1.0 - self.eps) * t)
 
 
 @register_schedule("polynomial")

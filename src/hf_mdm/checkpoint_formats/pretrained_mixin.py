@@ -1,12 +1,14 @@
-"""MDMPretrainedMixin: the Hub-facing classmethods of `MDMForMaskedGeneration`, kept out of the model file.
+"""DiffusionPretrainedMixin and MDMPretrainedMixin: the Hub-facing classmethods of hf-mdm's model classes, kept out of
+the model files.
 
-The model file holds model code only; what a checkpoint *folder* needs (reading LLaDA/Dream formats, adapting a
-causal LM, writing remote code and a model card) lives here, with the formats. The mixin sits one layer below the
-model (it needs only the config, the formats and a `cls`), so `modeling_mdm` imports it and nothing upward:
+The model files hold model code only; what a checkpoint *folder* needs (reading foreign formats, adapting a causal LM,
+writing remote code and a model card) lives here, with the formats. The mixins sit one layer below the models (they
+need only a config class, the formats and a `cls`), so the model files import them and nothing upward:
 
     class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGenerationMixin)
+    class DiTForMaskedDiffusion(DiTPretrainedMixin, DiTPreTrainedModel, DiffusionGenerationMixin)
 
-Its methods call `super()`, i.e. `PreTrainedModel`'s own, around the format-specific steps.
+Their methods call `super()`, i.e. `PreTrainedModel`'s own, around the format-specific steps.
 """
 
 from pathlib import Path
@@ -14,12 +16,11 @@ from pathlib import Path
 from transformers import PreTrainedConfig
 
 from ..causal_lm_adaptation import adapt_causal_lm
-from ..configuration_mdm import MDMConfig
 from ..model_source import check_model_source
 from ..remote_code import write_remote_code
 from ..transformers_compat import forget_weight_conversions
 from ..weight_files import check_safetensors_files, verify_sha256
-from .base import CHECKPOINT_FORMATS, known_formats
+from .base import FORMAT_CONFIG_CLASSES, find_checkpoint_format, known_formats
 
 
 def check_model_card(model_card) -> None:
@@ -32,13 +33,15 @@ def check_model_card(model_card) -> None:
         )
 
 
-class MDMPretrainedMixin:
-    """`from_pretrained` for every checkpoint format, `from_causal_lm`, and `save_pretrained` / `push_to_hub` with
-    hf-mdm's options; mixed in before `PreTrainedModel`, whose methods it extends."""
+class DiffusionPretrainedMixin:
+    """`from_pretrained` for the class's own folders and every checkpoint format that converts to its config class,
+    and `save_pretrained` / `push_to_hub` with hf-mdm's options; mixed in before `PreTrainedModel`, whose methods it
+    extends."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, expected_sha256=None, **kwargs):
-        """Load an hf-mdm folder, or a LLaDA or Dream folder in its own format, converted on the fly.
+        """Load an hf-mdm folder, or a folder in a registered foreign format (LLaDA and Dream for
+        `MDMForMaskedGeneration`; SEDD, MDLM and BD3-LM for `DiTForMaskedDiffusion`), converted on the fly.
 
         Foreign folders keep their config.json and weight names untouched: the config is converted to an `MDMConfig`
         (mask/eos/pad ids and Dream's logit shift kept) and the weights are renamed while loading, no remote code.
@@ -62,8 +65,10 @@ class MDMPretrainedMixin:
         else:
             check_model_source(source)
         checkpoint_format = None
-        if not isinstance(config, MDMConfig):
-            if config is None:
+        native = cls.config_class
+        if not isinstance(config, native):
+            # A format's own config class (what the Auto classes pass) is re-read as the folder's raw config.json.
+            if config is None or type(config) in FORMAT_CONFIG_CLASSES:
                 hub_keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
                 hub_kwargs = {key: kwargs[key] for key in hub_keys if key in kwargs}
                 try:
@@ -80,16 +85,21 @@ class MDMPretrainedMixin:
             else:
                 raw = None
             model_type = raw.get("model_type") if raw is not None else None
-            if model_type in CHECKPOINT_FORMATS:
-                checkpoint_format = CHECKPOINT_FORMATS[model_type]
+            checkpoint_format = find_checkpoint_format(raw) if raw is not None else None
+            if checkpoint_format is not None and checkpoint_format.target_config_class is not native:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} holds a {checkpoint_format.model_type} checkpoint, which hf-mdm "
+                    f"loads as {checkpoint_format.model_class_name}: call "
+                    f"hf_mdm.{checkpoint_format.model_class_name}.from_pretrained (or AutoModel.from_pretrained)."
+                )
+            if checkpoint_format is not None:
                 config = checkpoint_format.to_mdm_config(raw)
                 if checkpoint_format.key_mapping:
                     kwargs.setdefault("key_mapping", checkpoint_format.key_mapping)
-            elif raw is not None and model_type != MDMConfig.model_type:
+            elif raw is not None and model_type != native.model_type:
                 raise ValueError(
-                    f"{pretrained_model_name_or_path} holds a {model_type!r} checkpoint. MDMForMaskedGeneration reads "
-                    f"these formats: {known_formats()}. A causal LM converts with "
-                    "`MDMForMaskedGeneration.from_causal_lm`."
+                    f"{pretrained_model_name_or_path} holds a {model_type!r} checkpoint. hf-mdm reads these formats: "
+                    f"{known_formats()}. A causal LM converts with `MDMForMaskedGeneration.from_causal_lm`."
                 )
         return_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(
@@ -132,6 +142,11 @@ class MDMPretrainedMixin:
             return super().push_to_hub(repo_id, **kwargs)
         check_model_card(model_card)
         return model_card.push_with_model(self, repo_id, **kwargs)
+
+
+
+class MDMPretrainedMixin(DiffusionPretrainedMixin):
+    """`DiffusionPretrainedMixin` plus `from_causal_lm`, for `MDMForMaskedGeneration`."""
 
     @classmethod
     def from_causal_lm(

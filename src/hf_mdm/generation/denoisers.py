@@ -27,7 +27,8 @@ class DenoiseRequest:
     of the current block). block_starts: (R,) each row's start of the current block, which ends at `block_end`
     (`block_ends` (R,): each row's own end, on a block-causal model; None: all at `block_end`). cache: the registered
     block cache, which turns the request into the forward's arguments (`model_inputs`); refresh_cache: make it record
-    in this forward even mid-block.
+    in this forward even mid-block. t: the diffusion time of the step the forward serves (a time-conditioned model is
+    conditioned on it).
     """
 
     input_ids: torch.LongTensor
@@ -42,6 +43,7 @@ class DenoiseRequest:
     refresh_cache: bool = False
     columns: torch.LongTensor | None = None
     block_ends: torch.LongTensor | None = None
+    t: float = 1.0
 
 
 class DenoiserAdapter:
@@ -65,6 +67,10 @@ class DenoiserAdapter:
     def block_size(self) -> int | None:
         """The block size of a block-causal model (its blocks are the decoding plan's), None when bidirectional."""
         return None
+
+    def time_conditioned(self) -> bool:
+        """Whether the model's logits depend on the step's time `request.t` (then every step needs a forward)."""
+        return False
 
     def logits(self, request: DenoiseRequest) -> torch.Tensor:
         raise NotImplementedError
@@ -114,4 +120,26 @@ class MDMDenoiser(DenoiserAdapter):
         return self.model(**request.cache.model_inputs(request, self.query_starts)).logits
 
 
-__all__ = ["DENOISERS", "DenoiseRequest", "DenoiserAdapter", "MDMDenoiser", "MaskedLMDenoiser", "register_denoiser"]
+@register_denoiser("dit")
+class DiTDenoiser(MDMDenoiser):
+    """`DiTForMaskedDiffusion` (SEDD, MDLM, BD3-LM): hf-mdm's forward arguments plus the step's time `t`, from which a
+    time-conditioned model (SEDD) computes its noise level sigma(t) = -log alpha(t)."""
+
+    def time_conditioned(self):
+        return bool(self.model.config.time_conditioning)
+
+    def logits(self, request):
+        inputs = request.cache.model_inputs(request, self.query_starts)
+        t = torch.full((request.input_ids.shape[0],), request.t, device=request.input_ids.device)
+        return self.model(**inputs, t=t).logits
+
+
+__all__ = [
+    "DENOISERS",
+    "DenoiseRequest",
+    "DenoiserAdapter",
+    "DiTDenoiser",
+    "MDMDenoiser",
+    "MaskedLMDenoiser",
+    "register_denoiser",
+]

@@ -103,6 +103,7 @@ class DiffusionGenerationMixin:
         sampler = DiffusionSampler.from_config(
             config, mask_token_id=mask_token_id, schedule=self._model_schedule(), logits_processor=logits_processor,
             generator=generator, device=input_ids.device, block_size=block_size,
+            time_conditioned=denoiser.time_conditioned(),
         )  # fmt: skip
         denoiser.check_cache(sampler.cache)
         model_order = self._end_marker_order(config, input_ids, attention_mask, max_new_tokens)

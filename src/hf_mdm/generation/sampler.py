@@ -74,7 +74,7 @@ class DiffusionSampler:
                  eos: torch.LongTensor | None = None, pad_token_id: int | None = None,
                  mask_token_id: int | None = None, steps: int | None = None, block_length: int | None = None,
                  num_return_sequences: int = 1, steps_per_block: int | None = None,
-                 block_size: int | None = None):  # fmt: skip
+                 block_size: int | None = None, time_conditioned: bool = False):  # fmt: skip
         self.strategy, self.count_rule, self.schedule = strategy, count_rule, schedule
         self.cache = cache if cache is not None else CACHES.build("exact" if block_size else "none")
         self.processors = processors if processors is not None else LogitsProcessorList()
@@ -82,6 +82,7 @@ class DiffusionSampler:
         self.eos, self.pad_token_id, self.mask_token_id = eos, pad_token_id, mask_token_id
         self.steps, self.block_length, self.num_return_sequences = steps, block_length, num_return_sequences
         self.steps_per_block, self.block_size = steps_per_block, block_size
+        self.time_conditioned = time_conditioned
         self.randomness: RowRandomness | None = None  # per batch row: set by `prepare`
         self.blocks: list[BlockPlan] = []
         check_model_blocks(block_size, block_length, steps, steps_per_block)
@@ -90,13 +91,14 @@ class DiffusionSampler:
 
     @classmethod
     def from_config(cls, config: DiffusionGenerationConfig, *, mask_token_id: int | None = None, schedule=None,
-                    logits_processor=None, generator=None, device=None,
-                    block_size: int | None = None) -> "DiffusionSampler":  # fmt: skip
+                    logits_processor=None, generator=None, device=None, block_size: int | None = None,
+                    time_conditioned: bool = False) -> "DiffusionSampler":  # fmt: skip
         """The sampler a (resolved) generation config describes. `schedule`: the noise schedule when the config names
         none (generate() passes the model's training schedule; default linear). `logits_processor`: the caller's
         processors, run after `suppress_tokens` and before the sampling warpers. `block_size`: the model's, when it
         is block-causal (`MDMConfig(block_size=B)`): the plan decodes the model's blocks and the cache defaults to
-        `"exact"`."""
+        `"exact"`. `time_conditioned`: the model's logits depend on the step's time (SEDD): every step runs a forward
+        at its own t instead of reusing the logits of an unchanged canvas."""
         if not isinstance(config, DiffusionGenerationConfig):
             raise TypeError(
                 f"DiffusionSampler.from_config needs a DiffusionGenerationConfig, got {type(config).__name__}; build "
@@ -128,6 +130,7 @@ class DiffusionSampler:
             num_return_sequences=config.num_return_sequences,
             steps_per_block=config.steps_per_block,
             block_size=block_size,
+            time_conditioned=time_conditioned,
         )
 
     def prepare(self, input_ids, attention_mask=None, max_new_tokens: int = 0, model_order=None) -> DiffusionState:
@@ -303,6 +306,7 @@ class DiffusionSampler:
         if rows.numel() != state.batch_size:
             canvas, attention_mask, position_ids = canvas[rows], attention_mask[rows], position_ids[rows]
         keep = state.window_start + columns
+        step = self.next_reveal_step(state) if state.reveal_steps is not None else state.step
         if state.model_order is not None:  # the model sees the columns in this order (no cache runs then)
             canvas, attention_mask = canvas[:, state.model_order], attention_mask[:, state.model_order]
             position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
@@ -319,6 +323,7 @@ class DiffusionSampler:
             batch_size=state.batch_size,
             cache=self.cache,
             columns=columns,
+            t=self.timesteps(min(step, state.num_steps - 1), state.num_steps)[0],
         )
 
     def propose(self, state: DiffusionState, logits: torch.Tensor, rows, columns) -> None:
@@ -408,6 +413,8 @@ class DiffusionSampler:
             updated = updated.masked_fill(remask, state.mask_token_id)
         changed = torch.zeros_like(state.done)
         changed[pick] = (updated != window).any(1)  # before the write below: `window` may be a view of the canvas
+        if self.time_conditioned:
+            changed[pick] = True  # the next step's logits are conditioned on its own time
         state.canvas[pick, state.window] = updated
         state.refresh()
         state.stale |= changed

@@ -124,7 +124,14 @@ class PublishedSampler:
         return config
 
     def check_run(self, config, batch_size, length, steps, numpy_random_state):
-        """Refuse what this sampler's authors do not support (subclasses); the checked options stay on `self`."""
+        """Refuse what this sampler's authors do not support; the checked options stay on `self`. Here: a canvas
+        longer than the model's positions (MDLM and SEDD sample the whole sequence in one window)."""
+        if length > config.max_position_embeddings:
+            raise ValueError(
+                f"length={length} exceeds the model's max_position_embeddings ({config.max_position_embeddings}): "
+                f"{self.family}'s sampler denoises the whole sequence at once; pass length <= "
+                f"{config.max_position_embeddings}."
+            )
 
     def run(self, model, config, batch_size, length, steps, generator, numpy_random_state):
         raise NotImplementedError

@@ -4,7 +4,7 @@
 import numpy as np
 import torch
 
-from ...value_checks import is_real
+from ...value_checks import is_integer, is_real
 from .base import PublishedSampler, check_token, register_published_sampler
 from .categorical import keep_unmasked, reveal_weights, sample_categorical
 from .mdlm import subs_log_probs
@@ -78,7 +78,7 @@ class BD3LMSemiAR(PublishedSampler):
         )
         if self.context_size is None:
             self.context_size = config.max_position_embeddings
-        if not isinstance(self.context_size, int) or not block <= self.context_size <= config.max_position_embeddings:
+        if not is_integer(self.context_size) or not block <= self.context_size <= config.max_position_embeddings:
             raise ValueError(
                 f"context_size must be an int between block_size ({block}) and max_position_embeddings "
                 f"({config.max_position_embeddings}), got {self.context_size!r}."

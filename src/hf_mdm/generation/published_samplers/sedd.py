@@ -42,17 +42,13 @@ class SEDDEuler(PublishedSampler):
         self.prefix, self.suffix, self.eps = prefix, suffix, check_final_time(eps)
 
     def check_run(self, config, batch_size, length, steps, numpy_random_state):
+        super().check_run(config, batch_size, length, steps, numpy_random_state)
         self.prefix = check_tokens(self.prefix, "prefix", config)
         self.suffix = check_tokens(self.suffix, "suffix", config)
         if len(self.prefix) + len(self.suffix) > length:
             raise ValueError(
                 f"prefix ({len(self.prefix)} tokens) and suffix ({len(self.suffix)} tokens) do not fit in "
                 f"length={length}: raise length."
-            )
-        if length > config.max_position_embeddings:
-            raise ValueError(
-                f"length={length} exceeds the model's max_position_embeddings ({config.max_position_embeddings}); "
-                "SEDD samples at most the model's length."
             )
 
     def run(self, model, config, batch_size, length, steps, generator, numpy_random_state):
