@@ -256,14 +256,17 @@ class DiTModel(DiTPreTrainedModel):
         if length == 0:
             raise ValueError("DiTModel got an empty sequence (length 0); pass at least one token per row.")
         past_seen = cache.get_seq_length() if cache is not None else 0
-        if past_seen + length > self.config.max_position_embeddings:
+        if position_ids is None:
+            position_ids = torch.arange(past_seen, past_seen + length, device=inputs_embeds.device).unsqueeze(0)
+            longest = past_seen + length
+        else:  # padding columns do not count: a row's positions number its real tokens
+            longest = int(position_ids.max()) + 1
+        if longest > self.config.max_position_embeddings:
             raise ValueError(
-                f"The sequence has {past_seen + length} tokens but the model was built for "
+                f"The sequence has {longest} positions but the model was trained on "
                 f"max_position_embeddings={self.config.max_position_embeddings}. Truncate the input or build the "
                 "model with a larger max_position_embeddings."
             )
-        if position_ids is None:
-            position_ids = torch.arange(past_seen, past_seen + length, device=inputs_embeds.device).unsqueeze(0)
         if clean_input_ids is not None:
             inputs_embeds, attention_mask, position_ids = noisy_and_clean_inputs(
                 self.config, inputs_embeds, clean_input_ids, self.vocab_embed, attention_mask, position_ids, cache
