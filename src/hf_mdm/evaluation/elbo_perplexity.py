@@ -85,6 +85,8 @@ def elbo_perplexity(
         # Row b = k * len(chunk) + j holds sequence j: its draws get times t_b spread over the whole range.
         batch = {name: value.to(device) for name, value in collator(chunk * num_samples).items()}
         inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        if getattr(getattr(model, "config", None), "time_conditioning", False):  # SEDD: conditioned on sigma(t)
+            inputs["t"] = batch["t"]
         if block_size is not None:  # each block given the clean earlier ones
             inputs["clean_input_ids"] = clean_sequence(batch["input_ids"], batch["labels"])
         logits = model(**inputs).logits

@@ -173,7 +173,8 @@ def _padded(blocks: list[torch.Tensor], width: int, value) -> torch.Tensor:
 def _score_canvases(scored_logits, draws: list[_RequestDraws], batch_size: int, mask_token_id: int, device) -> None:
     """Fill each request's `scores` and `is_greedy`: one forward per chunk of canvases, right-padded to its longest;
     log p(x_i | x_t) = logit(x_i) - logsumexp(logits), the LM head run from the chunk's first continuation position
-    (`scored_logits(rows, attention_mask, clean canvases, span)`)."""
+    (`scored_logits(rows, attention_mask, clean canvases, span, t)`, t (rows,) each canvas's masked fraction of its
+    continuation: the time a time-conditioned model is conditioned on)."""
     for chunk in _chunks(draws, batch_size):
         width = max(len(draws[index].tokens) for index, _, _ in chunk)
         masks = _padded([draws[k].masks[a:b] for k, a, b in chunk], width, False)
@@ -184,7 +185,11 @@ def _score_canvases(scored_logits, draws: list[_RequestDraws], batch_size: int, 
         )
         weights = _padded([mask_weights(draws[k].masks[a:b], draws[k].parts) for k, a, b in chunk], width, 0.0)
         span = slice(min(draws[index].context_length for index, _, _ in chunk), width)
-        logits = scored_logits(rows.to(device), attention_mask.to(device), tokens.to(device), span)
+        continuation_lengths = torch.cat(
+            [torch.full((b - a,), len(draws[k].tokens) - draws[k].context_length) for k, a, b in chunk]
+        )
+        t = masks.sum(1) / continuation_lengths
+        logits = scored_logits(rows.to(device), attention_mask.to(device), tokens.to(device), span, t.to(device))
         tokens, masks = tokens[:, span].to(device), masks[:, span].to(device)
         token_log_probs = logits.gather(-1, tokens[..., None]).squeeze(-1) - logits.logsumexp(-1)
         weighted = token_log_probs.double().masked_fill(~masks, 0) * weights[:, span].to(device)
@@ -202,17 +207,18 @@ def _score_canvases(scored_logits, draws: list[_RequestDraws], batch_size: int, 
                 draws[index].is_greedy = hit
 
 
-def _block_objective_logits(model, rows, attention_mask, clean, span: slice) -> torch.Tensor:
+def _block_objective_logits(model, rows, attention_mask, clean, span: slice, t) -> torch.Tensor:
     """A block-diffusion model's logits of p(x_i | x_t) at canvas positions `span`, (R, span, vocab) in float32: each
-    block given the clean earlier blocks (one forward next to the clean canvases)."""
+    block given the clean earlier blocks (one forward next to the clean canvases; blocks masked at several times, so
+    `t` is not passed: a time-conditioned block model refuses the forward)."""
     keep = torch.arange(span.start, span.stop, device=rows.device)
     outputs = model(input_ids=rows, attention_mask=attention_mask, clean_input_ids=clean, logits_to_keep=keep)
     return outputs.logits.float()
 
 
-def _denoiser_logits(denoiser, rows, attention_mask, clean, span: slice) -> torch.Tensor:
+def _denoiser_logits(denoiser, rows, attention_mask, clean, span: slice, t) -> torch.Tensor:
     """Logits of p(x_i | x_t) at canvas positions `span`, (R, span, vocab) in float32, through the model's denoiser
-    adapter (a bidirectional model sees the whole canvas; `clean` is not needed)."""
+    adapter (a bidirectional model sees the whole canvas; `clean` is not needed) at times `t` (R,)."""
     count, length = rows.shape
     keep = torch.arange(span.start, span.stop, device=rows.device)
     request = DenoiseRequest(
@@ -226,6 +232,7 @@ def _denoiser_logits(denoiser, rows, attention_mask, clean, span: slice) -> torc
         batch_size=count,
         cache=CACHES.build("none"),
         refresh_cache=False,
+        t=t,
     )
     return denoiser.logits(request).float()
 
