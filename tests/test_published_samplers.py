@@ -175,6 +175,43 @@ def test_samples_are_complete_at_any_seed(name, seed, steps, batch_size, first_h
         assert (ids[:, :3] == torch.tensor(prefix)).all() and (ids[:, -2:] == torch.tensor(suffix)).all()
 
 
+def test_mdlm_last_forward_takes_the_argmax():
+    """With eps = 0.999 one step reveals almost nothing, so the last forward (t = eps) decides most tokens: each
+    position still masked takes the argmax of the model's logits, and the others keep their token."""
+    model = Recorder(load("mdlm"))
+    ids = sample_like_authors(
+        model, "mdlm_ddpm_cache", batch_size=2, length=16, steps=1, generator=generator(3), eps=0.999
+    )
+    canvas = torch.tensor(model.calls[-1][0])
+    assert (canvas == MASK).sum() > 16
+    logits = load("mdlm")(canvas, sigma=torch.tensor(model.calls[-1][1])).logits
+    assert torch.equal(ids, torch.where(canvas == MASK, logits.argmax(-1), canvas))
+
+
+def test_sedd_denoiser_samples_from_the_unnormalised_probabilities():
+    """SEDD's last step is the analytic step with dsigma = sigma(eps) and the [MASK] column dropped: a draw (not an
+    argmax) from s_j e^sigma (1 - e^-sigma) = p̂_j, with the (B, L, V - 1) uniform tensor that follows the steps' one.
+    With eps = 0.999 most positions reach it masked; the expected ids are built from the score as the authors do."""
+    model = Recorder(load("sedd"))
+    ids = sample_like_authors(
+        model, "sedd_analytic", batch_size=2, length=16, steps=1, generator=generator(5), eps=0.999
+    )
+    canvas, sigma = torch.tensor(model.calls[-1][0]), torch.tensor(model.calls[-1][1], dtype=torch.float64)
+    assert (canvas == MASK).sum() > 16
+    logits = load("sedd")(canvas, sigma=sigma.float()).logits.double()
+    score = (logits - torch.expm1(sigma).log()[:, None, None]).exp().scatter(-1, canvas[..., None], 1.0)
+    staggered = score * sigma.exp()[:, None, None]
+    staggered[..., MASK] += (1 - sigma.exp())[:, None] * score.sum(-1)
+    transition = torch.where(canvas == MASK, 1 - (-sigma).exp()[:, None], 0.0)[..., None] + (-sigma).exp()[
+        :, None, None
+    ] * torch.nn.functional.one_hot(canvas, MASK + 1)
+    weights = (staggered * transition)[..., :-1]
+    draws = generator(5)
+    torch.rand(2, 16, MASK + 1, generator=draws)
+    uniform = torch.rand(2, 16, MASK, generator=draws).double()
+    assert torch.equal(ids, (weights / (1e-10 - (uniform + 1e-10).log())).argmax(-1))
+
+
 def test_bd3lm_kv_cache_flag_changes_no_id():
     """kv_cache=True runs the uncached block-causal forward (the same float32 math): the same ids and forwards."""
     runs = [
@@ -315,6 +352,16 @@ def refused(model_family, name, match, **arguments):
 )
 def test_bad_arguments_are_refused_before_any_forward(family, name, match, arguments):
     refused(family, name, match, **arguments)
+
+
+@pytest.mark.bad_input
+def test_a_generator_on_another_device_is_refused():
+    """The draws are made on the model's device: a CPU generator for a model elsewhere is refused, naming the fix."""
+    model = Recorder(load("mdlm"))
+    model.device = torch.device("cuda")
+    with pytest.raises(ValueError, match="torch.Generator\\(device=model.device\\)"):
+        sample_like_authors(model, "mdlm_ddpm_cache", batch_size=1, length=16, steps=4, generator=generator(0))
+    assert model.calls == []
 
 
 @pytest.mark.bad_input

@@ -12,9 +12,12 @@
 
 `generator` replaces the authors' global torch RNG (`torch.Generator().manual_seed(s)` draws what
 `torch.manual_seed(s)` does on CPU), `numpy_random_state` BD3-LM's global numpy RNG (`numpy.random.RandomState(s)`
-draws what `numpy.random.seed(s)` does). These samplers take no prompt (except SEDD's infill) and no padding, as
-published; `model.generate()` is the library's sampler for that. A new one is a `PublishedSampler` subclass
-registered with `@register_published_sampler(name)`.
+draws what `numpy.random.seed(s)` does). Token identity is checked on CPU; on CUDA the authors' `rand_like` uses the
+CUDA generator but BD3-LM's `torch.randint` the CPU one, while here both come from `generator`.
+
+These samplers take no prompt (except SEDD's infill) and no padding, as published; `model.generate()` is the
+library's sampler for that. A new one is a `PublishedSampler` subclass registered with
+`@register_published_sampler(name)`.
 """
 
 from .base import PUBLISHED_SAMPLERS, PublishedSampler, register_published_sampler

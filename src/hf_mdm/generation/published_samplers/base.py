@@ -79,6 +79,11 @@ class PublishedSampler:
                 f"generator must be a torch.Generator (the authors' global torch RNG after `manual_seed(seed)` is "
                 f"`torch.Generator().manual_seed(seed)`), got {type(generator).__name__}."
             )
+        if generator.device.type != model.device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but the model on {model.device}: the draws are made where the "
+                f"model's probabilities are; pass torch.Generator(device=model.device).manual_seed(seed)."
+            )
         if numpy_random_state is not None and not self.uses_numpy_random_state:
             raise ValueError(f"The {self.name!r} sampler makes no numpy draws: pass numpy_random_state=None.")
         self.check_run(config, batch_size, length, steps, numpy_random_state)

@@ -145,7 +145,8 @@ class BD3LMSemiAR(PublishedSampler):
         if self.first_hitting:
             proposal = sample_categorical(probs, generator)
             masked = current == mask
-            chosen = masked.nonzero()[torch.randint(0, int(masked.sum()), (1,), generator=generator), 1]
+            position = torch.randint(0, int(masked.sum()), (1,), generator=generator, device=generator.device)
+            chosen = masked.nonzero()[position, 1]
             proposal = torch.where(torch.arange(block, device=x.device) == chosen[:, None], proposal, current)
         else:
             mask_prob = ((t - dt) / t)[..., None]
