@@ -62,20 +62,29 @@ def generator(seed):
     return torch.Generator().manual_seed(seed)
 
 
+def run_recorded(family, name, batch_size, length, steps, seed, **options):
+    """(ids, number of model calls, the recorded model): `name` on the `family` fixture, torch seed `seed`."""
+    model = Recorder(load(family))
+    ids, calls = sample_like_authors(
+        model,
+        name,
+        batch_size=batch_size,
+        length=length,
+        steps=steps,
+        generator=generator(seed),
+        return_model_calls=True,
+        **options,
+    )
+    return ids, calls, model
+
+
 @pytest.mark.parametrize("case", cases("mdlm"))
 def test_mdlm_ddpm_cache_reproduces_the_authors(case):
     """Ids, number of forwards (cache hits skip one) and the canvas of every forward, final argmax included."""
-    args, model = case["args"], Recorder(load("mdlm"))
+    args = case["args"]
     assert (args["predictor"], args["noise_removal"], args["eps"]) == ("ddpm_cache", True, 1e-5)
-    ids, calls = sample_like_authors(
-        model,
-        "mdlm_ddpm_cache",
-        batch_size=args["batch_size"],
-        length=args["length"],
-        steps=args["num_steps"],
-        generator=generator(args["torch_manual_seed"]),
-        return_model_calls=True,
-    )
+    sizes = [args[key] for key in ("batch_size", "length", "num_steps", "torch_manual_seed")]
+    ids, calls, model = run_recorded("mdlm", "mdlm_ddpm_cache", *sizes)
     assert ids.tolist() == case["output_ids"]
     assert calls == case["num_forwards"] == len(model.calls)
     assert [call[0] for call in model.calls] == case["canvas_before_each_forward"]
@@ -84,20 +93,13 @@ def test_mdlm_ddpm_cache_reproduces_the_authors(case):
 @pytest.mark.parametrize("case", cases("sedd"))
 def test_sedd_reproduces_the_authors(case):
     """Euler, analytic and the prefix/suffix infill of run_sample_cond.py: ids, and (ids, sigma) of every call."""
-    args, model = case["args"], Recorder(load("sedd"))
+    args = case["args"]
     assert (args["denoise"], args["eps"]) == (True, 1e-5)
     infill = {"prefix": args["prefix"], "suffix": args["suffix"]} if args["prefix"] is not None else {}
-    batch_size, length = args["batch_dims"]
-    ids = sample_like_authors(
-        model,
-        f"sedd_{args['predictor']}",
-        batch_size=batch_size,
-        length=length,
-        steps=args["steps"],
-        generator=generator(args["torch_manual_seed"]),
-        **infill,
-    )
+    sizes = [*args["batch_dims"], args["steps"], args["torch_manual_seed"]]
+    ids, calls, model = run_recorded("sedd", f"sedd_{args['predictor']}", *sizes, **infill)
     assert ids.tolist() == case["output_ids"]
+    assert calls == len(case["forward_calls"]) == args["steps"] + 1
     assert [call[0] for call in model.calls] == [call["indices"] for call in case["forward_calls"]]
     sigmas = torch.tensor([call["sigma"] for call in case["forward_calls"]])
     torch.testing.assert_close(torch.tensor([call[1] for call in model.calls]), sigmas)
@@ -108,21 +110,13 @@ def test_bd3lm_semi_ar_reproduces_the_authors(case):
     """First-hitting with and without kv_cache, nucleus 1.0 and 0.9, and the batched non-first-hitting sampler with
     its t = 0 quirk: ids, the authors' NFE count, and the ids of every forward (with kv_cache the authors feed the
     block alone and add one key/value pass per clean block, which the uncached forward here does not need)."""
-    args, model = case["args"], Recorder(load("bd3lm"))
-    assert args["block_size"] == model.config.block_size
-    ids, calls = sample_like_authors(
-        model,
-        "bd3lm_semi_ar",
-        batch_size=args["batch"],
-        length=args["seqlen"],
-        steps=args["num_steps"],
-        generator=generator(args["torch_manual_seed"]),
-        numpy_random_state=np.random.RandomState(args["np_random_seed"]),
-        return_model_calls=True,
-        first_hitting=args["first_hitting"],
-        nucleus_p=args["nucleus_p"],
-        kv_cache=args["kv_cache"],
-        bos_token_id=args["bos_token_id"],
+    args = case["args"]
+    assert args["block_size"] == load("bd3lm").config.block_size
+    sizes = [args[key] for key in ("batch", "seqlen", "num_steps", "torch_manual_seed")]
+    options = {key: args[key] for key in ("first_hitting", "nucleus_p", "kv_cache", "bos_token_id")}
+    numpy_random_state = np.random.RandomState(args["np_random_seed"])
+    ids, calls, model = run_recorded(
+        "bd3lm", "bd3lm_semi_ar", *sizes, numpy_random_state=numpy_random_state, **options
     )
     assert ids.tolist() == case["output_ids"]
     theirs = [call["input_ids"] for call in case["forward_calls"] if not call["store_kv"]]
@@ -157,15 +151,9 @@ def test_samples_are_complete_at_any_seed(name, seed, steps, batch_size, first_h
         options = {"first_hitting": first_hitting, "nucleus_p": nucleus_p, "bos_token_id": BOS}
     elif name.startswith("sedd") and infill:
         options = {"prefix": prefix, "suffix": suffix}
-    ids = sample_like_authors(
-        model,
-        name,
-        batch_size=batch_size,
-        length=length,
-        steps=steps,
-        generator=generator(seed),
-        numpy_random_state=np.random.RandomState(seed) if name == "bd3lm_semi_ar" else None,
-        **options,
+    numpy_random_state = np.random.RandomState(seed) if name == "bd3lm_semi_ar" else None
+    ids, _, _ = run_recorded(
+        SAMPLER_FAMILIES[name], name, batch_size, length, steps, seed, numpy_random_state=numpy_random_state, **options
     )
     assert ids.shape == (batch_size, length) and ids.dtype == torch.long
     assert ((ids >= 0) & (ids < model.config.vocab_size) & (ids != MASK)).all()
@@ -178,10 +166,7 @@ def test_samples_are_complete_at_any_seed(name, seed, steps, batch_size, first_h
 def test_mdlm_last_forward_takes_the_argmax():
     """With eps = 0.999 one step reveals almost nothing, so the last forward (t = eps) decides most tokens: each
     position still masked takes the argmax of the model's logits, and the others keep their token."""
-    model = Recorder(load("mdlm"))
-    ids = sample_like_authors(
-        model, "mdlm_ddpm_cache", batch_size=2, length=16, steps=1, generator=generator(3), eps=0.999
-    )
+    ids, _, model = run_recorded("mdlm", "mdlm_ddpm_cache", 2, 16, 1, 3, eps=0.999)
     canvas = torch.tensor(model.calls[-1][0])
     assert (canvas == MASK).sum() > 16
     logits = load("mdlm")(canvas, sigma=torch.tensor(model.calls[-1][1])).logits
@@ -192,10 +177,7 @@ def test_sedd_denoiser_samples_from_the_unnormalised_probabilities():
     """SEDD's last step is the analytic step with dsigma = sigma(eps) and the [MASK] column dropped: a draw (not an
     argmax) from s_j e^sigma (1 - e^-sigma) = p̂_j, with the (B, L, V - 1) uniform tensor that follows the steps' one.
     With eps = 0.999 most positions reach it masked; the expected ids are built from the score as the authors do."""
-    model = Recorder(load("sedd"))
-    ids = sample_like_authors(
-        model, "sedd_analytic", batch_size=2, length=16, steps=1, generator=generator(5), eps=0.999
-    )
+    ids, _, model = run_recorded("sedd", "sedd_analytic", 2, 16, 1, 5, eps=0.999)
     canvas, sigma = torch.tensor(model.calls[-1][0]), torch.tensor(model.calls[-1][1], dtype=torch.float64)
     assert (canvas == MASK).sum() > 16
     logits = load("sedd")(canvas, sigma=sigma.float()).logits.double()
@@ -214,22 +196,21 @@ def test_sedd_denoiser_samples_from_the_unnormalised_probabilities():
 
 def test_bd3lm_kv_cache_flag_changes_no_id():
     """kv_cache=True runs the uncached block-causal forward (the same float32 math): the same ids and forwards."""
-    runs = [
-        sample_like_authors(
-            load("bd3lm"),
+    (ids, calls, _), (kv_ids, kv_calls, _) = (
+        run_recorded(
+            "bd3lm",
             "bd3lm_semi_ar",
-            batch_size=1,
-            length=16,
-            steps=8,
-            generator=generator(7),
+            1,
+            16,
+            8,
+            7,
             numpy_random_state=np.random.RandomState(7),
-            return_model_calls=True,
             kv_cache=kv_cache,
             bos_token_id=BOS,
         )
         for kv_cache in (False, True)
-    ]
-    assert runs[0][0].tolist() == runs[1][0].tolist() and runs[0][1] == runs[1][1]
+    )
+    assert ids.tolist() == kv_ids.tolist() and calls == kv_calls
 
 
 def test_sample_categorical_draws_what_the_authors_draw():
@@ -284,23 +265,16 @@ def test_bd3lm_low_entropy_samples_are_redrawn_then_refused():
     """The authors' stop test: past 256 tokens a sample whose last 256 tokens have entropy < 4 nats is discarded and
     redrawn (10 tries); the tiny model repeats one token, so every try fails and the sampler says so."""
     model = Recorder(load("bd3lm"))
+    sizes = dict(batch_size=1, length=260, steps=1, generator=generator(0))
     with pytest.raises(ValueError, match="Sampling failed"):
-        sample_like_authors(
-            model,
-            "bd3lm_semi_ar",
-            batch_size=1,
-            length=260,
-            steps=1,
-            generator=generator(0),
-            first_hitting=False,
-            bos_token_id=BOS,
-        )
+        sample_like_authors(model, "bd3lm_semi_ar", first_hitting=False, bos_token_id=BOS, **sizes)
     assert len(model.calls) == 10 * 260 // 4
 
 
-def refused(model_family, name, match, **arguments):
-    """Call with `arguments` on top of valid defaults and check the ValueError, raised before any forward."""
-    model = Recorder(load(model_family))
+def refused(model, name, match, **arguments):
+    """Call with `arguments` on top of valid defaults and check the ValueError, raised before any forward. `model`:
+    a fixture family or a `Recorder`."""
+    model = Recorder(load(model)) if isinstance(model, str) else model
     defaults = dict(batch_size=1, length=16, steps=4, generator=generator(0))
     if name == "bd3lm_semi_ar":
         defaults.update(numpy_random_state=np.random.RandomState(0), bos_token_id=BOS)
@@ -359,9 +333,7 @@ def test_a_generator_on_another_device_is_refused():
     """The draws are made on the model's device: a CPU generator for a model elsewhere is refused, naming the fix."""
     model = Recorder(load("mdlm"))
     model.device = torch.device("cuda")
-    with pytest.raises(ValueError, match="torch.Generator\\(device=model.device\\)"):
-        sample_like_authors(model, "mdlm_ddpm_cache", batch_size=1, length=16, steps=4, generator=generator(0))
-    assert model.calls == []
+    refused(model, "mdlm_ddpm_cache", "torch.Generator\\(device=model.device\\)")
 
 
 @pytest.mark.bad_input
@@ -370,17 +342,7 @@ def test_bd3lm_needs_a_bos_token():
     model = Recorder(load("bd3lm"))
     model.config = copy.deepcopy(model.config)
     model.config.bos_token_id = None
-    with pytest.raises(ValueError, match="pass bos_token_id"):
-        sample_like_authors(
-            model,
-            "bd3lm_semi_ar",
-            batch_size=1,
-            length=16,
-            steps=4,
-            generator=generator(0),
-            numpy_random_state=np.random.RandomState(0),
-        )
-    assert model.calls == []
+    refused(model, "bd3lm_semi_ar", "pass bos_token_id", bos_token_id=None)
 
 
 @pytest.mark.bad_input
