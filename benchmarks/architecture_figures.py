@@ -80,7 +80,7 @@ LAYERS = [
     ("training", ["training"]),
     ("evaluation, languages, metrics", ["evaluation", "languages", "metrics"]),
     ("hub", ["hub"]),
-    ("integrations", ["integrations", "peft_auto_model", "text_generation_pipeline"]),
+    ("integrations", ["integrations", "peft_auto_model", "text_generation_pipeline", "model_loading"]),
     ("cli and package API", ["cli", PACKAGE]),
 ]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, TextDiffusionStreamer
 
-from ..generation.enable_diffusion_generation import load_for_diffusion_generation
 from ..generation.strategies import STRATEGIES
+from ..model_loading import load_for_diffusion_generation
 from ..model_source import check_model_source
 from ..tokenizer_checks import check_mask_token
 

@@ -13,7 +13,7 @@ from ..evaluation.exact_autoregressive import ExactAutoregressiveLM
 from ..evaluation.sweep_table import ONE_BLOCK
 from ..generation import enable_diffusion_generation
 from ..hub.step_vs_error_plot import plot_step_vs_error
-from ..modeling_mdm import MDMForMaskedGeneration
+from ..model_loading import diffusion_model_class
 from .language_arguments import LanguageArguments, language_choices
 
 
@@ -83,7 +83,7 @@ def load_model(args: SweepArguments, task):
             raise ValueError("--oracle needs a formal language task (--language).")
         tokenizer = task.language.tokenizer()
         return enable_diffusion_generation(task.language.oracle_model(), tokenizer), tokenizer
-    model = MDMForMaskedGeneration.from_pretrained(args.model_name_or_path).eval()
+    model = diffusion_model_class(args.model_name_or_path).from_pretrained(args.model_name_or_path).eval()
     tokenizer = task.language.tokenizer() if isinstance(task, LanguageTask) else None
     return model, tokenizer or AutoTokenizer.from_pretrained(args.model_name_or_path)
 

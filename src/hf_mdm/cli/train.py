@@ -17,6 +17,7 @@ from transformers.utils import logging
 
 from ..configuration_mdm import MDMConfig
 from ..generation.enable_diffusion_generation import appended_end_marker
+from ..model_loading import diffusion_model_class
 from ..modeling_mdm import MDMForMaskedGeneration
 from ..tokenizer_checks import check_mask_token, use_sep_as_eos
 from ..training import DataCollatorForMaskedDiffusion
@@ -237,7 +238,7 @@ def build_training_inputs(model_args: ModelArguments, data: DataArguments, langu
             "save it, and pass that folder."
         )
     if model_args.model_name_or_path is not None:
-        model = MDMForMaskedGeneration.from_pretrained(model_args.model_name_or_path)
+        model = diffusion_model_class(model_args.model_name_or_path).from_pretrained(model_args.model_name_or_path)
         check_mask_token(model, tokenizer)
         check_fits_model(model, tokenizer, max_positions)
     else:

@@ -8,10 +8,9 @@ import functools
 import os
 
 from torch import nn
-from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING, AutoModelForMaskedLM
+from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING
 from transformers.utils import GENERATION_CONFIG_NAME, logging
 
-from ..model_source import check_model_source
 from .configuration import DiffusionGenerationConfig
 from .mixin import DiffusionGenerationMixin
 
@@ -143,19 +142,4 @@ def enable_diffusion_generation(model: nn.Module, tokenizer=None, mask_token_id:
     return model
 
 
-def load_for_diffusion_generation(model_name_or_path: str, tokenizer, **from_pretrained_kwargs) -> nn.Module:
-    """A model folder with diffusion `generate()`: `AutoModelForMaskedLM` loads hf-mdm, LLaDA and Dream folders as
-    `MDMForMaskedGeneration` (registered by `import hf_mdm`) and any other masked LM (BERT, RoBERTa, ModernBERT, ...)
-    as its own class, which `enable_diffusion_generation(model, tokenizer)` then gives `generate()`."""
-    check_model_source(model_name_or_path, required_file="config.json")
-    try:
-        model = AutoModelForMaskedLM.from_pretrained(model_name_or_path, **from_pretrained_kwargs)
-    except ValueError as error:
-        raise ValueError(
-            f"{model_name_or_path} is neither an hf-mdm/LLaDA/Dream folder nor a masked LM that AutoModelForMaskedLM "
-            f"loads: {error.args[0].splitlines()[0]}"
-        ) from None
-    return model if isinstance(model, DiffusionGenerationMixin) else enable_diffusion_generation(model, tokenizer)
-
-
-__all__ = ["appended_end_marker", "causal_lm_evidence", "enable_diffusion_generation", "load_for_diffusion_generation"]
+__all__ = ["appended_end_marker", "causal_lm_evidence", "enable_diffusion_generation"]

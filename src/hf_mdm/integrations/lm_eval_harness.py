@@ -30,7 +30,7 @@ from transformers.utils import logging
 
 from ..evaluation.monte_carlo_loglikelihood import monte_carlo_loglikelihood, request_seed
 from ..generation import DiffusionGenerationMixin, enable_diffusion_generation
-from ..generation.enable_diffusion_generation import load_for_diffusion_generation
+from ..model_loading import load_for_diffusion_generation
 from ..model_source import check_model_source
 from ..tokenizer_checks import model_mask_token_id
 from .lm_eval_model_arguments import check_model_arguments, usable_device
