@@ -86,10 +86,10 @@ class PublishedSampler:
             )
         if numpy_random_state is not None and not self.uses_numpy_random_state:
             raise ValueError(f"The {self.name!r} sampler makes no numpy draws: pass numpy_random_state=None.")
-        self.check_run(config, batch_size, length, steps, numpy_random_state)
+        options = self.check_run(config, batch_size, length, steps, numpy_random_state)
         counted = CountedModel(model)
         with torch.no_grad():
-            ids = self.run(counted, config, batch_size, length, steps, generator, numpy_random_state)
+            ids = self.run(counted, config, batch_size, length, steps, generator, numpy_random_state, **options)
         return ids, counted.calls
 
     def check_model(self, model):
@@ -128,15 +128,17 @@ class PublishedSampler:
             raise ValueError("The model is in training mode (dropout changes the draws): call model.eval() first.")
         return config
 
-    def check_run(self, config, batch_size, length, steps, numpy_random_state):
-        """Refuse what this sampler's authors do not support; the checked options stay on `self`. Here: a canvas
-        longer than the model's positions (MDLM and SEDD sample the whole sequence in one window)."""
+    def check_run(self, config, batch_size, length, steps, numpy_random_state) -> dict:
+        """Refuse what this sampler's authors do not support; return the options resolved against this model, which
+        `run` gets as keywords (the sampler itself is not changed). Here: a canvas longer than the model's positions
+        (MDLM and SEDD sample the whole sequence in one window)."""
         if length > config.max_position_embeddings:
             raise ValueError(
                 f"length={length} exceeds the model's max_position_embeddings ({config.max_position_embeddings}): "
                 f"{self.family}'s sampler denoises the whole sequence at once; pass length <= "
                 f"{config.max_position_embeddings}."
             )
+        return {}
 
-    def run(self, model, config, batch_size, length, steps, generator, numpy_random_state):
+    def run(self, model, config, batch_size, length, steps, generator, numpy_random_state, **options):
         raise NotImplementedError

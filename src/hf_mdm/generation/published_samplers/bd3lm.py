@@ -71,17 +71,14 @@ class BD3LMSemiAR(PublishedSampler):
         block = config.block_size
         if length % block:
             raise ValueError(f"length={length} must be a multiple of the model's block_size ({block}).")
-        if self.bos_token_id is None and config.bos_token_id is None:
+        bos_token_id = config.bos_token_id if self.bos_token_id is None else self.bos_token_id
+        if bos_token_id is None:
             raise ValueError("BD3-LM's sampler starts with BOS: pass bos_token_id= (GPT-2's 50256 for bd3lm-owt).")
-        self.bos_token_id = check_token(
-            config.bos_token_id if self.bos_token_id is None else self.bos_token_id, "bos_token_id", config
-        )
-        if self.context_size is None:
-            self.context_size = config.max_position_embeddings
-        if not is_integer(self.context_size) or not block <= self.context_size <= config.max_position_embeddings:
+        context_size = config.max_position_embeddings if self.context_size is None else self.context_size
+        if not is_integer(context_size) or not block <= context_size <= config.max_position_embeddings:
             raise ValueError(
                 f"context_size must be an int between block_size ({block}) and max_position_embeddings "
-                f"({config.max_position_embeddings}), got {self.context_size!r}."
+                f"({config.max_position_embeddings}), got {context_size!r}."
             )
         if self.first_hitting:
             if batch_size != 1:
@@ -98,10 +95,11 @@ class BD3LMSemiAR(PublishedSampler):
                     "first_hitting draws its times from numpy: pass numpy_random_state=numpy.random.RandomState(seed) "
                     "(the authors' global numpy RNG after numpy.random.seed(seed))."
                 )
+        return {"bos_token_id": check_token(bos_token_id, "bos_token_id", config), "context_size": int(context_size)}
 
-    def run(self, model, config, batch_size, length, steps, generator, numpy_random_state):
+    def run(self, model, config, batch_size, length, steps, generator, numpy_random_state, **options):
         for _ in range(MAX_TRIES):
-            x = self.run_once(model, config, batch_size, length, steps, generator, numpy_random_state)
+            x = self.run_once(model, config, batch_size, length, steps, generator, numpy_random_state, **options)
             if x is not None:
                 return x
         raise ValueError(
@@ -109,7 +107,9 @@ class BD3LMSemiAR(PublishedSampler):
             "(the authors' stop test); the model repeats itself."
         )
 
-    def run_once(self, model, config, batch_size, length, steps, generator, numpy_random_state):
+    def run_once(
+        self, model, config, batch_size, length, steps, generator, numpy_random_state, bos_token_id, context_size
+    ):
         """One pass of `_semi_ar_sampler`: the canvas, or None when the entropy test discards it."""
         block, mask = config.block_size, config.mask_token_id
         ones = torch.ones(batch_size, 1, device=model.device)
@@ -117,9 +117,9 @@ class BD3LMSemiAR(PublishedSampler):
         for stride in range(length // block):
             new = torch.full((batch_size, block), mask, device=model.device)
             if stride == 0:
-                new[:, 0] = self.bos_token_id
+                new[:, 0] = bos_token_id
             x = torch.cat([x, new], dim=1)
-            window = slice(max(x.shape[1] - self.context_size, 0), x.shape[1])
+            window = slice(max(x.shape[1] - context_size, 0), x.shape[1])
             timesteps = torch.linspace(1, 0, steps, device=model.device)
             t, probs = 1.0, None
             for i in range(steps):

@@ -43,18 +43,18 @@ class SEDDEuler(PublishedSampler):
 
     def check_run(self, config, batch_size, length, steps, numpy_random_state):
         super().check_run(config, batch_size, length, steps, numpy_random_state)
-        self.prefix = check_tokens(self.prefix, "prefix", config)
-        self.suffix = check_tokens(self.suffix, "suffix", config)
-        if len(self.prefix) + len(self.suffix) > length:
+        prefix, suffix = check_tokens(self.prefix, "prefix", config), check_tokens(self.suffix, "suffix", config)
+        if len(prefix) + len(suffix) > length:
             raise ValueError(
-                f"prefix ({len(self.prefix)} tokens) and suffix ({len(self.suffix)} tokens) do not fit in "
-                f"length={length}: raise length."
+                f"prefix ({len(prefix)} tokens) and suffix ({len(suffix)} tokens) do not fit in length={length}: "
+                "raise length."
             )
+        return {"prefix": prefix, "suffix": suffix}
 
-    def run(self, model, config, batch_size, length, steps, generator, numpy_random_state):
+    def run(self, model, config, batch_size, length, steps, generator, numpy_random_state, prefix, suffix):
         mask, schedule = config.mask_token_id, config.noise_schedule
-        locations = list(range(len(self.prefix))) + list(range(length - len(self.suffix), length))
-        given = torch.tensor(self.prefix + self.suffix, dtype=torch.long, device=model.device)
+        locations = list(range(len(prefix))) + list(range(length - len(suffix), length))
+        given = torch.tensor(prefix + suffix, dtype=torch.long, device=model.device)
         x = torch.full((batch_size, length), mask, device=model.device)
         for t, s in reverse_time_steps(steps, self.eps, batch_size, model.device):
             x[:, locations] = given
