@@ -322,6 +322,7 @@ def refused(model, name, match, **arguments):
         ("bd3lm", "bd3lm_semi_ar", "kv_cache", {"kv_cache": "yes"}),
         ("bd3lm", "bd3lm_semi_ar", "context_size", {"context_size": 32}),
         ("bd3lm", "bd3lm_semi_ar", "context_size", {"context_size": True}),
+        ("bd3lm", "bd3lm_semi_ar", "context_size", {"context_size": 10}),
     ],
 )
 def test_bad_arguments_are_refused_before_any_forward(family, name, match, arguments):

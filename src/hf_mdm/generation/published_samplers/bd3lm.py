@@ -75,10 +75,14 @@ class BD3LMSemiAR(PublishedSampler):
         if bos_token_id is None:
             raise ValueError("BD3-LM's sampler starts with BOS: pass bos_token_id= (GPT-2's 50256 for bd3lm-owt).")
         context_size = config.max_position_embeddings if self.context_size is None else self.context_size
-        if not is_integer(context_size) or not block <= context_size <= config.max_position_embeddings:
+        if (
+            not is_integer(context_size)
+            or context_size % block
+            or not block <= context_size <= config.max_position_embeddings
+        ):
             raise ValueError(
-                f"context_size must be an int between block_size ({block}) and max_position_embeddings "
-                f"({config.max_position_embeddings}), got {context_size!r}."
+                f"context_size must be a multiple of block_size ({block}) up to max_position_embeddings "
+                f"({config.max_position_embeddings}) (the window must hold whole blocks), got {context_size!r}."
             )
         if self.first_hitting:
             if batch_size != 1:
