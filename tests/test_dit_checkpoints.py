@@ -18,6 +18,7 @@ from transformers import AutoModel, AutoModelForMaskedLM
 
 from hf_mdm import DiTConfig, DiTForMaskedDiffusion, MDMForMaskedGeneration
 from hf_mdm.checkpoint_formats import sedd_log_score
+from hf_mdm.model_loading import diffusion_model_class, load_for_diffusion_generation
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -279,3 +280,24 @@ def test_log_linear_total_noise_is_the_authors_sigma():
     schedule = load("sedd").config.noise_schedule
     assert torch.equal(schedule.total_noise(inputs["t_rows"]), inputs["sigma_of_t_rows"])
     assert math.isclose(float(schedule.total_noise(torch.tensor(1.0))), math.log(1000.0), rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_command_line_loader_reads_every_family(family):
+    """`hf-mdm generate`/`eval` (load_for_diffusion_generation) and `hf-mdm train`/`sweep` (diffusion_model_class)
+    load SEDD too, whose config.json has no model_type for the Auto classes."""
+    assert diffusion_model_class(str(folder(family))) is DiTForMaskedDiffusion
+    model = load_for_diffusion_generation(str(folder(family)), tokenizer=None)
+    assert type(model) is DiTForMaskedDiffusion and model.config.checkpoint_format == family
+    assert diffusion_model_class(str(FIXTURES / "llada-tiny")) is MDMForMaskedGeneration
+
+
+@pytest.mark.bad_input
+def test_a_sequence_longer_than_the_trained_length_is_refused_padding_aside():
+    ids = torch.full((1, 17), 3)
+    with pytest.raises(ValueError, match="17 positions.*max_position_embeddings=16"):
+        load("mdlm")(ids)
+    padded_mask = torch.cat([torch.zeros(1, 1, dtype=torch.long), torch.ones(1, 16, dtype=torch.long)], dim=1)
+    positions = (padded_mask.cumsum(1) - 1).clamp(min=0)
+    logits = load("mdlm")(ids, attention_mask=padded_mask, position_ids=positions).logits
+    assert logits.shape == (1, 17, 128)
