@@ -1,0 +1,272 @@
+"""Everything else works on the DiT of SEDD, MDLM and BD3-LM (issue N, item 3): `generate()` with every registered
+strategy on the three fixture checkpoints (tests/fixtures/{sedd,mdlm,bd3lm}-tiny), SEDD conditioned on each step's
+own time, the stock Trainer fine-tuning a loaded checkpoint, `sweep_steps` and its card, lm-eval, `elbo_perplexity`
+and the text-generation pipeline on time-conditioned DiTs. Loading, logits parity and saving are in
+tests/test_dit_checkpoints.py."""
+
+import copy
+import functools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, Trainer, pipeline
+
+from hf_mdm import DataCollatorForMaskedDiffusion, DiffusionTextGenerationPipeline, DiTConfig, DiTForMaskedDiffusion
+from hf_mdm import NGramLanguage, masked_diffusion_loss
+from hf_mdm.evaluation import LanguageTask, elbo_perplexity, sweep_steps
+from hf_mdm.generation.strategies import STRATEGIES
+from hf_mdm.hub import ModelCard
+
+from .test_trainer import training_args
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FAMILIES = ("sedd", "mdlm", "bd3lm")
+MASK, PAD, VOCAB = 127, 0, 128  # the fixtures' [MASK] is their last id; 0 is a word id we use as padding
+# Left padding and mixed prompt lengths; with 8 new tokens every row fits the fixtures' 16 positions.
+PROMPTS = torch.tensor([[PAD, PAD, 5, 6], [7, 8, 9, 10], [PAD, PAD, PAD, 11]])
+PROMPT_MASK = (PROMPTS != PAD).long()
+NEW_TOKENS = 8
+EPS = 1e-3  # the fixtures' log-linear schedule
+# sigma(t) in float32, as the authors compute it, against the float64 formula: near t = 1, 1 - (1 - eps) t loses
+# digits (relative error ~1e-5); neighbouring grid points differ far more.
+FLOAT32_SIGMA = 3e-5
+
+
+def folder(family):
+    return FIXTURES / f"{family}-tiny"
+
+
+@functools.cache
+def load(family, dtype=torch.float32):
+    """The fixture checkpoint (float64: tokens never hinge on rounding ties between two computation orders)."""
+    return DiTForMaskedDiffusion.from_pretrained(folder(family)).to(dtype).eval()
+
+
+def generators(rows):
+    return [torch.Generator().manual_seed(100 + row) for row in rows]
+
+
+def decode(model, rows=(0, 1, 2), alone=False, **kwargs):
+    """generate() on PROMPTS rows `rows`, one generator per row (`alone`: one row, its padding dropped)."""
+    rows = list(rows)
+    ids, mask = PROMPTS[rows], PROMPT_MASK[rows]
+    if alone:
+        real = mask[0].bool()
+        ids, mask = ids[:, real], mask[:, real]
+    arguments = dict(max_new_tokens=NEW_TOKENS, pad_token_id=PAD, return_dict_in_generate=True, **kwargs)
+    with torch.no_grad():
+        return model.generate(ids, attention_mask=mask, generator=generators(rows), **arguments)
+
+
+def log_linear_sigma(t):
+    """The authors' total noise sigma(t) = -log(1 - (1 - eps) t), in float64."""
+    return -math.log1p(-(1 - EPS) * t)
+
+
+def record_sigmas(model):
+    """The noise levels the backbone is conditioned on, one tensor per forward (a hook on `sigma_map`)."""
+    seen = []
+    handle = model.backbone.sigma_map.register_forward_hook(lambda module, args, output: seen.append(args[0].clone()))
+    return seen, handle
+
+
+def fixture_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over the fixtures' 128 ids: [PAD]=0, [UNK]=1, [BOS]=2, [EOS]=3, words w4..w126, and
+    [MASK]=127 (their [MASK], the last id)."""
+    specials = {"[PAD]": 0, "[UNK]": 1, "[BOS]": 2, "[EOS]": 3}
+    vocab = {**specials, **{f"w{i}": i for i in range(4, MASK)}, "[MASK]": MASK}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", bos_token="[BOS]",
+                                   eos_token="[EOS]", mask_token="[MASK]")  # fmt: skip
+
+
+# ---- 1. generate() with every strategy ----------------------------------------------------------------------------
+@pytest.mark.parametrize("do_sample", [False, True], ids=["greedy", "sampled"])
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_strategy_fills_a_left_padded_batch_on_each_checkpoint(family, strategy, do_sample):
+    out = decode(load(family), strategy=strategy, do_sample=do_sample)
+    generated = out.sequences[:, PROMPTS.shape[1] :]
+    assert out.sequences.shape == (3, PROMPTS.shape[1] + NEW_TOKENS)
+    assert torch.equal(out.sequences[:, : PROMPTS.shape[1]], PROMPTS)  # prompt and padding untouched
+    assert not (generated == MASK).any() and int(generated.max()) < VOCAB
+    assert (out.nfe >= 1).all()
+
+
+GREEDY, SAMPLED = dict(strategy="confidence"), dict(strategy="random", do_sample=True)
+# In a batch, generate() visits the union of the rows' drawn reveal steps; a time-conditioned row gets a forward (and
+# draws candidates from its generator) at every visited step, its batch mates' included, so its draws shift.
+BATCH_MATES_SHIFT_SEDD_DRAWS = pytest.mark.xfail(
+    strict=True,
+    reason="sampler.py DiffusionSampler.model_request: with drawn reveal steps a time-conditioned row runs a forward "
+    "at its batch mates' reveal steps too (extra candidate draws from its generator, extra NFE); fix: request only "
+    "the rows revealing a position at the visited step",
+)
+
+
+@pytest.mark.parametrize(
+    "family, settings",
+    [(family, GREEDY) for family in FAMILIES]
+    + [pytest.param("sedd", SAMPLED, marks=BATCH_MATES_SHIFT_SEDD_DRAWS), ("mdlm", SAMPLED), ("bd3lm", SAMPLED)],
+    ids=[f"{family}-greedy" for family in FAMILIES] + [f"{family}-sampled" for family in FAMILIES],
+)
+def test_a_padded_row_decodes_as_the_same_row_alone(family, settings):
+    model = load(family, torch.float64)
+    batch = decode(model, **settings)
+    for row in range(PROMPTS.shape[0]):
+        alone = decode(model, rows=[row], alone=True, **settings)
+        kept = torch.cat([PROMPT_MASK[row].bool(), torch.ones(NEW_TOKENS, dtype=torch.bool)])
+        assert torch.equal(batch.sequences[row, kept], alone.sequences[0]), f"row {row}"
+        assert int(batch.nfe[row]) == int(alone.nfe[0])
+
+
+@pytest.mark.parametrize("do_sample", [False, True], ids=["greedy", "sampled"])
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_bd3lm_default_exact_cache_gives_the_tokens_of_uncached_decoding(strategy, do_sample):
+    model = load("bd3lm", torch.float64)
+    cached = decode(model, strategy=strategy, do_sample=do_sample)  # a block-causal model's default: "exact"
+    uncached = decode(model, strategy=strategy, do_sample=do_sample, cache="none")
+    assert torch.equal(cached.sequences, uncached.sequences)
+    assert torch.equal(cached.nfe, uncached.nfe)
+
+
+def test_bd3lm_decodes_with_the_exact_cache_by_default():
+    """The default cache of a block-causal model is "exact" (the equality above compares it with "none")."""
+    model = load("bd3lm")
+    widths = []
+    handle = model.backbone.register_forward_hook(lambda module, args, output: widths.append(output[0].shape[1]))
+    try:
+        decode(model, rows=[1], strategy="confidence")
+    finally:
+        handle.remove()
+    # prompt 4 + 8 new = blocks [4, 8), [8, 12); a cached forward runs the window, never the whole canvas after the first
+    assert widths[0] == 8 and max(widths[1:]) < 12
+
+
+# ---- 2. SEDD is conditioned on each step's own time ---------------------------------------------------------------
+@pytest.mark.parametrize("steps", [4, 8])
+def test_sedd_gets_one_forward_per_step_at_that_step_s_noise_level(steps):
+    model = load("sedd")
+    seen, handle = record_sigmas(model)
+    try:
+        out = decode(model, rows=[1], strategy="confidence", steps=steps)
+    finally:
+        handle.remove()
+    assert len(seen) == steps == int(out.nfe[0])
+    expected = torch.tensor([log_linear_sigma(1 - k / steps) for k in range(steps)], dtype=torch.float64)
+    torch.testing.assert_close(torch.stack(seen)[:, 0].double(), expected, rtol=FLOAT32_SIGMA, atol=0)
+
+
+def test_sedd_gets_a_forward_at_every_step_of_a_revising_strategy_at_that_step_s_noise_level():
+    """`editing` with more steps than positions: it goes on after the block is filled, each step at its own t."""
+    steps = 12
+    model = load("sedd")
+    seen, handle = record_sigmas(model)
+    try:
+        out = decode(model, rows=[1], strategy="editing", steps=steps)
+    finally:
+        handle.remove()
+    assert len(seen) == int(out.nfe[0]) == steps
+    expected = torch.tensor([log_linear_sigma(1 - k / steps) for k in range(steps)], dtype=torch.float64)
+    torch.testing.assert_close(torch.stack(seen)[:, 0].double(), expected, rtol=FLOAT32_SIGMA, atol=0)
+
+
+@pytest.mark.parametrize("family", ["mdlm", pytest.param("sedd", marks=BATCH_MATES_SHIFT_SEDD_DRAWS)])
+def test_in_a_batch_a_row_runs_forwards_only_at_its_own_reveal_steps(family):
+    """`random` draws each row's reveal steps; generate() visits the union of them. A row whose canvas a visit leaves
+    unchanged keeps its logits (MDLM: the same canvas gives the same logits); a time-conditioned row needs none there
+    either, since it reveals nothing at that step. Each row's NFE is its own number of reveal steps."""
+    model = load(family)
+    seen, handle = record_sigmas(model)
+    try:
+        out = decode(model, strategy="random", do_sample=True, steps=32)
+    finally:
+        handle.remove()
+    assert torch.equal(out.nfe, out.steps_per_block.sum(1))  # steps_per_block: the steps where the row revealed
+    assert int(out.nfe.min()) < len(seen)  # some row skipped a visited step: logits of an unchanged canvas reused
+
+
+def test_sedd_random_strategy_forwards_only_at_reveal_steps_each_at_its_own_time():
+    """The ancestral sampler visits only the steps where a position is revealed; each forward is at that step's t."""
+    steps = 32
+    model = load("sedd")
+    seen, handle = record_sigmas(model)
+    try:
+        out = decode(model, rows=[1], strategy="random", do_sample=True, steps=steps)
+    finally:
+        handle.remove()
+    sigmas = torch.stack(seen)[:, 0].double()
+    assert len(seen) == int(out.nfe[0]) <= NEW_TOKENS
+    grid = torch.tensor([log_linear_sigma(1 - k / steps) for k in range(steps)], dtype=torch.float64)
+    nearest = (sigmas[:, None] - grid[None]).abs().min(1)
+    assert float(nearest.values.max()) <= 1e-5 * float(grid.max())  # each forward at a step of the grid
+    assert (nearest.indices.diff() > 0).all()  # at later steps one after the other
+    assert int(nearest.indices[0]) > 0 or len(seen) == NEW_TOKENS  # the first visit is the first reveal step
+
+
+# ---- 3. the stock Trainer fine-tunes a loaded checkpoint ----------------------------------------------------------
+def fixture_dataset(num=32, seed=0):
+    """Pre-tokenized rows of 6 to 16 word ids (never [PAD] nor [MASK]), as the fixtures have no tokenizer."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(6, 17, (num,), generator=generator).tolist()
+    rows = [torch.randint(4, MASK, (length,), generator=generator).tolist() for length in lengths]
+    return Dataset.from_dict({"input_ids": rows})
+
+
+class RecordingCollator(DataCollatorForMaskedDiffusion):
+    """The collator, keeping the `t` of every batch it returns."""
+
+    def __call__(self, examples):
+        batch = super().__call__(examples)
+        self.times = getattr(self, "times", []) + [batch["t"].clone()]
+        return batch
+
+
+@pytest.mark.parametrize("family", ["sedd", "bd3lm"])
+def test_the_stock_trainer_fine_tunes_a_loaded_checkpoint(family, tmp_path):
+    model = DiTForMaskedDiffusion.from_pretrained(folder(family))
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    block_size = model.config.block_size  # BD3-LM: each block of 4 tokens at its own time
+    collator = RecordingCollator(fixture_tokenizer(), schedule=model.config.noise_schedule, block_size=block_size)
+    seen, handle = record_sigmas(model)
+    trainer = Trainer(model=model, args=training_args(tmp_path, 4, per_device_train_batch_size=8),
+                      train_dataset=fixture_dataset(), data_collator=collator)  # fmt: skip
+    try:
+        trainer.train()
+    finally:
+        handle.remove()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 4 and all(math.isfinite(loss) and loss > 0 for loss in losses)
+    changed = [name for name, tensor in model.state_dict().items() if not torch.equal(tensor, before[name])]
+    assert "backbone.blocks.0.attn_qkv.weight" in changed and "backbone.output_layer.linear.weight" in changed
+    assert len(seen) == len(collator.times) == 4  # one forward per batch
+    for sigma, t in zip(seen, collator.times):
+        if family == "sedd":  # each row conditioned on sigma(t) of the time its tokens were masked at
+            assert t.dim() == 1
+            torch.testing.assert_close(sigma, model.config.noise_schedule.total_noise(t), rtol=1e-6, atol=0)
+        else:  # BD3-LM is not time-conditioned: a per-token t, and adaLN on 0
+            assert t.dim() == 2 and float(sigma.abs().max()) == 0.0
+
+
+def test_a_sedd_forward_on_a_collator_batch_is_conditioned_on_the_collator_s_t():
+    model = load("sedd")
+    collator = DataCollatorForMaskedDiffusion(fixture_tokenizer(), schedule=model.config.noise_schedule,
+                                              generator=torch.Generator().manual_seed(0))  # fmt: skip
+    batch = collator([dict(example) for example in fixture_dataset(8)])
+    with torch.no_grad():
+        given_t = model(**batch)
+        given_sigma = model(batch["input_ids"], attention_mask=batch["attention_mask"],
+                            sigma=model.config.noise_schedule.total_noise(batch["t"]))  # fmt: skip
+        other_sigma = model(batch["input_ids"], attention_mask=batch["attention_mask"], sigma=torch.full((8,), 3.0))
+    assert torch.equal(given_t.logits, given_sigma.logits)
+    assert not torch.allclose(given_t.logits, other_sigma.logits)  # the check above can fail: sigma matters
+    # The loss weights the tokens by w(t) of the collator's t, given to the forward.
+    reference = masked_diffusion_loss(given_t.logits, batch["labels"], t=batch["t"],
+                                      attention_mask=batch["attention_mask"], schedule=model.config.noise_schedule)
+    assert math.isclose(float(given_t.loss), float(reference), rel_tol=1e-6)
