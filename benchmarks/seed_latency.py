@@ -21,6 +21,9 @@ times, in one process, per batch size and sequence length L:
   The step counts in `--end-to-end-steps` (default: the smallest K) are also timed end to end, and the script prints
   measured against computed with the relative difference, which validates the linear model.
 
+The measurements run in `--repeats` rounds (GPT-2, the MDM's probe run, its end-to-end runs), so that a machine whose
+load drifts slows all of them alike.
+
 Latency per sequence = wall time of the batch / batch size. Every figure is a median with a 95% percentile-bootstrap
 interval (scipy.stats.bootstrap over the repeats; the ratio and the computed latencies resample each measured sample
 independently). The ratio is GPT-2 latency / MDM latency (> 1: the MDM is faster). The crossing (ratio = 1) is
@@ -167,20 +170,16 @@ def gpt2_run(model, batch: int, length: int, decoding: str, device: torch.device
         handle.remove()
 
 
-def gpt2_latencies(model, batch: int, length: int, args, device: torch.device) -> list[float]:
-    """Seconds per sequence of `args.repeats` generate calls (after a short warm-up one), each checked to feed one
-    token per forward (its KV cache is used)."""
-    gpt2_run(model, batch, min(length, 8), args.gpt2_decoding, device)
-    seconds = []
-    for _ in range(args.repeats):
-        elapsed, lengths = gpt2_run(model, batch, length, args.gpt2_decoding, device)
-        if lengths != [1] * length:
-            raise SystemExit(
-                f"GPT-2's generate() made {len(lengths)} forwards with input lengths {sorted(set(lengths))} for "
-                f"{length} tokens: it does not reuse its KV cache (expected one token per forward); check use_cache."
-            )
-        seconds.append(elapsed / batch)
-    return seconds
+def gpt2_latency(model, batch: int, length: int, args, device: torch.device) -> float:
+    """Seconds per sequence of one generate call of `length` tokens, checked to feed one token per forward (its KV
+    cache is used)."""
+    elapsed, lengths = gpt2_run(model, batch, length, args.gpt2_decoding, device)
+    if lengths != [1] * length:
+        raise SystemExit(
+            f"GPT-2's generate() made {len(lengths)} forwards with input lengths {sorted(set(lengths))} for "
+            f"{length} tokens: it does not reuse its KV cache (expected one token per forward); check use_cache."
+        )
+    return elapsed / batch
 
 
 def sampler_run(model, batch: int, length: int, steps: int, args, device: torch.device) -> tuple[list[float], float]:
@@ -211,29 +210,32 @@ def sampler_run(model, batch: int, length: int, steps: int, args, device: torch.
     return step_costs, total - sum(step_costs)
 
 
-def end_to_end(model, batch: int, length: int, steps: int, args, device: torch.device) -> float:
-    """Seconds of one whole run of the sampler."""
-    step_costs, rest = sampler_run(model, batch, length, steps, args, device)
-    return sum(step_costs) + rest
-
-
 @dataclasses.dataclass
-class StepCosts:
-    """Measured per-sequence seconds of the MDM's sampler steps and of its final step, over several runs."""
+class Measurements:
+    """Seconds per sequence measured in one (batch size, length) cell, over `--repeats` rounds."""
 
-    steps: list  # one entry per step of every probe run
-    finals: list  # one entry per probe run
+    gpt2: list  # one generate call per round
+    steps: list  # the MDM's step costs: every step of each round's probe run
+    finals: list  # the MDM's final-step costs: one per round
+    end_to_end: dict  # step count -> one whole sampler run per round
 
 
-def mdm_step_costs(model, batch: int, length: int, args, device: torch.device) -> StepCosts:
-    """`args.repeats` runs of `args.probe_steps` steps, after one untimed run of 1 step (warm-up)."""
-    sampler_run(model, batch, length, 1, args, device)
-    costs = StepCosts([], [])
+def measure(dit, gpt2, batch: int, length: int, args, device: torch.device) -> Measurements:
+    """After warm-up runs (a short generate, a 1-step sampler run), `args.repeats` rounds, each timing GPT-2 once, a
+    probe run of `args.probe_steps` sampler steps and every `--end-to-end-steps` run once, so that a machine whose
+    load drifts slows all of them alike."""
+    gpt2_run(gpt2, batch, min(length, 8), args.gpt2_decoding, device)
+    sampler_run(dit, batch, length, 1, args, device)
+    measured = Measurements([], [], [], {steps: [] for steps in args.end_to_end_steps})
     for _ in range(args.repeats):
-        step_costs, final = sampler_run(model, batch, length, args.probe_steps, args, device)
-        costs.steps += [cost / batch for cost in step_costs]
-        costs.finals.append(final / batch)
-    return costs
+        measured.gpt2.append(gpt2_latency(gpt2, batch, length, args, device))
+        step_costs, final = sampler_run(dit, batch, length, args.probe_steps, args, device)
+        measured.steps += [cost / batch for cost in step_costs]
+        measured.finals.append(final / batch)
+        for steps, runs in measured.end_to_end.items():
+            step_costs, rest = sampler_run(dit, batch, length, steps, args, device)
+            runs.append((sum(step_costs) + rest) / batch)
+    return measured
 
 
 def build_models(args, device: torch.device, dtype: torch.dtype):
@@ -300,31 +302,29 @@ def parse_args(argv=None):
 
 def study(args, dit, gpt2, device: torch.device, batch: int, length: int) -> dict:
     """The measurements and table rows of one (batch size, length) cell."""
-    gpt2_times = gpt2_latencies(gpt2, batch, length, args, device)
-    costs = mdm_step_costs(dit, batch, length, args, device)
+    measured = measure(dit, gpt2, batch, length, args, device)
     rows = [
         dict(
-            batch=batch, length=length, steps=steps, mdm=mdm_latency(steps, costs.steps, costs.finals),
-            gpt2=median(gpt2_times), ratio=latency_ratio(steps, gpt2_times, costs.steps, costs.finals),
+            batch=batch, length=length, steps=steps, mdm=mdm_latency(steps, measured.steps, measured.finals),
+            gpt2=median(measured.gpt2), ratio=latency_ratio(steps, measured.gpt2, measured.steps, measured.finals),
         )
         for steps in args.steps
     ]  # fmt: skip
-    validation = []
-    for steps in args.end_to_end_steps:
-        measured = [end_to_end(dit, batch, length, steps, args, device) / batch for _ in range(args.repeats)]
-        computed = mdm_latency(steps, costs.steps, costs.finals)
-        validation.append(dict(steps=steps, measured=median(measured), computed=computed))
+    validation = [
+        dict(steps=steps, measured=median(runs), computed=mdm_latency(steps, measured.steps, measured.finals))
+        for steps, runs in measured.end_to_end.items()
+    ]
     crossing_text = describe_crossing(args.steps, [row["ratio"] for row in rows])
-    return dict(costs=costs, rows=rows, validation=validation, crossing=crossing_text)
+    return dict(measured=measured, rows=rows, validation=validation, crossing=crossing_text)
 
 
 def print_cell(cell: dict, batch: int, length: int, args) -> None:
-    costs = cell["costs"]
+    measured, rounds = cell["measured"], f"{args.repeats} runs"
     print(
         f"\n### Batch {batch}, length {length}\n\nMeasured (per sequence, median [95% interval]): MDM step "
-        f"{median(costs.steps):.4g} s ({len(costs.steps)} steps from {args.repeats} runs of {args.probe_steps}), "
-        f"final step {median(costs.finals):.4g} s ({len(costs.finals)} runs); GPT-2 {cell['rows'][0]['gpt2']:.4g} s "
-        f"for {length} tokens ({args.repeats} runs).\n"
+        f"{median(measured.steps):.4g} s ({len(measured.steps)} steps from {rounds} of {args.probe_steps}), final "
+        f"step {median(measured.finals):.4g} s ({rounds}); GPT-2 {cell['rows'][0]['gpt2']:.4g} s for {length} tokens "
+        f"({rounds}).\n"
     )
     print("| steps | MDM latency (s), computed K s + f | GPT-2 latency (s), measured | ratio GPT-2 / MDM |")
     print("|---:|---|---|---|")

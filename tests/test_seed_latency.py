@@ -41,7 +41,8 @@ def test_quick_study_has_a_row_per_step_count_and_batch_size(seed_latency, quick
     assert [(cell["batch"], cell["length"]) for cell in cells] == [(1, 32), (2, 32)]
     for cell in cells:
         assert [row["steps"] for row in cell["rows"]] == grid["steps"]
-        assert len(cell["costs"].steps) == 2 * grid["probe_steps"] and len(cell["costs"].finals) == 2
+        measured = cell["measured"]
+        assert len(measured.steps) == 2 * grid["probe_steps"] and len(measured.finals) == len(measured.gpt2) == 2
         for row in cell["rows"]:
             for estimate in (row["mdm"], row["gpt2"], row["ratio"]):
                 assert 0 < estimate.low <= estimate.median <= estimate.high
@@ -153,7 +154,7 @@ def test_gpt2_without_its_kv_cache_is_refused(seed_latency, monkeypatch):
     )
     args = seed_latency.parse_args(["--quick"])
     with pytest.raises(SystemExit, match="does not reuse its KV cache"):
-        seed_latency.gpt2_latencies(None, 1, 8, args, None)
+        seed_latency.gpt2_latency(None, 1, 8, args, None)
 
 
 @pytest.mark.bad_input
