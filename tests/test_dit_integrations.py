@@ -4,7 +4,6 @@ own time, the stock Trainer fine-tuning a loaded checkpoint, `sweep_steps` and i
 and the text-generation pipeline on time-conditioned DiTs. Loading, logits parity and saving are in
 tests/test_dit_checkpoints.py."""
 
-import copy
 import functools
 import math
 from pathlib import Path
@@ -15,9 +14,16 @@ from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Trainer, pipeline
 
-from hf_mdm import DataCollatorForMaskedDiffusion, DiffusionTextGenerationPipeline, DiTConfig, DiTForMaskedDiffusion
-from hf_mdm import NGramLanguage, masked_diffusion_loss
+from hf_mdm import (
+    DataCollatorForMaskedDiffusion,
+    DiffusionTextGenerationPipeline,
+    DiTConfig,
+    DiTForMaskedDiffusion,
+    NGramLanguage,
+    masked_diffusion_loss,
+)
 from hf_mdm.evaluation import LanguageTask, elbo_perplexity, sweep_steps
+from hf_mdm.generation import DiffusionSampler
 from hf_mdm.generation.strategies import STRATEGIES
 from hf_mdm.hub import ModelCard
 
@@ -26,7 +32,7 @@ from .test_trainer import training_args
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAMILIES = ("sedd", "mdlm", "bd3lm")
-MASK, PAD, VOCAB = 127, 0, 128  # the fixtures' [MASK] is their last id; 0 is a word id we use as padding
+MASK, PAD, VOCAB = 127, 0, 128  # the fixtures' [MASK] is their last id; 0 is [PAD] in `fixture_tokenizer`
 # Left padding and mixed prompt lengths; with 8 new tokens every row fits the fixtures' 16 positions.
 PROMPTS = torch.tensor([[PAD, PAD, 5, 6], [7, 8, 9, 10], [PAD, PAD, PAD, 11]])
 PROMPT_MASK = (PROMPTS != PAD).long()
@@ -145,7 +151,7 @@ def test_bd3lm_decodes_with_the_exact_cache_by_default():
         decode(model, rows=[1], strategy="confidence")
     finally:
         handle.remove()
-    # prompt 4 + 8 new = blocks [4, 8), [8, 12); a cached forward runs the window, never the whole canvas after the first
+    # prompt 4 + 8 new: blocks [4, 8), [8, 12); after the first forward a cached one runs a window, never the canvas
     assert widths[0] == 8 and max(widths[1:]) < 12
 
 
@@ -207,7 +213,26 @@ def test_sedd_random_strategy_forwards_only_at_reveal_steps_each_at_its_own_time
     nearest = (sigmas[:, None] - grid[None]).abs().min(1)
     assert float(nearest.values.max()) <= 1e-5 * float(grid.max())  # each forward at a step of the grid
     assert (nearest.indices.diff() > 0).all()  # at later steps one after the other
-    assert int(nearest.indices[0]) > 0 or len(seen) == NEW_TOKENS  # the first visit is the first reveal step
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_in_a_batch_every_sedd_row_reveals_from_a_forward_at_the_step_s_own_time(strategy, monkeypatch):
+    """Whatever its batch mates do, a row of a time-conditioned model reveals tokens only from logits computed at
+    the step's t in that very step (never from logits of an earlier step it reused)."""
+    steps = []
+    step = DiffusionSampler.step
+
+    def recording_step(self, state, logits, request=None):
+        output = step(self, state, logits, request)
+        steps.append((request, output.revealed.any(1).nonzero().squeeze(1).tolist(), output.t))
+        return output
+
+    monkeypatch.setattr(DiffusionSampler, "step", recording_step)
+    decode(load("sedd"), strategy=strategy, do_sample=True, steps=16)
+    revealing = [(request, rows, t) for request, rows, t in steps if rows]
+    assert len(revealing) >= 4
+    for request, rows, t in revealing:
+        assert request is not None and set(rows) <= set(request.rows.tolist()) and request.t == t
 
 
 # ---- 3. the stock Trainer fine-tunes a loaded checkpoint ----------------------------------------------------------
@@ -268,5 +293,149 @@ def test_a_sedd_forward_on_a_collator_batch_is_conditioned_on_the_collator_s_t()
     assert not torch.allclose(given_t.logits, other_sigma.logits)  # the check above can fail: sigma matters
     # The loss weights the tokens by w(t) of the collator's t, given to the forward.
     reference = masked_diffusion_loss(given_t.logits, batch["labels"], t=batch["t"],
-                                      attention_mask=batch["attention_mask"], schedule=model.config.noise_schedule)
+                                      attention_mask=batch["attention_mask"],
+                                      schedule=model.config.noise_schedule)  # fmt: skip
     assert math.isclose(float(given_t.loss), float(reference), rel_tol=1e-6)
+
+
+# ---- 4. sweep_steps and its card on a native DiT ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def language():
+    return NGramLanguage(6, n=2, support=3, seed=0)
+
+
+def native_dit(tokenizer, output_parametrization, time_conditioning, seed=0):
+    """A tiny native DiT over a language's tokenizer (symbols, then <mask>, <pad>, <bos>, <eos>, <unk>). SEDD's score
+    parametrization needs [MASK] last: its vocabulary is the symbols and <mask>. The adaLN projections, zero at
+    initialisation (every block the identity, sigma without effect), are drawn at random so that the noise level
+    changes the logits."""
+    mask = tokenizer.mask_token_id
+    vocab_size = mask + 1 if output_parametrization == "score" else len(tokenizer)
+    config = DiTConfig(vocab_size=vocab_size, hidden_size=32, cond_dim=16, num_hidden_layers=2, num_attention_heads=4,
+                       max_position_embeddings=32, mask_token_id=mask, time_conditioning=time_conditioning,
+                       output_parametrization=output_parametrization)  # fmt: skip
+    torch.manual_seed(seed)
+    model = DiTForMaskedDiffusion(config).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "adaLN_modulation" in name:
+                parameter.normal_(std=0.1)
+    return model
+
+
+VARIANTS = [("score", True), ("logits", True), ("logits", False)]
+
+
+@pytest.mark.parametrize("output_parametrization, time_conditioning", VARIANTS, ids=["score", "logits-tc", "logits"])
+def test_sweep_steps_and_its_card_on_a_native_dit(language, output_parametrization, time_conditioning):
+    tokenizer = language.tokenizer()
+    model = native_dit(tokenizer, output_parametrization, time_conditioning)
+    ids = torch.tensor([[0, 1, tokenizer.mask_token_id, 2]])
+    with torch.no_grad():
+        low, high = (model(ids, t=torch.tensor([t])).logits for t in (0.1, 0.9))
+    assert torch.allclose(low, high) != time_conditioning  # the variants differ where they should
+    rows = sweep_steps(model, tokenizer, LanguageTask(language), steps=[2, 4], strategies=["random", "confidence"],
+                       lengths=[8], num_samples=8, progress=False)  # fmt: skip
+    assert sorted((row["strategy"], row["steps"]) for row in rows) == [("confidence", 2), ("confidence", 4),
+                                                                        ("random", 2), ("random", 4)]  # fmt: skip
+    for row in rows:
+        assert 0 <= row["ser_low"] <= row["ser"] <= row["ser_high"] <= 1
+        assert math.isfinite(row["log_perplexity"]) and math.isfinite(row["log_perplexity_se"])
+        assert row["ter_gap_se"] >= 0 and 0 <= row["invalid_token_rate"] <= 1
+        assert 1 <= row["nfe"] <= row["steps"]
+        if row["strategy"] == "confidence" and time_conditioning:
+            assert row["nfe"] == row["steps"]  # a forward at every step, at its own time
+    card = ModelCard.from_sweep(rows, model=model, model_name="tiny DiT")
+    configs = {result.metric_config for result in card.data.eval_results}
+    assert configs == {f"strategy={name},length=8,steps={steps},block_size=8" for name in ("random", "confidence")
+                       for steps in (2, 4)}  # fmt: skip
+    assert "| steps |" in card.text and "tiny DiT" in card.text
+
+
+# ---- 5. lm-eval on a time-conditioned DiT (the SEDD checkpoint) ---------------------------------------------------
+def record_forward_inputs(model):
+    """(input_ids, attention_mask, t) of every forward of `model`."""
+    seen = []
+
+    def hook(module, args, kwargs):
+        seen.append((kwargs["input_ids"].clone(), kwargs["attention_mask"].clone(), kwargs["t"].clone()))
+
+    return seen, model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_lm_eval_loglikelihood_on_sedd_is_finite_with_standard_errors_and_conditioned_on_the_masked_fraction():
+    lm_eval_harness = pytest.importorskip("hf_mdm.integrations.lm_eval_harness")
+    from lm_eval.api.instance import Instance
+
+    model = load("sedd")
+    lm = lm_eval_harness.MaskedDiffusionLM(pretrained=model, tokenizer=fixture_tokenizer(), mc_num=8, mc_groups=2)
+    requests = [("w5 w6 w7", " w8 w9 w10"), ("w11", " w12 w13 w14 w15")]
+    continuation_length = {6: 3, 5: 4}  # by a canvas's real tokens: context + continuation
+    seen, handle = record_forward_inputs(model)
+    try:
+        results = lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(requests)])
+    finally:
+        handle.remove()
+    for pair, (value, _) in zip(requests, results):
+        assert math.isfinite(value) and value < 0
+        assert math.isfinite(lm.standard_errors[pair]) and lm.standard_errors[pair] >= 0
+    fractions = []
+    for input_ids, attention_mask, t in seen:  # canvases right-padded with [MASK] outside the attention mask
+        real = attention_mask.bool()
+        masked, length = ((input_ids == MASK) & real).sum(1), real.sum(1)
+        for row_masked, row_length, row_t in zip(masked.tolist(), length.tolist(), t.tolist()):
+            fractions.append(row_masked / continuation_length[row_length])
+            assert math.isclose(row_t, fractions[-1], rel_tol=1e-6), (row_masked, row_length, row_t)
+    assert len(set(fractions)) > 3  # canvases at several times
+
+
+def test_lm_eval_generate_until_on_sedd_decodes_words_at_each_step_s_noise_level():
+    lm_eval_harness = pytest.importorskip("hf_mdm.integrations.lm_eval_harness")
+    from lm_eval.api.instance import Instance
+
+    model = load("sedd")
+    lm = lm_eval_harness.MaskedDiffusionLM(pretrained=model, tokenizer=fixture_tokenizer(), strategy="confidence")
+    seen, handle = record_sigmas(model)
+    try:
+        (text,) = lm.generate_until([Instance("generate_until", {}, ("w5 w6 w7", {"max_gen_toks": 4}), 0)])
+    finally:
+        handle.remove()
+    words = text.split()
+    assert 1 <= len(words) <= 4 and all(word[0] == "w" and 4 <= int(word[1:]) < MASK for word in words)
+    assert lm.nfe == len(seen) == 4  # one step per new token, a forward at each
+    expected = torch.tensor([log_linear_sigma(1 - k / 4) for k in range(4)], dtype=torch.float64)
+    torch.testing.assert_close(torch.stack(seen)[:, 0].double(), expected, rtol=FLOAT32_SIGMA, atol=0)
+
+
+# ---- 6. elbo_perplexity on a time-conditioned DiT -----------------------------------------------------------------
+def test_elbo_perplexity_on_sedd_is_the_bound_with_each_row_conditioned_on_its_own_t():
+    model, tokenizer = load("sedd"), fixture_tokenizer()
+    dataset, num_samples = fixture_dataset(6, seed=1), 4
+    result = elbo_perplexity(model, dataset, num_samples, tokenizer=tokenizer, batch_size=24, seed=0)
+    assert math.isfinite(result["nelbo"]) and result["nelbo"] > 0 and math.isfinite(result["nelbo_standard_error"])
+    assert result["perplexity_bound"] == pytest.approx(math.exp(result["nelbo"]))
+    schedule = model.config.noise_schedule
+
+    def bound(sigma_of):
+        """The same draws (one batch: 6 sequences x 4 draws), each row given sigma explicitly."""
+        collator = DataCollatorForMaskedDiffusion(tokenizer, schedule=schedule,
+                                                  generator=torch.Generator().manual_seed(0))  # fmt: skip
+        batch = collator([dict(example) for example in dataset] * num_samples)
+        with torch.no_grad():
+            logits = model(batch["input_ids"], attention_mask=batch["attention_mask"], sigma=sigma_of(batch["t"]))
+        rows = masked_diffusion_loss(logits.logits, batch["labels"], t=batch["t"], schedule=schedule,
+                                     attention_mask=batch["attention_mask"], reduction="none")  # fmt: skip
+        totals = rows.double().view(num_samples, len(dataset)).mean(0)
+        return float(totals.sum() / batch["attention_mask"][: len(dataset)].sum())
+
+    assert result["nelbo"] == pytest.approx(bound(schedule.total_noise), rel=1e-6)
+    assert result["nelbo"] != pytest.approx(bound(lambda t: schedule.total_noise(1 - t)), rel=1e-3)  # t matters
+
+
+# ---- 7. the text-generation pipeline ------------------------------------------------------------------------------
+def test_the_text_generation_pipeline_runs_a_time_conditioned_checkpoint():
+    generator = pipeline("text-generation", model=load("sedd"), tokenizer=fixture_tokenizer())
+    assert type(generator) is DiffusionTextGenerationPipeline
+    text = generator("w5 w6", max_new_tokens=4, steps=4)[0]["generated_text"]
+    words = text.split()
+    assert words[:2] == ["w5", "w6"] and len(words) == 6
