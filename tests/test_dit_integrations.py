@@ -457,7 +457,8 @@ def test_the_text_generation_pipeline_runs_a_time_conditioned_checkpoint():
 def test_published_folders_load_in_the_pipeline_and_in_lm_eval(family):
     lm_eval_harness = pytest.importorskip("hf_mdm.integrations.lm_eval_harness")
     tokenizer = fixture_tokenizer()
-    assert type(lm_eval_harness.MaskedDiffusionLM(pretrained=str(folder(family)), tokenizer=tokenizer).model) is DiTForMaskedDiffusion
+    lm = lm_eval_harness.MaskedDiffusionLM(pretrained=str(folder(family)), tokenizer=tokenizer)
+    assert type(lm.model) is DiTForMaskedDiffusion
     generator = pipeline("text-generation", model=str(folder(family)), tokenizer=tokenizer)
     assert type(generator.model) is DiTForMaskedDiffusion
     assert len(generator("w5 w6", max_new_tokens=4, steps=4)[0]["generated_text"].split()) == 6
