@@ -106,20 +106,10 @@ def test_every_strategy_fills_a_left_padded_batch_on_each_checkpoint(family, str
 
 
 GREEDY, SAMPLED = dict(strategy="confidence"), dict(strategy="random", do_sample=True)
-# In a batch, generate() visits the union of the rows' drawn reveal steps; a time-conditioned row gets a forward (and
-# draws candidates from its generator) at every visited step, its batch mates' included, so its draws shift.
-BATCH_MATES_SHIFT_SEDD_DRAWS = pytest.mark.xfail(
-    strict=True,
-    reason="sampler.py DiffusionSampler.model_request: with drawn reveal steps a time-conditioned row runs a forward "
-    "at its batch mates' reveal steps too (extra candidate draws from its generator, extra NFE); fix: request only "
-    "the rows revealing a position at the visited step",
-)
-
-
 @pytest.mark.parametrize(
     "family, settings",
     [(family, GREEDY) for family in FAMILIES]
-    + [pytest.param("sedd", SAMPLED, marks=BATCH_MATES_SHIFT_SEDD_DRAWS), ("mdlm", SAMPLED), ("bd3lm", SAMPLED)],
+    + [(family, SAMPLED) for family in FAMILIES],
     ids=[f"{family}-greedy" for family in FAMILIES] + [f"{family}-sampled" for family in FAMILIES],
 )
 def test_a_padded_row_decodes_as_the_same_row_alone(family, settings):
@@ -183,7 +173,7 @@ def test_sedd_gets_a_forward_at_every_step_of_a_revising_strategy_at_that_step_s
     torch.testing.assert_close(torch.stack(seen)[:, 0].double(), expected, rtol=FLOAT32_SIGMA, atol=0)
 
 
-@pytest.mark.parametrize("family", ["mdlm", pytest.param("sedd", marks=BATCH_MATES_SHIFT_SEDD_DRAWS)])
+@pytest.mark.parametrize("family", ["mdlm", "sedd"])
 def test_in_a_batch_a_row_runs_forwards_only_at_its_own_reveal_steps(family):
     """`random` draws each row's reveal steps; generate() visits the union of them. A row whose canvas a visit leaves
     unchanged keeps its logits (MDLM: the same canvas gives the same logits); a time-conditioned row needs none there

@@ -298,7 +298,13 @@ class DiffusionSampler:
         to score, at the window columns some of them need (None when no row needs a forward)."""
         check_in_block(state)
         scored = self.strategy.positions_to_score(state)
-        rows = (state.active & state.stale & scored.any(1)).nonzero().squeeze(1)
+        needed = state.active & state.stale & scored.any(1)
+        step = self.next_reveal_step(state) if state.reveal_steps is not None else state.step
+        if self.time_conditioned and state.reveal_steps is not None:
+            # drawn reveal steps: a time-conditioned row runs at its own reveal steps only (its logits at another
+            # step's time would not be used, and drawing its candidates there would make it depend on its mates)
+            needed &= ((state.reveal_steps == step) & state.masked()).any(1)
+        rows = needed.nonzero().squeeze(1)
         if rows.numel() == 0:
             return None
         columns = scored[rows].any(0).nonzero().squeeze(1)
@@ -306,7 +312,6 @@ class DiffusionSampler:
         if rows.numel() != state.batch_size:
             canvas, attention_mask, position_ids = canvas[rows], attention_mask[rows], position_ids[rows]
         keep = state.window_start + columns
-        step = self.next_reveal_step(state) if state.reveal_steps is not None else state.step
         if state.model_order is not None:  # the model sees the columns in this order (no cache runs then)
             canvas, attention_mask = canvas[:, state.model_order], attention_mask[:, state.model_order]
             position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
