@@ -20,7 +20,8 @@ def collate(tokenizer, examples, **kwargs):
 def test_batch_layout(tokenizer):
     examples = [tokenizer(text) for text in ["the cat sat", "the dog ran on a mat"]]
     batch = collate(tokenizer, examples)
-    assert set(batch) == {"input_ids", "attention_mask", "labels", "t"}
+    assert set(batch) == {"input_ids", "attention_mask", "labels", "t", "mask_probability"}
+    assert torch.equal(batch["mask_probability"], 1.0 - (1.0 - batch["t"]))  # the linear schedule's 1 - alpha(t)
     original = tokenizer.pad(examples, return_tensors="pt")["input_ids"]
     masked = batch["input_ids"] == tokenizer.mask_token_id
     assert torch.equal(batch["labels"][masked], original[masked])

@@ -5,9 +5,15 @@ import torch
 import torch.nn.functional as F
 from transformers import BertForMaskedLM
 
-from hf_mdm import DataCollatorForMaskedDiffusion, enable_diffusion_training, get_schedule, masked_diffusion_loss
+from hf_mdm import (
+    DataCollatorForMaskedDiffusion,
+    MDMForMaskedGeneration,
+    enable_diffusion_training,
+    get_schedule,
+    masked_diffusion_loss,
+)
 
-from .conftest import tiny_bert_config, word_tokenizer
+from .conftest import tiny_bert_config, tiny_config, word_tokenizer
 
 
 def noisy_batch(seed=0, batch=3, length=7, vocab=11):
@@ -150,3 +156,27 @@ def test_float_labels_are_refused():
     logits, labels, _ = noisy_batch()
     with pytest.raises(TypeError, match=r"labels.long\(\)"):
         masked_diffusion_loss(logits, labels.float(), t=torch.tensor([0.5] * 3))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("model_schedule", ["cosine", "log-linear"])
+def test_a_batch_masked_under_another_schedule_is_refused_by_the_model_and_the_loss(model_schedule):
+    """The collator's mask_probability must be 1 - alpha(t) of the schedule that weights the loss: an hf-mdm model,
+    a DiT checkpoint's log-linear one, and a stock masked LM's `masked_diffusion_loss(schedule=...)` refuse a batch a
+    default (linear) collator masked, and accept the matching collator's."""
+    tokenizer = word_tokenizer()
+    examples = [tokenizer(text) for text in ["the cat sat on a mat", "the dog ran"]]
+    config = tiny_config(schedule=model_schedule)
+    model = MDMForMaskedGeneration(config)
+    mismatched = DataCollatorForMaskedDiffusion(tokenizer, generator=torch.Generator().manual_seed(0))(examples)
+    matched = DataCollatorForMaskedDiffusion(
+        tokenizer, schedule=config.noise_schedule, generator=torch.Generator().manual_seed(0)
+    )(examples)
+    with pytest.raises(ValueError, match="another noise schedule.*schedule=model.config.noise_schedule"):
+        model(**mismatched)
+    assert torch.isfinite(model(**matched).loss)
+    bert = enable_diffusion_training(BertForMaskedLM(tiny_bert_config(len(tokenizer))))
+    outputs = bert(**{key: value for key, value in mismatched.items() if key != "labels"})
+    with pytest.raises(ValueError, match="another noise schedule"):
+        masked_diffusion_loss(outputs, mismatched["labels"], schedule=model_schedule)
+    assert torch.isfinite(masked_diffusion_loss(outputs, mismatched["labels"], schedule="linear"))

@@ -110,6 +110,8 @@ def check_loss_inputs(
     prompt: torch.Tensor | None = None,
     blocks: torch.Tensor | None = None,
     unlabelled_masks: torch.Tensor | None = None,
+    mask_probability: torch.Tensor | None = None,
+    schedule: "NoiseSchedule | None" = None,
 ) -> None:
     """Raise a ValueError naming the fix when a value of the training inputs is wrong, at the cost of one device sync.
 
@@ -118,7 +120,8 @@ def check_loss_inputs(
     time per block of `blocks` (`token_blocks`; required with a per-token t); num_items_in_batch covers at least this
     batch's scored tokens, and, with input_ids, no label sits on a token that is not [MASK] (the count would include
     unscored tokens); no label sits on a `prompt` token (`prompt_tokens`); no token of `unlabelled_masks` (the
-    masked real tokens without a label, `masked_without_label`) exists.
+    masked real tokens without a label, `masked_without_label`) exists; the collator's `mask_probability` 1 - alpha(t)
+    is the `schedule`'s at `t` (the batch was masked with the schedule that weights the loss).
     """
     scored = labels != IGNORE_INDEX
     checks = [
@@ -191,6 +194,17 @@ def check_loss_inputs(
                 "(DataCollatorForMaskedDiffusion does).",
             )
         )
+    if mask_probability is not None and schedule is not None and t is not None:
+        expected = schedule.mask_probability(t.to(mask_probability.device)).to(mask_probability.dtype)
+        checks.append(
+            (
+                ~torch.isclose(mask_probability, expected.expand_as(mask_probability), rtol=1e-5, atol=1e-6).all(),
+                f"The batch was masked with another noise schedule than the {schedule!r} that weights the loss (the "
+                "collator's mask probabilities are not 1 - alpha(t)), so the loss is not the NELBO of this data. "
+                "Build the collator with the model's schedule: DataCollatorForMaskedDiffusion(tokenizer, "
+                "schedule=model.config.noise_schedule).",
+            )
+        )
     flags = torch.stack([flag.to(labels.device).reshape(()) for flag, _ in checks]).tolist()  # the one sync
     for flag, (_, message) in zip(flags, checks):
         if flag:
@@ -209,6 +223,7 @@ def masked_diffusion_loss(
     reduction: str = "mean",
     check_inputs: bool = True,
     block_size: int | None = None,
+    mask_probability: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Per-token masked-diffusion NELBO of a batch noised by `DataCollatorForMaskedDiffusion`.
 
@@ -235,12 +250,16 @@ def masked_diffusion_loss(
             one-draw NELBO estimate, unnormalised; with "uniform", its summed cross-entropy).
         check_inputs: run `check_loss_inputs` (one device sync); the model's forward checks before running instead.
         block_size: the model's block size (None: bidirectional); a per-token t must be one time per block.
+        mask_probability: the collator's masking probability 1 - alpha(t) (from `outputs.mask_probability` when
+            omitted); checked against `schedule` (with `check_inputs`), so a batch masked under another schedule fails.
     """
     logits = outputs if isinstance(outputs, torch.Tensor) else outputs["logits"]
     if t is None and not isinstance(outputs, torch.Tensor):
         t = outputs.get("t")
     if attention_mask is None and not isinstance(outputs, torch.Tensor):
         attention_mask = outputs.get("attention_mask")
+    if mask_probability is None and not isinstance(outputs, torch.Tensor):
+        mask_probability = outputs.get("mask_probability")
     if weighting not in ("elbo", "uniform"):
         raise ValueError(f"weighting must be 'elbo' or 'uniform', got {weighting!r}.")
     if reduction not in ("mean", "none"):
@@ -269,6 +288,8 @@ def masked_diffusion_loss(
             t=t if weighting == "elbo" else None,
             num_items_in_batch=num_items_in_batch,
             blocks=token_blocks(attention_mask, labels.shape, block_size) if weighting == "elbo" else None,
+            mask_probability=mask_probability,
+            schedule=schedule if weighting == "elbo" else None,
         )
     labels = labels.long()
 
@@ -361,11 +382,14 @@ def checked_forward_labels(
     mask_token_id: int,
     weighting: str,
     block_size: int | None = None,
+    mask_probability: torch.Tensor | None = None,
+    schedule: "NoiseSchedule | None" = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """A model forward's training inputs checked before its stack runs (shapes, dtypes, `t` (one time per block of
-    `block_size`), values, no labelled prompt token and, for a block model, a label at every masked real token, with
-    one device sync); returns the labels of its masked real tokens (`labels_of_masked_tokens`), the tokens the loss
-    divides by (`loss_token_mask`) and `t` (per row or per token)."""
+    `block_size`), values, no labelled prompt token, for a block model a label at every masked real token, and, for
+    the ELBO, the collator's `mask_probability` under the model's `schedule`, with one device sync); returns the
+    labels of its masked real tokens (`labels_of_masked_tokens`), the tokens the loss divides by (`loss_token_mask`)
+    and `t` (per row or per token)."""
     reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
     if labels.shape != reference.shape:
         raise ValueError(
@@ -400,6 +424,8 @@ def checked_forward_labels(
         prompt=prompt,
         blocks=blocks,
         unlabelled_masks=unlabelled,
+        mask_probability=mask_probability,
+        schedule=schedule if weighting == "elbo" else None,
     )
     masked_labels = labels_of_masked_tokens(labels, input_ids, mask_token_id, attention_mask)
     return masked_labels, loss_token_mask(attention_mask, prompt), t
@@ -408,8 +434,9 @@ def checked_forward_labels(
 def forward_training_inputs(config, labels, clean_input_ids, input_ids, inputs_embeds, attention_mask, **kwargs):
     """A model forward's (labels, loss tokens, t, clean_input_ids): without labels they pass through (loss tokens
     None); with labels, `checked_forward_labels` under the config's vocabulary, [MASK] id, weighting and block size,
-    and on a block-diffusion model the clean copy x_0 built from them (`clean_sequence`). Labels and clean_input_ids
-    together are refused. `kwargs`: t, num_items_in_batch, prompt_length, prompt_mask."""
+    and on a block-diffusion model the clean copy x_0 built from them (`clean_sequence`), the collator's
+    `mask_probability` checked against the config's schedule. Labels and clean_input_ids together are refused.
+    `kwargs`: t, num_items_in_batch, prompt_length, prompt_mask, mask_probability."""
     if labels is None:
         return None, None, kwargs.get("t"), clean_input_ids
     if clean_input_ids is not None:
@@ -425,6 +452,7 @@ def forward_training_inputs(config, labels, clean_input_ids, input_ids, inputs_e
         mask_token_id=config.mask_token_id,
         weighting=config.loss_weighting,
         block_size=config.block_size,
+        schedule=config.noise_schedule,
         **kwargs,
     )
     if config.block_size is not None:

@@ -357,14 +357,15 @@ class DiTForMaskedDiffusion(DiTPretrainedMixin, DiTPreTrainedModel, DiffusionGen
         num_items_in_batch: torch.Tensor | int | None = None,
         prompt_length: torch.LongTensor | None = None,
         prompt_mask: torch.Tensor | None = None,
+        mask_probability: torch.Tensor | None = None,
         **kwargs,
     ) -> MaskedDiffusionOutput:
         r"""
         t: diffusion time in (0, 1], (B,) (or (B, L) per block of a block model without time conditioning): the
             conditioning sigma(t) of a time-conditioned model and the NELBO weights with `labels`.
         sigma: (B,) (or a scalar) noise level given directly instead of `t` (the authors' samplers pass sigma).
-        labels, clean_input_ids, logits_to_keep, num_items_in_batch, prompt_length, prompt_mask, cache: as
-            `MDMForMaskedGeneration.forward`.
+        labels, clean_input_ids, logits_to_keep, num_items_in_batch, prompt_length, prompt_mask, mask_probability,
+            cache: as `MDMForMaskedGeneration.forward`.
         """
         if input_ids is None:
             raise ValueError("DiTForMaskedDiffusion needs input_ids (its embedding is looked up by id).")
@@ -379,6 +380,7 @@ class DiTForMaskedDiffusion(DiTPretrainedMixin, DiTPreTrainedModel, DiffusionGen
             num_items_in_batch=num_items_in_batch,
             prompt_length=prompt_length,
             prompt_mask=prompt_mask,
+            mask_probability=mask_probability,
         )
         noise = self.noise_level(input_ids.shape[0], t=t, sigma=sigma, device=input_ids.device)
         outputs = self.backbone(

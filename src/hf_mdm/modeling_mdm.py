@@ -334,6 +334,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
         num_items_in_batch: torch.Tensor | int | None = None,
         prompt_length: torch.LongTensor | None = None,
         prompt_mask: torch.Tensor | None = None,
+        mask_probability: torch.Tensor | None = None,
         **kwargs,
     ) -> MaskedDiffusionOutput:
         r"""
@@ -353,6 +354,8 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
             `remove_unused_columns=True` keeps them for `DataCollatorForMaskedDiffusion`, which consumes them (see
             `hf_mdm.masked_diffusion_objective`); the collator returns `prompt_mask` again. Given with `labels`, a
             labelled prompt token is an error and the loss divides by the response tokens only.
+        mask_probability: the collator's masking probability 1 - alpha(t), shaped like `t`; with `labels` it must be
+            the config's schedule's (a batch masked under another schedule would train on a wrong NELBO).
         """
         labels, loss_tokens, t, clean_input_ids = forward_training_inputs(
             self.config,
@@ -365,6 +368,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
             num_items_in_batch=num_items_in_batch,
             prompt_length=prompt_length,
             prompt_mask=prompt_mask,
+            mask_probability=mask_probability,
         )
         outputs = self.model(
             input_ids=input_ids,

@@ -281,7 +281,7 @@ def training_collator(tokenizer, model, data: DataArguments) -> DataCollatorForM
     block-diffusion model (the model's own block size, a new or a loaded one)."""
     return DataCollatorForMaskedDiffusion(
         tokenizer,
-        schedule=model.config.schedule,
+        schedule=model.config.noise_schedule,  # with its kwargs (the name alone would drop them)
         eos_padding=data.prompt_column is not None,
         block_size=model.config.block_size,
     )

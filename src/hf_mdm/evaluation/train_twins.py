@@ -52,7 +52,10 @@ def train_mdm(
     block-diffusion model, one time per block of its `block_size`: the BD3-LM objective; `t_interval`: BD3-LM's
     clipped noise, t uniform on [low, high)); returns the trainer (its `state.log_history` holds the logged loss)."""
     collator = DataCollatorForMaskedDiffusion(
-        tokenizer, block_size=getattr(model.config, "block_size", None), t_interval=t_interval
+        tokenizer,
+        schedule=getattr(model.config, "noise_schedule", "linear"),
+        block_size=getattr(model.config, "block_size", None),
+        t_interval=t_interval,
     )
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator)
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)

@@ -123,7 +123,8 @@ class DataCollatorForMaskedDiffusion:
         masked = (draw < (probability if t.dim() == 2 else probability[:, None])) & maskable
         labels = torch.where(masked, input_ids, IGNORE_INDEX)
         noisy_ids = torch.where(masked, self.tokenizer.mask_token_id, input_ids)
-        batch = {"input_ids": noisy_ids, "attention_mask": attention_mask, "labels": labels, "t": t}
+        batch = {"input_ids": noisy_ids, "attention_mask": attention_mask, "labels": labels, "t": t,
+                 "mask_probability": probability}  # fmt: skip
         if any(name in example for example in examples for name in PROMPT_COLUMNS):
             batch["prompt_mask"] = prompt_mask.long()  # the loss counts response tokens only
         return batch

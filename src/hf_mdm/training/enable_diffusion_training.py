@@ -1,9 +1,9 @@
 """Let a stock masked LM (BERT, RoBERTa, ModernBERT, ...) train on the masked-diffusion objective, stock Trainer.
 
 Trainer calls `model(**batch)` and then `compute_loss_func(outputs, labels, num_items_in_batch)`: the loss never sees
-the batch. Stock forwards swallow the collator's `t`, so two hooks move `t` and `attention_mask` (without the prompt,
-when the batch has `prompt_mask`: the tokens the loss divides by) from the forward's keyword arguments onto its
-outputs, where `masked_diffusion_loss` reads them. The checkpoint is untouched.
+the batch. Stock forwards swallow the collator's `t`, so two hooks move `t`, `mask_probability` and `attention_mask`
+(without the prompt, when the batch has `prompt_mask`: the tokens the loss divides by) from the forward's keyword
+arguments onto its outputs, where `masked_diffusion_loss` reads them. The checkpoint is untouched.
 
 Trainer's default `remove_unused_columns=True` keeps only the dataset columns the model's forward names, read with
 `inspect.signature(model.forward)`; the instance's `forward` is therefore the class's own with the prompt columns of
@@ -52,6 +52,7 @@ def enable_diffusion_training(model: torch.nn.Module) -> torch.nn.Module:
         columns = {name: kwargs.pop(name, None) for name in PROMPT_COLUMNS}
         labels, attention_mask = kwargs.get("labels"), kwargs.get("attention_mask")
         stash["t"] = kwargs.pop("t", None)
+        stash["mask_probability"] = kwargs.pop("mask_probability", None)
         inputs = args[0] if args else kwargs.get("input_ids")
         inputs = inputs if inputs is not None else kwargs.get("inputs_embeds")
         shape = inputs.shape[:2] if inputs is not None else None
@@ -63,6 +64,7 @@ def enable_diffusion_training(model: torch.nn.Module) -> torch.nn.Module:
     def attach_diffusion_inputs(module, args, kwargs, output):
         if isinstance(output, dict):
             output["t"] = stash.pop("t", None)
+            output["mask_probability"] = stash.pop("mask_probability", None)
             output["attention_mask"] = stash.pop("attention_mask", None)
         return output
 
