@@ -342,6 +342,8 @@ def print_cell(cell: dict, batch: int, length: int, args) -> None:
             f"computed {computed:.4g} s, relative difference (computed - measured) / measured "
             f"{(computed.median - measured.median) / measured.median:+.1%}."
         )
+    if not cell["validation"]:
+        print("No step count was timed end to end (--end-to-end-steps empty): the linear model is not validated here.")
 
 
 def main(argv=None) -> list[dict]:

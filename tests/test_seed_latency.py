@@ -74,6 +74,12 @@ def test_quick_study_crossing_follows_its_ratios(seed_latency, quick_run):
             assert cell["crossing"].startswith("not reached in 1..64 steps")
 
 
+def test_without_end_to_end_steps_the_output_says_nothing_was_validated(seed_latency, capsys):
+    cells = seed_latency.main(["--quick", "--batch-sizes", "1", "--repeats", "2", "--end-to-end-steps"])
+    assert cells[0]["validation"] == []
+    assert "No step count was timed end to end" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "ratios, expected",
     [
