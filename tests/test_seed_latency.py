@@ -17,9 +17,9 @@ QUICK = ["--quick", "--batch-sizes", "1", "2", "--repeats", "2"]
 
 @pytest.fixture(scope="module")
 def seed_latency():
+    """The benchmark script, imported as a module."""
     spec = importlib.util.spec_from_file_location("seed_latency", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    spec.loader.exec_module(module := importlib.util.module_from_spec(spec))
     return module
 
 
