@@ -2,7 +2,9 @@
 crossing rule (interpolated between grid neighbours only, "not reached" otherwise), and its refusals. No timings are
 asserted: only how the measured numbers are combined and reported."""
 
+import contextlib
 import importlib.util
+import io
 from pathlib import Path
 
 import pytest
@@ -26,9 +28,6 @@ def seed_latency():
 @pytest.fixture(scope="module")
 def quick_run(seed_latency):
     """(cells, printed text) of the --quick study."""
-    import contextlib
-    import io
-
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         cells = seed_latency.main(QUICK)
