@@ -306,7 +306,8 @@ def test_block_models_train_with_their_block_size_and_clipped_times_and_a_folder
                                 t_interval=(0.5, 1.0))  # fmt: skip
     models = train_block_models(language, [8], tmp_path, training, block_sizes=[2, 4])
     assert {size: model.config.block_size for size, model in models.items()} == {2: 2, 4: 4}
-    assert collators == [{"block_size": 2, "t_interval": (0.5, 1.0)}, {"block_size": 4, "t_interval": (0.5, 1.0)}]
+    assert [(kwargs["block_size"], kwargs["t_interval"]) for kwargs in collators] == [(2, (0.5, 1.0)), (4, (0.5, 1.0))]
+    assert all(kwargs["schedule"].name == models[2].config.schedule for kwargs in collators)  # the model's schedule
     assert training_record(tmp_path / "mdm-block2")["t_interval"] == [0.5, 1.0]
     train_block_models(language, [8], tmp_path, training, block_sizes=[2])  # finished: loaded, not retrained
     assert len(collators) == 2

@@ -100,4 +100,4 @@ def test_cli_generate_names_a_folder_that_is_not_a_masked_lm(tmp_path, bert_toke
     GPT2Model(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=len(bert_tokenizer))).save_pretrained(folder)
     bert_tokenizer.save_pretrained(folder)
     assert main(["generate", "--model_name_or_path", str(folder), "--template", "the [MASK]"]) == 2
-    assert "neither an hf-mdm/LLaDA/Dream folder nor a masked LM" in capsys.readouterr().err
+    assert "is neither an hf-mdm folder, nor a folder in a format hf-mdm reads" in capsys.readouterr().err
