@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel, AutoModelForMaskedLM
 
 from hf_mdm import DiTConfig, DiTForMaskedDiffusion, MDMForMaskedGeneration
-from hf_mdm.checkpoint_formats import sedd_log_score
+from hf_mdm.checkpoint_formats import SEDDFormatConfig, sedd_log_score
 from hf_mdm.model_loading import diffusion_model_class, load_for_diffusion_generation
 
 
@@ -76,6 +76,15 @@ def test_each_published_folder_loads_as_the_dit_with_every_weight_used(family, c
     for name, tensor in stored.items():
         ours = state[name if name.startswith("sampling_eps") else "backbone." + name.removeprefix(prefix)]
         assert torch.equal(ours, tensor), name
+
+
+def test_auto_model_reads_a_sedd_folder_given_its_format_config():
+    """SEDD's config.json has no model_type, so the Auto classes cannot choose a class from it (transformers 5 has no
+    name-pattern fallback); given the format's config class they dispatch to the DiT, which reads the folder as is."""
+    config = SEDDFormatConfig.from_pretrained(folder("sedd"))
+    model = AutoModel.from_pretrained(folder("sedd"), config=config)
+    assert type(model) is DiTForMaskedDiffusion
+    assert model.config.original_config == json.loads((folder("sedd") / "config.json").read_text())
 
 
 def test_masked_lm_auto_class_and_the_config_fields():
