@@ -87,6 +87,13 @@ def test_auto_model_reads_a_sedd_folder_given_its_format_config():
     assert model.config.original_config == json.loads((folder("sedd") / "config.json").read_text())
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_generate_defaults_to_the_ancestral_sampler_the_authors_use(family):
+    config = load(family).generation_config
+    assert (config.strategy, config.do_sample, config.mask_token_id) == ("random", True, 127)
+    assert load(family).config.noise_schedule.name == "log-linear"
+
+
 def test_masked_lm_auto_class_and_the_config_fields():
     model = AutoModelForMaskedLM.from_pretrained(folder("bd3lm"))
     assert type(model) is DiTForMaskedDiffusion

@@ -13,8 +13,10 @@ import json
 from pathlib import Path
 
 from safetensors.torch import save_file
+from transformers import GenerationConfig
 
 from ..configuration_dit import DiTConfig
+from ..generation.configuration import DiffusionGenerationConfig
 from .base import CheckpointFormat
 
 
@@ -36,6 +38,17 @@ class DiTCheckpointFormat(CheckpointFormat):
         (without transformers' bookkeeping keys)."""
         original = {key: value for key, value in raw.items() if key not in ("dtype", "mask_token_id")}
         return dict(architecture, checkpoint_format=cls.model_type, original_config=original)
+
+    @classmethod
+    def to_generation_config(cls, generation_config: "GenerationConfig | dict") -> DiffusionGenerationConfig:
+        """The authors sample ancestrally (SEDD's analytic/Euler predictors, MDLM's ddpm_cache, BD3-LM's block
+        sampler): unless the folder says otherwise, `generate()` uses `strategy="random", do_sample=True`, the
+        ancestral sampler of the model's (log-linear) schedule; `published_samplers` reproduces their draws exactly."""
+        if isinstance(generation_config, GenerationConfig):
+            generation_config = generation_config.to_dict()
+        config = DiffusionGenerationConfig.from_dict(generation_config)
+        config.update(strategy="random", do_sample=True, defaults_only=True)
+        return config
 
     @classmethod
     def original_name(cls, name: str) -> str:
