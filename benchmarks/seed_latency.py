@@ -11,12 +11,14 @@ times, in one process, per batch size and sequence length L:
   feeds one token (the KV cache is used) and stops otherwise. Measured end to end, `--repeats` times.
 * The MDM: the published SEDD sampler (`hf_mdm.generation.published_samplers`, `--sampler`; the seed timed
   `analytic`) from all-[MASK]. K steps are K model forwards at length L conditioned on sigma(t), each followed by the
-  sampler's update, then one final denoising forward and update. A full forward at L = 1,024 costs seconds on a CPU,
-  so the K grid (16 ... 1,024) is not run end to end: the per-step cost s (forward + update, timed between the
-  starts of consecutive forwards of the real sampler) and the final-step cost f (the rest of the call) are measured
-  in `--repeats` runs of `--probe-steps` steps, and
+  sampler's update, then one final denoising forward and update. `--sampler generate` times hf-mdm's own
+  `generate()` instead (strategy `confidence`, sampled: one forward per step of the time-conditioned model at that
+  step's time, no final forward), whose update does not draw SEDD's (B, L, V) uniform tensor. A full forward at
+  L = 1,024 costs seconds on a CPU, so the K grid (16 ... 1,024) is not run end to end: the per-step cost s
+  (forward + update, timed between the starts of consecutive forwards of the real sampler) and the final-step cost f
+  (the rest of the call) are measured in `--repeats` runs of `--probe-steps` steps, and
 
-      latency(K) = K s + f          (computed)
+      latency(K) = K s + f          (computed; `generate`: (K - 1) s + f, f holding its last step)
 
   The step counts in `--end-to-end-steps` (default: the smallest K) are also timed end to end, and the script prints
   measured against computed with the relative difference, which validates the linear model.
@@ -58,6 +60,10 @@ CONFIDENCE = 0.95
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # (architectures, default grid): the published sizes, and tiny ones of the same classes for --quick.
+# The MDM's samplers -> its forwards beyond its K steps: the published SEDD samplers end with a denoising forward,
+# hf-mdm's generate() makes one forward per step of a time-conditioned model and none after.
+SAMPLERS = {"sedd_analytic": 1, "sedd_euler": 1, "generate": 0}
+
 FULL = dict(
     dit=dict(vocab_size=50258, hidden_size=768, cond_dim=128, num_hidden_layers=12, num_attention_heads=12,
              max_position_embeddings=1024, mask_token_id=50257),
@@ -99,18 +105,31 @@ def median(sample) -> Estimate:
     return bootstrap([sample], np.median)
 
 
-def mdm_latency(steps: int, step_costs, final_costs) -> Estimate:
-    """latency(K) = K * median step cost + median final-step cost, with its interval."""
+def step_intervals(steps: int, sampler: str) -> int:
+    """The forward-to-forward intervals of a K-step run (its forwards minus one): K for the published samplers (their
+    final forward is in f), K - 1 for generate() (its last step is in f)."""
+    return steps + SAMPLERS[sampler] - 1
+
+
+def formula(args) -> str:
+    """The latency model of the sampler timed, as printed."""
+    return "K s + f" if SAMPLERS[args.sampler] else "(K - 1) s + f"
+
+
+def mdm_latency(intervals: int, step_costs, final_costs) -> Estimate:
+    """latency = `intervals` x median step cost + median final-step cost, with its interval."""
     return bootstrap(
-        [step_costs, final_costs], lambda s, f, axis: steps * np.median(s, axis=axis) + np.median(f, axis=axis)
+        [step_costs, final_costs], lambda s, f, axis: intervals * np.median(s, axis=axis) + np.median(f, axis=axis)
     )
 
 
-def latency_ratio(steps: int, gpt2, step_costs, final_costs) -> Estimate:
-    """GPT-2 latency / latency(K), with its interval."""
+def latency_ratio(intervals: int, gpt2, step_costs, final_costs) -> Estimate:
+    """GPT-2 latency / the MDM's latency (`mdm_latency`), with its interval."""
     return bootstrap(
         [gpt2, step_costs, final_costs],
-        lambda g, s, f, axis: np.median(g, axis=axis) / (steps * np.median(s, axis=axis) + np.median(f, axis=axis)),
+        lambda g, s, f, axis: (
+            np.median(g, axis=axis) / (intervals * np.median(s, axis=axis) + np.median(f, axis=axis))
+        ),
     )
 
 
@@ -183,8 +202,8 @@ def gpt2_latency(model, batch: int, length: int, args, device: torch.device) -> 
 
 
 def sampler_run(model, batch: int, length: int, steps: int, args, device: torch.device) -> tuple[list[float], float]:
-    """One run of the published sampler: (seconds of each of its `steps` steps, seconds of the rest: set-up and the
-    final denoising step). A step runs from the start of one model forward to the start of the next."""
+    """One run of the MDM's sampler: (seconds between the starts of consecutive model forwards, seconds of the rest:
+    set-up and the final step). A step runs from the start of one model forward to the start of the next."""
     starts = []
 
     def record(module, args):
@@ -196,15 +215,21 @@ def sampler_run(model, batch: int, length: int, steps: int, args, device: torch.
     try:
         synchronize(device)
         start = time.perf_counter()
-        sample_like_authors(model, args.sampler, batch_size=batch, length=length, steps=steps, generator=generator)
+        if args.sampler == "generate":
+            empty = torch.zeros((batch, 0), dtype=torch.long, device=device)
+            model.generate(empty, max_new_tokens=length, steps=steps, strategy="confidence", do_sample=True,
+                           generator=generator)  # fmt: skip
+        else:
+            sample_like_authors(model, args.sampler, batch_size=batch, length=length, steps=steps, generator=generator)
         synchronize(device)
         total = time.perf_counter() - start
     finally:
         handle.remove()
-    if len(starts) != steps + 1:
+    if len(starts) != steps + SAMPLERS[args.sampler]:
         raise SystemExit(
             f"The {args.sampler} sampler made {len(starts)} forwards for {steps} steps; this benchmark's latency "
-            f"model assumes {steps} + 1 (one per step and the final denoising step)."
+            f"model assumes {steps + SAMPLERS[args.sampler]} (one per step, plus the published samplers' final "
+            "denoising step)."
         )
     step_costs = list(np.diff(starts))
     return step_costs, total - sum(step_costs)
@@ -278,7 +303,7 @@ def parse_args(argv=None):
         help="step counts also timed end to end, to validate latency(K) = K s + f (default: the smallest --steps; "
         "give the flag alone for none)",
     )  # fmt: skip
-    parser.add_argument("--sampler", default="sedd_analytic", choices=["sedd_analytic", "sedd_euler"])
+    parser.add_argument("--sampler", default="sedd_analytic", choices=sorted(SAMPLERS))
     parser.add_argument("--gpt2-decoding", default="sample", choices=["sample", "greedy"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
@@ -303,15 +328,19 @@ def parse_args(argv=None):
 def study(args, dit, gpt2, device: torch.device, batch: int, length: int) -> dict:
     """The measurements and table rows of one (batch size, length) cell."""
     measured = measure(dit, gpt2, batch, length, args, device)
+
+    def computed(steps):
+        return mdm_latency(step_intervals(steps, args.sampler), measured.steps, measured.finals)
+
     rows = [
         dict(
-            batch=batch, length=length, steps=steps, mdm=mdm_latency(steps, measured.steps, measured.finals),
-            gpt2=median(measured.gpt2), ratio=latency_ratio(steps, measured.gpt2, measured.steps, measured.finals),
+            batch=batch, length=length, steps=steps, mdm=computed(steps), gpt2=median(measured.gpt2),
+            ratio=latency_ratio(step_intervals(steps, args.sampler), measured.gpt2, measured.steps, measured.finals),
         )
         for steps in args.steps
     ]  # fmt: skip
     validation = [
-        dict(steps=steps, measured=median(runs), computed=mdm_latency(steps, measured.steps, measured.finals))
+        dict(steps=steps, measured=median(runs), computed=computed(steps))
         for steps, runs in measured.end_to_end.items()
     ]
     crossing_text = describe_crossing(args.steps, [row["ratio"] for row in rows])
@@ -326,7 +355,7 @@ def print_cell(cell: dict, batch: int, length: int, args) -> None:
         f"step {median(measured.finals):.4g} s ({rounds}); GPT-2 {cell['rows'][0]['gpt2']:.4g} s for {length} tokens "
         f"({rounds}).\n"
     )
-    print("| steps | MDM latency (s), computed K s + f | GPT-2 latency (s), measured | ratio GPT-2 / MDM |")
+    print(f"| steps | MDM latency (s), computed {formula(args)} | GPT-2 latency (s), measured | ratio GPT-2 / MDM |")
     print("|---:|---|---|---|")
     for row in cell["rows"]:
         print(f"| {row['steps']} | {row['mdm']:.4g} | {row['gpt2']:.4g} | {row['ratio']:.3g} |")
@@ -362,7 +391,7 @@ def main(argv=None) -> list[dict]:
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}), {machine()}; torch {torch.__version__}, transformers "
         f"{transformers.__version__}, hf-mdm {hf_mdm.__version__}.\n"
         "Latency per sequence (batch time / batch size), seconds, median [95% bootstrap interval]. MDM latencies "
-        f"are computed as K s + f from the measured step cost s and final-step cost f; GPT-2's are measured.",
+        f"are computed as {formula(args)} from the measured step cost s and final-step cost f; GPT-2's are measured.",
         flush=True,
     )
     cells = []

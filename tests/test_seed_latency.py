@@ -73,6 +73,22 @@ def test_quick_study_crossing_follows_its_ratios(seed_latency, quick_run):
             assert cell["crossing"].startswith("not reached in 1..64 steps")
 
 
+def test_generate_is_timed_with_one_forward_per_step_and_its_own_latency_model(seed_latency, capsys):
+    """--sampler generate times hf-mdm's generate() (no final forward): K forwards, latency (K - 1) s + f, validated
+    end to end at the smallest K like the published samplers."""
+    cells = seed_latency.main(["--quick", "--batch-sizes", "1", "--repeats", "2", "--sampler", "generate"])
+    text = capsys.readouterr().out
+    assert "computed (K - 1) s + f" in text and "sampler generate" in text
+    (cell,) = cells
+    probe = seed_latency.QUICK["grid"]["probe_steps"]
+    assert len(cell["measured"].steps) == 2 * (probe - 1)  # K forwards: K - 1 intervals per probe run
+    for row in cell["rows"]:
+        intervals = seed_latency.step_intervals(row["steps"], "generate")
+        expected = seed_latency.mdm_latency(intervals, cell["measured"].steps, cell["measured"].finals)
+        assert row["mdm"].median == pytest.approx(expected.median)
+    assert [check["steps"] for check in cell["validation"]] == [1]
+
+
 def test_without_end_to_end_steps_the_output_says_nothing_was_validated(seed_latency, capsys):
     cells = seed_latency.main(["--quick", "--batch-sizes", "1", "--repeats", "2", "--end-to-end-steps"])
     assert cells[0]["validation"] == []
