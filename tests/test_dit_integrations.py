@@ -106,10 +106,11 @@ def test_every_strategy_fills_a_left_padded_batch_on_each_checkpoint(family, str
 
 
 GREEDY, SAMPLED = dict(strategy="confidence"), dict(strategy="random", do_sample=True)
+
+
 @pytest.mark.parametrize(
     "family, settings",
-    [(family, GREEDY) for family in FAMILIES]
-    + [(family, SAMPLED) for family in FAMILIES],
+    [(family, GREEDY) for family in FAMILIES] + [(family, SAMPLED) for family in FAMILIES],
     ids=[f"{family}-greedy" for family in FAMILIES] + [f"{family}-sampled" for family in FAMILIES],
 )
 def test_a_padded_row_decodes_as_the_same_row_alone(family, settings):

@@ -63,9 +63,18 @@ class DiTCheckpointFormat(CheckpointFormat):
         reread = cls.to_mdm_config(config.original_config)
         changed = [
             field
-            for field in ("vocab_size", "hidden_size", "cond_dim", "num_hidden_layers", "num_attention_heads",
-                          "max_position_embeddings", "time_conditioning", "output_parametrization", "block_size",
-                          "mask_token_id")  # fmt: skip
+            for field in (
+                "vocab_size",
+                "hidden_size",
+                "cond_dim",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "max_position_embeddings",
+                "time_conditioning",
+                "output_parametrization",
+                "block_size",
+                "mask_token_id",
+            )  # fmt: skip
             if getattr(reread, field) != getattr(config, field)
         ]
         if changed:

@@ -144,7 +144,6 @@ class DiffusionPretrainedMixin:
         return model_card.push_with_model(self, repo_id, **kwargs)
 
 
-
 class MDMPretrainedMixin(DiffusionPretrainedMixin):
     """`DiffusionPretrainedMixin` plus `from_causal_lm`, for `MDMForMaskedGeneration`."""
 
