@@ -42,6 +42,7 @@ for latency(K) = K s + f); outside the grid it is "not reached", never extrapola
 
 import argparse
 import dataclasses
+import inspect
 import os
 import platform
 import time
@@ -59,6 +60,8 @@ from hf_mdm.generation.published_samplers import sample_like_authors
 
 SEED_CLAIM = 4.5  # Deschenaux & Gulcehre (2024): SEDD up to 4.5x lower latency than GPT-2 with its KV cache
 CONFIDENCE = 0.95
+# scipy >= 1.15 names bootstrap's generator `rng` (SPEC 7); the declared floor 1.13 knows only `random_state`.
+SEED_ARGUMENT = "rng" if "rng" in inspect.signature(scipy.stats.bootstrap).parameters else "random_state"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # (architectures, default grid): the published sizes, and tiny ones of the same classes for --quick.
@@ -98,7 +101,7 @@ def bootstrap(samples: list, statistic) -> Estimate:
     data = [np.asarray(sample, dtype=float) for sample in samples]
     result = scipy.stats.bootstrap(
         data, statistic, confidence_level=CONFIDENCE, method="percentile", n_resamples=9999,
-        rng=np.random.default_rng(0), vectorized=True,
+        vectorized=True, **{SEED_ARGUMENT: np.random.default_rng(0)},
     )  # fmt: skip
     return Estimate(float(statistic(*data, axis=-1)), *map(float, result.confidence_interval))
 
