@@ -256,10 +256,10 @@ class DiTModel(DiTPreTrainedModel):
         if length == 0:
             raise ValueError("DiTModel got an empty sequence (length 0); pass at least one token per row.")
         past_seen = cache.get_seq_length() if cache is not None else 0
+        longest = past_seen + length  # a Python int: no device sync per forward in the usual case
         if position_ids is None:
             position_ids = torch.arange(past_seen, past_seen + length, device=inputs_embeds.device).unsqueeze(0)
-            longest = past_seen + length
-        else:  # padding columns do not count: a row's positions number its real tokens
+        elif longest > self.config.max_position_embeddings:  # padding columns do not count: positions do
             longest = int(position_ids.max()) + 1
         if longest > self.config.max_position_embeddings:
             raise ValueError(

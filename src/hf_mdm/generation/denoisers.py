@@ -27,8 +27,8 @@ class DenoiseRequest:
     of the current block). block_starts: (R,) each row's start of the current block, which ends at `block_end`
     (`block_ends` (R,): each row's own end, on a block-causal model; None: all at `block_end`). cache: the registered
     block cache, which turns the request into the forward's arguments (`model_inputs`); refresh_cache: make it record
-    in this forward even mid-block. t: the diffusion time of the step the forward serves, or one per row (R,) (a
-    time-conditioned model is conditioned on it).
+    in this forward even mid-block. t: the diffusion time of the step the forward serves, or one per row (R,), for a
+    time-conditioned model (`DenoiserAdapter.time_conditioned`; None otherwise).
     """
 
     input_ids: torch.LongTensor
@@ -43,7 +43,7 @@ class DenoiseRequest:
     refresh_cache: bool = False
     columns: torch.LongTensor | None = None
     block_ends: torch.LongTensor | None = None
-    t: "float | torch.Tensor" = 1.0
+    t: "float | torch.Tensor | None" = None
 
 
 class DenoiserAdapter:
@@ -130,8 +130,10 @@ class DiTDenoiser(MDMDenoiser):
 
     def logits(self, request):
         inputs = request.cache.model_inputs(request, self.query_starts)
-        t = torch.as_tensor(request.t, dtype=torch.float32, device=request.input_ids.device)
-        return self.model(**inputs, t=t.expand(request.input_ids.shape[0])).logits
+        if request.t is not None:
+            t = torch.as_tensor(request.t, dtype=torch.float32, device=request.input_ids.device)
+            inputs["t"] = t.expand(request.input_ids.shape[0])
+        return self.model(**inputs).logits
 
 
 __all__ = [

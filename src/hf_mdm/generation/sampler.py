@@ -299,11 +299,15 @@ class DiffusionSampler:
         check_in_block(state)
         scored = self.strategy.positions_to_score(state)
         needed = state.active & state.stale & scored.any(1)
-        step = self.next_reveal_step(state) if state.reveal_steps is not None else state.step
-        if self.time_conditioned and state.reveal_steps is not None:
-            # drawn reveal steps: a time-conditioned row runs at its own reveal steps only (its logits at another
-            # step's time would not be used, and drawing its candidates there would make it depend on its mates)
-            needed &= ((state.reveal_steps == step) & state.masked()).any(1)
+        t = None  # the time of the step this forward serves: only a time-conditioned model reads it
+        if self.time_conditioned:
+            step = state.step
+            if state.reveal_steps is not None:
+                # drawn reveal steps: a row runs at its own reveal steps only (its logits at another step's time
+                # would not be used, and drawing its candidates there would make it depend on its mates)
+                step = self.next_reveal_step(state)
+                needed &= ((state.reveal_steps == step) & state.masked()).any(1)
+            t = self.timesteps(min(step, state.num_steps - 1), state.num_steps)[0]
         rows = needed.nonzero().squeeze(1)
         if rows.numel() == 0:
             return None
@@ -328,7 +332,7 @@ class DiffusionSampler:
             batch_size=state.batch_size,
             cache=self.cache,
             columns=columns,
-            t=self.timesteps(min(step, state.num_steps - 1), state.num_steps)[0],
+            t=t,
         )
 
     def propose(self, state: DiffusionState, logits: torch.Tensor, rows, columns) -> None:
