@@ -3,7 +3,7 @@
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .configuration_mdm import MASK_TOKEN_HELP
+from .configuration_mdm import check_mask_token_id
 from .schedules import get_schedule
 
 
@@ -81,13 +81,7 @@ class DiTConfig(PreTrainedConfig):
 
     def validate_dit_fields(self):
         """Raise a ValueError that names the fix for a bad [MASK] id, head layout or parametrization."""
-        if self.mask_token_id is None:
-            raise ValueError(f"DiTConfig needs `mask_token_id`. {MASK_TOKEN_HELP}")
-        if not 0 <= self.mask_token_id < self.vocab_size:
-            raise ValueError(
-                f"mask_token_id={self.mask_token_id} is outside the vocabulary (vocab_size={self.vocab_size}). "
-                f"{MASK_TOKEN_HELP}"
-            )
+        check_mask_token_id(self)
         if self.num_attention_heads <= 0 or self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "

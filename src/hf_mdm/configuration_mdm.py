@@ -16,6 +16,17 @@ MASK_TOKEN_HELP = (
 )
 
 
+def check_mask_token_id(config) -> None:
+    """A diffusion config's `mask_token_id` is set and inside its vocabulary, else a ValueError with the fix."""
+    if config.mask_token_id is None:
+        raise ValueError(f"{type(config).__name__} needs `mask_token_id`. {MASK_TOKEN_HELP}")
+    if not 0 <= config.mask_token_id < config.vocab_size:
+        raise ValueError(
+            f"mask_token_id={config.mask_token_id} is outside the vocabulary (vocab_size={config.vocab_size}). "
+            f"{MASK_TOKEN_HELP}"
+        )
+
+
 @strict
 class MDMConfig(PreTrainedConfig):
     r"""
@@ -126,13 +137,7 @@ class MDMConfig(PreTrainedConfig):
 
     def validate_diffusion_fields(self):
         """Raise a ValueError that names the fix for a bad [MASK] id, head layout or objective field."""
-        if self.mask_token_id is None:
-            raise ValueError(f"MDMConfig needs `mask_token_id`. {MASK_TOKEN_HELP}")
-        if not 0 <= self.mask_token_id < self.vocab_size:
-            raise ValueError(
-                f"mask_token_id={self.mask_token_id} is outside the vocabulary (vocab_size={self.vocab_size}). "
-                f"{MASK_TOKEN_HELP}"
-            )
+        check_mask_token_id(self)
         if self.head_dim <= 0:
             raise ValueError(f"head_dim must be positive, got {self.head_dim}; set head_dim or raise hidden_size.")
         if self.num_attention_heads % self.num_key_value_heads != 0:

@@ -27,7 +27,11 @@ MODEL_CLASSES = {cls.__name__: cls for cls in (MDMForMaskedGeneration, DiTForMas
 def diffusion_model_class(model_name_or_path: str) -> type:
     """`DiTForMaskedDiffusion` for hf-mdm DiT folders and the formats that convert to it (SEDD, MDLM, BD3-LM),
     `MDMForMaskedGeneration` otherwise (whose `from_pretrained` refuses what it cannot read, naming the formats)."""
-    raw, _ = PreTrainedConfig.get_config_dict(model_name_or_path)
+    return model_class_of(PreTrainedConfig.get_config_dict(model_name_or_path)[0])
+
+
+def model_class_of(raw: dict) -> type:
+    """`diffusion_model_class` of a config.json's contents."""
     checkpoint_format = find_checkpoint_format(raw)
     if checkpoint_format is not None:
         return MODEL_CLASSES[checkpoint_format.model_class_name]
@@ -39,7 +43,7 @@ def load_for_diffusion_generation(model_name_or_path: str, tokenizer, **from_pre
     check_model_source(model_name_or_path, required_file="config.json")
     raw, _ = PreTrainedConfig.get_config_dict(model_name_or_path)
     # Auto classes dispatch on model_type; a config.json without one can only be a format recognised by its keys.
-    loader = AutoModelForMaskedLM if "model_type" in raw else diffusion_model_class(model_name_or_path)
+    loader = AutoModelForMaskedLM if "model_type" in raw else model_class_of(raw)
     try:
         model = loader.from_pretrained(model_name_or_path, **from_pretrained_kwargs)
     except ValueError as error:

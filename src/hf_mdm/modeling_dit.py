@@ -32,7 +32,7 @@ from .diffusion_attention import diffusion_attention_mask, noisy_and_clean_input
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .masked_diffusion_objective import check_token_id_dtype, config_loss, forward_training_inputs
-from .modeling_mdm import MaskedDiffusionOutput
+from .modeling_mdm import MaskedDiffusionOutput, kept_positions
 from .transformers_compat import (
     Cache,
     GradientCheckpointingLayer,
@@ -58,16 +58,15 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift
 
 
-class DiTLayerNorm(nn.Module):
-    """LayerNorm without bias, computed in float32: w * (x - mean) / sqrt(var + 1e-5)."""
+class DiTLayerNorm(nn.LayerNorm):
+    """torch's LayerNorm without bias, computed in float32 whatever the input's dtype (as the authors run it under
+    autocast): w * (x - mean) / sqrt(var + 1e-5)."""
 
     def __init__(self, dim: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.dim = dim
+        super().__init__(dim, bias=False)
 
     def forward(self, x):
-        return F.layer_norm(x.float(), [self.dim]).to(x.dtype) * self.weight[None, None, :]
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), None, self.eps).to(x.dtype)
 
 
 class DiTEmbedding(nn.Module):
@@ -393,11 +392,7 @@ class DiTForMaskedDiffusion(DiTPretrainedMixin, DiTPreTrainedModel, DiffusionGen
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state[:, : input_ids.shape[1]]  # the x_t half of BD3-LM's layout
-        if isinstance(logits_to_keep, int):
-            kept = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
-        else:
-            kept = logits_to_keep
-        logits = self.backbone.output_layer(hidden_states[:, kept], outputs.conditioning)
+        logits = self.backbone.output_layer(hidden_states[:, kept_positions(logits_to_keep)], outputs.conditioning)
         if self.config.output_parametrization == "score":
             logits = logits - math.log(self.config.vocab_size - 1)
         logits[..., self.config.mask_token_id] = torch.finfo(logits.dtype).min

@@ -264,6 +264,13 @@ class MDMModel(MDMPreTrainedModel):
         return BaseModelOutput(last_hidden_state=self.norm(hidden_states))
 
 
+def kept_positions(logits_to_keep: "int | slice | torch.Tensor") -> "slice | torch.Tensor":
+    """The positions `logits_to_keep` selects: an int keeps the last k (0: all), a slice or index tensor is kept."""
+    if isinstance(logits_to_keep, int):
+        return slice(-logits_to_keep, None) if logits_to_keep else slice(None)
+    return logits_to_keep
+
+
 def gathered_positions(hidden_states: torch.Tensor, source: torch.LongTensor) -> torch.Tensor:
     """(B, K, H) the hidden states at positions `source` (B or 1, K) of each row."""
     batch_size, hidden_size = hidden_states.shape[0], hidden_states.shape[2]
@@ -380,10 +387,7 @@ class MDMForMaskedGeneration(MDMPretrainedMixin, MDMPreTrainedModel, DiffusionGe
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
-        if isinstance(logits_to_keep, int):
-            kept = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
-        else:
-            kept = logits_to_keep
+        kept = kept_positions(logits_to_keep)
         if clean_input_ids is not None:
             hidden_states = self._noisy_half_hidden_states(hidden_states, attention_mask, kept)
         elif self.config.logits_shift:
