@@ -1,5 +1,6 @@
 """Shared fixtures: tiny configs, a word-level tokenizer and a toy corpus. Nothing here touches the network."""
 
+import importlib.util
 import os
 
 
@@ -58,6 +59,31 @@ def tiny_config(**overrides) -> MDMConfig:
     )
     values.update(overrides)
     return MDMConfig(**values)
+
+
+def load_script(path):
+    """A script of the repository (a benchmark, an example) imported as a module, named after its file."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row_generators(rows) -> list[torch.Generator]:
+    """One generator per batch row, seeded 100 + row: a row's draws do not depend on its batch mates."""
+    return [torch.Generator().manual_seed(100 + row) for row in rows]
+
+
+def decode_rows(model, prompts, prompt_mask, rows, alone=False, **generate_kwargs):
+    """generate() on rows `rows` of the left-padded `prompts`, one generator per row (`alone`: a single row with its
+    padding dropped, to compare with the same row decoded in a batch)."""
+    rows = list(rows)
+    ids, mask = prompts[rows], prompt_mask[rows]
+    if alone:
+        real = mask[0].bool()
+        ids, mask = ids[:, real], mask[:, real]
+    with torch.no_grad():
+        return model.generate(ids, attention_mask=mask, generator=row_generators(rows), **generate_kwargs)
 
 
 def tiny_bert_config(vocab_size: int, **overrides) -> BertConfig:

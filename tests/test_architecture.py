@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import load_script
+
 
 # The repository whose src/hf_mdm is the installed (editable) package: find_spec locates it without importing it.
 REPO = Path(importlib.util.find_spec("hf_mdm").origin).parents[2]
@@ -19,10 +21,7 @@ SCRIPT = REPO / "benchmarks" / "architecture_figures.py"
 
 @pytest.fixture(scope="module")
 def architecture():
-    spec = importlib.util.spec_from_file_location("architecture_figures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")

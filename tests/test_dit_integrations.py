@@ -27,6 +27,7 @@ from hf_mdm.generation import DiffusionSampler
 from hf_mdm.generation.strategies import STRATEGIES
 from hf_mdm.hub import ModelCard
 
+from .conftest import decode_rows
 from .test_trainer import training_args
 
 
@@ -53,20 +54,12 @@ def load(family, dtype=torch.float32):
     return DiTForMaskedDiffusion.from_pretrained(folder(family)).to(dtype).eval()
 
 
-def generators(rows):
-    return [torch.Generator().manual_seed(100 + row) for row in rows]
-
-
 def decode(model, rows=(0, 1, 2), alone=False, **kwargs):
     """generate() on PROMPTS rows `rows`, one generator per row (`alone`: one row, its padding dropped)."""
-    rows = list(rows)
-    ids, mask = PROMPTS[rows], PROMPT_MASK[rows]
-    if alone:
-        real = mask[0].bool()
-        ids, mask = ids[:, real], mask[:, real]
-    arguments = dict(max_new_tokens=NEW_TOKENS, pad_token_id=PAD, return_dict_in_generate=True, **kwargs)
-    with torch.no_grad():
-        return model.generate(ids, attention_mask=mask, generator=generators(rows), **arguments)
+    return decode_rows(
+        model, PROMPTS, PROMPT_MASK, rows, alone, max_new_tokens=NEW_TOKENS, pad_token_id=PAD,
+        return_dict_in_generate=True, **kwargs,
+    )  # fmt: skip
 
 
 def log_linear_sigma(t):
@@ -147,29 +140,19 @@ def test_bd3lm_decodes_with_the_exact_cache_by_default():
 
 
 # ---- 2. SEDD is conditioned on each step's own time ---------------------------------------------------------------
-@pytest.mark.parametrize("steps", [4, 8])
-def test_sedd_gets_one_forward_per_step_at_that_step_s_noise_level(steps):
+@pytest.mark.parametrize(
+    "strategy, steps",
+    # `editing` with more steps than positions goes on after the block is filled, each step at its own t
+    [("confidence", 4), ("confidence", 8), ("editing", 12)],
+)
+def test_sedd_gets_one_forward_per_step_at_that_step_s_noise_level(strategy, steps):
     model = load("sedd")
     seen, handle = record_sigmas(model)
     try:
-        out = decode(model, rows=[1], strategy="confidence", steps=steps)
+        out = decode(model, rows=[1], strategy=strategy, steps=steps)
     finally:
         handle.remove()
     assert len(seen) == steps == int(out.nfe[0])
-    expected = torch.tensor([log_linear_sigma(1 - k / steps) for k in range(steps)], dtype=torch.float64)
-    torch.testing.assert_close(torch.stack(seen)[:, 0].double(), expected, rtol=FLOAT32_SIGMA, atol=0)
-
-
-def test_sedd_gets_a_forward_at_every_step_of_a_revising_strategy_at_that_step_s_noise_level():
-    """`editing` with more steps than positions: it goes on after the block is filled, each step at its own t."""
-    steps = 12
-    model = load("sedd")
-    seen, handle = record_sigmas(model)
-    try:
-        out = decode(model, rows=[1], strategy="editing", steps=steps)
-    finally:
-        handle.remove()
-    assert len(seen) == int(out.nfe[0]) == steps
     expected = torch.tensor([log_linear_sigma(1 - k / steps) for k in range(steps)], dtype=torch.float64)
     torch.testing.assert_close(torch.stack(seen)[:, 0].double(), expected, rtol=FLOAT32_SIGMA, atol=0)
 

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from .conftest import load_script
+
 
 REPO = Path(importlib.util.find_spec("hf_mdm").origin).parents[2]
 SCRIPT = REPO / "benchmarks" / "seed_latency.py"
@@ -20,9 +22,7 @@ QUICK = ["--quick", "--batch-sizes", "1", "2", "--repeats", "2"]
 @pytest.fixture(scope="module")
 def seed_latency():
     """The benchmark script, imported as a module."""
-    spec = importlib.util.spec_from_file_location("seed_latency", SCRIPT)
-    spec.loader.exec_module(module := importlib.util.module_from_spec(spec))
-    return module
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from hf_mdm.generation import (
     ExactBlockCache,
 )
 
+from ..conftest import decode_rows, row_generators
 from .test_bad_inputs import forwards
 from .test_generate import EOS, MASK, PAD, tiny_mdm
 from .test_streaming import RecordingStreamer
@@ -39,19 +40,12 @@ def block_model(logits_shift: int = 0, block_size: int = BLOCK, dtype=torch.floa
     return tiny_mdm(block_size=block_size, logits_shift=logits_shift, **overrides).to(dtype)
 
 
-def generators(rows):
-    return [torch.Generator().manual_seed(100 + row) for row in rows]
-
-
 def decode(model, rows=(0, 1, 2, 3), alone=False, **kwargs):
-    """generate() on PROMPTS rows `rows` with one generator per row (`alone`: one row, its padding dropped)."""
-    rows = list(rows)
-    ids, mask = PROMPTS[rows], PROMPT_MASK[rows]
-    if alone:
-        real = mask[0].bool()
-        ids, mask = ids[:, real], mask[:, real]
-    arguments = dict(max_new_tokens=NEW_TOKENS, pad_token_id=PAD, return_dict_in_generate=True, **kwargs)
-    return model.generate(ids, attention_mask=mask, generator=generators(rows), **arguments)
+    """generate() on PROMPTS rows `rows`, one generator per row (`alone`: one row, its padding dropped)."""
+    return decode_rows(
+        model, PROMPTS, PROMPT_MASK, rows, alone, max_new_tokens=NEW_TOKENS, pad_token_id=PAD,
+        return_dict_in_generate=True, **kwargs,
+    )  # fmt: skip
 
 
 def test_the_plan_cuts_each_row_at_its_own_block_boundaries():
@@ -86,7 +80,7 @@ def test_each_cached_forward_gives_the_logits_of_the_full_forward(logits_shift):
     model = block_model(logits_shift, dtype=torch.float32)
     sampler = DiffusionSampler.from_config(
         DiffusionGenerationConfig(mask_token_id=MASK, strategy="editing", do_sample=True), block_size=BLOCK,
-        generator=generators(range(4)),
+        generator=row_generators(range(4)),
     )  # fmt: skip
     assert isinstance(sampler.cache, ExactBlockCache)  # the default on a block-causal model
     denoiser = DENOISERS.build("mdm", model=model)

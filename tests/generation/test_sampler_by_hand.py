@@ -1,17 +1,16 @@
 """The documented example that drives DiffusionSampler by hand (from_config, prepare, begin_block, model_request,
 step) reproduces generate() token for token, one step output per step."""
 
-import importlib.util
 import pathlib
+
+from ..conftest import load_script
 
 
 EXAMPLE = pathlib.Path(__file__).parents[2] / "examples" / "drive_sampler_by_hand.py"
 
 
 def test_the_hand_driven_sampler_equals_generate(capsys):
-    spec = importlib.util.spec_from_file_location("drive_sampler_by_hand", EXAMPLE)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_script(EXAMPLE)
     canvas = example.main()  # asserts equality with model.generate itself
     assert not (canvas == example.MASK).any()
     printed = capsys.readouterr().out
