@@ -18,12 +18,16 @@ CUDA generator but BD3-LM's `torch.randint` the CPU one, while here both come fr
 These samplers take no prompt (except SEDD's infill) and no padding, as published; `model.generate()` is the
 library's sampler for that. A new one is a `PublishedSampler` subclass registered with
 `@register_published_sampler(name)`.
+
+The samplers of the prompted block-diffusion families continue a prompt; they are `PromptedPublishedSampler`s in the
+same registry, run with `decode_like_authors(model, name, input_ids, ...)` (see `prompted.py`).
 """
 
-from .base import PUBLISHED_SAMPLERS, PublishedSampler, register_published_sampler
+from .base import PUBLISHED_SAMPLERS, PublishedSampler, build_published_sampler, register_published_sampler
 from .bd3lm import BD3LMSemiAR
 from .categorical import keep_unmasked, reveal_weights, sample_categorical
 from .mdlm import MDLMDDPMCache
+from .prompted import PromptedPublishedSampler, check_flag, decode_like_authors
 from .sedd import SEDDAnalytic, SEDDEuler
 
 
@@ -42,9 +46,8 @@ def sample_like_authors(
     """Ids (batch_size, length) from the published sampler `name` with options `sampler_kwargs` (see its class);
     with `return_model_calls`, also the number of model forwards made. Bad arguments raise a ValueError before any
     forward."""
-    if not isinstance(return_model_calls, bool):
-        raise ValueError(f"return_model_calls must be True or False, got {return_model_calls!r}.")
-    sampler = PUBLISHED_SAMPLERS.build(name, **sampler_kwargs)
+    check_flag(return_model_calls, "return_model_calls")
+    sampler = build_published_sampler(name, False, **sampler_kwargs)
     ids, calls = sampler.sample(
         model,
         batch_size=batch_size,
@@ -60,9 +63,11 @@ __all__ = [
     "BD3LMSemiAR",
     "MDLMDDPMCache",
     "PUBLISHED_SAMPLERS",
+    "PromptedPublishedSampler",
     "PublishedSampler",
     "SEDDAnalytic",
     "SEDDEuler",
+    "decode_like_authors",
     "keep_unmasked",
     "register_published_sampler",
     "reveal_weights",

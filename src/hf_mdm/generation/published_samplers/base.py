@@ -17,6 +17,22 @@ PUBLISHED_SAMPLERS = Registry(
 register_published_sampler = PUBLISHED_SAMPLERS.register
 
 
+def build_published_sampler(name, prompted: bool, **kwargs):
+    """`PUBLISHED_SAMPLERS.build(name, **kwargs)`, after refusing a sampler of the other kind: a prompted one
+    (continues a prompt: `decode_like_authors`) where an unprompted one is asked for (`sample_like_authors`), and the
+    reverse."""
+    PUBLISHED_SAMPLERS.check(name)
+    if PUBLISHED_SAMPLERS[name].prompted != prompted:
+        fix = (
+            "decode_like_authors(model, name, input_ids, ...)"
+            if PUBLISHED_SAMPLERS[name].prompted
+            else "sample_like_authors(model, name, batch_size=, length=, steps=, generator=)"
+        )
+        kind = "continues a prompt" if PUBLISHED_SAMPLERS[name].prompted else "samples without a prompt"
+        raise ValueError(f"The {name!r} published sampler {kind}: call {fix}.")
+    return PUBLISHED_SAMPLERS.build(name, **kwargs)
+
+
 class CountedModel:
     """The model as the samplers call it: float32 logits of `model(input_ids, sigma=sigma)`, calls counted."""
 
@@ -60,13 +76,15 @@ def reverse_time_steps(steps: int, eps: float, batch_size: int, device):
 
 class PublishedSampler:
     """Base class. `output_parametrization` and `block_causal` say which DiT models the authors' sampler was made for;
-    `uses_numpy_random_state`: it makes numpy draws (BD3-LM's first-hitting times)."""
+    `uses_numpy_random_state`: it makes numpy draws (BD3-LM's first-hitting times); `prompted`: False (the samplers
+    that continue a prompt are `PromptedPublishedSampler`s, run by `decode_like_authors`)."""
 
     name: str
     family: str
     output_parametrization: str
     block_causal = False
     uses_numpy_random_state = False
+    prompted = False
 
     def sample(self, model, *, batch_size, length, steps, generator, numpy_random_state=None):
         """(ids (batch_size, length), number of model forwards). Every argument is checked before the first forward."""
