@@ -22,6 +22,14 @@ Every row records how its samples were generated: `seed` and `generation`, a JSO
 arguments of the cell's `generate()` calls (`"generate"`: strategy, steps, sampling, the suppressed tokens and the
 caller's `generation_kwargs`; a value that is not JSON reads "<not recorded: its type>") and, for a diffusion cell,
 its first samples' generator seeds and prompts (`"samples"`), so a card's usage snippet reruns that cell exactly.
+
+A model that brings its own decoder (transformers' DiffusionGemma, diffusers' `LLaDA2Pipeline`: `hf_mdm.own_decoders`)
+is decoded by that decoder through its adapter: the strategy is the decoder's own rule (the default), the block size
+its own or the sweep's axis as the adapter says, `generation_kwargs` are the decoder's options, and everything it
+cannot honour is refused before the first cell. Its rows are scored as ours; the forwards are the decoder's (its
+adapter counts them) and, as its sampling uses one seed per batch (from the seed, the cell and the batch's first
+sample), its numbers, like the autoregressive row's, depend on `batch_size`. Its `generation` record names the
+`decoder` and holds the first batch's seed and prompts.
 """
 
 import json
@@ -36,6 +44,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from ..generation import DENOISERS, DiffusionGenerationConfig
+from ..own_decoders import own_decoder
 from ..tokenizer_checks import check_mask_token
 from .argument_checks import check_int, check_list, check_names, check_positive_int, check_positive_ints
 from .sweep_columns import CELL_COLUMNS, COLUMNS, names
@@ -66,7 +75,10 @@ SET_BY_THE_SWEEP = ("input_ids", "attention_mask", "max_new_tokens", "steps", "s
 def model_block_size(model) -> int | None:
     """The block size of a block-causal model, None for a bidirectional one: what `generate()`'s denoiser adapter
     says (`MDMConfig.block_size` for hf-mdm's; a stock masked LM, whose config may have another `block_size`, such as
-    BigBird's sparse-attention blocks, is bidirectional)."""
+    BigBird's sparse-attention blocks, is bidirectional); for a model with its own decoder, its adapter's."""
+    decoder = own_decoder(model)
+    if decoder is not None:
+        return decoder.block_size()
     adapter = getattr(model, "denoiser_adapter", None)
     return None if adapter is None else DENOISERS.build(adapter, model=model).block_size()
 
@@ -118,6 +130,23 @@ def sample_seeds(seed: int, strategy: str, length: int, indices) -> list[int]:
     return [base * 1_000_003 + index for index in indices]
 
 
+def batch_seed(seed: int, strategy: str, length: int, indices: list[int]) -> int:
+    """The seed of a batch whose sampler takes one seed (the autoregressive row, a model's own decoder): from the cell
+    and the batch's first sample."""
+    return zlib.crc32(f"{seed}/{strategy}/{length}/{indices[0]}".encode())
+
+
+def ratio_standard_error(numerators: torch.Tensor, denominators: torch.Tensor) -> float:
+    """Standard error of the ratio of sums R = sum(d) / sum(n) over n independent sequences (delta method):
+    sqrt(sum((d_i - R n_i)^2) / (n (n - 1))) / mean(n_i); NaN for one sequence."""
+    count = len(numerators)
+    if count < 2:
+        return float("nan")
+    ratio = numerators.sum() / denominators.sum()
+    residuals = numerators - ratio * denominators
+    return float((residuals.square().sum() / (count * (count - 1))).sqrt() / denominators.mean())
+
+
 def sample_generators(seed: int, strategy: str, length: int, indices: list[int]) -> list[torch.Generator]:
     """One generator per sample, seeded by `sample_seeds`."""
     return [torch.Generator().manual_seed(value) for value in sample_seeds(seed, strategy, length, indices)]
@@ -164,18 +193,38 @@ def _diffusion_batch(model, tokenizer, task, indices, seed, generate_kwargs):
 def _autoregressive_batch(model, tokenizer, task, length, indices, seed, generate_kwargs):
     # transformers' generate() samples from the global RNG: seed it per batch, and restore the caller's state after.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(zlib.crc32(f"{seed}/{AUTOREGRESSIVE}/{length}/{indices[0]}".encode()))
+        torch.manual_seed(batch_seed(seed, AUTOREGRESSIVE, length, indices))
         sequences = model.generate(**task.prompt(tokenizer, indices), **generate_kwargs)
     return sequences[:, -length:], torch.full((len(indices),), float(length)), torch.full((len(indices),), length)
+
+
+def _own_decoder_batch(decoder, tokenizer, task, indices, seed, cell):
+    inputs = task.prompt(tokenizer, indices)
+    input_ids = inputs["input_ids"]
+    attention_mask = inputs.get("attention_mask", torch.ones_like(input_ids))
+    length = cell["length"]
+    sequences, forwards = decoder.decode(input_ids, attention_mask, cell["steps"], length, cell["block_size"],
+                                         cell["suppress_tokens"], batch_seed(seed, cell["strategy"], length, indices),
+                                         **cell["options"])  # fmt: skip
+    return sequences, forwards.float().cpu(), torch.full((len(indices),), length)
 
 
 def run_cell(
     model, tokenizer, task, strategy, length, steps, block_size, num_samples, seed, batch_size, generation_kwargs
 ) -> dict:
     """Generate and score one cell (`block_size`: the row's, `cell_block_size`); `strategy == "autoregressive"`
-    decodes with the causal `model`."""
+    decodes with the causal `model`, a model with its own decoder with that decoder."""
+    decoder = None if strategy == AUTOREGRESSIVE else own_decoder(model)
     if strategy == AUTOREGRESSIVE:
         generate_kwargs, samples = autoregressive_generate_kwargs(task, tokenizer, length), None
+    elif decoder is not None:
+        suppressed = diffusion_generate_kwargs(decoder.module, task, tokenizer, strategy, length, steps, {})
+        generate_kwargs = {"decoder": decoder.name, "strategy": strategy, "steps": steps, "length": length,
+                           "block_size": block_size, "suppress_tokens": suppressed["suppress_tokens"],
+                           "options": generation_kwargs}  # fmt: skip
+        first = list(range(min(num_samples, batch_size)))
+        samples = {"seed": batch_seed(seed, strategy, length, first), "rows": len(first),
+                   "prompts": task.prompt_texts(first)}  # fmt: skip
     else:
         generation_kwargs = {**generation_kwargs, **block_length_kwargs(model, block_size, length)}
         generate_kwargs = diffusion_generate_kwargs(model, task, tokenizer, strategy, length, steps, generation_kwargs)
@@ -189,6 +238,9 @@ def run_cell(
             if strategy == AUTOREGRESSIVE:
                 sequences, row_nfe, row_decoded = _autoregressive_batch(model, tokenizer, task, length, indices,
                                                                         seed, generate_kwargs)  # fmt: skip
+            elif decoder is not None:
+                sequences, row_nfe, row_decoded = _own_decoder_batch(decoder, tokenizer, task, indices, seed,
+                                                                     generate_kwargs)  # fmt: skip
             else:
                 sequences, row_nfe, row_decoded = _diffusion_batch(model, tokenizer, task, indices, seed,
                                                                    generate_kwargs)  # fmt: skip
@@ -198,7 +250,7 @@ def run_cell(
         nfe.append(row_nfe)
         decoded.append(row_decoded)
     scores = task.score(tokenizer, generated, list(range(num_samples)))
-    nfe = torch.cat(nfe)
+    nfe, decoded = torch.cat(nfe), torch.cat(decoded).float()
     return {
         "strategy": strategy,
         "length": length,
@@ -206,7 +258,8 @@ def run_cell(
         "block_size": block_size,
         "steps_per_block": steps / block_count(length, block_size),
         "nfe": float(nfe.mean()),
-        "tokens_per_forward": float(torch.cat(decoded).sum() / nfe.sum()),
+        "tokens_per_forward": float(decoded.sum() / nfe.sum()),
+        "tokens_per_forward_standard_error": ratio_standard_error(decoded, nfe),
         "num_samples": num_samples,
         **scores,
         "latency_s": elapsed / batches,
@@ -244,7 +297,7 @@ def sweep_steps(
     tokenizer,
     task: "LanguageTask | PromptTask",
     steps: list[int],
-    strategies: list[str] = ("confidence",),
+    strategies: "list[str] | None" = None,
     lengths: list[int] = (32,),
     num_samples: int = 64,
     seed: int = 0,
@@ -262,10 +315,12 @@ def sweep_steps(
 
     Args:
         model: a model with the diffusion `generate()` (MDMForMaskedGeneration, or any masked LM after
-            `enable_diffusion_generation`, or a language's oracle denoiser).
+            `enable_diffusion_generation`, or a language's oracle denoiser), or a model with its own decoder that an
+            `hf_mdm.own_decoders` adapter wraps (DiffusionGemma, an `LLaDA2Pipeline`).
         tokenizer: its tokenizer (a formal language's `tokenizer()` for a `LanguageTask`).
         task: a `LanguageTask` (exact TER and SER) or a `PromptTask` (SER = wrong final answers).
-        steps, strategies, lengths: the grid; `lengths` are generated tokens per sample.
+        steps, strategies, lengths: the grid; `lengths` are generated tokens per sample. `strategies` unset:
+            ["confidence"], or the own decoder's rule.
         num_samples: sequences per cell; `seed`: base seed; `batch_size`: sequences per `generate()` call.
         autoregressive_model: optional causal LM for the AR row of every length.
         output_path: JSON-lines file that receives each finished cell; `resume=True` keeps the cells already in it
@@ -283,6 +338,9 @@ def sweep_steps(
     a block size that does not divide a length, or fewer steps than a cell's blocks (each block needs one).
     """
     steps, lengths = check_positive_ints("steps", steps), check_positive_ints("lengths", lengths)
+    decoder = own_decoder(model)
+    if strategies is None:
+        strategies = ["confidence"] if decoder is None else [decoder.strategy]
     strategies = check_names("strategies", strategies)
     num_samples = check_positive_int("num_samples", num_samples)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -290,7 +348,7 @@ def sweep_steps(
     if AUTOREGRESSIVE in strategies:
         raise ValueError("The autoregressive row comes from `autoregressive_model=`, not from `strategies`.")
     fixed = sorted(set(generation_kwargs) & set(SET_BY_THE_SWEEP))
-    if fixed:
+    if fixed and decoder is None:
         raise ValueError(
             f"sweep_steps sets {fixed} itself (every cell samples at temperature 1 with per-sample seeds, the task's "
             "special tokens suppressed); drop them from the keyword arguments, or pass `steps`/`lengths`/`seed`."
@@ -300,12 +358,13 @@ def sweep_steps(
     for length in lengths:
         task.check_length(length)
     sizes = {length: list(dict.fromkeys(cell_block_size(model, b, length) for b in block_sizes)) for length in lengths}
-    for strategy in strategies:  # every name and its arguments, before the first cell runs
+    for strategy in strategies if decoder is None else ():  # every name and its arguments, before any cell runs
         for length in lengths:
             for size in sizes[length]:
                 DiffusionGenerationConfig(strategy=strategy, max_new_tokens=length, **generation_kwargs,
                                           **block_length_kwargs(model, size, length)).validate()  # fmt: skip
-    check_mask_token(model, tokenizer)
+    if decoder is None:
+        check_mask_token(model, tokenizer)
 
     # a cell listed twice (a step count, or two sizes that are one block) runs once
     grid = list(dict.fromkeys((strategy, length, n, size) for strategy in strategies for length in lengths
@@ -319,6 +378,8 @@ def sweep_steps(
             "(ceil(length / block size)); every block needs at least one step. Raise `steps`, or run the possible "
             "cells only with cells=[...]."
         )
+    for strategy, length, n, size in grid if decoder is not None else ():  # what the model's own decoder can run
+        decoder.check(strategy, length, n, size, generation_kwargs)
     cells = grid
     if autoregressive_model is not None:
         cells += [(AUTOREGRESSIVE, length, length, 1) for length in lengths]

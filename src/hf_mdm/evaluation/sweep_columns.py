@@ -90,6 +90,9 @@ SWEEP_COLUMNS = (
                 "{:.1f}", resume_checked=False),
     SweepColumn("tokens_per_forward", "non-negative", "sweep", "tokens decoded / forward passes, over the cell's "
                 "sequences (length / NFE unless rows stop at EOS)", "tokens/forward", "{:.2f}"),
+    SweepColumn("tokens_per_forward_standard_error", "standard error", "sweep", "standard error of "
+                "tokens_per_forward, a ratio of sums over the cell's sequences (delta method), shown in the card's "
+                "Score | tokens per forward table; cells resumed from before it have none", resume_checked=False),
     SweepColumn("num_samples", "positive integer", "sweep", "sequences (documents) scored in the cell",
                 required=True, resume_checked=False),
     SweepColumn("accuracy", "rate", "lm-eval", "the lm-eval metric over the documents", "accuracy", "{:.3f}",

@@ -165,3 +165,23 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(with_standard_error(row, key, fmt) for key, _, fmt in columns) + " |")
     return "\n".join(lines)
+
+
+def score_per_forward_table(rows: list[dict]) -> str:
+    """The sweep in the "Score | tokens per forward" form of the LLaDA 2.x cards: per length and decoder (strategy,
+    block size), at each step count, Score = 100 (1 - SER) with its Wilson 95% interval and the tokens per forward
+    ± its standard error (the value alone for rows written before that column existed). Rows without tokens per
+    forward are left out; empty when none has it."""
+    rows = [row for row in rows if is_present(row.get("tokens_per_forward"))]
+    if not rows:
+        return ""
+    lines = ["| length | decoder | steps | Score (95% interval) | tokens per forward ± SE |", "|---|---|---|---|---|"]
+    for row in sorted(rows, key=lambda row: (row["length"], decoder_label(row), row["steps"])):
+        score = f"{100 * (1 - row['ser']):.1f}"
+        if is_present(row.get("ser_low")) and is_present(row.get("ser_high")):
+            score += f" [{100 * (1 - row['ser_high']):.1f}, {100 * (1 - row['ser_low']):.1f}]"
+        tokens = f"{row['tokens_per_forward']:.2f}"
+        if is_present(row.get("tokens_per_forward_standard_error")):
+            tokens += f" ± {row['tokens_per_forward_standard_error']:.2f}"
+        lines.append(f"| {row['length']} | {decoder_label(row)} | {row['steps']} | {score} | {tokens} |")
+    return "\n".join(lines)

@@ -2,8 +2,10 @@
 
 `ModelCard.from_sweep(table, ...)` builds a `huggingface_hub.ModelCard` whose YAML carries `library_name: hf-mdm`, tags
 and a `model-index` with one `EvalResult` per reported cell (so the Hub renders the results), and whose body has the
-Markdown table, a plot of sequence and token error against steps (with the `[plot]` extra), how to load and generate,
-and the limitation the research predicts, fitted from the sweep.
+Markdown table, the same cells in the "Score | tokens per forward" form of the LLaDA 2.x cards, a plot of sequence and
+token error against steps (with the `[plot]` extra), how to load and generate, and the limitation the research
+predicts, fitted from the sweep. A model that brings its own decoder (`hf_mdm.own_decoders`) is reported by its
+weights, and its snippet decodes through that decoder's adapter.
 
 A sweep table is a `datasets.Dataset` (or a list of dicts) with one row per cell, its columns those of
 `evaluation.sweep_columns` (a value ± its standard error where the row has one; rows written before a standard error
@@ -22,10 +24,26 @@ from ..evaluation.argument_checks import check_known
 from ..evaluation.latency_at_matched_quality import latency_at_matched_quality, matched_quality_table
 from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
 from ..evaluation.sweep_columns import COLUMNS, ERROR_COLUMNS
-from ..evaluation.sweep_table import block_axis, check_sweep_rows, decoder_label, is_present, markdown_table
+from ..evaluation.sweep_table import (
+    block_axis,
+    check_sweep_rows,
+    decoder_label,
+    is_present,
+    markdown_table,
+    score_per_forward_table,
+)
+from ..own_decoders import OWN_DECODERS, own_decoder
 from .push_to_hub import push_with_model_card, push_with_trainer
 from .step_vs_error_plot import AUTOREGRESSIVE, plot_step_vs_error
-from .usage_snippet import MODEL_ID_PLACEHOLDER, metric_config, snippet_model_id, usage_section, with_model_id
+from .usage_snippet import (
+    MODEL_ID_PLACEHOLDER,
+    generation_record,
+    metric_config,
+    snippet_model_id,
+    usage_cell,
+    usage_section,
+    with_model_id,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -156,6 +174,8 @@ class ModelCard(HubModelCard):
         scalings = step_scaling if step_scaling is not None else [
             fit_step_scaling(rows, strategy, "ser", ser_target, block_size) for strategy, block_size in curves
         ]  # fmt: skip
+        if model is not None and own_decoder(model) is not None:
+            model = own_decoder(model).module  # the weights the card reports; the snippet comes from the rows
         body = cls._body(rows, model, model_name, training, scalings, model_id or MODEL_ID_PLACEHOLDER)
         card = cls(f"---\n{data.to_yaml()}\n---\n\n{body}")
         card.sweep_rows = rows
@@ -185,6 +205,18 @@ class ModelCard(HubModelCard):
             "",
             markdown_table(rows),
         ]
+        per_forward = score_per_forward_table(rows)
+        if per_forward:
+            parts += [
+                "",
+                "## Score | tokens per forward",
+                "",
+                "The cells above as the LLaDA 2.x cards report them: Score = 100 (1 - SER) with its Wilson 95% "
+                "interval, and the tokens generated per forward pass ± its standard error (a ratio over the "
+                "sequences, delta method); the autoregressive row generates one token per forward.",
+                "",
+                per_forward,
+            ]
         parts += ["", PLOT_LINK]
         parts += matched_quality_section(rows)
         parts += [
@@ -204,7 +236,7 @@ class ModelCard(HubModelCard):
             "",
             "## How to use",
             "",
-            *usage_section(rows, model, model_id),
+            *own_decoder_usage(rows, model, model_id),
         ]
         return "\n".join(parts) + "\n"
 
@@ -272,6 +304,17 @@ class ModelCard(HubModelCard):
                 create_pr=create_pr,
                 parent_commit=parent_commit,
             )
+
+
+def own_decoder_usage(rows: list[dict], model, model_id: str) -> list[str]:
+    """The "How to use" lines: for rows a model's own decoder generated (their record names the `decoder`), that
+    decoder's adapter snippet (`OwnDecoder.usage`); otherwise hf-mdm's `usage_section`."""
+    record = generation_record(usage_cell(rows, model)) or {}
+    name = record.get("generate", {}).get("decoder")
+    if name is None:
+        return usage_section(rows, model, model_id)
+    OWN_DECODERS.check(name)
+    return OWN_DECODERS[name].usage(record, model_id)
 
 
 def check_card_arguments(rows: list[dict], step_scaling, training, **names) -> None:
