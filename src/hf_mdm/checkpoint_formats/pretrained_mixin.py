@@ -21,6 +21,7 @@ from ..remote_code import write_remote_code
 from ..transformers_compat import forget_weight_conversions
 from ..weight_files import check_safetensors_files, verify_sha256
 from .base import FORMAT_CONFIG_CLASSES, find_checkpoint_format, known_formats
+from .llada2_export import LLADA2_FORMAT, LLADA2_MODEL_TYPE, save_llada2
 
 
 def check_model_card(model_card) -> None:
@@ -118,16 +119,37 @@ class DiffusionPretrainedMixin:
             model.generation_config = checkpoint_format.to_generation_config(model.generation_config)
         return (model, info) if return_info else model
 
-    def save_pretrained(self, save_directory, *args, remote_code: bool = False, model_card=None, **kwargs):
-        """`PreTrainedModel.save_pretrained`, plus two options:
+    def save_pretrained(
+        self, save_directory, *args, remote_code: bool = False, model_card=None, checkpoint_format=None, **kwargs
+    ):
+        """`PreTrainedModel.save_pretrained`, plus three options:
 
         remote_code: also write hf-mdm's modeling and generation code and an `auto_map`, so that
             `AutoModel.from_pretrained(dir, trust_remote_code=True)` works where hf-mdm is not installed.
         model_card: an `hf_mdm.ModelCard` (e.g. `ModelCard.from_sweep(...)`) written as the folder's README.md.
+        checkpoint_format: `"llada2"` writes a block-diffusion `MDMForMaskedGeneration` in LLaDA 2.x's published
+            format (model_type "llada2_moe", all layers dense), which SGLang serves and the authors' code loads
+            (`llada2_export`); with it, the only other options are `max_shard_size` and `model_card`. None: an hf-mdm
+            folder. A `LLaDA2MoeForMaskedDiffusion` saves in that format either way.
         """
         if model_card is not None:
             check_model_card(model_card)
-        super().save_pretrained(save_directory, *args, **kwargs)
+        if checkpoint_format is not None:
+            if checkpoint_format != LLADA2_FORMAT:
+                raise ValueError(
+                    f"checkpoint_format={checkpoint_format!r} is not a format hf-mdm writes; use "
+                    f"{LLADA2_FORMAT!r} (LLaDA 2.x), or leave it unset for an hf-mdm folder."
+                )
+            unsupported = sorted(set(kwargs) - {"max_shard_size"}) + (["remote_code"] if remote_code else [])
+            if args or unsupported:
+                raise ValueError(
+                    f"checkpoint_format={LLADA2_FORMAT!r} writes config.json, generation_config.json and the "
+                    f"weights only (options: max_shard_size, model_card); drop {unsupported or list(args)}."
+                )
+        if checkpoint_format is not None and self.config.model_type != LLADA2_MODEL_TYPE:
+            save_llada2(self, save_directory, **kwargs)
+        else:  # an hf-mdm folder, or a LLaDA 2.x model, whose own folder is that format
+            super().save_pretrained(save_directory, *args, **kwargs)
         if remote_code:
             write_remote_code(save_directory)
         if model_card is not None:
