@@ -20,14 +20,22 @@ library's sampler for that. A new one is a `PublishedSampler` subclass registere
 `@register_published_sampler(name)`.
 
 The samplers of the prompted block-diffusion families continue a prompt; they are `PromptedPublishedSampler`s in the
-same registry, run with `decode_like_authors(model, name, input_ids, ...)` (see `prompted.py`).
+same registry, run with `decode_like_authors(model, name, input_ids, ...)` (see `prompted.py`):
+
+| name | authors' code | model |
+|---|---|---|
+| `llada2_threshold` | LLaDA 2.0 `LLaDA2MoeModelLM.generate` | `LLaDA2MoeForMaskedDiffusion` (its block_size) |
+| `llada21_editing` | LLaDA 2.1 `generate` (threshold + token-to-token editing) | the same |
+| `sdar_block` | SDAR `block_diffusion_generate` | `SDARForMaskedDiffusion` |
 """
 
 from .base import PUBLISHED_SAMPLERS, PublishedSampler, build_published_sampler, register_published_sampler
 from .bd3lm import BD3LMSemiAR
 from .categorical import keep_unmasked, reveal_weights, sample_categorical
+from .llada2 import LLaDA2Threshold, LLaDA21Editing
 from .mdlm import MDLMDDPMCache
 from .prompted import PromptedPublishedSampler, check_flag, decode_like_authors
+from .sdar import SDARBlockDiffusion
 from .sedd import SEDDAnalytic, SEDDEuler
 
 
@@ -61,10 +69,13 @@ def sample_like_authors(
 
 __all__ = [
     "BD3LMSemiAR",
+    "LLaDA21Editing",
+    "LLaDA2Threshold",
     "MDLMDDPMCache",
     "PUBLISHED_SAMPLERS",
     "PromptedPublishedSampler",
     "PublishedSampler",
+    "SDARBlockDiffusion",
     "SEDDAnalytic",
     "SEDDEuler",
     "decode_like_authors",

@@ -123,7 +123,7 @@ class PublishedSampler:
             others = sorted(
                 name
                 for name, sampler in PUBLISHED_SAMPLERS.items()
-                if sampler.output_parametrization == config.output_parametrization
+                if not sampler.prompted and sampler.output_parametrization == config.output_parametrization
             )
             raise ValueError(
                 f"The {self.name!r} sampler reads {self.family}'s {self.output_parametrization!r} output, but this "

@@ -15,22 +15,23 @@ from .base import build_published_sampler
 
 
 class CountedForward:
-    """The model as a prompted sampler calls it: float32 logits of `model(input_ids, **kwargs)`, forwards counted."""
+    """The model as a prompted sampler calls it: `logits(model, input_ids, **kwargs)`, forwards counted."""
 
-    def __init__(self, model):
-        self.model, self.device, self.calls = model, model.device, 0
+    def __init__(self, model, logits):
+        self.model, self.logits, self.device, self.calls = model, logits, model.device, 0
 
     def __call__(self, input_ids: torch.LongTensor, **kwargs) -> torch.Tensor:
         self.calls += 1
-        return self.model(input_ids, **kwargs).logits.float()
+        return self.logits(self.model, input_ids, **kwargs)
 
 
 class PromptedPublishedSampler:
     """A sampler published with a prompted block-diffusion family, reproduced decision for decision.
 
     Subclasses set `family` and implement `check_run` (refuse what the authors' sampler does not support, resolve
-    the options against the model) and `run` (one row, as the authors' function); `supports_padding` says whether the
-    family's sampler takes a padded batch (then `decode` passes `attention_mask` to `run`, else it refuses padding).
+    the options against the model) and `run` (one row, as the authors' function, calling the model through the
+    counted `logits`); `supports_padding` says whether the family's sampler takes a padded batch (then `decode` passes
+    `attention_mask` to `run`, else it refuses padding).
     """
 
     name: str
@@ -54,7 +55,7 @@ class PromptedPublishedSampler:
         input_ids = self.check_input_ids(input_ids, config, model.device)
         attention_mask = self.check_attention_mask(attention_mask, input_ids)
         options = self.check_run(config, input_ids)
-        counted = CountedForward(model)
+        counted = CountedForward(model, self.logits)
         with torch.no_grad():
             if self.supports_padding:
                 ids = self.run(counted, config, input_ids, generator, attention_mask=attention_mask, **options)
@@ -112,6 +113,10 @@ class PromptedPublishedSampler:
                 "unpadded (one call per prompt length), or use model.generate(), which decodes padded batches."
             )
         return attention_mask.to(input_ids.device)
+
+    def logits(self, model, input_ids, **kwargs) -> torch.Tensor:
+        """The logits the authors' sampler reads: float32 `model(input_ids, **kwargs).logits`."""
+        return model(input_ids, **kwargs).logits.float()
 
     def check_run(self, config, input_ids) -> dict:
         """Refuse what the authors' sampler does not support; return the options resolved against this model (with
