@@ -22,6 +22,7 @@ from .schedules import get_schedule
 PUBLISHED_VOCAB_SIZE = 157184  # inclusionAI/LLaDA2.0-mini, -flash, LLaDA2.1-mini, -flash
 PUBLISHED_MASK_TOKEN_ID = 156895  # `mask_id` default of their generate()
 BLOCK_LENGTH_DEFAULT = 32  # `block_length` default of their generate()
+PUBLISHED_ARCHITECTURES = ["LLaDA2MoeModelLM"]  # what SGLang and vLLM pick their LLaDA 2.x model by
 
 # config.json keys that the authors' modeling code does not read but hard-codes: the value their code implements.
 HARD_CODED = {
@@ -155,6 +156,16 @@ class LLaDA2MoeConfig(PreTrainedConfig):
         published folder has no `mask_token_id`, so `from_pretrained(path, mask_token_id=...)` must supply it."""
         own = {key: kwargs.pop(key) for key in ("mask_token_id", "block_size") if key in kwargs}
         return super().from_dict({**config_dict, **own}, **kwargs)
+
+    def to_dict(self) -> dict:
+        """`PreTrainedConfig.to_dict` in the published dialect (what `save_pretrained` writes): `architectures` is the
+        authors' class, whatever class saved it, and `auto_map` is dropped (it names the authors' .py files, which
+        hf-mdm does not write; a folder it saves loads with hf-mdm, SGLang or the authors' code fetched by hand)."""
+        output = super().to_dict()
+        if output.get("architectures") is not None:
+            output["architectures"] = list(PUBLISHED_ARCHITECTURES)
+        output.pop("auto_map", None)
+        return output
 
     def is_moe_layer(self, layer_idx: int) -> bool:
         """Whether layer `layer_idx` is a MoE layer (else a dense SwiGLU), as the authors' decoder layer decides."""
