@@ -106,6 +106,18 @@ def test_the_generation_config_is_written_in_llada2_keywords(tmp_path):
     assert "temperature" not in generation  # greedy: their default temperature 0
 
 
+def test_the_exported_generation_config_reads_back_as_the_same_decoding(tmp_path):
+    """hf-mdm reads the dialect back (engineer C's mapping, which LLaDA2MoeForMaskedDiffusion's loading calls):
+    their per-block `steps` must become `steps_per_block` (hf-mdm's `steps` is a total), `threshold` the strategy."""
+    pytest.importorskip("hf_mdm.generation.llada2_generation_config", reason="the LLaDA 2.x dialect mapping")
+    model = block_model()
+    model.generation_config.update(max_new_tokens=16, steps_per_block=2, strategy="threshold", threshold=0.8)
+    loaded = export(model, tmp_path)
+    generation = loaded.generation_config
+    assert (generation.max_new_tokens, generation.steps_per_block, generation.steps) == (16, 2, None)
+    assert (generation.strategy, generation.threshold) == ("threshold", 0.8)
+
+
 def test_the_authors_logits_on_the_fixture_export(tmp_path):
     """The fixture's hf-mdm model, exported now, gives the logits the authors' LLaDA2MoeModelLM computed on its export
     (every column but [MASK], which hf-mdm pins to the lowest float and the format cannot)."""
