@@ -21,7 +21,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrained
 
 from hf_mdm import DataCollatorForMaskedDiffusion
 from hf_mdm.configuration_llada2_moe import HARD_CODED, LLaDA2MoeConfig
-from hf_mdm.modeling_llada2_moe import LLaDA2MoeForMaskedDiffusion, LLaDA2MoeGate, LLaDA2MoeSparseMoeBlock
+from hf_mdm.modeling_llada2_moe import LLaDA2MoeForMaskedDiffusion, LLaDA2MoeGate
 
 from .conftest import decode_rows
 from .test_block_diffusion_training import per_block_reference
@@ -129,29 +129,28 @@ def test_a_2d_mask_is_padding_only_where_the_authors_forward_makes_it_causal():
         torch.testing.assert_close(padded[row, real[row]], alone[row], atol=ATOL, rtol=0)
 
 
-def captured_router_outputs(model, **inputs) -> dict:
-    """{layer index: (router_logits, weights, chosen experts)} of every MoE layer in one forward."""
-    captured = {}
-    for index, layer in enumerate(model.model.layers):
-        if isinstance(layer.mlp, LLaDA2MoeSparseMoeBlock):
-            layer.mlp.gate.register_forward_hook(lambda _, __, out, index=index: captured.__setitem__(index, out))
-    with torch.no_grad():
-        model(**inputs)
-    return captured
-
-
 def test_the_router_chooses_the_authors_experts_from_their_logits():
-    captured = captured_router_outputs(load(block_size=4), input_ids=INPUTS["input_ids"])
-    assert sorted(captured) == [1, 2]
-    for layer, (router_logits, weights, chosen) in captured.items():
-        torch.testing.assert_close(
-            router_logits, EXPECTED[f"router_logits_layer{layer}"].view(32, 8), atol=ATOL, rtol=0
+    """`output_router_logits=True` returns the gate logits of both MoE layers, the authors' recorded ones; the experts
+    chosen from them are the authors', weighted by their unbiased sigmoid scores, renormalised, times 2.5."""
+    model = load(block_size=4)
+    chosen = {}
+    for index in (1, 2):
+        model.model.layers[index].mlp.gate.register_forward_hook(
+            lambda _, __, out, index=index: chosen.__setitem__(index, out[1:])
         )
-        theirs = EXPECTED[f"router_topk_idx_layer{layer}"].view(32, 2)
-        assert torch.equal(chosen.sort(-1).values, theirs.sort(-1).values)
-        # the weights are the *unbiased* sigmoid scores of the chosen experts, renormalised, times 2.5
-        scores = router_logits.sigmoid().gather(1, chosen)
+    with torch.no_grad():
+        output = model(input_ids=INPUTS["input_ids"], output_router_logits=True)
+    assert len(output.router_logits) == 2 and sorted(chosen) == [1, 2]
+    for router_logits, layer in zip(output.router_logits, (1, 2)):
+        theirs = EXPECTED[f"router_logits_layer{layer}"].view(32, 8)
+        torch.testing.assert_close(router_logits, theirs, atol=ATOL, rtol=0)
+        weights, experts = chosen[layer]
+        assert torch.equal(
+            experts.sort(-1).values, EXPECTED[f"router_topk_idx_layer{layer}"].view(32, 2).sort(-1).values
+        )
+        scores = router_logits.sigmoid().gather(1, experts)
         torch.testing.assert_close(weights, 2.5 * scores / scores.sum(-1, keepdim=True))
+    assert load(block_size=4)(input_ids=INPUTS["input_ids"]).router_logits is None  # the config's default: off
 
 
 def gate(**overrides) -> LLaDA2MoeGate:

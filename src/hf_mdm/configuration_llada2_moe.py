@@ -4,7 +4,8 @@ The published config.json is read unchanged: every key the authors' `LLaDA2MoeCo
 defaults (so a key missing from a folder means what it means to their code), plus the keys their config.json carries
 that their modeling code hard-codes (`score_function`, `router_dtype`, `norm_topk_prob`, ...): those are checked
 against what the code does, and a value that asks for an architecture neither their code nor hf-mdm runs is a
-ValueError naming the key. Unknown keys are kept as attributes and saved back.
+ValueError naming the key. Unknown keys are kept as attributes and saved back; `save_pretrained` writes the published
+`architectures` (`LLaDA2MoeModelLM`) and drops `auto_map` (`to_dict`).
 
 hf-mdm's own fields are `mask_token_id` (the authors' generate() default 156895 when the vocabulary is the published
 157184 one; required otherwise) and `block_size` (the authors' `block_length` default, 32): the model is block-causal
@@ -68,8 +69,9 @@ class LLaDA2MoeConfig(PreTrainedConfig):
             channels of each head, the rest pass through. `rotary_dim` (their config.json's redundant copy) must agree.
         rope_scaling: must be None (no scaled RoPE in the published checkpoints; refused otherwise).
         attention_dropout: dropout on attention probabilities (training only). `embedding_dropout`, `output_dropout`,
-            `sliding_window`, `max_window_layers`, `output_router_logits`, `use_cache`: kept, not read (as the
-            authors' code, which with sdpa attention ignores the sliding window too).
+            `sliding_window`, `max_window_layers`, `use_cache`: kept, not read (as the authors' code, which with sdpa
+            attention ignores the sliding window too).
+        output_router_logits: the forward's default for returning each MoE layer's router logits.
         num_experts (None: a dense model), num_experts_per_tok, moe_intermediate_size, num_shared_experts (0 or
             None: none; else one shared SwiGLU of width `moe_intermediate_size * num_shared_experts`), n_group,
             topk_group, routed_scaling_factor, first_k_dense_replace: the MoE layers and their router (sigmoid

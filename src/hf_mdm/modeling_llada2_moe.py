@@ -22,18 +22,20 @@ A prepared 4-D mask is used as given. As in every hf-mdm model the [MASK] column
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutput
+from transformers.modeling_outputs import MoeModelOutputWithPast
 
 # Public transformers modules (no private name): GLM-4-MoE's partial RoPE and DeepSeek-V3's SwiGLU of a given width are
 # the authors' numerics exactly.
 from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MLP
 from transformers.models.glm4_moe.modeling_glm4_moe import Glm4MoeRotaryEmbedding
 from transformers.models.glm4_moe.modeling_glm4_moe import apply_rotary_pos_emb as apply_partial_rotary_pos_emb
+from transformers.utils.output_capturing import OutputRecorder
 
 from .checkpoint_formats.pretrained_mixin import DiffusionPretrainedMixin
 from .configuration_llada2_moe import LLaDA2MoeConfig
@@ -52,6 +54,16 @@ from .transformers_compat import (
     capture_outputs,
     merge_with_config_defaults,
 )
+
+
+@dataclass
+class LLaDA2MoeMaskedDiffusionOutput(MaskedDiffusionOutput):
+    r"""
+    `MaskedDiffusionOutput` plus router_logits: with `output_router_logits=True` (or the config's), one (N, E) float32
+    tensor per MoE layer, the gate logits W x before the sigmoid of the forward's N tokens (as the authors return).
+    """
+
+    router_logits: tuple[torch.FloatTensor, ...] | None = None
 
 
 class LLaDA2MoeRMSNorm(LlamaRMSNorm):
@@ -225,7 +237,11 @@ class LLaDA2MoePreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flex_attn = True
     _supports_attention_backend = True
-    _can_record_outputs = {"hidden_states": LLaDA2MoeDecoderLayer, "attentions": LLaDA2MoeAttention}
+    _can_record_outputs = {
+        "hidden_states": LLaDA2MoeDecoderLayer,
+        "attentions": LLaDA2MoeAttention,
+        "router_logits": OutputRecorder(LLaDA2MoeGate, index=0),
+    }
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -266,12 +282,14 @@ class LLaDA2MoeModel(LLaDA2MoePreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         clean_input_ids: torch.LongTensor | None = None,
         **kwargs,
-    ) -> BaseModelOutput:
+    ) -> MoeModelOutputWithPast:
         r"""
         attention_mask: 2-D padding mask (1 = real token; padding only, never causal, unlike the authors' forward)
             or a prepared 4-D mask (used as given). The blocks are numbered from the 2-D mask, which with a cache
             covers the cached keys too.
         position_ids, cache (or `past_key_values`), clean_input_ids: as `MDMModel.forward`.
+        output_router_logits (keyword, default `config.output_router_logits`): also return each MoE layer's router
+            logits.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
@@ -307,7 +325,7 @@ class LLaDA2MoeModel(LLaDA2MoePreTrainedModel):
                 cache=cache,
                 **kwargs,
             )
-        return BaseModelOutput(last_hidden_state=self.norm(hidden_states))
+        return MoeModelOutputWithPast(last_hidden_state=self.norm(hidden_states))
 
 
 class LLaDA2MoeForMaskedDiffusion(
@@ -356,7 +374,7 @@ class LLaDA2MoeForMaskedDiffusion(
         prompt_mask: torch.Tensor | None = None,
         mask_probability: torch.Tensor | None = None,
         **kwargs,
-    ) -> MaskedDiffusionOutput:
+    ) -> LLaDA2MoeMaskedDiffusionOutput:
         r"""
         As `MDMForMaskedGeneration.forward` (labels select BD3-LM's block objective over [x_t ; x_0]; `t`,
         `mask_probability`, `prompt_length`/`prompt_mask`, `logits_to_keep`, `num_items_in_batch` likewise).
@@ -392,9 +410,19 @@ class LLaDA2MoeForMaskedDiffusion(
         loss = None
         if labels is not None:
             loss = config_loss(self.config, logits, labels, loss_tokens, t, num_items_in_batch)
-        return MaskedDiffusionOutput(
-            loss=loss, logits=logits, t=t, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        return LLaDA2MoeMaskedDiffusionOutput(
+            loss=loss,
+            logits=logits,
+            t=t,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            router_logits=outputs.router_logits,
         )
 
 
-__all__ = ["LLaDA2MoeForMaskedDiffusion", "LLaDA2MoeModel", "LLaDA2MoePreTrainedModel"]
+__all__ = [
+    "LLaDA2MoeForMaskedDiffusion",
+    "LLaDA2MoeMaskedDiffusionOutput",
+    "LLaDA2MoeModel",
+    "LLaDA2MoePreTrainedModel",
+]
