@@ -92,6 +92,17 @@ def test_the_exported_config_and_weights_are_the_published_layout(tmp_path):
     assert "lm_head.weight" in weights and not any("self_attn" in name for name in weights)
 
 
+def test_a_large_export_is_sharded_and_loads_back(tmp_path):
+    model = block_model()
+    model.save_pretrained(tmp_path, checkpoint_format="llada2", max_shard_size="20KB")
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 1
+    loaded = LLaDA2MoeForMaskedDiffusion.from_pretrained(tmp_path)
+    ids, _ = batch(model.config.vocab_size, model.config.mask_token_id)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
+
+
 def test_the_generation_config_is_written_in_llada2_keywords(tmp_path):
     model = block_model()
     model.generation_config.update(max_new_tokens=16, steps_per_block=2, strategy="threshold", threshold=0.8)
