@@ -193,6 +193,40 @@ def test_one_expert_per_token_is_not_renormalised():
     torch.testing.assert_close(weights, 2.5 * torch.sigmoid(torch.tensor([[3.0]])))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    num_experts=st.integers(1, 12),
+    n_group=st.integers(1, 6),
+    topk_group=st.integers(0, 6),
+    top_k=st.integers(0, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_a_router_config_either_is_refused_or_routes_every_token_to_distinct_experts_of_its_best_groups(
+    num_experts, n_group, topk_group, top_k, seed
+):
+    overrides = dict(num_experts=num_experts, n_group=n_group, topk_group=topk_group, num_experts_per_tok=top_k)
+    runnable = (
+        num_experts % n_group == 0
+        and num_experts // n_group >= 2
+        and 1 <= topk_group <= n_group
+        and 1 <= top_k <= topk_group * (num_experts // n_group)
+    )
+    if not runnable:
+        with pytest.raises(ValueError, match="num_experts|n_group|topk_group|num_experts_per_tok"):
+            gate(**overrides)
+        return
+    router = gate(**overrides)
+    generator = torch.Generator().manual_seed(seed)
+    router.weight.data = torch.randn(num_experts, 4, generator=generator)
+    router.expert_bias.copy_(torch.randn(num_experts, generator=generator))
+    _, weights, chosen = router(torch.randn(5, 4, generator=generator))
+    assert chosen.shape == (5, top_k) and all(len(set(row)) == top_k for row in chosen.tolist())
+    groups = chosen // (num_experts // n_group)
+    assert all(len(set(row)) <= topk_group for row in groups.tolist())
+    if top_k > 1:
+        torch.testing.assert_close(weights.sum(-1), torch.full((5,), 2.5))
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(block_size=st.integers(1, 8), pad=st.integers(0, 5), length=st.integers(1, 10), seed=st.integers(0, 2**16))
 def test_any_padding_leaves_a_row_its_unpadded_logits(block_size, pad, length, seed):
@@ -381,6 +415,13 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
     save_file(weights, tmp_path / "folder" / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ValueError, match="missing.*expert_bias"):
         AutoModel.from_pretrained(tmp_path / "folder", mask_token_id=MASK)
+
+
+@pytest.mark.bad_input
+def test_saving_with_hf_mdm_remote_code_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="remote_code=True writes hf-mdm's MDM code.*drop it"):
+        load().save_pretrained(tmp_path, remote_code=True)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 @pytest.mark.bad_input
