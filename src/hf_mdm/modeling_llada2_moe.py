@@ -393,26 +393,12 @@ class LLaDA2MoeForMaskedDiffusion(
         Logits are float32, as the authors return them, with the [MASK] column at float32's minimum.
         """
         labels, loss_tokens, t, clean_input_ids = forward_training_inputs(
-            self.config,
-            labels,
-            clean_input_ids,
-            input_ids,
-            inputs_embeds,
-            attention_mask,
-            t=t,
-            num_items_in_batch=num_items_in_batch,
-            prompt_length=prompt_length,
-            prompt_mask=prompt_mask,
+            self.config, labels, clean_input_ids, input_ids, inputs_embeds, attention_mask, t=t,
+            num_items_in_batch=num_items_in_batch, prompt_length=prompt_length, prompt_mask=prompt_mask,
             mask_probability=mask_probability,
-        )
+        )  # fmt: skip
         outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            inputs_embeds=inputs_embeds,
-            clean_input_ids=clean_input_ids,
-            **kwargs,
+            input_ids, attention_mask, position_ids, cache, inputs_embeds, clean_input_ids=clean_input_ids, **kwargs
         )
         hidden_states = outputs.last_hidden_state
         if clean_input_ids is not None:
@@ -423,13 +409,9 @@ class LLaDA2MoeForMaskedDiffusion(
         if labels is not None:
             loss = config_loss(self.config, logits, labels, loss_tokens, t, num_items_in_batch)
         return LLaDA2MoeMaskedDiffusionOutput(
-            loss=loss,
-            logits=logits,
-            t=t,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+            loss=loss, logits=logits, t=t, hidden_states=outputs.hidden_states, attentions=outputs.attentions,
             router_logits=outputs.router_logits,
-        )
+        )  # fmt: skip
 
 
 __all__ = [
