@@ -92,6 +92,16 @@ def test_the_exported_config_and_weights_are_the_published_layout(tmp_path):
     assert "lm_head.weight" in weights and not any("self_attn" in name for name in weights)
 
 
+def test_the_training_objective_travels_with_the_export(tmp_path):
+    model = block_model(schedule="polynomial", schedule_kwargs={"exponent": 2}, loss_weighting="uniform")
+    loaded = export(model, tmp_path)
+    assert (loaded.config.schedule, loaded.config.schedule_kwargs, loaded.config.loss_weighting) == (
+        "polynomial",
+        {"exponent": 2},
+        "uniform",
+    )
+
+
 def test_a_large_export_is_sharded_and_loads_back(tmp_path):
     model = block_model()
     model.save_pretrained(tmp_path, checkpoint_format="llada2", max_shard_size="20KB")
@@ -103,18 +113,23 @@ def test_a_large_export_is_sharded_and_loads_back(tmp_path):
         torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
 
 
-def test_the_generation_config_is_written_in_llada2_keywords(tmp_path):
+@pytest.mark.parametrize(
+    "settings, written",
+    [
+        (dict(strategy="threshold", threshold=0.8), dict(threshold=0.8)),
+        (dict(strategy="threshold"), dict(threshold=0.9)),  # hf-mdm's default tau
+        (dict(strategy="confidence"), dict(threshold=1.0)),  # no p is above 1: the most confident ones each step
+        (dict(), dict(threshold=1.0)),  # confidence is the default
+        (dict(do_sample=True, temperature=0.7, top_k=5), dict(threshold=1.0, temperature=0.7, top_k=5)),
+    ],
+)
+def test_the_generation_config_is_written_in_llada2_keywords(tmp_path, settings, written):
     model = block_model()
-    model.generation_config.update(max_new_tokens=16, steps_per_block=2, strategy="threshold", threshold=0.8)
+    model.generation_config.update(max_new_tokens=16, steps_per_block=4, **settings)
     model.save_pretrained(tmp_path, checkpoint_format="llada2")
     generation = json.loads((tmp_path / "generation_config.json").read_text())
-    assert {key: generation[key] for key in ("block_length", "steps", "gen_length", "threshold")} == {
-        "block_length": BLOCK,
-        "steps": 2,
-        "gen_length": 16,
-        "threshold": 0.8,
-    }
-    assert "temperature" not in generation  # greedy: their default temperature 0
+    decoding = {key: value for key, value in generation.items() if not key.endswith("token_id")}
+    assert decoding == {"block_length": BLOCK, "steps": 4, "gen_length": 16, **written}
 
 
 def test_the_exported_generation_config_reads_back_as_the_same_decoding(tmp_path):
@@ -122,10 +137,10 @@ def test_the_exported_generation_config_reads_back_as_the_same_decoding(tmp_path
     their per-block `steps` must become `steps_per_block` (hf-mdm's `steps` is a total), `threshold` the strategy."""
     pytest.importorskip("hf_mdm.generation.llada2_generation_config", reason="the LLaDA 2.x dialect mapping")
     model = block_model()
-    model.generation_config.update(max_new_tokens=16, steps_per_block=2, strategy="threshold", threshold=0.8)
+    model.generation_config.update(max_new_tokens=16, steps_per_block=BLOCK, strategy="threshold", threshold=0.8)
     loaded = export(model, tmp_path)
     generation = loaded.generation_config
-    assert (generation.max_new_tokens, generation.steps_per_block, generation.steps) == (16, 2, None)
+    assert (generation.max_new_tokens, generation.steps_per_block, generation.steps) == (16, BLOCK, None)
     assert (generation.strategy, generation.threshold) == ("threshold", 0.8)
 
 
@@ -228,6 +243,15 @@ def test_a_model_with_lora_layers_is_refused_naming_the_merge(tmp_path):
 def test_options_the_export_does_not_take_are_refused(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         block_model().save_pretrained(tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.bad_input
+def test_a_decoding_strategy_their_sampler_lacks_is_refused(tmp_path):
+    model = block_model()
+    model.generation_config.update(strategy="random")
+    with pytest.raises(ValueError, match="strategy to 'threshold' or 'confidence'"):
+        model.save_pretrained(tmp_path / "out", checkpoint_format="llada2")
     assert not (tmp_path / "out").exists()
 
 

@@ -28,6 +28,8 @@ import torch
 from huggingface_hub import save_torch_state_dict
 from transformers.utils import logging
 
+from ..generation.configuration import DiffusionGenerationConfig
+
 
 logger = logging.get_logger(__name__)
 
@@ -117,7 +119,7 @@ def llada2_state_dict(model) -> dict[str, torch.Tensor]:
 
 def llada2_config_dict(model) -> dict:
     """config.json in LLaDA 2.x's keys: every layer dense, a consistent MoE description the code never reads, plus
-    hf-mdm's `mask_token_id` and `block_size`."""
+    hf-mdm's `mask_token_id`, `block_size` and training objective (`schedule`, `schedule_kwargs`, `loss_weighting`)."""
     config = model.config
     layers = config.num_hidden_layers
     return {
@@ -179,17 +181,33 @@ def llada2_config_dict(model) -> dict:
         "eos_token_id": config.eos_token_id,
         "mask_token_id": config.mask_token_id,
         "block_size": config.block_size,
+        # The training objective, for hf-mdm to fine-tune on as it was trained (the authors' code ignores these).
+        "schedule": config.schedule,
+        "schedule_kwargs": config.schedule_kwargs,
+        "loss_weighting": config.loss_weighting,
     }
 
 
 def llada2_generation_config_dict(model) -> dict:
     """generation_config.json in the dialect of the authors' generate() keywords: `block_length` (= block_size),
-    `steps` (per block), `gen_length`, `threshold` (with the threshold strategy), and, when sampling, `temperature`,
-    `top_k`, `top_p` (unset: their default temperature 0, argmax)."""
+    `steps` (per block), `gen_length`, `threshold` and, when sampling, `temperature`, `top_k`, `top_p` (unset: their
+    default temperature 0, argmax).
+
+    Their sampler commits every masked position with p > threshold, else the most confident ones: hf-mdm's
+    `threshold` strategy is that rule (tau = `threshold`), its `confidence` strategy is it with no position ever
+    above (tau = 1.0). Other strategies have no counterpart: refused."""
     generation = model.generation_config
     block_size = model.config.block_size
-    steps_per_block = getattr(generation, "steps_per_block", None)
-    total_steps, max_new_tokens = getattr(generation, "steps", None), generation.max_new_tokens
+    unset = DiffusionGenerationConfig.diffusion_defaults(block_size)
+    strategy = generation.strategy or unset["strategy"]
+    if strategy not in ("confidence", "threshold"):
+        raise ValueError(
+            f"generation_config.strategy={strategy!r} has no counterpart in LLaDA 2.x's sampler (threshold decoding); "
+            "set generation_config.strategy to 'threshold' or 'confidence' before exporting (the exported folder "
+            "is decoded with whatever its generation_config.json says)."
+        )
+    steps_per_block = generation.steps_per_block
+    total_steps, max_new_tokens = generation.steps, generation.max_new_tokens
     if total_steps is not None:
         blocks = max_new_tokens // block_size if max_new_tokens else 0
         if not blocks or max_new_tokens % block_size or total_steps % blocks:
@@ -198,14 +216,15 @@ def llada2_generation_config_dict(model) -> dict:
                 "block. Set generation_config.steps_per_block (and steps=None) before exporting."
             )
         steps_per_block = total_steps // blocks
+    sampling = generation.do_sample
     values = {
         "block_length": block_size,
         "steps": steps_per_block or block_size,
         "gen_length": max_new_tokens,
-        "temperature": generation.temperature if generation.do_sample else None,  # unset: theirs is 0.0, argmax
-        "top_k": generation.top_k if generation.do_sample else None,
-        "top_p": generation.top_p if generation.do_sample else None,
-        "threshold": generation.threshold if generation.strategy == "threshold" else None,
+        "threshold": (generation.threshold or unset["threshold"]) if strategy == "threshold" else 1.0,
+        "temperature": (generation.temperature or unset["temperature"]) if sampling else None,
+        "top_k": generation.top_k if sampling else None,
+        "top_p": generation.top_p if sampling else None,
         "bos_token_id": model.config.bos_token_id,
         "eos_token_id": model.config.eos_token_id,
         "pad_token_id": model.config.pad_token_id,
