@@ -9,6 +9,7 @@ from ..evaluation import read_sweep_rows
 from ..evaluation.step_scaling import check_target
 from ..evaluation.sweep_table import check_sweep_rows
 from ..hub import ModelCard
+from ..own_decoders import load_own_decoder_model
 
 
 @dataclass
@@ -18,8 +19,8 @@ class CardArguments:
     model_name_or_path: str | None = field(
         default=None,
         metadata={
-            "help": "Model folder (ours, LLaDA/Dream, or any masked LM): its size facts, and the folder the "
-            "card's usage snippet loads."
+            "help": "Model folder (ours, LLaDA/Dream, DiffusionGemma, or any masked LM): its size facts, and the "
+            "folder the card's usage snippet loads."
         },  # fmt: skip
     )
     model_name: str = "hf-mdm model"
@@ -41,7 +42,9 @@ def run(args: CardArguments):
     check_target(args.ser_target)
     model, model_id = None, None
     if args.model_name_or_path:
-        model = AutoModelForMaskedLM.from_pretrained(args.model_name_or_path)
+        model = load_own_decoder_model(args.model_name_or_path) or AutoModelForMaskedLM.from_pretrained(
+            args.model_name_or_path
+        )
         local = Path(args.model_name_or_path)
         model_id = str(local.resolve()) if local.is_dir() else args.model_name_or_path
     card = ModelCard.from_sweep(rows, model=model, model_name=args.model_name, task_name=args.task_name,

@@ -14,6 +14,7 @@ from ..evaluation.sweep_table import ONE_BLOCK
 from ..generation import enable_diffusion_generation
 from ..hub.step_vs_error_plot import plot_step_vs_error
 from ..model_loading import diffusion_model_class
+from ..own_decoders import load_own_decoder_model, own_decoder
 from .language_arguments import LanguageArguments, language_choices
 
 
@@ -39,7 +40,10 @@ class SweepArguments:
     answer_column: str = "answer"
     normalizer: str = field(default="strip", metadata={"help": f"Answer normaliser: {sorted(NORMALIZERS)}."})
     steps: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32], metadata={"help": "Step counts."})
-    strategies: list[str] = field(default_factory=lambda: ["random", "confidence"], metadata={"help": "Strategies."})
+    strategies: list[str] | None = field(
+        default=None,
+        metadata={"help": "Strategies. Default: random confidence; a model with its own decoder: its own rule."},
+    )
     lengths: list[int] = field(default_factory=lambda: [16, 32], metadata={"help": "Generated lengths."})
     block_size: list[str] | None = block_size_argument(
         "Decoding block sizes, an axis of the sweep (L: one block over the whole length; a block-causal model: its "
@@ -83,7 +87,9 @@ def load_model(args: SweepArguments, task):
             raise ValueError("--oracle needs a formal language task (--language).")
         tokenizer = task.language.tokenizer()
         return enable_diffusion_generation(task.language.oracle_model(), tokenizer), tokenizer
-    model = diffusion_model_class(args.model_name_or_path).from_pretrained(args.model_name_or_path).eval()
+    model = load_own_decoder_model(args.model_name_or_path)  # DiffusionGemma: decoded by its own generate()
+    if model is None:
+        model = diffusion_model_class(args.model_name_or_path).from_pretrained(args.model_name_or_path).eval()
     tokenizer = task.language.tokenizer() if isinstance(task, LanguageTask) else None
     return model, tokenizer or AutoTokenizer.from_pretrained(args.model_name_or_path)
 
@@ -119,8 +125,9 @@ def run(args: SweepArguments, language_args: LanguageArguments):
     task = load_task(args, language_args)
     autoregressive = load_autoregressive(args, task)
     model, tokenizer = load_model(args, task)
+    strategies = args.strategies or (None if own_decoder(model) else ["random", "confidence"])
     table = sweep_steps(
-        model, tokenizer, task, steps=args.steps, strategies=args.strategies, lengths=args.lengths,
+        model, tokenizer, task, steps=args.steps, strategies=strategies, lengths=args.lengths,
         num_samples=args.num_samples, seed=args.seed, batch_size=args.batch_size,
         autoregressive_model=autoregressive, output_path=output_dir / "sweep.jsonl",
         resume=args.resume, block_sizes=sizes,

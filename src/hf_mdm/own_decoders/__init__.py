@@ -17,6 +17,8 @@ The sweep scores the ids as it scores ours and reports tokens per forward = gene
 (another strategy than its own, a length or step budget it cannot split, an option it does not read), naming the fix.
 """
 
+from transformers import PreTrainedConfig
+
 from ..registry import Registry
 
 
@@ -35,6 +37,12 @@ class OwnDecoder:
     strategy: str
     set_here: tuple[str, ...] = ()
     install_extra: str = ""  # the pip extra the decoder needs, e.g. "[llada2-pipeline]"
+    model_types: tuple[str, ...] = ()  # the config.json model_types whose folders `from_pretrained` loads
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str):
+        """The model of a folder of one of `model_types` (for `hf-mdm sweep`/`card` and lm-eval's `pretrained`)."""
+        raise NotImplementedError
 
     def __init__(self, model):
         self.model = model
@@ -133,6 +141,15 @@ def whole_blocks(name: str, total: int, parts: int, what: str, fix: str) -> int:
     return total // parts
 
 
+def load_own_decoder_model(model_name_or_path: str):
+    """The model of a folder whose config.json `model_type` an adapter loads (DiffusionGemma's), else None."""
+    model_type = PreTrainedConfig.get_config_dict(model_name_or_path)[0].get("model_type")
+    for adapter in OWN_DECODERS.values():
+        if model_type in adapter.model_types:
+            return adapter.from_pretrained(model_name_or_path)
+    return None
+
+
 def own_decoder(model) -> OwnDecoder | None:
     """The adapter of a model that brings its own decoder (the model itself when it is an adapter), else None."""
     if isinstance(model, OwnDecoder):
@@ -146,4 +163,4 @@ def own_decoder(model) -> OwnDecoder | None:
 from . import diffusion_gemma, llada2_pipeline  # noqa: E402, F401  (registers the adapters)
 
 
-__all__ = ["OWN_DECODERS", "OwnDecoder", "own_decoder", "register_own_decoder"]
+__all__ = ["OWN_DECODERS", "OwnDecoder", "load_own_decoder_model", "own_decoder", "register_own_decoder"]

@@ -19,7 +19,7 @@ most `max_denoising_steps` entropy-bounded denoising steps, stopping a canvas ea
 """
 
 import torch
-from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
+from transformers import DiffusionGemmaForBlockDiffusion, LogitsProcessorList, SuppressTokensLogitsProcessor
 
 from . import OwnDecoder, register_own_decoder, whole_blocks
 
@@ -31,6 +31,11 @@ class DiffusionGemmaDecoder(OwnDecoder):
     strategy = "entropy_bound"
     set_here = ("max_new_tokens", "max_length", "max_denoising_steps", "eos_token_id", "pad_token_id",
                 "return_dict_in_generate")  # fmt: skip
+    model_types = ("diffusion_gemma",)
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str):
+        return DiffusionGemmaForBlockDiffusion.from_pretrained(model_name_or_path).eval()
 
     @classmethod
     def wraps(cls, model) -> bool:
