@@ -58,7 +58,7 @@ class SDARConfig(Qwen3Config):
 
     def validate_sdar_fields(self):
         """Raise a ValueError that names the fix for a missing block size or [MASK] id, or an unsupported key."""
-        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) or self.block_size < 1:
+        if self.block_size is None or self.block_size < 1:
             raise ValueError(
                 f"SDARConfig needs block_size, the positive block size the checkpoint was trained at (config.json's "
                 f"`block_size`, e.g. 4), got {self.block_size!r}."

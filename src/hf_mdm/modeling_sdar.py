@@ -32,7 +32,9 @@ class SDARForMaskedDiffusion(Qwen3PreTrainedModel, DiffusionGenerationMixin):
     `generate()`; `AutoModel.from_pretrained(sdar_folder)` returns it, `save_pretrained` writes SDAR's format.
 
     Attention backends: SDPA (default) and eager, with the block mask. Flash attention cannot take a block mask and
-    is refused; flex attention (config.json's `attn_implementation`, the authors' training kernel) is not used.
+    is refused; flex attention (config.json's `attn_implementation`, the authors' training kernel) is not used: that
+    value, also when passed as `from_pretrained(attn_implementation="flex_attention")`, is read as the published
+    training flag, and `set_attn_implementation("flex_attention")` is refused.
     """
 
     config_class = SDARConfig
@@ -48,11 +50,22 @@ class SDARForMaskedDiffusion(Qwen3PreTrainedModel, DiffusionGenerationMixin):
     def __init__(self, config: SDARConfig):
         super().__init__(config)
         self.model = Qwen3Model(config)
-        for layer in self.model.layers:
-            # Read by the SDPA backend when no mask tensor is given: never causal here.
-            layer.self_attn.is_causal = False
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing a folder whose weights do not fit its config.json (transformers
+        would only warn and initialise the missing ones at random)."""
+        return_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        if info["missing_keys"] or info["unexpected_keys"]:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} does not match SDAR's layout (transformers' Qwen3 weight names): "
+                f"missing {sorted(info['missing_keys'])}, unexpected {sorted(info['unexpected_keys'])}. Its weights "
+                "do not fit its config.json: fix config.json or save the model again with save_pretrained."
+            )
+        return (model, info) if return_info else model
 
     def adjust_generation_fn(self, *args, **kwargs):
         """`from_pretrained` hook: the folder's generation_config.json read in SDAR's dialect

@@ -16,7 +16,9 @@ the authors' `tril(ones(n, n))` repeated L times both ways, whatever the model's
    L % steps steps: `sequential` the leftmost masked ones, `low_confidence_static` the n_s of highest p,
    `low_confidence_dynamic` every masked position with p > `confidence_threshold` if there are at least n_s, else
    the n_s of highest p. (When n_s exceeds the masks left, the authors' top-k also picks revealed positions and
-   redraws them; reproduced.) A block without [MASK] is committed: one forward that stores its keys/values;
+   redraws them, prompt tokens of the first, partial block included; reproduced. A block that still holds [MASK]
+   after its steps, because a step drew the [MASK] token, whose logit they keep, raises a RuntimeError where their
+   function raises an IndexError.) A block without [MASK] is committed: one forward that stores its keys/values;
 3. after each block, stop if any `stopping_criteria_idx` id occurs after the prompt.
 
 The result is the whole canvas (prompt, decoded blocks, [MASK] left in blocks never reached), as theirs. The authors'
