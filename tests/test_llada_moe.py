@@ -127,6 +127,27 @@ def test_greedy_generate_reproduces_llada_generate_step_by_step(case):
     assert output.sequences.tolist() == case["output_ids"]
 
 
+def test_a_generation_config_with_only_special_ids_decodes_as_llada(tmp_path):
+    """A generation_config.json with only the special ids (as LLaDA's) still selects LLaDA's sampler."""
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(FOLDER / name, tmp_path)
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": PAD_ID, "pad_token_id": PAD_ID}))
+    model = AutoModel.from_pretrained(tmp_path, mask_token_id=MASK_ID).eval()
+    built = LLaDAMoEForMaskedDiffusion(model.config)  # a model built from a config decodes as LLaDA too
+    for generation_config in (model.generation_config, built.generation_config):
+        assert (generation_config.strategy, generation_config.reveal_counts) == ("confidence", "llada")
+    case = CASES[1]
+    args = case["args"]
+    output = model.generate(
+        torch.tensor(case["prompt"]),
+        max_new_tokens=args["gen_length"],
+        steps=args["steps"],
+        block_length=args["block_length"],
+        eos_token_id=None,
+    )
+    assert output.tolist() == case["output_ids"]
+
+
 def test_a_padded_row_decodes_as_it_does_alone():
     case = next(case for case in CASES if case["attention_mask"] is not None)
     prompts, prompt_mask = torch.tensor(case["prompt"]), torch.tensor(case["attention_mask"])
