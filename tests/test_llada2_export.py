@@ -92,6 +92,16 @@ def test_the_exported_config_and_weights_are_the_published_layout(tmp_path):
     assert "lm_head.weight" in weights and not any("self_attn" in name for name in weights)
 
 
+def test_a_llada2_model_saves_in_its_own_format_when_asked_for_llada2(tmp_path):
+    model = block_model()
+    loaded = export(model, tmp_path / "first")
+    loaded.save_pretrained(tmp_path / "again", checkpoint_format="llada2")
+    again = LLaDA2MoeForMaskedDiffusion.from_pretrained(tmp_path / "again").eval()
+    ids, _ = batch(model.config.vocab_size, model.config.mask_token_id)
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
+
+
 def test_the_training_objective_travels_with_the_export(tmp_path):
     model = block_model(schedule="polynomial", schedule_kwargs={"exponent": 2}, loss_weighting="uniform")
     loaded = export(model, tmp_path)
