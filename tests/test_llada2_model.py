@@ -269,6 +269,19 @@ def test_a_padded_batch_decodes_each_row_as_alone(strategy):
         assert int(batch.nfe[row]) == int(alone.nfe[0])
 
 
+def test_generate_with_the_folder_s_decoding_gives_the_authors_2_0_tokens():
+    """The published generation_config.json (eos/pad only) reads as the authors' generate() defaults (threshold 0.95,
+    greedy: `generation.llada2_generation_config`); hf-mdm's generate() then decodes their recorded 2.0 case."""
+    case = json.loads((FIXTURE / "reference_generate.json").read_text())["cases"][0]
+    assert case["name"] == "v20_block4_steps4_thr0.95"
+    model = load(block_size=case["args"]["block_length"])
+    generation = model.generation_config
+    assert (generation.strategy, generation.threshold, generation.do_sample) == ("threshold", 0.95, False)
+    with torch.no_grad():
+        output = model.generate(torch.tensor([case["prompt"]]), max_new_tokens=case["args"]["gen_length"])
+    assert output[0, len(case["prompt"]) :].tolist() == case["output"]
+
+
 # --- saving ---------------------------------------------------------------------------------------------------------
 def test_save_pretrained_writes_the_published_format_back(tmp_path):
     model = load(block_size=4)

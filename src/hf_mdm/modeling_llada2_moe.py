@@ -41,6 +41,7 @@ from .checkpoint_formats.pretrained_mixin import DiffusionPretrainedMixin
 from .configuration_llada2_moe import LLaDA2MoeConfig
 from .diffusion_attention import diffusion_attention_mask, noisy_and_clean_inputs
 from .generation.configuration import DiffusionGenerationConfig
+from .generation.llada2_generation_config import llada2_generation_config
 from .generation.mixin import DiffusionGenerationMixin
 from .masked_diffusion_objective import check_token_id_dtype, config_loss, forward_training_inputs
 from .modeling_mdm import MaskedDiffusionOutput, kept_positions
@@ -367,6 +368,13 @@ class LLaDA2MoeForMaskedDiffusion(
                 "modeling_llada2_moe.py, trust_remote_code=True)."
             )
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def adjust_generation_fn(self, *args, **kwargs):
+        """`from_pretrained` hook: the folder's generation_config.json read in LLaDA 2.x's dialect (their generate()
+        keywords: `gen_length`, `block_length`, `steps`, `threshold`, ...; `generation.llada2_generation_config`),
+        the authors' defaults (threshold 0.95, greedy) where it sets none."""
+        super().adjust_generation_fn(*args, **kwargs)
+        self.generation_config = llada2_generation_config(self.generation_config, self.config)
 
     @can_return_tuple
     @accepts_legacy_cache_name
