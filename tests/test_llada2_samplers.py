@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from hf_mdm import MDMForMaskedGeneration
 from hf_mdm.generation.published_samplers import decode_like_authors, sample_like_authors
-from hf_mdm.generation.published_samplers.llada2 import transfer_counts
+from hf_mdm.generation.published_samplers.filtered_draws import transfer_counts
 from hf_mdm.modeling_llada2_moe import LLaDA2MoeForMaskedDiffusion
 from tests.conftest import tiny_config
 

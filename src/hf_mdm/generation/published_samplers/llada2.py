@@ -21,6 +21,7 @@ import torch
 
 from ...value_checks import check_integer, is_real
 from .base import check_token, register_published_sampler
+from .filtered_draws import sample_filtered, transfer_counts
 from .prompted import PromptedPublishedSampler, check_flag
 
 
@@ -32,33 +33,6 @@ def check_number(value, name: str, low=-math.inf, high=math.inf) -> float:
     if not is_real(value) or math.isnan(value) or not low <= value <= high:
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}.")
     return float(value)
-
-
-def top_k_logits(logits: torch.Tensor, k) -> torch.Tensor:
-    """The authors' `_top_k_logits`: logits below the k-th largest set to -inf (k None or <= 0: unchanged)."""
-    if k is None or k <= 0:
-        return logits
-    kth = torch.topk(logits, k).values[..., -1, None]
-    return torch.where(logits < kth, torch.full_like(logits, float("-inf")), logits)
-
-
-def top_p_logits(logits: torch.Tensor, p) -> torch.Tensor:
-    """The authors' `_top_p_logits`: in descending order, drop every token after the cumulative softmax first exceeds
-    p (the top one is always kept); p None or >= 1: unchanged."""
-    if p is None or p >= 1.0:
-        return logits
-    sorted_logits, order = torch.sort(logits, descending=True)
-    beyond = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1) > p
-    beyond[..., 1:] = beyond[..., :-1].clone()
-    beyond[..., 0] = False
-    return logits.masked_fill(torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, beyond), float("-inf"))
-
-
-def transfer_counts(block_length: int, steps: int) -> list[int]:
-    """The authors' `_get_num_transfer_tokens`: block_length // steps per step, one more for the first
-    block_length % steps steps (steps > block_length: the extra steps commit only above the threshold)."""
-    base, remainder = divmod(block_length, steps)
-    return [base + (step < remainder) for step in range(steps)]
 
 
 def cut_after_first_eos(x: torch.LongTensor, prompt_length: int, gen_length: int, eos_id: int) -> torch.LongTensor:
@@ -149,16 +123,11 @@ class LLaDA2Sampler(PromptedPublishedSampler):
     def draw(self, logits: torch.Tensor, generator) -> tuple[torch.LongTensor, torch.Tensor]:
         """The authors' `_sample_with_temperature_topk_topp` on the block's logits (1, L, V): tokens and their
         probabilities (1, L). A draw is made for every position of the block, masked or not (as theirs)."""
-        shape, logits = logits.shape[:-1], logits.reshape(-1, logits.shape[-1])
-        if self.temperature == 0.0:
-            probs = torch.softmax(logits, dim=-1)
-            tokens = (probs if self.argmax_of_probabilities else logits).argmax(dim=-1, keepdim=True)
-        else:
-            if self.temperature != 1.0:
-                logits = logits / self.temperature
-            probs = torch.softmax(top_p_logits(top_k_logits(logits, self.top_k), self.top_p), dim=-1)
-            tokens = torch.multinomial(probs, num_samples=1, generator=generator)
-        return tokens.view(shape), probs.gather(-1, tokens).view(shape)
+        if self.temperature != 0.0:
+            return sample_filtered(logits, self.temperature, self.top_k, self.top_p, generator)
+        probs = torch.softmax(logits, dim=-1)
+        tokens = (probs if self.argmax_of_probabilities else logits).argmax(dim=-1, keepdim=True)
+        return tokens[..., 0], probs.gather(-1, tokens)[..., 0]
 
     def unmask(self, tokens, probs, masked, count: int) -> torch.BoolTensor:
         """The mask->token rule: the masked positions with p > threshold if there are at least `count`, else the
