@@ -83,6 +83,9 @@ def test_the_exported_config_and_weights_are_the_published_layout(tmp_path):
     assert config["first_k_dense_replace"] == config["num_hidden_layers"] == 2  # every layer dense
     assert config["partial_rotary_factor"] == 1.0 and config["use_qk_norm"] is True
     assert (config["use_qkv_bias"], config["use_bias"]) == (False, False)
+    # trust_remote_code readers (SGLang's config loading) find the authors' classes on the Hub
+    authors_class = "inclusionAI/LLaDA2.0-mini--modeling_llada2_moe.LLaDA2MoeModelLM"
+    assert config["auto_map"]["AutoModelForCausalLM"] == authors_class
     LLaDA2MoeConfig(**config)  # the config class accepts every value
     weights = load_file(tmp_path / "model.safetensors")
     attention = model.model.layers[1].self_attn

@@ -35,8 +35,14 @@ logger = logging.get_logger(__name__)
 
 LLADA2_FORMAT = "llada2"
 LLADA2_MODEL_TYPE = "llada2_moe"
-# The authors' code on the Hub, which `trust_remote_code=True` (transformers, SGLang) fetches for the exported folder.
+# `auto_map` to the authors' code on the Hub, which `trust_remote_code=True` readers (transformers, SGLang's config
+# loading) fetch for the exported folder; hf-mdm's own Auto classes map model_type "llada2_moe" without it.
 AUTHORS_CODE_REPO = "inclusionAI/LLaDA2.0-mini"
+AUTHORS_AUTO_MAP = {
+    "AutoConfig": f"{AUTHORS_CODE_REPO}--configuration_llada2_moe.LLaDA2MoeConfig",
+    "AutoModel": f"{AUTHORS_CODE_REPO}--modeling_llada2_moe.LLaDA2MoeModel",
+    "AutoModelForCausalLM": f"{AUTHORS_CODE_REPO}--modeling_llada2_moe.LLaDA2MoeModelLM",
+}
 # The [MASK] id SGLang hard-codes for LLaDA2MoeModelLM (python/sglang/srt/dllm/config.py, DLLM_PARAMS).
 SGLANG_MASK_ID = 156895
 
@@ -124,11 +130,7 @@ def llada2_config_dict(model) -> dict:
     layers = config.num_hidden_layers
     return {
         "architectures": ["LLaDA2MoeModelLM"],
-        "auto_map": {
-            "AutoConfig": f"{AUTHORS_CODE_REPO}--configuration_llada2_moe.LLaDA2MoeConfig",
-            "AutoModel": f"{AUTHORS_CODE_REPO}--modeling_llada2_moe.LLaDA2MoeModel",
-            "AutoModelForCausalLM": f"{AUTHORS_CODE_REPO}--modeling_llada2_moe.LLaDA2MoeModelLM",
-        },
+        "auto_map": AUTHORS_AUTO_MAP,
         "model_type": LLADA2_MODEL_TYPE,
         "dtype": str(model.dtype).removeprefix("torch."),
         "vocab_size": config.vocab_size,
@@ -252,4 +254,4 @@ def save_llada2(model, save_directory, max_shard_size: "int | str" = "5GB") -> N
     save_torch_state_dict(state, folder, max_shard_size=max_shard_size, metadata={"format": "pt"})
 
 
-__all__ = ["LLADA2_FORMAT", "LLADA2_MODEL_TYPE", "check_llada2_exportable", "save_llada2"]
+__all__ = ["AUTHORS_AUTO_MAP", "LLADA2_FORMAT", "LLADA2_MODEL_TYPE", "check_llada2_exportable", "save_llada2"]
