@@ -381,6 +381,16 @@ def test_the_published_vocabulary_implies_the_mask_id_and_zero_key_value_heads_m
     assert config.mask_token_id == 156895 and config.num_key_value_heads == config.num_attention_heads == 4
 
 
+def test_a_config_without_experts_is_a_dense_model():
+    """`num_experts: null` (what a dense export may write): every layer a SwiGLU of `intermediate_size`, no router."""
+    config = published_config(num_experts=None, first_k_dense_replace=0)
+    assert not any(config.is_moe_layer(i) for i in range(config.num_hidden_layers))
+    model = LLaDA2MoeForMaskedDiffusion(config).eval()
+    assert not any(".mlp.gate." in name or ".experts." in name for name in model.state_dict())
+    with torch.no_grad():
+        assert model(input_ids=INPUTS["input_ids"]).logits.shape == (2, 16, 128)
+
+
 REFUSED = {
     **{
         field: (not value if isinstance(value, bool) else "softmax" if field == "score_function" else "bf16", field)

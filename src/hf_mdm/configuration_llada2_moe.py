@@ -226,9 +226,9 @@ class LLaDA2MoeConfig(PreTrainedConfig):
         if dense_layers > 0 and not self.intermediate_size:
             raise ValueError("This config has dense layers but no intermediate_size; set it (the dense SwiGLU width).")
         if self.num_experts is not None and self.first_k_dense_replace < self.num_hidden_layers:
-            self.validate_router()
+            self.check_router()
 
-    def validate_router(self):
+    def check_router(self):
         """The grouped top-k router needs whole groups of at least two experts and enough experts to choose from."""
         if not self.moe_intermediate_size:
             raise ValueError("This config has MoE layers but no moe_intermediate_size; set the expert SwiGLU width.")
