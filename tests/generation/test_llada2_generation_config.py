@@ -110,8 +110,12 @@ def test_a_file_hf_mdm_wrote_is_read_as_it_is():
 
 
 def test_max_denoising_steps_is_not_llada2s_and_generate_refuses_it():
+    """transformers' DiffusionGemma caps its canvas's denoising steps with it; LLaDA 2.x's maximum editing steps is
+    `max_post_steps`. Nothing here reads it, so generate() refuses it."""
     config = mapped(max_denoising_steps=8)
     assert config.unread_fields() == ["max_denoising_steps"]
+    with pytest.raises(ValueError, match="max_denoising_steps"):
+        load().generate(torch.tensor([[5, 6, 7]]), generation_config=config, max_new_tokens=4)
 
 
 @pytest.mark.bad_input
