@@ -70,6 +70,20 @@ def test_the_auto_classes_read_the_published_folder_with_every_tensor():
     assert bool(layers[1].mlp.expert_bias.abs().min() > 0)  # the fixture's bias was read, not left at zero
 
 
+def test_a_hub_folder_declaring_the_authors_model_type_llada_loads_with_the_class(tmp_path):
+    """The Hub's configuration_lladamoe.py declares model_type "llada" (dllm's copy renames it "lladamoe")."""
+    shutil.copy(FOLDER / "model.safetensors", tmp_path)
+    auto_map = {"AutoConfig": "configuration_lladamoe.LLaDAConfig", "AutoModel": "modeling_lladamoe.LLaDAMoEModelLM"}
+    (tmp_path / "config.json").write_text(
+        json.dumps({**published_config(), "model_type": "llada", "auto_map": auto_map})
+    )
+    model, info = LLaDAMoEForMaskedDiffusion.from_pretrained(tmp_path, mask_token_id=MASK_ID, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    ids = load_file(FOLDER / "inputs.safetensors")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(model.eval()(ids).logits, load()(ids).logits)
+
+
 @pytest.mark.parametrize(
     "expected, inputs, mask",
     [

@@ -13,6 +13,17 @@ PUBLISHED_MASK_TOKEN_ID = 156895  # `<|mask|>`, the model cards' `mask_id`
 PUBLISHED_ARCHITECTURES = ["LLaDAMoEModelLM"]
 
 
+def is_llada_moe_config(raw: dict) -> bool:
+    """Whether a config.json's contents are LLaDA-MoE's, whatever `model_type` they declare: dllm's copies say
+    "lladamoe", but the Hub folders' own `configuration_lladamoe.py` declares "llada" (LLaDA 1's model_type), so
+    LLaDA-MoE is told by its architecture name or its MoE keys."""
+    return (
+        raw.get("model_type") == LLaDAMoEConfig.model_type
+        or raw.get("architectures") == PUBLISHED_ARCHITECTURES
+        or {"expert_intermediate_size", "moe_layer_freq"} <= set(raw)
+    )
+
+
 @strict
 class LLaDAMoEConfig(PreTrainedConfig):
     r"""
@@ -191,4 +202,4 @@ class LLaDAMoEConfig(PreTrainedConfig):
         return output
 
 
-__all__ = ["LLaDAMoEConfig"]
+__all__ = ["LLaDAMoEConfig", "is_llada_moe_config"]

@@ -18,13 +18,14 @@ Only the layers differ.
 
 import torch
 from torch import nn
+from transformers import PreTrainedConfig
 from transformers.models.glm4_moe.modeling_glm4_moe import Glm4MoeRotaryEmbedding
 from transformers.models.glm4_moe.modeling_glm4_moe import apply_rotary_pos_emb as apply_partial_rotary_pos_emb
 from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeMLP
 
 from .checkpoint_formats.llada import LLaDAFormat
 from .checkpoint_formats.pretrained_mixin import DiffusionPretrainedMixin
-from .configuration_llada_moe import LLaDAMoEConfig
+from .configuration_llada_moe import LLaDAMoEConfig, is_llada_moe_config
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .modeling_mdm import MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
@@ -202,6 +203,19 @@ class LLaDAMoEForMaskedDiffusion(DiffusionPretrainedMixin, LLaDAMoEPreTrainedMod
         self.generation_config = LLaDAFormat.to_generation_config(self.generation_config)
 
     forward = MDMForMaskedGeneration.forward
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
+        """`DiffusionPretrainedMixin.from_pretrained`, also for a Hub LLaDA-MoE folder whose config.json declares the
+        authors' model_type "llada" (LLaDA 1's): it is read as a `LLaDAMoEConfig` (`is_llada_moe_config`)."""
+        if config is None:
+            hub_keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+            hub_kwargs = {key: kwargs[key] for key in hub_keys if key in kwargs}
+            raw, _ = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+            if raw.get("model_type") != LLaDAMoEConfig.model_type and is_llada_moe_config(raw):
+                raw = {key: value for key, value in raw.items() if key != "model_type"}
+                config, kwargs = LLaDAMoEConfig.from_dict(raw, return_unused_kwargs=True, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
 
     def save_pretrained(self, save_directory, *args, remote_code: bool = False, **kwargs):
         """`DiffusionPretrainedMixin.save_pretrained`, writing LLaDA-MoE's published format (config.json keys as the
