@@ -19,11 +19,11 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer, models
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, DynamicCache, PreTrainedTokenizerFast, Trainer
 
-import hf_mdm.generation.published_samplers.sdar  # noqa: F401  (registers sdar_block until the package imports it)
 from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration
 from hf_mdm.configuration_sdar import SDARConfig
 from hf_mdm.generation.published_samplers import decode_like_authors
-from hf_mdm.generation.published_samplers.sdar import positions_to_reveal, top_p_filtered, transfer_counts
+from hf_mdm.generation.published_samplers.filtered_draws import top_p_filtered, transfer_counts
+from hf_mdm.generation.published_samplers.sdar import positions_to_reveal
 from hf_mdm.generation.sdar_generation_config import sdar_generation_config
 from hf_mdm.modeling_sdar import SDARForMaskedDiffusion
 from hf_mdm.transformers_compat import attention_implementation

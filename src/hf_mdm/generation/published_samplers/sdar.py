@@ -34,6 +34,7 @@ import torch
 from ...transformers_compat import LayerlessCache
 from ...value_checks import check_integer, is_real
 from .base import register_published_sampler
+from .filtered_draws import sample_filtered, transfer_counts
 from .prompted import PromptedPublishedSampler
 
 
@@ -80,40 +81,6 @@ def block_visibility(length: int, block_length: int, dtype, device) -> torch.Ten
     return torch.zeros(length, length, dtype=dtype, device=device).masked_fill(~seen, torch.finfo(dtype).min)[
         None, None
     ]
-
-
-def transfer_counts(block_length: int, steps: int) -> list[int]:
-    """Positions revealed at each step of a block: block_length // steps, plus one for the first remainder steps."""
-    base, remainder = divmod(block_length, steps)
-    return [base + (step < remainder) for step in range(steps)]
-
-
-def top_p_filtered(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """The authors' nucleus filter: in descending order, drop a token once the probability before it exceeds
-    `top_p` (the first token is always kept). Their operations in their order, so that ties and roundings match
-    (transformers' `TopPLogitsWarper` sums ascending and keeps a token at exactly `top_p`)."""
-    sorted_logits, sorted_indices = torch.sort(logits, descending=True)
-    beyond = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1) > top_p
-    beyond[..., 1:] = beyond[..., :-1].clone()
-    beyond[..., 0] = False
-    drop = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, sorted_indices, beyond)
-    return logits.masked_fill(drop, float("-inf"))
-
-
-def sample_tokens(logits, temperature: float, top_k: int, top_p: float, generator):
-    """(tokens, their probabilities), each (1, L): per position, x0 ~ softmax(top_p(top_k(logits / T))) by
-    `torch.multinomial` over the (L, V) rows in order (the authors' draw order)."""
-    scores = logits.reshape(-1, logits.shape[-1])
-    if temperature != 1.0:
-        scores = scores / temperature
-    if top_k > 0:
-        kth = torch.topk(scores, top_k).values[..., -1, None]
-        scores = torch.where(scores < kth, torch.full_like(scores, float("-inf")), scores)
-    if top_p < 1.0:
-        scores = top_p_filtered(scores, top_p)
-    probs = torch.softmax(scores, dim=-1)
-    tokens = torch.multinomial(probs, num_samples=1, generator=generator)
-    return tokens.view(logits.shape[:-1]), torch.gather(probs, -1, tokens).view(logits.shape[:-1])
 
 
 def positions_to_reveal(strategy: str, masked, probs, count: int, threshold: float) -> torch.BoolTensor:
@@ -238,7 +205,7 @@ class SDARBlockDiffusion(PromptedPublishedSampler):
                         "whose logit the authors' sampler keeps); their function fails here (IndexError on the step's "
                         "transfer count). Use top_k / top_p that exclude [MASK], or model.generate()."
                     )
-                tokens, probs = sample_tokens(
+                tokens, probs = sample_filtered(
                     model(current, **inputs), self.temperature, self.top_k, self.top_p, generator
                 )
                 reveal = positions_to_reveal(
