@@ -6,7 +6,9 @@ SDAR), which continue a prompt, and `decode_like_authors`, their entry point.
 The authors' samplers take one prompt (batch size 1, no padding). `decode` takes (B, P) prompts without padding and
 runs each row as the authors' function would run it alone; the rows' outputs (the authors' return value for each
 row, whose lengths can differ) are right-padded with the sampler's `pad_token_id` (LLaDA 2.x: eos, after which the
-authors' output never continues). The number of model forwards returned is the sum over the rows.
+authors' output never continues). The rows run one after the other, as successive calls of the authors' function:
+with one generator (or the global RNG) row 1's draws follow row 0's. The number of model forwards returned is the sum
+over the rows.
 """
 
 import torch
