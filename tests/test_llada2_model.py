@@ -373,7 +373,7 @@ def test_a_lora_adapter_trains_on_the_moe_fixture_and_the_base_stays_frozen(tmp_
 
 # --- refusals -------------------------------------------------------------------------------------------------------
 def published_config(**changes) -> LLaDA2MoeConfig:
-    return LLaDA2MoeConfig.from_dict({**PUBLISHED, **changes}, mask_token_id=MASK)
+    return LLaDA2MoeConfig.from_dict({**PUBLISHED, "mask_token_id": MASK, **changes})
 
 
 def test_the_published_vocabulary_implies_the_mask_id_and_zero_key_value_heads_mean_every_head():
@@ -396,6 +396,8 @@ REFUSED = {
         field: (not value if isinstance(value, bool) else "softmax" if field == "score_function" else "bf16", field)
         for field, value in HARD_CODED.items()
     },  # fmt: skip
+    "mask_token_id": (128, "mask_token_id=128 is outside the vocabulary"),
+    "head_dim": (0, "head_dim"),
     "rope_scaling": ({"rope_type": "linear", "factor": 2.0}, "rope_scaling"),
     "hidden_act": ("gelu", "hidden_act"),
     "rotary_dim": (16, "rotary_dim"),
@@ -448,6 +450,16 @@ def test_saving_with_hf_mdm_remote_code_is_refused(tmp_path):
 
 
 @pytest.mark.bad_input
-def test_a_sequence_longer_than_the_positions_is_refused():
-    with pytest.raises(ValueError, match="max_position_embeddings=64"):
-        load()(input_ids=torch.zeros(1, 65, dtype=torch.long))
+@pytest.mark.parametrize(
+    "inputs, match",
+    [
+        ({}, "exactly one of `input_ids` or `inputs_embeds`"),
+        ({"input_ids": torch.zeros(1, 2, dtype=torch.long), "inputs_embeds": torch.zeros(1, 2, 64)}, "exactly one"),
+        ({"input_ids": torch.zeros(1, 0, dtype=torch.long)}, "empty sequence"),
+        ({"input_ids": torch.zeros(1, 65, dtype=torch.long)}, "max_position_embeddings=64"),
+    ],
+    ids=["neither", "both", "empty", "too long"],
+)
+def test_a_forward_without_one_sequence_of_ids_that_fits_is_refused(inputs, match):
+    with pytest.raises(ValueError, match=match):
+        load()(**inputs)
