@@ -13,6 +13,8 @@ import pytest
 import torch
 from datasets import Dataset
 from huggingface_hub.errors import StrictDataclassError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
@@ -189,17 +191,21 @@ def test_save_pretrained_writes_the_published_format_back(tmp_path):
         assert torch.equal(reloaded(ids).logits, model(ids).logits)
 
 
-def test_router_mixes_by_softmax_plus_bias_without_renormalisation():
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), bias_scale=st.sampled_from([0.0, 0.1, 1.0]), tokens=st.integers(1, 9))
+def test_router_mixes_by_softmax_plus_bias_without_renormalisation(seed, bias_scale, tokens):
     """out = sum over the top-k e of (softmax(gate h)_e + bias_e) * expert_e(h), every expert computed densely."""
-    block = load().model.layers[1].mlp
-    hidden = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(0))
-    scores = torch.softmax(block.gate(hidden), dim=-1) + block.expert_bias
-    chosen = scores >= scores.topk(block.top_k, dim=-1).values[..., -1:]
-    experts = torch.stack([expert(hidden) for expert in block.experts], dim=-2)
-    expected = (torch.where(chosen, scores, 0).unsqueeze(-1) * experts).sum(dim=-2)
+    generator = torch.Generator().manual_seed(seed)
+    block = LLaDAMoESparseMoeBlock(load().config)
+    block.load_state_dict(load().model.layers[1].mlp.state_dict())
+    block.expert_bias.copy_(bias_scale * torch.randn(block.num_experts, generator=generator))
+    hidden = torch.randn(1, tokens, 64, generator=generator)
     with torch.no_grad():
+        scores = torch.softmax(block.gate(hidden), dim=-1) + block.expert_bias
+        chosen = scores >= scores.topk(block.top_k, dim=-1).values[..., -1:]
+        experts = torch.stack([expert(hidden) for expert in block.experts], dim=-2)
+        expected = (torch.where(chosen, scores, 0).unsqueeze(-1) * experts).sum(dim=-2)
         torch.testing.assert_close(block(hidden), expected, atol=1e-5, rtol=1e-5)
-    assert isinstance(block, LLaDAMoESparseMoeBlock)
 
 
 def test_the_published_vocabulary_defaults_to_the_published_mask_id():
