@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hf_mdm.generation.llada2_generation_config import llada2_generation_config
 from hf_mdm.generation.published_samplers import decode_like_authors
@@ -167,3 +169,42 @@ def test_the_recorded_greedy_cases_map_as_their_settings_say():
         steps_reach = min(options["steps"], options["gen_length"] // options.get("minimal_topk", 1)) >= BLOCK
         follows = case["name"].startswith("v20") and steps_reach and options["block_length"] == BLOCK
         assert hasattr(config, "llada2_decoding") != follows, case["name"]
+
+
+DIALECT_VALUES = {
+    "gen_length": st.sampled_from([1, 3, 8, 16, 2.5, None]),
+    "steps": st.sampled_from([1, 2, 4, 9, 0, None]),
+    "minimal_topk": st.sampled_from([1, 2, 4, None]),
+    "threshold": st.sampled_from([0.0, 0.3, 0.95, 1.0, 1.5, "0.9", None]),
+    "temperature": st.sampled_from([0.0, 0.7, 1.0, -1.0, None]),
+    "top_k": st.sampled_from([0, 5, None]),
+    "top_p": st.sampled_from([0.0, 0.5, 1.0, None]),
+    "eos_early_stop": st.sampled_from([True, False, None]),
+    "editing_threshold": st.sampled_from([0.5, 1.0, None]),
+    "max_post_steps": st.sampled_from([0, 4, None]),
+    "num_to_transfer": st.sampled_from([1, 2, None]),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.fixed_dictionaries({}, optional=DIALECT_VALUES))
+def test_any_dialect_is_refused_followed_or_kept_never_half_read(dialect):
+    """Every LLaDA 2.x file either is refused on load (a malformed value), or gives a config generate() runs with the
+    threshold strategy and the authors' greedy/sampling choice, or keeps every key for decode_like_authors (and
+    generate() refuses it)."""
+    dialect = {key: value for key, value in dialect.items() if value is not None}
+    try:
+        config = mapped(**dialect)
+    except ValueError:
+        return
+    assert config.unread_fields() in ([], ["llada2_decoding"])
+    if hasattr(config, "llada2_decoding"):
+        kept = config.llada2_decoding
+        dropped = ("steps", "minimal_topk") if kept["sampler"] == "llada21_editing" else ()
+        assert kept["options"] == {key: value for key, value in dialect.items() if key not in dropped}
+        assert kept["not_followed"] and set(kept["not_followed"]) <= set(dialect) | {"steps", "editing_threshold"}
+        return
+    config.validate()
+    assert config.strategy == "threshold" and config.threshold == dialect.get("threshold", 0.95)
+    assert config.do_sample == (dialect.get("temperature", 0.0) > 0)
+    assert config.max_new_tokens == dialect.get("gen_length")
