@@ -14,6 +14,13 @@ the Monte Carlo row added to its table and JSON (`add_monte_carlo_errors`).
   estimates add up, their errors in quadrature.
 - `generate_until`: `model.generate()` with the model arguments' step budget, strategy and block length (and any other
   `DiffusionGenerationConfig` field), cut at the first `until` string.
+
+A diffusion LM that brings its own decoder (a DiffusionGemma folder or instance, an `LLaDA2Pipeline`: see
+`hf_mdm.own_decoders`) generates through its adapter: `steps` (required) is the budget of each request's `max_gen_toks`
+tokens, `block_length` the block size where the decoder takes one, the other model_args are the decoder's options
+and a task's sampling keys map to its own (`OwnDecoder.sampling_options`); every group of requests is checked before
+the first generates. `nfe` counts the decoder's forwards. Log-likelihood requests are refused: such a decoder has no
+masked-diffusion bound here.
 """
 
 import copy
@@ -32,6 +39,7 @@ from ..evaluation.monte_carlo_loglikelihood import monte_carlo_loglikelihood, re
 from ..generation import DiffusionGenerationMixin, enable_diffusion_generation
 from ..model_loading import load_for_diffusion_generation
 from ..model_source import check_model_source
+from ..own_decoders import own_decoder_class
 from ..tokenizer_checks import model_mask_token_id
 from .lm_eval_model_arguments import check_model_arguments, usable_device
 
@@ -119,34 +127,77 @@ class MaskedDiffusionLM(TemplateLM):
         **generation_kwargs,
     ):
         super().__init__()
+        if pretrained is None:
+            raise ValueError("hf-mdm needs model_args pretrained=<model folder> (in Python, a folder or a model).")
+        if isinstance(pretrained, str):
+            check_model_source(pretrained, "pretrained", required_file="config.json")
+        own = own_decoder_class(pretrained)
+        fields = {"steps": steps, "strategy": strategy, "block_length": block_length, **generation_kwargs}
         arguments, generation = check_model_arguments(
             {"mc_num": mc_num, "mc_groups": mc_groups, "batch_size": batch_size, "mc_batch_size": mc_batch_size,
              "max_length": max_length, "max_gen_toks": max_gen_toks, "device": device, "dtype": dtype, "seed": seed,
              "max_batch_size": max_batch_size},
-            {"steps": steps, "strategy": strategy, "block_length": block_length, **generation_kwargs},
+            {} if own else fields,  # a model's own decoder checks its own options (`_load_own_decoder`)
         )  # fmt: skip
-        if pretrained is None:
-            raise ValueError("hf-mdm needs model_args pretrained=<model folder> (in Python, a folder or a model).")
-        self.model, self.tokenizer = load_masked_lm(pretrained, tokenizer, dtype)
         self._device = usable_device(device)
-        self.model = self.model.to(self._device).eval()
-        self.generation_config = copy.deepcopy(self.model.generation_config)
-        self.generation_config.update(**generation)
-        self.generation_config.validate()
-        self.mask_token_id = model_mask_token_id(self.model, self.generation_config, self.tokenizer)
-        if self.mask_token_id is None:
-            raise ValueError(
-                "Neither the model nor the tokenizer has a [MASK] token; add mask_token_id to config.json."
-            )
+        self.max_gen_toks, self.decoder = max_gen_toks, None
+        if own is not None:
+            self._load_own_decoder(own, pretrained, tokenizer, dtype, fields)
+        else:
+            self.model, self.tokenizer = load_masked_lm(pretrained, tokenizer, dtype)
+            self.model = self.model.to(self._device).eval()
+            self.generation_config = copy.deepcopy(self.model.generation_config)
+            self.generation_config.update(**generation)
+            self.generation_config.validate()
+            self.mask_token_id = model_mask_token_id(self.model, self.generation_config, self.tokenizer)
+            if self.mask_token_id is None:
+                raise ValueError(
+                    "Neither the model nor the tokenizer has a [MASK] token; add mask_token_id to config.json."
+                )
         self.mc_num, self.mc_groups, self.seed = mc_num, mc_groups, seed
         self.batch_size = arguments["batch_size"]
         self.mc_batch_size = min(self.batch_size * (mc_num + 1), mc_batch_size or math.inf)
-        self.max_gen_toks = max_gen_toks
         self.max_length = max_length or self._default_max_length()
         self.standard_errors: dict[tuple, float] = {}
         self.task_standard_errors: dict[str, dict[tuple, float]] = {}
         self.nfe = 0
         self.generated_rows = 0
+
+    def _load_own_decoder(self, adapter, pretrained, tokenizer, dtype, fields: dict) -> None:
+        """A model with its own decoder: `self.decoder` (its adapter), `self.model` (its weights) and the cell of
+        every request (strategy, steps, block size, options), whose options are checked here."""
+        if isinstance(pretrained, str):
+            pretrained = adapter.from_pretrained(pretrained, **({"dtype": dtype} if dtype else {}))
+            tokenizer = tokenizer or getattr(pretrained, "name_or_path", None)
+        elif dtype is not None:
+            raise ValueError(
+                "dtype applies to a folder being loaded; convert the instance yourself (model.to(dtype))."
+            )
+        tokenizer = tokenizer if tokenizer is not None else getattr(pretrained, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError("A model instance needs its tokenizer: pass model_args tokenizer=<tokenizer or folder>.")
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer) if isinstance(tokenizer, str) else tokenizer
+        self.decoder = adapter(pretrained.to(self._device))
+        self.model = self.decoder.module.eval()
+        fields = {key: value for key, value in fields.items() if value is not None}
+        steps = fields.pop("steps", None)
+        if steps is None:
+            raise ValueError(
+                f"The {adapter.name!r} decoder needs model_args steps=N: the step budget of each request's "
+                "max_gen_toks tokens."
+            )
+        self.own_cell = dict(strategy=fields.pop("strategy", self.decoder.strategy), steps=steps,
+                             block_size=fields.pop("block_length", None), options=fields)  # fmt: skip
+        self.decoder.check_options(self.own_cell["strategy"], fields)  # the length comes with each task
+
+    def _check_own_cell(self, max_new_tokens: int, overrides: dict) -> dict:
+        """The decoder's options for requests of `max_new_tokens` tokens with the task's sampling `overrides`,
+        after the decoder's checks (a ValueError naming the fix)."""
+        cell = self.own_cell
+        options = {**cell["options"], **self.decoder.sampling_options(overrides)}
+        block_size = self.decoder.block_size() or cell["block_size"] or max_new_tokens
+        self.decoder.check(cell["strategy"], max_new_tokens, cell["steps"], block_size, options)
+        return options
 
     def _default_max_length(self) -> int:
         config = self.model.config
@@ -192,7 +243,16 @@ class MaskedDiffusionLM(TemplateLM):
         self._record_task_errors(requests)
         return results
 
+    def _refuse_own_decoder_loglikelihood(self) -> None:
+        if self.decoder is not None:
+            raise ValueError(
+                f"{type(self.decoder.model).__name__} brings its own decoder ({self.decoder.name!r}): hf-mdm measures "
+                "its generation (generate_until tasks); it has no masked-diffusion log-likelihood bound. Run "
+                "generate_until tasks with it."
+            )
+
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
+        self._refuse_own_decoder_loglikelihood()
         pairs = []
         for (context, continuation), context_ids, continuation_ids in requests:
             if len(continuation_ids) + 1 > self.max_length:
@@ -211,6 +271,7 @@ class MaskedDiffusionLM(TemplateLM):
         return results
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        self._refuse_own_decoder_loglikelihood()
         windows, owners = [], []
         for index, request in enumerate(requests):
             tokens = self.tok_encode(request.args[0])
@@ -266,10 +327,14 @@ class MaskedDiffusionLM(TemplateLM):
         groups: dict[str, list[int]] = {}
         for index, request in enumerate(requests):
             groups.setdefault(repr(sorted(request.args[1].items())), []).append(index)
+        # every group's arguments are checked before the first request generates
+        arguments = [self._generation_arguments(dict(requests[indices[0]].args[1])) for indices in groups.values()]
+        if self.decoder is not None:
+            arguments = [
+                (until, length, self._check_own_cell(length, overrides)) for until, length, overrides in arguments
+            ]
         progress = tqdm(total=len(requests), disable=disable_tqdm, desc="hf-mdm generate_until")
-        for indices in groups.values():
-            gen_kwargs = dict(requests[indices[0]].args[1])
-            until, max_new_tokens, overrides = self._generation_arguments(gen_kwargs)
+        for indices, (until, max_new_tokens, overrides) in zip(groups.values(), arguments):
             for start in range(0, len(indices), self.batch_size):
                 batch = indices[start : start + self.batch_size]
                 texts = self._generate([requests[i].args[0] for i in batch], max_new_tokens, overrides)
@@ -308,6 +373,15 @@ class MaskedDiffusionLM(TemplateLM):
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eot_token_id
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=self.model.device)
         attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
+        if self.decoder is not None:
+            cell = self.own_cell
+            block_size = self.decoder.block_size() or cell["block_size"] or max_new_tokens
+            sequences, forwards = self.decoder.decode(input_ids, attention_mask.to(self.model.device), cell["steps"],
+                                                      max_new_tokens, block_size, None,
+                                                      request_seed(self.seed, encoded[0]), **overrides)  # fmt: skip
+            self.nfe += int(forwards.sum())
+            self.generated_rows += len(contexts)
+            return self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         generators = [torch.Generator(self.model.device).manual_seed(request_seed(self.seed, ids)) for ids in encoded]
         output = self.model.generate(
             input_ids=input_ids,

@@ -40,9 +40,18 @@ class OwnDecoder:
     model_types: tuple[str, ...] = ()  # the config.json model_types whose folders `from_pretrained` loads
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path: str):
+    def from_pretrained(cls, model_name_or_path: str, **kwargs):
         """The model of a folder of one of `model_types` (for `hf-mdm sweep`/`card` and lm-eval's `pretrained`)."""
         raise NotImplementedError
+
+    def sampling_options(self, sampling: dict) -> dict:
+        """The decoder's options for an lm-eval task's sampling keys (`do_sample`, `temperature`, `top_p`, `top_k`;
+        `{"do_sample": False}` is greedy); a ValueError for what it cannot do."""
+        if sampling:
+            raise ValueError(f"The {self.name!r} decoder has no sampling setting for {sampling}; {self.sampling_fix}")
+        return {}
+
+    sampling_fix = "drop those generation_kwargs from the task (lm-eval: --gen_kwargs)"
 
     def __init__(self, model):
         self.model = model
@@ -66,8 +75,14 @@ class OwnDecoder:
         raise NotImplementedError
 
     def check(self, strategy, length: int, steps: int, block_size: int, options: dict) -> None:
-        """Refuse a cell the decoder cannot run as asked: another strategy, an option it does not read or sets
-        itself, then the decoder's own checks (`check_cell`)."""
+        """Refuse a cell the decoder cannot run as asked: `check_options`, then the decoder's checks of the cell
+        (`check_cell`: the length and steps it can split, its own argument checks)."""
+        self.check_options(strategy, options)
+        self.check_cell(length, steps, block_size, options)
+
+    def check_options(self, strategy, options: dict) -> None:
+        """Refuse another strategy than the decoder's, an option it does not read or that the sweep sets, and an
+        option value it refuses (`check_option_values`)."""
         if strategy != self.strategy:
             raise ValueError(
                 f"{type(self.model).__name__} decodes with its own {self.strategy!r} rule (the {self.name!r} "
@@ -81,7 +96,10 @@ class OwnDecoder:
                 "block_sizes, seed)" if fixed else f"does not read {unknown}, which would be ignored")
                 + f"; it reads {sorted(self.options())}."
             )  # fmt: skip
-        self.check_cell(length, steps, block_size, options)
+        self.check_option_values(options)
+
+    def check_option_values(self, options: dict) -> None:
+        """The decoder's own checks of its options that need no cell (none by default)."""
 
     def check_cell(self, length: int, steps: int, block_size: int, options: dict) -> None:
         raise NotImplementedError
@@ -141,13 +159,20 @@ def whole_blocks(name: str, total: int, parts: int, what: str, fix: str) -> int:
     return total // parts
 
 
-def load_own_decoder_model(model_name_or_path: str):
+def own_decoder_class(source) -> type[OwnDecoder] | None:
+    """The adapter of a model folder (by its config.json `model_type`, before loading it) or of a model instance,
+    else None."""
+    if isinstance(source, str):
+        model_type = PreTrainedConfig.get_config_dict(source)[0].get("model_type")
+        return next((adapter for adapter in OWN_DECODERS.values() if model_type in adapter.model_types), None)
+    decoder = own_decoder(source)
+    return None if decoder is None else type(decoder)
+
+
+def load_own_decoder_model(model_name_or_path: str, **from_pretrained_kwargs):
     """The model of a folder whose config.json `model_type` an adapter loads (DiffusionGemma's), else None."""
-    model_type = PreTrainedConfig.get_config_dict(model_name_or_path)[0].get("model_type")
-    for adapter in OWN_DECODERS.values():
-        if model_type in adapter.model_types:
-            return adapter.from_pretrained(model_name_or_path)
-    return None
+    adapter = own_decoder_class(model_name_or_path)
+    return None if adapter is None else adapter.from_pretrained(model_name_or_path, **from_pretrained_kwargs)
 
 
 def own_decoder(model) -> OwnDecoder | None:
@@ -163,4 +188,11 @@ def own_decoder(model) -> OwnDecoder | None:
 from . import diffusion_gemma, llada2_pipeline  # noqa: E402, F401  (registers the adapters)
 
 
-__all__ = ["OWN_DECODERS", "OwnDecoder", "load_own_decoder_model", "own_decoder", "register_own_decoder"]
+__all__ = [
+    "OWN_DECODERS",
+    "OwnDecoder",
+    "load_own_decoder_model",
+    "own_decoder",
+    "own_decoder_class",
+    "register_own_decoder",
+]

@@ -14,6 +14,7 @@ most `max_denoising_steps` entropy-bounded denoising steps, stopping a canvas ea
   cache of the prefix) is not counted, as its own `tokens_per_forward` does not count it;
 - `seed`: its `generate()` samples from the global RNG, seeded with `seed` for the batch (the caller's RNG state is
   restored after), so a row depends on the batch it ran in, as the sweep's autoregressive row does;
+- lm-eval: a task's greedy request (`do_sample=False`) is what it returns; other sampling keys are refused;
 - options: the `DiffusionGemmaGenerationConfig` fields (`t_min`, `t_max`, `stability_threshold`,
   `confidence_threshold`, `sampler_config`, `cache_implementation`, ...), checked by building that config.
 """
@@ -34,8 +35,15 @@ class DiffusionGemmaDecoder(OwnDecoder):
     model_types = ("diffusion_gemma",)
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path: str):
-        return DiffusionGemmaForBlockDiffusion.from_pretrained(model_name_or_path).eval()
+    def from_pretrained(cls, model_name_or_path: str, **kwargs):
+        return DiffusionGemmaForBlockDiffusion.from_pretrained(model_name_or_path, **kwargs).eval()
+
+    def sampling_options(self, sampling: dict) -> dict:
+        """Greedy (`do_sample=False`) is what it returns: the argmax of its last logits; it has no other setting."""
+        return super().sampling_options({} if sampling == {"do_sample": False} else sampling)
+
+    sampling_fix = ("its output is the argmax of its last logits (greedy), and its sampling inside the refinement "
+                    "is set by t_min and t_max: drop them from the task's generation_kwargs")  # fmt: skip
 
     @classmethod
     def wraps(cls, model) -> bool:
@@ -60,6 +68,8 @@ class DiffusionGemmaDecoder(OwnDecoder):
         whole_blocks(self.name, steps, canvases, f"the step budget over {canvases} canvases",
                      "each canvas gets steps / canvases denoising steps: pass steps that are multiples of "
                      "it")  # fmt: skip
+
+    def check_option_values(self, options) -> None:
         try:
             self._config_class()(**options)
         except ValueError as error:

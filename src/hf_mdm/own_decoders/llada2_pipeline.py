@@ -44,6 +44,13 @@ class LLaDA2PipelineDecoder(OwnDecoder):
         return any(c.__name__ == "LLaDA2Pipeline" and c.__module__.startswith("diffusers.")
                    for c in type(model).__mro__)  # fmt: skip
 
+    def sampling_options(self, sampling: dict) -> dict:
+        """An lm-eval task's sampling keys are the pipeline's own (`do_sample=False`: temperature 0, its greedy)."""
+        sampling = dict(sampling)
+        if sampling.pop("do_sample", True) is False:
+            sampling["temperature"] = 0.0
+        return sampling
+
     @property
     def module(self):
         return self.model.model
