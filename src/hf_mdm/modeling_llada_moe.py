@@ -2,7 +2,8 @@
 
 A bidirectional OLMoE-style mixture of experts (see `LLaDAMoEConfig` for the architecture and its router), read from
 the published folder unchanged: `AutoModel.from_pretrained(folder)` returns `LLaDAMoEForMaskedDiffusion` without
-remote code, and `save_pretrained` writes that format back.
+remote code for a "lladamoe" folder (dllm's name), `LLaDAMoEForMaskedDiffusion.from_pretrained` also for a Hub folder
+declaring the authors' "llada", and `save_pretrained` writes the format back (the authors' code loads it).
 
 Numerics follow the authors' `modeling_lladamoe.py` (as vendored in ZHZisZZ/dllm@ca176752; the fixture
 `tests/fixtures/llada-moe-tiny` holds its logits and the LLaDA sampler's generations): qk-norm before clip_qkv before
