@@ -254,3 +254,24 @@ def test_llada21_raises_where_the_authors_loop_never_ends(temperature):
             max_mask_steps=6,
         )
     assert counted.calls >= 6
+
+
+# PEFT reads transformers' deprecated `is_gradient_checkpointing` alias when it wraps a model (as tests/test_peft.py).
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_a_peft_model_decodes_with_its_adapters():
+    """A LoRA-wrapped model is read through its wrapped model: its ids are those of the merged weights."""
+    peft = pytest.importorskip("peft")
+    model = LLaDA2MoeForMaskedDiffusion.from_pretrained(FIXTURE, mask_token_id=MASK, block_size=4).eval()
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=["query_key_value"])).eval()
+    with torch.no_grad():
+        for name, weight in wrapped.named_parameters():
+            if "lora_B" in name:
+                weight.fill_(0.5)
+    options = dict(gen_length=12, steps=4, threshold=0.9)
+    adapted = decode_like_authors(wrapped, "llada2_threshold", torch.tensor([PROMPT5]), **options)
+    merged = decode_like_authors(wrapped.merge_and_unload(), "llada2_threshold", torch.tensor([PROMPT5]), **options)
+    assert (
+        adapted.tolist()
+        == merged.tolist()
+        != decode_like_authors(load(4), "llada2_threshold", torch.tensor([PROMPT5]), **options).tolist()
+    )

@@ -116,7 +116,9 @@ class LLaDA2Sampler(PromptedPublishedSampler):
 
     def logits(self, model, input_ids, **kwargs):
         """The authors' logits, lm_head(last hidden states) in float32 with the [MASK] column as computed: their
-        model does not suppress [MASK] (hf-mdm's forward puts it at the float minimum), which changes every p."""
+        model does not suppress [MASK] (hf-mdm's forward puts it at the float minimum), which changes every p. A peft
+        model is read through its wrapped model (adapters included)."""
+        model = model.get_base_model() if hasattr(model, "get_base_model") else model
         hidden = model.base_model(input_ids, **kwargs).last_hidden_state
         return model.get_output_embeddings()(hidden).float()
 
