@@ -4,7 +4,7 @@ hf-mdm's `generate()` decodes as the authors' sampler does, and kept for `decode
 
 Each authors' key (their default) and what hf-mdm makes of it:
 
-* `gen_length` -> `max_new_tokens`.
+* `gen_length` -> `max_new_tokens` (absent: generate()'s own default, not their function's 2048).
 * `block_length` (32): the model's `block_size`, which it must equal (else ValueError); not stored.
 * `threshold` (0.95) -> `strategy="threshold"`, `threshold` (theirs commits p > tau, ours p >= tau).
 * `steps` (per block), `minimal_topk` (1): with s = min(steps, gen_length // minimal_topk) >= block_size every step
