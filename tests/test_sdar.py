@@ -28,7 +28,7 @@ from hf_mdm.generation.sdar_generation_config import sdar_generation_config
 from hf_mdm.modeling_sdar import SDARForMaskedDiffusion
 from hf_mdm.transformers_compat import attention_implementation
 
-from .conftest import tiny_config
+from .conftest import decode_rows, tiny_config
 from .test_trainer import logged_losses, training_args
 
 
@@ -224,15 +224,35 @@ def test_sdar_block_runs_a_batch_row_by_row(model, name):
 
 
 # --- generate(), saving, training -----------------------------------------------------------------------------------
-def test_generate_with_the_exact_cache_equals_no_cache(model):
+@pytest.mark.parametrize("do_sample", [False, True])
+def test_generate_with_the_exact_cache_equals_no_cache_and_padding_changes_no_row(model, do_sample):
+    """The exact cache stores finished blocks only, so it gives no-cache decoding's tokens; blocks count real tokens,
+    so the left-padded row decodes as it does alone."""
     prompts = torch.tensor([[0, 0, 5, 17, 33, 2, 90], [8, 1, 77, 40, 3, 19, 11]])
     attention_mask = (prompts != 0).long() | torch.tensor([[0], [1]])
     outputs = {
-        cache: model.generate(prompts, attention_mask=attention_mask, max_new_tokens=12, cache=cache)
+        cache: decode_rows(model, prompts, attention_mask, [0, 1], max_new_tokens=12, cache=cache, do_sample=do_sample)
         for cache in ("exact", "none")
     }
     assert torch.equal(outputs["exact"], outputs["none"])
     assert not (outputs["exact"][:, 7:] == MASK).any()
+    alone = decode_rows(model, prompts, attention_mask, [0], alone=True, max_new_tokens=12, do_sample=do_sample)
+    assert torch.equal(alone[0], outputs["exact"][0, 2:])
+
+
+def test_training_forward_reads_each_noisy_block_after_the_clean_earlier_ones(model):
+    """The objective's forward (labels: one pass over [x_t ; x_0], as the authors train) gives each noisy block the
+    logits of the model run on the clean earlier blocks followed by that noisy block."""
+    noisy = INPUTS["input_ids"]
+    clean = torch.where(
+        noisy == MASK, torch.randint(0, EOS, noisy.shape, generator=torch.Generator().manual_seed(0)), noisy
+    )
+    with torch.no_grad():
+        output = model(noisy, labels=torch.where(noisy == MASK, clean, -100), t=torch.full((2,), 0.5))
+        assert torch.isfinite(output.loss)
+        for start in range(0, noisy.shape[1], 4):
+            reference = model(torch.cat([clean[:, :start], noisy[:, start : start + 4]], dim=1)).logits[:, start:]
+            assert (output.logits[:, start : start + 4] - reference).abs().max().item() <= TOLERANCE
 
 
 def test_save_pretrained_writes_the_published_format(model, tmp_path):
