@@ -3,6 +3,7 @@ under sweep_steps and ModelCard.from_sweep through their adapters (hf_mdm.own_de
 their decoders cannot honour, before any cell runs."""
 
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ from .test_model_card import run_usage_snippet
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
 CANVAS = 4
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -257,5 +259,40 @@ def test_llada2_pipeline_refuses_what_it_cannot_honour(language, arguments, mess
 def test_llada2_pipeline_without_a_mask_token_is_refused(language):
     pipe = tiny_pipeline(language)
     pipe.mask_token_id = None
-    with pytest.raises(ValueError, match="needs a mask token id.*mask_token_id=<id>"):
+    with pytest.raises(ValueError, match="needs a mask token id.*pass mask_token_id=6"):
         pipeline_sweep(pipe, language)
+
+
+def llada2_pipeline(mask_token_id=127):
+    """diffusers' pipeline over hf-mdm's LLaDA 2.x model (block-causal, 32-token blocks) from its tiny fixture."""
+    diffusers = pytest.importorskip("diffusers")
+    from hf_mdm.modeling_llada2_moe import LLaDA2MoeForMaskedDiffusion
+
+    model = LLaDA2MoeForMaskedDiffusion.from_pretrained(FIXTURES / "llada2-tiny", mask_token_id=mask_token_id).eval()
+    pipe = diffusers.LLaDA2Pipeline(model=model, scheduler=diffusers.BlockRefinementScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_llada2_pipeline_over_hf_mdms_llada2_model_refines_its_blocks():
+    pipe = llada2_pipeline()
+    calls = count_forwards(pipe.model)
+    decoder = own_decoder(pipe)
+    assert decoder.block_size() == 32
+    ids, forwards = decoder.decode(torch.tensor([[5, 6, 7], [0, 8, 9]]), torch.tensor([[1, 1, 1], [0, 1, 1]]), 4, 32,
+                                   32, [0], seed=0, mask_token_id=127, editing_threshold=None)  # fmt: skip
+    assert ids.shape == (2, 32) and not (ids == 127).any() and not (ids == 0).any()  # every mask filled, 0 suppressed
+    assert forwards.tolist() == [float(len(calls))] * 2 and 1 <= len(calls) <= 4 + 1  # a full block: one more look
+
+
+@pytest.mark.bad_input
+def test_llada2_pipeline_refuses_a_block_size_or_mask_id_its_block_causal_model_was_not_trained_with(language):
+    pipe = llada2_pipeline()
+    pipe.model.forward = lambda *args, **kwargs: pytest.fail("a cell ran before the arguments were checked")
+    task = LanguageTask(language)
+    with pytest.raises(ValueError, match=r"block-causal with block_size=32.*block_sizes=\[32\]"):
+        sweep_steps(pipe, language.tokenizer(), task, steps=[4], lengths=[32], block_sizes=[16], mask_token_id=127)
+    with pytest.raises(
+        ValueError, match="would fill with mask id 5, its model was trained with 127.*mask_token_id=127"
+    ):
+        sweep_steps(pipe, language.tokenizer(), task, steps=[4], lengths=[32], mask_token_id=5)

@@ -189,6 +189,12 @@ class MaskedDiffusionLM(TemplateLM):
         self.own_cell = dict(strategy=fields.pop("strategy", self.decoder.strategy), steps=steps,
                              block_size=fields.pop("block_length", None), options=fields)  # fmt: skip
         self.decoder.check_options(self.own_cell["strategy"], fields)  # the length comes with each task
+        own, asked = self.decoder.block_size(), self.own_cell["block_size"]
+        if own is not None and asked not in (None, own):
+            raise ValueError(
+                f"The {adapter.name!r} decoder refines the model's own blocks of {own} tokens, not "
+                f"block_length={asked}: pass block_length={own} or leave it unset."
+            )
 
     def _check_own_cell(self, max_new_tokens: int, overrides: dict) -> dict:
         """The decoder's options for requests of `max_new_tokens` tokens with the task's sampling `overrides`,

@@ -6,7 +6,8 @@ with `editing_threshold` it keeps refining a finished block for up to `max_post_
 tokens it now predicts differently. Its model is any module taking `(input_ids, attention_mask, position_ids)` and
 returning `.logits` (hf-mdm's models do). The adapter maps the contract onto it:
 
-- `block_size` is `block_length` (the sweep's block-size axis); the generated region is ceil(length / B) blocks, so
+- `block_size` is `block_length`: the sweep's block-size axis, or a block-causal model's own size (hf-mdm's LLaDA 2.x
+  `LLaDA2MoeForMaskedDiffusion`: others are refused); the generated region is ceil(length / B) blocks, so
   `length` must be a multiple of B, and `steps` (the total budget) a multiple of the blocks:
   `num_inference_steps = steps / blocks` per block, at most B / minimal_topk (what a block can take);
 - prompts are left-padded to a multiple of B (padding masked out), so the pipeline's blocks, which start at multiples
@@ -17,14 +18,15 @@ returning `.logits` (hf-mdm's models do). The adapter maps the contract onto it:
 - `seed` seeds the `torch.Generator` the pipeline samples with; sampling is at temperature 1 unless the options say
   otherwise (the pipeline's own default is greedy, under which a task's samples would not be independent draws);
 - options: the pipeline's other arguments (`threshold`, `editing_threshold`, `max_post_steps`, `minimal_topk`,
-  `temperature`, `top_p`, `top_k`, `sampling_method`, `eos_early_stop`, `eos_token_id`, `mask_token_id`), checked by
-  its own `check_inputs`.
+  `temperature`, `top_p`, `top_k`, `sampling_method`, `eos_early_stop`, `eos_token_id`, `mask_token_id`: refused
+  when it is not the model config's), checked by its own `check_inputs`.
 """
 
 import inspect
 
 import torch
 
+from ..generation import DENOISERS
 from . import OwnDecoder, register_own_decoder, whole_blocks
 
 
@@ -55,6 +57,12 @@ class LLaDA2PipelineDecoder(OwnDecoder):
     def module(self):
         return self.model.model
 
+    def block_size(self) -> int | None:
+        """A block-causal model's own block size (hf-mdm's LLaDA 2.x: `config.block_size`), which the pipeline must
+        refine block by block; None for a bidirectional model (the sweep's block-size axis)."""
+        adapter = getattr(self.module, "denoiser_adapter", None)
+        return None if adapter is None else DENOISERS.build(adapter, model=self.module).block_size()
+
     def options(self) -> tuple[str, ...]:
         return tuple(inspect.signature(self.model.__call__).parameters)
 
@@ -75,11 +83,14 @@ class LLaDA2PipelineDecoder(OwnDecoder):
                 f"of {block_size} takes at most {block_size // minimal_topk} steps, not {per_block}: lower steps to "
                 f"{block_size // minimal_topk * blocks} or fewer."
             )
-        if arguments.get("mask_token_id", self.model.mask_token_id) is None:
+        mask_token_id = arguments.get("mask_token_id", self.model.mask_token_id)
+        model_mask_token_id = getattr(getattr(self.module, "config", None), "mask_token_id", None)
+        if mask_token_id is None or model_mask_token_id not in (None, mask_token_id):
             raise ValueError(
-                f"The {self.name!r} decoder needs a mask token id: give the pipeline a tokenizer with a mask token, "
-                "or pass mask_token_id=<id>."
-            )
+                f"The {self.name!r} decoder " + ("needs a mask token id" if mask_token_id is None else
+                f"would fill with mask id {mask_token_id}, its model was trained with {model_mask_token_id}")
+                + f": give the pipeline the model's tokenizer, or pass mask_token_id={model_mask_token_id or '<id>'}."
+            )  # fmt: skip
         checked = ("minimal_topk", "threshold", "sampling_method")
         self.model.check_inputs(
             prompt=None, messages=None, input_ids=torch.zeros(1, 1, dtype=torch.long), gen_length=length,
