@@ -26,8 +26,9 @@ from transformers import (
     TrainingArguments,
 )
 
-from hf_mdm import DataCollatorForMaskedDiffusion
+from hf_mdm import DataCollatorForMaskedDiffusion, MDMForMaskedGeneration
 from hf_mdm.configuration_llada_moe import LLaDAMoEConfig
+from hf_mdm.model_loading import diffusion_model_class
 from hf_mdm.modeling_llada_moe import LLaDAMoEForMaskedDiffusion, LLaDAMoESparseMoeBlock
 
 from .conftest import decode_rows
@@ -72,18 +73,34 @@ def test_the_auto_classes_read_the_published_folder_with_every_tensor():
     assert bool(layers[1].mlp.expert_bias.abs().min() > 0)  # the fixture's bias was read, not left at zero
 
 
-def test_a_hub_folder_declaring_the_authors_model_type_llada_loads_with_the_class(tmp_path):
-    """The Hub's configuration_lladamoe.py declares model_type "llada" (dllm's copy renames it "lladamoe")."""
+def hub_style_folder(tmp_path):
+    """The fixture as the Hub stores it: config.json declaring model_type "llada" (dllm's copy renames it)."""
     shutil.copy(FOLDER / "model.safetensors", tmp_path)
     auto_map = {"AutoConfig": "configuration_lladamoe.LLaDAConfig", "AutoModel": "modeling_lladamoe.LLaDAMoEModelLM"}
     (tmp_path / "config.json").write_text(
         json.dumps({**published_config(), "model_type": "llada", "auto_map": auto_map})
     )
-    model, info = LLaDAMoEForMaskedDiffusion.from_pretrained(tmp_path, mask_token_id=MASK_ID, output_loading_info=True)
+    return tmp_path
+
+
+@pytest.mark.parametrize("loader", [LLaDAMoEForMaskedDiffusion, AutoModel, AutoModelForMaskedLM])
+def test_a_hub_folder_declaring_the_authors_model_type_llada_loads_as_llada_moe(tmp_path, loader):
+    """The Hub's configuration_lladamoe.py declares model_type "llada" (LLaDA 1's): the class and the Auto classes
+    read it as LLaDA-MoE, and the command line picks the LLaDA-MoE class for it."""
+    folder = hub_style_folder(tmp_path)
+    model, info = loader.from_pretrained(folder, mask_token_id=MASK_ID, output_loading_info=True)
+    assert isinstance(model, LLaDAMoEForMaskedDiffusion)
     assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert diffusion_model_class(str(folder)) is LLaDAMoEForMaskedDiffusion
     ids = load_file(FOLDER / "inputs.safetensors")["input_ids"]
     with torch.no_grad():
         assert torch.equal(model.eval()(ids).logits, load()(ids).logits)
+
+
+@pytest.mark.bad_input
+def test_mdm_refuses_a_llada_moe_folder_naming_its_class(tmp_path):
+    with pytest.raises(ValueError, match="LLaDA-MoE folder.*LLaDAMoEForMaskedDiffusion"):
+        MDMForMaskedGeneration.from_pretrained(hub_style_folder(tmp_path))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,10 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 from . import evaluation, languages, metrics
 from .checkpoint_formats import CHECKPOINT_FORMATS, CheckpointFormat, register_checkpoint_format
 from .configuration_dit import DiTConfig
+from .configuration_llada2_moe import LLaDA2MoeConfig
+from .configuration_llada_moe import LLaDAMoEConfig
 from .configuration_mdm import MDMConfig
+from .configuration_sdar import SDARConfig
 from .evaluation import LanguageTask, PromptTask, elbo_perplexity, sweep_steps, train_autoregressive_baseline
 from .generation import (
     DiffusionGenerationConfig,
@@ -23,7 +26,10 @@ from .generation import (
 from .hub import ModelCard
 from .languages import CopyLanguage, HMMLanguage, NGramLanguage
 from .modeling_dit import DiTForMaskedDiffusion, DiTModel, DiTPreTrainedModel
+from .modeling_llada2_moe import LLaDA2MoeForMaskedDiffusion
+from .modeling_llada_moe import LLaDAMoEForMaskedDiffusion
 from .modeling_mdm import MaskedDiffusionOutput, MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
+from .modeling_sdar import SDARForMaskedDiffusion
 from .schedules import SCHEDULES, NoiseSchedule, get_schedule, register_schedule
 from .text_generation_pipeline import (
     DiffusionTextGenerationPipeline,
@@ -37,7 +43,13 @@ from .weight_files import verify_sha256
 
 __version__ = "0.1.0"
 
-_MODEL_CLASSES = {MDMConfig: MDMForMaskedGeneration, DiTConfig: DiTForMaskedDiffusion}
+_MODEL_CLASSES = {
+    MDMConfig: MDMForMaskedGeneration,
+    DiTConfig: DiTForMaskedDiffusion,
+    LLaDA2MoeConfig: LLaDA2MoeForMaskedDiffusion,
+    SDARConfig: SDARForMaskedDiffusion,
+    LLaDAMoEConfig: LLaDAMoEForMaskedDiffusion,
+}
 for _config_class, _model_class in _MODEL_CLASSES.items():
     AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
     AutoModel.register(_config_class, _model_class, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from transformers import GenerationConfig, PreTrainedConfig
 
+from ..configuration_llada_moe import LLaDAMoEConfig, is_llada_moe_config
 from ..generation.configuration import DiffusionGenerationConfig
 from .base import CheckpointFormat, register_checkpoint_format, unsupported
 
@@ -10,6 +11,15 @@ class LLaDAFormatConfig(PreTrainedConfig):
     """The fields of a LLaDA config.json, read without LLaDA's remote code (only converted, never instantiated)."""
 
     model_type = "llada"
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """A LLaDA-MoE config.json also declares model_type "llada" (its Hub `configuration_lladamoe.py` does): it is
+        read as a `LLaDAMoEConfig`, so that the Auto classes load it as `LLaDAMoEForMaskedDiffusion`."""
+        if is_llada_moe_config(config_dict):
+            moe_dict = {key: value for key, value in config_dict.items() if key != "model_type"}
+            return LLaDAMoEConfig.from_dict(moe_dict, **kwargs)
+        return super().from_dict(config_dict, **kwargs)
 
 
 @register_checkpoint_format
@@ -30,6 +40,16 @@ class LLaDAFormat(CheckpointFormat):
         r"^model\.transformer\.ln_f\.": "model.norm.",
         r"^model\.transformer\.ff_out\.": "lm_head.",
     }
+
+    @classmethod
+    def to_mdm_config(cls, raw):
+        """`CheckpointFormat.to_mdm_config`, after refusing a LLaDA-MoE folder (whose config.json declares "llada")."""
+        if is_llada_moe_config(raw if isinstance(raw, dict) else raw.to_dict()):
+            raise ValueError(
+                "This is a LLaDA-MoE folder (its config.json says model_type 'llada', as the Hub's does): load it with "
+                "AutoModel.from_pretrained or hf_mdm.LLaDAMoEForMaskedDiffusion.from_pretrained."
+            )
+        return super().to_mdm_config(raw)
 
     @classmethod
     def mdm_config_kwargs(cls, raw: dict) -> dict:
