@@ -365,5 +365,13 @@ def test_a_model_without_the_dit_api_is_refused():
         )
 
 
-def test_the_registry_holds_the_four_published_samplers():
-    assert sorted(PUBLISHED_SAMPLERS) == ["bd3lm_semi_ar", "mdlm_ddpm_cache", "sedd_analytic", "sedd_euler"]
+def test_the_registry_holds_the_published_samplers():
+    assert sorted(PUBLISHED_SAMPLERS) == [
+        "bd3lm_semi_ar",
+        "llada21_editing",
+        "llada2_threshold",
+        "mdlm_ddpm_cache",
+        "sdar_block",
+        "sedd_analytic",
+        "sedd_euler",
+    ]

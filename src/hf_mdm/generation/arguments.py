@@ -58,6 +58,17 @@ FOREIGN_ARGUMENTS = {
     "num_steps": "`steps` here",
     "stopping_criteria": "decoding stops at `eos_token_id`; a `DecodingCallback` (callbacks=[...]) sees every step",
     "prefix_allowed_tokens_fn": "restrict tokens with a `logits_processor`",
+    "llada2_decoding": "LLaDA 2.x settings generate() does not follow (its `not_followed` says which): "
+    "decode_like_authors(model, d['sampler'], input_ids, **d['options']) with d = generation_config.llada2_decoding, "
+    "or delete it to decode with the mapped fields",
+    "editing_threshold": "LLaDA 2.1's token editing is not the `editing` strategy: "
+    "decode_like_authors(model, 'llada21_editing', ...)",
+    "max_post_steps": "LLaDA 2.1's editing steps: decode_like_authors(model, 'llada21_editing', ...)",
+    "num_to_transfer": "only 1 (at least one commit per step) is the `threshold` strategy: "
+    "decode_like_authors(model, 'llada21_editing', ...)",
+    "minimal_topk": "LLaDA 2.0's step cap: decode_like_authors(model, 'llada2_threshold', ...)",
+    "max_denoising_steps": "DiffusionGemma's cap on its canvas's steps (hf_mdm.own_decoders); LLaDA 2.x's maximum "
+    "editing steps is `max_post_steps`",
 }
 
 
