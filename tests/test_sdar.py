@@ -256,12 +256,16 @@ def test_training_forward_reads_each_noisy_block_after_the_clean_earlier_ones(mo
 
 
 def test_save_pretrained_writes_the_published_format(model, tmp_path):
-    """Every published config.json key with its value (the transformers version aside; hf-mdm adds its own fields),
-    the published weight names, and the same logits once loaded back."""
+    """Every published config.json key with its value (aside from the transformers version, and `torch_dtype`, now
+    written as `dtype`; hf-mdm adds its own fields), the published weight names, and the same logits loaded back."""
     model.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
-    published = {key: value for key, value in PUBLISHED_CONFIG.items() if key != "transformers_version"}
-    assert {key: saved.get(key) for key in published} == published
+    published = {
+        key: value for key, value in PUBLISHED_CONFIG.items() if key not in ("transformers_version", "torch_dtype")
+    }
+    assert {key: saved.get(key) for key in published} == published and saved["dtype"] == PUBLISHED_CONFIG[
+        "torch_dtype"
+    ]
     assert set(load_file(tmp_path / "model.safetensors")) == set(load_file(FIXTURE / "model.safetensors"))
     reloaded = AutoModel.from_pretrained(tmp_path).eval()
     with torch.no_grad():

@@ -80,9 +80,10 @@ class SDARConfig(Qwen3Config):
 
     def to_dict(self):
         """The config as SDAR's config.json has it: transformers' dict plus the published keys the authors' code
-        (transformers 4.52) reads instead of `rope_parameters` and `dtype` (`rope_theta`, `rope_scaling`,
-        `torch_dtype`), and `attn_implementation` under its published name; `architectures` is the published class
-        name."""
+        (transformers 4.52) reads instead of `rope_parameters` (`rope_theta`, `rope_scaling`), and
+        `attn_implementation` under its published name; `architectures` is the published class name. (`torch_dtype`
+        is written as `dtype`, its name since transformers 4.56: writing both makes transformers warn on every save;
+        the authors' code loads the folder either way.)"""
         output = super().to_dict()
         if output.get("architectures") == ["SDARForMaskedDiffusion"]:
             output["architectures"] = [PUBLISHED_ARCHITECTURE]
@@ -90,8 +91,6 @@ class SDARConfig(Qwen3Config):
         if "rope_theta" in rope:
             output["rope_theta"] = rope.pop("rope_theta")
             output["rope_scaling"] = None if rope.get("rope_type", "default") == "default" else rope
-        if output.get("dtype") is not None:
-            output["torch_dtype"] = output["dtype"]
         attention = output.pop("training_attn_implementation", None)
         if attention is not None:
             output["attn_implementation"] = attention
