@@ -5,6 +5,7 @@ makes it causal), decodes with the exact block cache as without it and a padded 
 published format, and trains with the Trainer (BD3-LM's block objective) and with a LoRA adapter. Configurations the
 authors' code does not run are refused naming the key."""
 
+import copy
 import json
 import shutil
 import sys
@@ -289,7 +290,10 @@ def test_save_pretrained_writes_the_published_format_back(tmp_path):
     saved = json.loads((tmp_path / "config.json").read_text())
     for key in PUBLISHED.keys() - {"auto_map", "transformers_version"}:
         assert saved[key] == PUBLISHED[key], key
-    assert saved["architectures"] == ["LLaDA2MoeModelLM"] and "auto_map" not in saved  # no .py files are written
+    assert saved["architectures"] == ["LLaDA2MoeModelLM"]
+    # the authors' code on the Hub, for trust_remote_code readers (SGLang's config loading)
+    authors_class = "inclusionAI/LLaDA2.0-mini--modeling_llada2_moe.LLaDA2MoeModelLM"
+    assert saved["auto_map"]["AutoModelForCausalLM"] == authors_class
     assert (saved["mask_token_id"], saved["block_size"]) == (MASK, 4)
     published, written = load_file(FIXTURE / "model.safetensors"), load_file(tmp_path / "model.safetensors")
     assert set(written) == set(published)
@@ -463,3 +467,12 @@ def test_saving_with_hf_mdm_remote_code_is_refused(tmp_path):
 def test_a_forward_without_one_sequence_of_ids_that_fits_is_refused(inputs, match):
     with pytest.raises(ValueError, match=match):
         load()(**inputs)
+
+
+def test_a_deep_copy_gives_the_same_logits():
+    """copy.deepcopy (what Trainer callbacks and model averaging do) rebuilds the rotary config view without
+    __init__; it must neither recurse nor change the model."""
+    model = load()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12]])
+    with torch.no_grad():
+        torch.testing.assert_close(copy.deepcopy(model)(ids).logits, model(ids).logits, atol=0, rtol=0)

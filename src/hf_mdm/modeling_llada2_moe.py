@@ -88,6 +88,8 @@ class RopeConfigView:
         }
 
     def __getattr__(self, name):
+        if name == "config":  # not set yet (copy.deepcopy builds the view without __init__)
+            raise AttributeError(name)
         return getattr(self.config, name)
 
 

@@ -46,8 +46,8 @@ class LLaDAFormat(CheckpointFormat):
         """`CheckpointFormat.to_mdm_config`, after refusing a LLaDA-MoE folder (whose config.json declares "llada")."""
         if is_llada_moe_config(raw if isinstance(raw, dict) else raw.to_dict()):
             raise ValueError(
-                "This is a LLaDA-MoE folder (its config.json says model_type 'llada', as the Hub's does): load it with "
-                "AutoModel.from_pretrained or hf_mdm.LLaDAMoEForMaskedDiffusion.from_pretrained."
+                "This is a LLaDA-MoE folder (its config.json says model_type 'llada', as the Hub's does): load it "
+                "with AutoModel.from_pretrained or hf_mdm.LLaDAMoEForMaskedDiffusion.from_pretrained."
             )
         return super().to_mdm_config(raw)
 
