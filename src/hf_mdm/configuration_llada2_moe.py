@@ -5,7 +5,7 @@ defaults (so a key missing from a folder means what it means to their code), plu
 that their modeling code hard-codes (`score_function`, `router_dtype`, `norm_topk_prob`, ...): those are checked
 against what the code does, and a value that asks for an architecture neither their code nor hf-mdm runs is a
 ValueError naming the key. Unknown keys are kept as attributes and saved back; `save_pretrained` writes the published
-`architectures` (`LLaDA2MoeModelLM`) and drops `auto_map` (`to_dict`).
+`architectures` (`LLaDA2MoeModelLM`) and an `auto_map` to the authors' Hub code (`to_dict`).
 
 hf-mdm's own fields are `mask_token_id` (the authors' generate() default 156895 when the vocabulary is the published
 157184 one; required otherwise) and `block_size` (the authors' `block_length` default, 32): the model is block-causal
@@ -24,6 +24,14 @@ PUBLISHED_VOCAB_SIZE = 157184  # inclusionAI/LLaDA2.0-mini, -flash, LLaDA2.1-min
 PUBLISHED_MASK_TOKEN_ID = 156895  # `mask_id` default of their generate()
 BLOCK_LENGTH_DEFAULT = 32  # `block_length` default of their generate()
 PUBLISHED_ARCHITECTURES = ["LLaDA2MoeModelLM"]  # what SGLang and vLLM pick their LLaDA 2.x model by
+# `auto_map` to the authors' code on the Hub, which `trust_remote_code=True` readers (transformers, SGLang's config
+# loading) fetch for a saved folder; hf-mdm's own Auto classes map model_type "llada2_moe" without it.
+AUTHORS_CODE_REPO = "inclusionAI/LLaDA2.0-mini"
+AUTHORS_AUTO_MAP = {
+    "AutoConfig": f"{AUTHORS_CODE_REPO}--configuration_llada2_moe.LLaDA2MoeConfig",
+    "AutoModel": f"{AUTHORS_CODE_REPO}--modeling_llada2_moe.LLaDA2MoeModel",
+    "AutoModelForCausalLM": f"{AUTHORS_CODE_REPO}--modeling_llada2_moe.LLaDA2MoeModelLM",
+}
 
 # config.json keys that the authors' modeling code does not read but hard-codes: the value their code implements.
 HARD_CODED = {
@@ -161,12 +169,13 @@ class LLaDA2MoeConfig(PreTrainedConfig):
 
     def to_dict(self) -> dict:
         """`PreTrainedConfig.to_dict` in the published dialect (what `save_pretrained` writes): `architectures` is the
-        authors' class, whatever class saved it, and `auto_map` is dropped (it names the authors' .py files, which
-        hf-mdm does not write; a folder it saves loads with hf-mdm, SGLang or the authors' code fetched by hand)."""
+        authors' class, whatever class saved it, and `auto_map` points at the authors' code on the Hub
+        (`AUTHORS_AUTO_MAP`), which `trust_remote_code=True` readers such as SGLang's config loading fetch; hf-mdm's
+        Auto classes map model_type "llada2_moe" without it."""
         output = super().to_dict()
         if output.get("architectures") is not None:
             output["architectures"] = list(PUBLISHED_ARCHITECTURES)
-        output.pop("auto_map", None)
+        output["auto_map"] = dict(AUTHORS_AUTO_MAP)
         return output
 
     def is_moe_layer(self, layer_idx: int) -> bool:

@@ -28,6 +28,7 @@ import torch
 from huggingface_hub import save_torch_state_dict
 from transformers.utils import logging
 
+from ..configuration_llada2_moe import AUTHORS_AUTO_MAP
 from ..generation.configuration import DiffusionGenerationConfig
 
 
@@ -35,14 +36,6 @@ logger = logging.get_logger(__name__)
 
 LLADA2_FORMAT = "llada2"
 LLADA2_MODEL_TYPE = "llada2_moe"
-# `auto_map` to the authors' code on the Hub, which `trust_remote_code=True` readers (transformers, SGLang's config
-# loading) fetch for the exported folder; hf-mdm's own Auto classes map model_type "llada2_moe" without it.
-AUTHORS_CODE_REPO = "inclusionAI/LLaDA2.0-mini"
-AUTHORS_AUTO_MAP = {
-    "AutoConfig": f"{AUTHORS_CODE_REPO}--configuration_llada2_moe.LLaDA2MoeConfig",
-    "AutoModel": f"{AUTHORS_CODE_REPO}--modeling_llada2_moe.LLaDA2MoeModel",
-    "AutoModelForCausalLM": f"{AUTHORS_CODE_REPO}--modeling_llada2_moe.LLaDA2MoeModelLM",
-}
 # The [MASK] id SGLang hard-codes for LLaDA2MoeModelLM (python/sglang/srt/dllm/config.py, DLLM_PARAMS).
 SGLANG_MASK_ID = 156895
 
@@ -254,4 +247,4 @@ def save_llada2(model, save_directory, max_shard_size: "int | str" = "5GB") -> N
     save_torch_state_dict(state, folder, max_shard_size=max_shard_size, metadata={"format": "pt"})
 
 
-__all__ = ["AUTHORS_AUTO_MAP", "LLADA2_FORMAT", "LLADA2_MODEL_TYPE", "check_llada2_exportable", "save_llada2"]
+__all__ = ["LLADA2_FORMAT", "LLADA2_MODEL_TYPE", "check_llada2_exportable", "save_llada2"]
