@@ -87,6 +87,11 @@ def test_published_flex_attention_is_kept_as_the_training_kernel_and_not_used():
     assert model.config.training_attn_implementation == "flex_attention"
     assert model.config.to_dict()["attn_implementation"] == "flex_attention"
     assert attention_implementation(AutoModel.from_pretrained(FIXTURE, attn_implementation="eager").config) == "eager"
+    # the published value passed at load is the same flag; flex attention itself is refused
+    flagged = AutoModel.from_pretrained(FIXTURE, attn_implementation="flex_attention")
+    assert attention_implementation(flagged.config) == "sdpa"
+    with pytest.raises(ValueError, match="does not support"):
+        flagged.set_attn_implementation("flex_attention")
 
 
 def test_generation_config_dialect_is_the_authors_evaluation_decoding(model, tmp_path):
