@@ -296,3 +296,20 @@ def test_llada2_pipeline_refuses_a_block_size_or_mask_id_its_block_causal_model_
         ValueError, match="would fill with mask id 5, its model was trained with 127.*mask_token_id=127"
     ):
         sweep_steps(pipe, language.tokenizer(), task, steps=[4], lengths=[32], mask_token_id=5)
+
+
+def test_a_resumed_pipeline_sweep_reuses_its_cells_despite_the_schedulers_run_time_state(language, tmp_path):
+    pipe = tiny_pipeline(language)
+    calls = count_forwards(pipe.model)
+    first = pipeline_sweep(pipe, language, steps=[2], output_path=tmp_path / "sweep.jsonl", editing_threshold=None)
+    resumed = pipeline_sweep(pipe, language, output_path=tmp_path / "sweep.jsonl", resume=True, editing_threshold=None)
+    assert len(calls) == 2 + 8 and resumed[0] == first[0]  # only the new cell (8 steps) ran
+
+
+@pytest.mark.bad_input
+def test_resuming_after_the_decoders_defaults_changed_is_refused(language, tmp_path):
+    model = tiny_diffusion_gemma(len(language.tokenizer()))
+    gemma_sweep(model, language, steps=[2], output_path=tmp_path / "sweep.jsonl")
+    model.generation_config.t_min = 0.1  # a default its generate() reads: the cells already run are another sweep's
+    with pytest.raises(ValueError, match="written by a different sweep \\(differs in model_sha256\\)"):
+        gemma_sweep(model, language, output_path=tmp_path / "sweep.jsonl", resume=True)

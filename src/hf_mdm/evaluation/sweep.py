@@ -388,7 +388,8 @@ def sweep_steps(
     rows = []
     if output_path is not None:
         row_columns = tuple(c for c in names(resume_checked=True) if COLUMNS[c].source in ("cell", "sweep", "record"))
-        identity = sweep_identity(model, task, seed, num_samples, generation_kwargs, autoregressive_model, row_columns)
+        identity = sweep_identity(model if decoder is None else decoder.identity(), task, seed, num_samples,
+                                  generation_kwargs, autoregressive_model, row_columns)  # fmt: skip
         # The main process checks and rewrites the file first; the others then read the file it wrote.
         with state.main_process_first():
             main = state.is_main_process

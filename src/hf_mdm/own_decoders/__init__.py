@@ -70,6 +70,11 @@ class OwnDecoder:
         """The decoder's own block size, or None when it decodes at the sweep's block size."""
         return None
 
+    def identity(self):
+        """What makes two runs of the decoder the same, for a resumed sweep's fingerprint (not its run-time state):
+        by default the model (its weights)."""
+        return self.model
+
     def options(self) -> tuple[str, ...]:
         """The keyword arguments of the decoder that a caller may set (the others are set by the adapter)."""
         raise NotImplementedError

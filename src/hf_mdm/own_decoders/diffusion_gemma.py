@@ -54,6 +54,10 @@ class DiffusionGemmaDecoder(OwnDecoder):
     def block_size(self) -> int:
         return self.model.config.canvas_length
 
+    def identity(self):
+        """Its weights and the generation config whose fields it reads when the options leave them unset."""
+        return [self.model, self.model.generation_config.to_dict()]
+
     def _config_class(self):
         return type(self.model.generation_config)
 

@@ -57,6 +57,11 @@ class LLaDA2PipelineDecoder(OwnDecoder):
     def module(self):
         return self.model.model
 
+    def identity(self):
+        """The model's weights, the scheduler's config and the pipeline's token ids (the scheduler's run-time state,
+        its timesteps, changes with every call)."""
+        return [self.module, dict(self.model.scheduler.config), self.model.mask_token_id, self.model.eos_token_id]
+
     def block_size(self) -> int | None:
         """A block-causal model's own block size (hf-mdm's LLaDA 2.x: `config.block_size`), which the pipeline must
         refine block by block; None for a bidirectional model (the sweep's block-size axis)."""
