@@ -145,14 +145,20 @@ def test_the_generation_config_is_written_in_llada2_keywords(tmp_path, settings,
     assert decoding == {"block_length": BLOCK, "steps": 4, "gen_length": 16, **written}
 
 
-def test_the_exported_generation_config_reads_back_as_the_same_decoding(tmp_path):
-    """hf-mdm reads the dialect back (engineer C's mapping, which LLaDA2MoeForMaskedDiffusion's loading calls):
-    their per-block `steps` must become `steps_per_block` (hf-mdm's `steps` is a total), `threshold` the strategy."""
-    pytest.importorskip("hf_mdm.generation.llada2_generation_config", reason="the LLaDA 2.x dialect mapping")
+@pytest.mark.parametrize("steps_per_block", [None, 2, BLOCK])
+def test_the_exported_generation_config_reads_back_as_the_same_decoding(tmp_path, steps_per_block):
+    """hf-mdm reads the dialect back (LLaDA2MoeForMaskedDiffusion's loading maps it): their per-block `steps` becomes
+    `steps_per_block` (hf-mdm's `steps` is a total), `threshold` the strategy. The threshold strategy spends no step
+    budget, so whatever `steps_per_block` says it is written as steps = block_length (theirs with at least one commit
+    per step); fewer steps would make their sampler commit block_length // steps per step."""
     model = block_model()
-    model.generation_config.update(max_new_tokens=16, steps_per_block=BLOCK, strategy="threshold", threshold=0.8)
+    model.generation_config.update(
+        max_new_tokens=16, steps_per_block=steps_per_block, strategy="threshold", threshold=0.8
+    )
     loaded = export(model, tmp_path)
+    assert json.loads((tmp_path / "generation_config.json").read_text())["steps"] == BLOCK
     generation = loaded.generation_config
+    assert getattr(generation, "llada2_decoding", None) is None  # generate() follows it
     assert (generation.max_new_tokens, generation.steps_per_block, generation.steps) == (16, BLOCK, None)
     assert (generation.strategy, generation.threshold) == ("threshold", 0.8)
 

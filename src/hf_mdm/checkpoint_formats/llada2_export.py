@@ -189,8 +189,9 @@ def llada2_generation_config_dict(model) -> dict:
     default temperature 0, argmax).
 
     Their sampler commits every masked position with p > threshold, else the most confident ones: hf-mdm's
-    `threshold` strategy is that rule (tau = `threshold`), its `confidence` strategy is it with no position ever
-    above (tau = 1.0). Other strategies have no counterpart: refused."""
+    `threshold` strategy is that rule with at least one commit per step (tau = `threshold`, `steps` = block_length
+    whatever its step budget, which it does not spend), its `confidence` strategy is it with no position ever above
+    (tau = 1.0, their per-block `steps`). Other strategies have no counterpart: refused."""
     generation = model.generation_config
     block_size = model.config.block_size
     unset = DiffusionGenerationConfig.diffusion_defaults(block_size)
@@ -214,7 +215,8 @@ def llada2_generation_config_dict(model) -> dict:
     sampling = generation.do_sample
     values = {
         "block_length": block_size,
-        "steps": steps_per_block or block_size,
+        # hf-mdm's threshold strategy spends no step budget: it is theirs with at least one commit per step.
+        "steps": block_size if strategy == "threshold" else steps_per_block or block_size,
         "gen_length": max_new_tokens,
         "threshold": (generation.threshold or unset["threshold"]) if strategy == "threshold" else 1.0,
         "temperature": (generation.temperature or unset["temperature"]) if sampling else None,
