@@ -25,14 +25,7 @@ CONTEXTS = ["0 1 2", "3 4"]
 
 @pytest.fixture(scope="module")
 def language():
-    return NGramLanguage(5, n=2, support=1, seed=0)
-
-
-@pytest.fixture(scope="module")
-def task_dir(tmp_path_factory, language):
-    directory = tmp_path_factory.mktemp("tasks")
-    write_tasks(directory, language)
-    return directory
+    return NGramLanguage(5, n=2, support=1, seed=0)  # the lm-eval tests' language (one successor per symbol)
 
 
 def requests(max_gen_toks=4, **gen_kwargs):
@@ -65,12 +58,16 @@ def lm_eval_request_seed(lm, inputs):
     return request_seed(lm.seed, first)
 
 
-def test_simple_evaluate_runs_a_generation_task_on_a_diffusion_gemma_folder(task_dir, language, tmp_path):
+def test_simple_evaluate_runs_a_generation_task_on_a_diffusion_gemma_folder(language, tmp_path):
+    task_dir = tmp_path / "tasks"
+    task_dir.mkdir()
+    write_tasks(task_dir, language)
     tokenizer = language.tokenizer()
-    tiny_diffusion_gemma(len(tokenizer), canvas_length=3).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
+    tiny_diffusion_gemma(len(tokenizer), canvas_length=3).save_pretrained(tmp_path / "gemma")
+    tokenizer.save_pretrained(tmp_path / "gemma")
     tasks = TaskManager(include_path=str(task_dir))
-    results = lm_eval.simple_evaluate(model="hf-mdm", model_args=f"pretrained={tmp_path},steps=3,device=cpu",
+    model_args = f"pretrained={tmp_path / 'gemma'},steps=3,device=cpu"
+    results = lm_eval.simple_evaluate(model="hf-mdm", model_args=model_args,
                                       tasks=["language_continue"], task_manager=tasks, bootstrap_iters=0)  # fmt: skip
     assert 0 <= results["results"]["language_continue"]["exact_match,none"] <= 1
     assert results["config"]["model_num_parameters"] == sum(
