@@ -76,10 +76,16 @@ def test_simple_evaluate_runs_a_generation_task_on_a_diffusion_gemma_folder(lang
 
 
 def test_llada2_pipeline_generates_greedily_when_the_task_asks(language):
+    """do_sample=False is the pipeline's temperature 0: the texts are those of a greedy decode under any seed."""
     pipe = tiny_pipeline(language)
     lm = MaskedDiffusionLM(pretrained=pipe, steps=4, block_length=2, batch_size=2, editing_threshold=None)
-    first, second = lm.generate_until(requests(do_sample=False)), lm.generate_until(requests(do_sample=False))
-    assert first == second and lm.generated_rows == 4 and lm.nfe >= 4 * 2
+    texts = lm.generate_until(requests(do_sample=False))
+    tokenizer = language.tokenizer()
+    inputs = tokenizer(CONTEXTS, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    ids, _ = own_decoder(pipe).decode(inputs["input_ids"], inputs["attention_mask"], 4, 4, 2, None, 12345,
+                                      temperature=0.0, editing_threshold=None)  # fmt: skip
+    assert texts == tokenizer.batch_decode(ids, skip_special_tokens=True)
+    assert lm.generated_rows == 2 and lm.nfe >= 2 * 2
 
 
 @pytest.mark.bad_input
