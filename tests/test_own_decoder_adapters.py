@@ -313,3 +313,19 @@ def test_resuming_after_the_decoders_defaults_changed_is_refused(language, tmp_p
     model.generation_config.t_min = 0.1  # a default its generate() reads: the cells already run are another sweep's
     with pytest.raises(ValueError, match="written by a different sweep \\(differs in model_sha256\\)"):
         gemma_sweep(model, language, output_path=tmp_path / "sweep.jsonl", resume=True)
+
+
+def test_a_pipeline_card_reports_its_model_and_its_snippet_reruns_the_first_batch(language, tmp_path):
+    pipe = tiny_pipeline(language)
+    rows = pipeline_sweep(pipe, language, steps=[2], num_samples=4, batch_size=4, editing_threshold=None)
+    card = ModelCard.from_sweep(rows, model=pipe, model_name="tiny MDM in an LLaDA2Pipeline")
+    assert (
+        "`MDMForMaskedGeneration` (model_type `mdm`)" in card.text
+        and "pip install hf-mdm[llada2-pipeline]" in card.text
+    )
+    pipe.model.save_pretrained(tmp_path)
+    language.tokenizer().save_pretrained(tmp_path)
+    card.save_pretrained(tmp_path)
+    namespace = run_usage_snippet((tmp_path / "README.md").read_text(), tmp_path)
+    scores = LanguageTask(language).score(language.tokenizer(), namespace["ids"].tolist(), list(range(4)))
+    assert scores["log_perplexity"] == pytest.approx(rows[0]["log_perplexity"], rel=1e-6)
