@@ -19,8 +19,13 @@ from hf_mdm import DataCollatorForMaskedDiffusion, MDMConfig, MDMForMaskedGenera
 from hf_mdm.block_positions import block_ids
 from hf_mdm.cli import main
 from hf_mdm.cli.train import build_training_inputs, training_collator
+from hf_mdm.configuration_llada2_moe import LLaDA2MoeConfig
+from hf_mdm.configuration_sdar import SDARConfig
 from hf_mdm.evaluation.elbo_perplexity import elbo_perplexity
 from hf_mdm.evaluation.monte_carlo_loglikelihood import continuation_parts, monte_carlo_loglikelihood
+from hf_mdm.generation.denoisers import model_block_size
+from hf_mdm.modeling_llada2_moe import LLaDA2MoeForMaskedDiffusion
+from hf_mdm.modeling_sdar import SDARForMaskedDiffusion
 
 from .conftest import tiny_config, toy_corpus, word_tokenizer
 from .test_cli_train import parsed
@@ -443,8 +448,29 @@ def test_bad_block_size_flags_print_one_line(tmp_path, capsys, arguments, messag
 
 
 # --- likelihood evaluation on a block model ------------------------------------------------------------------------
-def test_elbo_perplexity_of_a_block_model_is_its_training_objective(tokenizer):
-    model = MDMForMaskedGeneration(tiny_config(block_size=2)).eval()
+def block_causal_model(family):
+    """A block-causal model of each family whose forward reads `config.block_size` (block 2), on the toy vocabulary."""
+    torch.manual_seed(0)
+    if family == "mdm":
+        return MDMForMaskedGeneration(tiny_config(block_size=2)).eval()
+    toy = tiny_config()
+    sizes = dict(vocab_size=toy.vocab_size, mask_token_id=toy.mask_token_id, pad_token_id=toy.pad_token_id,
+                 bos_token_id=toy.bos_token_id, eos_token_id=toy.eos_token_id, hidden_size=32, intermediate_size=64,
+                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8, block_size=2,
+                 max_position_embeddings=64)  # fmt: skip
+    if family == "sdar":
+        return SDARForMaskedDiffusion(SDARConfig(**sizes)).eval()
+    config = LLaDA2MoeConfig(**sizes, moe_intermediate_size=16, num_experts=4, num_experts_per_tok=2, n_group=2,
+                             topk_group=1, first_k_dense_replace=1)  # fmt: skip
+    return LLaDA2MoeForMaskedDiffusion(config).eval()
+
+
+@pytest.mark.parametrize("family", ["mdm", "sdar", "llada2_moe"])
+def test_elbo_perplexity_of_a_block_model_is_its_training_objective(tokenizer, family):
+    """Every block-causal family is scored with the block objective (the evaluations read its block size through its
+    denoiser adapter; a list of model types had left SDAR and LLaDA 2.x scored as bidirectional)."""
+    model = block_causal_model(family)
+    assert model_block_size(model) == 2
     examples = [{"input_ids": tokenizer(text)["input_ids"]} for text in toy_corpus(6)]
     result = elbo_perplexity(model, examples, num_samples=1, tokenizer=tokenizer, batch_size=8, seed=3)
     collator = DataCollatorForMaskedDiffusion(tokenizer, block_size=2, generator=torch.Generator().manual_seed(3))

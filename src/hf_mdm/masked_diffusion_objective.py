@@ -29,20 +29,12 @@ from .schedules import NoiseSchedule, get_schedule
 
 
 IGNORE_INDEX = -100
-BLOCK_MODEL_TYPES = ("mdm", "mdm-dit")  # hf-mdm's model types, whose `block_size` means block-causal attention
 PROMPT_COLUMNS = ("prompt_length", "prompt_mask")
 TOKEN_ID_DTYPES = (torch.int64, torch.int32)
 PROMPT_SCORED = (
     "Some prompt tokens have labels, so the prompt would be trained on. Noise the batch with "
     "DataCollatorForMaskedDiffusion, which never masks the prompt, or set labels to -100 on the prompt."
 )
-
-
-def model_block_size(model) -> int | None:
-    """The block size of a block-diffusion `MDMForMaskedGeneration` (`MDMConfig.block_size`); None for any other
-    model (bidirectional, a stock masked LM, whose config may use the name for something else, or an oracle)."""
-    config = getattr(model, "config", None)
-    return config.block_size if getattr(config, "model_type", None) in BLOCK_MODEL_TYPES else None
 
 
 def check_token_id_dtype(name: str, ids: torch.Tensor) -> None:

@@ -5,7 +5,8 @@ import math
 import torch
 from transformers.utils import logging
 
-from ..masked_diffusion_objective import clean_sequence, model_block_size
+from ..generation.denoisers import model_block_size
+from ..masked_diffusion_objective import clean_sequence
 from ..schedules import get_schedule
 from ..training import DataCollatorForMaskedDiffusion, masked_diffusion_loss
 

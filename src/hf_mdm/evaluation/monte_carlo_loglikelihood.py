@@ -42,8 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from ..generation.caches import CACHES
-from ..generation.denoisers import DENOISERS, DenoiseRequest
-from ..masked_diffusion_objective import model_block_size
+from ..generation.denoisers import DENOISERS, DenoiseRequest, model_block_size
 
 
 @dataclass

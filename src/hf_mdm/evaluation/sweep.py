@@ -43,7 +43,8 @@ from accelerate.utils import gather_object
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from ..generation import DENOISERS, DiffusionGenerationConfig
+from ..generation import DiffusionGenerationConfig
+from ..generation.denoisers import model_block_size as denoiser_block_size
 from ..own_decoders import own_decoder
 from ..tokenizer_checks import check_mask_token
 from .argument_checks import check_int, check_list, check_names, check_positive_int, check_positive_ints
@@ -73,14 +74,10 @@ SET_BY_THE_SWEEP = ("input_ids", "attention_mask", "max_new_tokens", "steps", "s
 
 
 def model_block_size(model) -> int | None:
-    """The block size of a block-causal model, None for a bidirectional one: what `generate()`'s denoiser adapter
-    says (`MDMConfig.block_size` for hf-mdm's; a stock masked LM, whose config may have another `block_size`, such as
-    BigBird's sparse-attention blocks, is bidirectional); for a model with its own decoder, its adapter's."""
+    """The block size of a block-causal model, None for a bidirectional one: for a model with its own decoder, its
+    adapter's; otherwise what `generate()`'s denoiser adapter says (`denoisers.model_block_size`)."""
     decoder = own_decoder(model)
-    if decoder is not None:
-        return decoder.block_size()
-    adapter = getattr(model, "denoiser_adapter", None)
-    return None if adapter is None else DENOISERS.build(adapter, model=model).block_size()
+    return denoiser_block_size(model) if decoder is None else decoder.block_size()
 
 
 def check_block_sizes(block_sizes, generation_kwargs: dict, model) -> list:

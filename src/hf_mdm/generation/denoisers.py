@@ -136,6 +136,15 @@ class DiTDenoiser(MDMDenoiser):
         return self.model(**inputs).logits
 
 
+def model_block_size(model) -> int | None:
+    """The block size of a block-causal model, as its denoiser adapter reads it (the `config.block_size` of
+    hf-mdm's models, LLaDA 2.x and SDAR); None for a bidirectional one, a stock masked LM (whose config may use the
+    name for something else, such as BigBird's sparse-attention blocks) and a model without `generate()` (an
+    oracle). Every evaluation that noises or scores blocks asks this one function."""
+    adapter = getattr(model, "denoiser_adapter", None)
+    return None if adapter is None else DENOISERS.build(adapter, model=model).block_size()
+
+
 __all__ = [
     "DENOISERS",
     "DenoiseRequest",
@@ -143,5 +152,6 @@ __all__ = [
     "DiTDenoiser",
     "MDMDenoiser",
     "MaskedLMDenoiser",
+    "model_block_size",
     "register_denoiser",
 ]
