@@ -30,13 +30,6 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import MoeModelOutputWithPast
 
-# Public transformers modules (no private name): GLM-4-MoE's partial RoPE and DeepSeek-V3's SwiGLU of a given width are
-# the authors' numerics exactly.
-from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MLP
-from transformers.models.glm4_moe.modeling_glm4_moe import Glm4MoeRotaryEmbedding
-from transformers.models.glm4_moe.modeling_glm4_moe import apply_rotary_pos_emb as apply_partial_rotary_pos_emb
-from transformers.utils.output_capturing import OutputRecorder
-
 from .checkpoint_formats.pretrained_mixin import DiffusionPretrainedMixin
 from .configuration_llada2_moe import LLaDA2MoeConfig
 from .diffusion_attention import diffusion_attention_mask, noisy_and_clean_inputs
@@ -47,9 +40,13 @@ from .masked_diffusion_objective import check_token_id_dtype, config_loss, forwa
 from .modeling_mdm import MaskedDiffusionOutput, kept_positions
 from .transformers_compat import (
     Cache,
+    DeepseekV3MLP,
+    Glm4MoeRotaryEmbedding,
     GradientCheckpointingLayer,
     LlamaRMSNorm,
+    OutputRecorder,
     accepts_legacy_cache_name,
+    apply_partial_rotary_pos_emb,
     attention_function,
     can_return_tuple,
     capture_outputs,

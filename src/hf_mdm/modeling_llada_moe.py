@@ -20,9 +20,6 @@ Only the layers differ.
 import torch
 from torch import nn
 from transformers import PreTrainedConfig
-from transformers.models.glm4_moe.modeling_glm4_moe import Glm4MoeRotaryEmbedding
-from transformers.models.glm4_moe.modeling_glm4_moe import apply_rotary_pos_emb as apply_partial_rotary_pos_emb
-from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeMLP
 
 from .checkpoint_formats.llada import LLaDAFormat
 from .checkpoint_formats.pretrained_mixin import DiffusionPretrainedMixin
@@ -30,7 +27,15 @@ from .configuration_llada_moe import LLaDAMoEConfig, is_llada_moe_config
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .modeling_mdm import MDMForMaskedGeneration, MDMModel, MDMPreTrainedModel
-from .transformers_compat import Cache, GradientCheckpointingLayer, LlamaRMSNorm, attention_function
+from .transformers_compat import (
+    Cache,
+    Glm4MoeRotaryEmbedding,
+    GradientCheckpointingLayer,
+    LlamaRMSNorm,
+    Qwen2MoeMLP,
+    apply_partial_rotary_pos_emb,
+    attention_function,
+)
 
 
 class LLaDAMoERMSNorm(LlamaRMSNorm):

@@ -36,6 +36,14 @@ from transformers.masking_utils import create_bidirectional_mask, create_causal_
 from transformers.modeling_layers import GradientCheckpointingLayer  # noqa: E402
 from transformers.modeling_rope_utils import RopeParameters  # noqa: E402
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS  # noqa: E402
+
+# The LLaDA 2.x and LLaDA-MoE building blocks whose numerics are the authors': DeepSeek-V3's and Qwen2-MoE's SwiGLU of
+# a given width, GLM-4-MoE's partial RoPE (rotate-half on the first partial_rotary_factor * head_dim channels).
+from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MLP  # noqa: E402
+from transformers.models.glm4_moe.modeling_glm4_moe import Glm4MoeRotaryEmbedding  # noqa: E402
+from transformers.models.glm4_moe.modeling_glm4_moe import (  # noqa: E402
+    apply_rotary_pos_emb as apply_partial_rotary_pos_emb,
+)
 from transformers.models.llama.modeling_llama import (  # noqa: E402
     LlamaMLP,
     LlamaRMSNorm,
@@ -43,11 +51,12 @@ from transformers.models.llama.modeling_llama import (  # noqa: E402
     apply_rotary_pos_emb,
     eager_attention_forward,
 )
+from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeMLP  # noqa: E402
 from transformers.pipelines import TextGenerationPipeline  # noqa: E402
 from transformers.utils import can_return_tuple  # noqa: E402
 from transformers.utils.deprecation import deprecate_kwarg  # noqa: E402
 from transformers.utils.generic import merge_with_config_defaults  # noqa: E402
-from transformers.utils.output_capturing import capture_outputs  # noqa: E402
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs  # noqa: E402
 
 
 # --- The cache argument's name ---------------------------------------------------------------------------------------
@@ -222,17 +231,22 @@ __all__ = [
     "CACHE_ARGUMENT",
     "Cache",
     "CausalConfigView",
+    "DeepseekV3MLP",
     "FROM_MODEL_CONFIG",
+    "Glm4MoeRotaryEmbedding",
     "GradientCheckpointingLayer",
     "LayerlessCache",
     "LlamaMLP",
     "LlamaRMSNorm",
     "LlamaRotaryEmbedding",
+    "OutputRecorder",
+    "Qwen2MoeMLP",
     "RopeParameters",
     "TRANSFORMERS_FLOOR",
     "TRANSFORMERS_VERSION",
     "TextGenerationPipelineWithoutDefaults",
     "accepts_legacy_cache_name",
+    "apply_partial_rotary_pos_emb",
     "apply_rotary_pos_emb",
     "attention_function",
     "attention_implementation",
