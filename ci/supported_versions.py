@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "**Supported versions** (floor -> newest tested): "
 DEPENDENCIES = ("transformers", "accelerate", "datasets", "evaluate", "safetensors", "huggingface-hub", "scipy")
-OPTIONAL_DEPENDENCIES = ("peft", "lm-eval", "numba")  # extras in `[dev]`, so both CI runs install them
+OPTIONAL_DEPENDENCIES = ("peft", "lm-eval", "numba", "diffusers")  # extras in `[dev]`, so both CI runs install them
 RANGED = (*DEPENDENCIES, *OPTIONAL_DEPENDENCIES)  # stated as floor -> newest; torch and python as tested
 RECORDED = ("torch", *RANGED)
 RANGE = re.compile(r"([A-Za-z0-9_.-]+) ([0-9][0-9A-Za-z.+-]*) -> ([0-9][0-9A-Za-z.+-]*)")
