@@ -71,12 +71,21 @@ LAYERS = [
         ],
     ),
     ("training objective", ["masked_diffusion_objective", "diffusion_attention"]),
-    ("model configuration", ["configuration_mdm", "configuration_dit"]),
-    ("generation", ["generation"]),
+    (
+        "model configuration",
+        [
+            "configuration_mdm",
+            "configuration_dit",
+            "configuration_llada2_moe",
+            "configuration_llada_moe",
+            "configuration_sdar",
+        ],
+    ),
+    ("generation", ["generation", "own_decoders"]),
     # Below the model: `MDMForMaskedGeneration` gets its Hub-facing classmethods from checkpoint_formats'
     # MDMPretrainedMixin, which needs only the config, the formats and a `cls`.
     ("checkpoint formats, conversion, export", ["checkpoint_formats", "causal_lm_adaptation", "remote_code"]),
-    ("modeling", ["modeling_mdm", "modeling_dit"]),
+    ("modeling", ["modeling_mdm", "modeling_dit", "modeling_llada2_moe", "modeling_llada_moe", "modeling_sdar"]),
     ("training", ["training"]),
     ("evaluation, languages, metrics", ["evaluation", "languages", "metrics"]),
     ("hub", ["hub"]),

@@ -22,7 +22,7 @@ most `max_denoising_steps` entropy-bounded denoising steps, stopping a canvas ea
 import torch
 from transformers import DiffusionGemmaForBlockDiffusion, LogitsProcessorList, SuppressTokensLogitsProcessor
 
-from . import OwnDecoder, register_own_decoder, whole_blocks
+from .base import OwnDecoder, register_own_decoder, whole_blocks
 
 
 @register_own_decoder("diffusion_gemma")

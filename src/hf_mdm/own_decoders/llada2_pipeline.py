@@ -27,7 +27,7 @@ import inspect
 import torch
 
 from ..generation import DENOISERS
-from . import OwnDecoder, register_own_decoder, whole_blocks
+from .base import OwnDecoder, register_own_decoder, whole_blocks
 
 
 @register_own_decoder("llada2_pipeline")
