@@ -1,6 +1,7 @@
 """hf-mdm: masked diffusion language models on the Hugging Face stack.
 
-Importing the package registers model_type "mdm" with `AutoConfig`, `AutoModel` and `AutoModelForMaskedLM`.
+Importing the package registers model_type "mdm" with `AutoConfig`, `AutoModel` and `AutoModelForMaskedLM`, and
+so the other model types hf-mdm reads natively ("mdm-dit", LLaDA 2.x's "llada2_moe", "lladamoe", "sdar").
 `AutoModel.from_pretrained` returns `MDMForMaskedGeneration` (head included), as LLaDA and Dream map `AutoModel`.
 `pipeline("text-generation", ...)` then also takes diffusion models (see `text_generation_pipeline`).
 """
@@ -69,6 +70,12 @@ __all__ = [
     "DiTForMaskedDiffusion",
     "DiTModel",
     "DiTPreTrainedModel",
+    "LLaDA2MoeConfig",
+    "LLaDA2MoeForMaskedDiffusion",
+    "LLaDAMoEConfig",
+    "LLaDAMoEForMaskedDiffusion",
+    "SDARConfig",
+    "SDARForMaskedDiffusion",
     "MDMConfig",
     "DiffusionGenerationConfig",
     "DiffusionGenerationMixin",
