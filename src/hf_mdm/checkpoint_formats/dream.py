@@ -18,6 +18,17 @@ logger = logging.get_logger(__name__)
 # Dream's `alg` -> our strategy. `origin` is the ancestral sampler of the linear schedule; the others rank.
 DREAM_ALGORITHMS = {"origin": "random", "maskgit_plus": "confidence", "topk_margin": "margin", "entropy": "entropy"}
 
+# `DreamGenerationConfig`'s defaults, with the fields of ours that already decide each. Dream's `diffusion_generate`
+# starts from them (it builds its config from config.json, `DreamGenerationConfig.from_model_config`), whatever
+# generation_config.json holds; Dream-Coder's generation_config.json, transformers' copy of config.json's token ids,
+# sets none of them.
+DREAM_GENERATION_DEFAULTS = {
+    "alg": ("origin", ("strategy",)),
+    "eps": (1e-3, ("reveal_counts",)),
+    "steps": (512, ("steps_per_block",)),
+    "temperature": (0.0, ("do_sample",)),
+}
+
 
 class DreamFormatConfig(PreTrainedConfig):
     """The fields of a Dream config.json, read without Dream's remote code (only converted, never instantiated).
@@ -90,6 +101,11 @@ class DreamFormat(CheckpointFormat):
         * `alg_temp` -> `strategy_temperature`: Dream draws the reveal set from softmax(score / alg_temp) without
           replacement, which is the top-k of score + alg_temp * Gumbel noise.
         * `return_dict` (the dllm copy's name) -> `return_dict_in_generate`; `generation_kwargs` is dropped.
+        * A field the file does not set takes `DreamGenerationConfig`'s default, which Dream's own sampler uses:
+          `alg="origin"`, `eps=1e-3`, `steps=512`, `temperature=0` (Dream-Coder's and DiffuCoder's folders rely on
+          them), unless one of our fields already decides it.
+        * `eos_penalty` (Dream-Coder's generation utils: a step-dependent penalty on the [EOS]/pad logit) 0 is
+          dropped; any other value is refused, since hf-mdm does not implement it.
 
         Any other field is ignored with a warning, so `generate()` never accepts an argument it would not use.
         """
@@ -100,6 +116,15 @@ class DreamFormat(CheckpointFormat):
             for key, value in generation_config.items()
             if value is not None and not key.startswith("_") and key != "transformers_version"
         }
+        for name, (default, ours) in DREAM_GENERATION_DEFAULTS.items():
+            if not any(key in fields for key in (name, *ours)):
+                fields[name] = default
+        eos_penalty = fields.pop("eos_penalty", 0)
+        if eos_penalty:
+            raise ValueError(
+                f"This Dream generation config sets eos_penalty={eos_penalty!r} (Dream-Coder's penalty on the "
+                "[EOS]/pad logit), which hf-mdm does not implement: set it to 0 or delete it (and decode without it)."
+            )
         alg = fields.pop("alg", None)
         eps = fields.pop("eps", None)
         alg_temp = fields.pop("alg_temp", None)
