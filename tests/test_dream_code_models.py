@@ -203,6 +203,17 @@ def test_a_code_model_folder_with_eos_penalty_fails_at_load(tmp_path):
         AutoModel.from_pretrained(folder)
 
 
+@pytest.mark.bad_input
+def test_a_config_json_with_eos_penalty_is_refused(tmp_path):
+    """Dream-Coder's RL workers write `eos_penalty` into config.json, which its sampler reads its defaults from."""
+    folder = code_model_folder(tmp_path, "dream-coder")
+    (folder / "config.json").write_text(json.dumps({**tiny(DREAM_CODER_CONFIG), "eos_penalty": 3.0}))
+    with pytest.raises(ValueError, match="eos_penalty=3.0, which hf-mdm does not implement"):
+        AutoModel.from_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({**tiny(DREAM_CODER_CONFIG), "eos_penalty": 0}))
+    assert type(AutoModel.from_pretrained(folder)) is MDMForMaskedGeneration
+
+
 def test_a_zero_eos_penalty_is_dropped_without_a_warning(caplog):
     config = DreamFormat.to_generation_config(DREAM_CODER_SAVED_GENERATION_CONFIG)
     assert not hasattr(config, "eos_penalty") and "Ignoring" not in caplog.text

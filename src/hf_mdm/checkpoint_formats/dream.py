@@ -57,6 +57,8 @@ class DreamFormat(CheckpointFormat):
             raise unsupported("Dream", "use_sliding_window", True)
         if raw.get("rope_scaling"):
             raise unsupported("Dream", "rope_scaling", raw["rope_scaling"])
+        if raw.get("eos_penalty"):  # Dream-Coder's RL workers store it here, where its sampler reads its defaults
+            raise unsupported("Dream", "eos_penalty", raw["eos_penalty"])
         if "logits_shift" in raw and raw["logits_shift"] not in (1, True):
             raise ValueError(
                 f"This Dream config.json sets logits_shift={raw['logits_shift']!r}, but Dream checkpoints predict "
