@@ -67,6 +67,8 @@ FOREIGN_ARGUMENTS = {
     "num_to_transfer": "only 1 (at least one commit per step) is the `threshold` strategy: "
     "decode_like_authors(model, 'llada21_editing', ...)",
     "minimal_topk": "LLaDA 2.0's step cap: decode_like_authors(model, 'llada2_threshold', ...)",
+    "eos_penalty": "Dream-Coder's step-dependent [EOS]/pad penalty is not offered",
+    "number_transfer_tokens": "DreamOn's expand/delete infilling (a canvas that grows and shrinks) is not offered",
     "max_denoising_steps": "DiffusionGemma's cap on its canvas's steps (hf_mdm.own_decoders); LLaDA 2.x's maximum "
     "editing steps is `max_post_steps`",
 }
