@@ -20,6 +20,7 @@ from hf_mdm.modeling_llada2_moe import LLaDA2MoeForMaskedDiffusion
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "llada2-tiny"
 MASK, EOS, BLOCK = 127, 124, 4
 IDS = {"eos_token_id": EOS, "pad_token_id": EOS}
+EDITING_DEFAULTS = {"editing_threshold": 0.9, "max_post_steps": 16, "num_to_transfer": 1}  # LLaDA 2.1's generate()
 
 
 @functools.cache
@@ -62,8 +63,14 @@ def test_the_published_file_gets_the_authors_defaults():
         ({"temperature": 1.0, "top_k": 0, "top_p": 1.0}, {"do_sample": True, "top_k": None, "top_p": None}),
         ({"temperature": 0.8, "top_p": 0.9}, {"top_p": 0.9}),
         ({"eos_id": EOS, "mask_id": MASK, "eos_early_stop": True}, {"eos_token_id": EOS}),
-        ({"num_to_transfer": 1, "editing_threshold": 1.0, "threshold": 0.7}, {"threshold": 0.7}),
-        ({"editing_threshold": 1.0, "max_post_steps": 4}, {"strategy": "threshold"}),
+        ({"editing_threshold": 0.5}, {"strategy": "threshold_editing", "threshold": 0.95, "strategy_kwargs": {
+            "editing_threshold": 0.5, "max_post_steps": 16, "num_to_transfer": 1}}),
+        ({"num_to_transfer": 2, "max_post_steps": 4, "threshold": 0.7}, {"threshold": 0.7, "strategy_kwargs": {
+            "editing_threshold": 0.9, "max_post_steps": 4, "num_to_transfer": 2}}),
+        ({"editing_threshold": 1.5, "steps": 4, "minimal_topk": 2}, {"steps_per_block": None, "strategy_kwargs": {
+            "editing_threshold": 1.0, "max_post_steps": 16, "num_to_transfer": 1}}),
+        ({"editing_threshold": -0.5}, {"strategy_kwargs": {
+            "editing_threshold": 0.0, "max_post_steps": 16, "num_to_transfer": 1}}),
     ],
 )
 def test_each_key_the_authors_share_with_generate_is_mapped(dialect, expected):
@@ -82,9 +89,8 @@ def test_each_key_the_authors_share_with_generate_is_mapped(dialect, expected):
         ({"gen_length": 8, "minimal_topk": 4}, "llada2_threshold", ["gen_length", "minimal_topk"]),
         ({"threshold": 1.5}, "llada2_threshold", ["threshold"]),
         ({"temperature": 0.5, "top_p": 0.0}, "llada2_threshold", ["top_p"]),
-        ({"editing_threshold": 0.5}, "llada21_editing", ["editing_threshold"]),
-        ({"max_post_steps": 4}, "llada21_editing", ["editing_threshold", "max_post_steps"]),
-        ({"num_to_transfer": 2, "editing_threshold": 1.0}, "llada21_editing", ["num_to_transfer"]),
+        ({"num_to_transfer": 0, "threshold": 0.001}, "llada21_editing", ["num_to_transfer"]),
+        ({"threshold": 0.0, "max_post_steps": 4}, "llada21_editing", ["threshold"]),
     ],
 )
 def test_what_generate_cannot_follow_is_kept_for_decode_like_authors_and_refused_by_generate(dialect, sampler, keys):
@@ -162,13 +168,19 @@ def test_where_the_mapping_follows_the_authors_generate_returns_their_tokens(pro
 
 def test_the_recorded_greedy_cases_map_as_their_settings_say():
     """Every greedy 2.0 case of the fixture whose steps reach its block length maps to the threshold strategy with its
-    threshold; the others are kept for decode_like_authors."""
+    threshold, every 2.1 case to threshold_editing with its settings; the others are kept for decode_like_authors."""
     for case in json.loads((FIXTURE / "reference_generate.json").read_text())["cases"]:
         options = {key: value for key, value in case["args"].items() if key not in ("eos_id", "mask_id")}
         config = llada2_generation_config({**IDS, **options}, load(options["block_length"]).config)
         steps_reach = min(options["steps"], options["gen_length"] // options.get("minimal_topk", 1)) >= BLOCK
-        follows = case["name"].startswith("v20") and steps_reach and options["block_length"] == BLOCK
+        v21 = case["name"].startswith("v21")
+        follows = v21 or (steps_reach and options["block_length"] == BLOCK)
         assert hasattr(config, "llada2_decoding") != follows, case["name"]
+        assert config.strategy == ("threshold_editing" if v21 else "threshold")
+        assert config.threshold == options["threshold"]
+        if v21:
+            expected = {key: options.get(key, default) for key, default in EDITING_DEFAULTS.items()}
+            assert config.strategy_kwargs == expected
 
 
 DIALECT_VALUES = {
@@ -182,7 +194,7 @@ DIALECT_VALUES = {
     "eos_early_stop": st.sampled_from([True, False, None]),
     "editing_threshold": st.sampled_from([0.5, 1.0, None]),
     "max_post_steps": st.sampled_from([0, 4, None]),
-    "num_to_transfer": st.sampled_from([1, 2, None]),
+    "num_to_transfer": st.sampled_from([0, 1, 2, None]),
 }
 
 
@@ -202,9 +214,11 @@ def test_any_dialect_is_refused_followed_or_kept_never_half_read(dialect):
         kept = config.llada2_decoding
         dropped = ("steps", "minimal_topk") if kept["sampler"] == "llada21_editing" else ()
         assert kept["options"] == {key: value for key, value in dialect.items() if key not in dropped}
-        assert kept["not_followed"] and set(kept["not_followed"]) <= set(dialect) | {"steps", "editing_threshold"}
+        assert kept["not_followed"] and set(kept["not_followed"]) <= set(dialect) | {"steps"}
         return
     config.validate()
-    assert config.strategy == "threshold" and config.threshold == dialect.get("threshold", 0.95)
+    editing = any(key in dialect for key in ("editing_threshold", "max_post_steps", "num_to_transfer"))
+    assert config.strategy == ("threshold_editing" if editing else "threshold")
+    assert config.threshold == dialect.get("threshold", 0.95)
     assert config.do_sample == (dialect.get("temperature", 0.0) > 0)
     assert config.max_new_tokens == dialect.get("gen_length")

@@ -26,8 +26,8 @@ def model(logits_shift: int, block_size: int | None = None):
 
 
 # The only strategies allowed to change a revealed token; every other registered strategy must never do so.
-REVISING = {"remdm", "editing"}
-BUILT_IN = ["random", "confidence", "margin", "entropy", "threshold", "remdm", "editing"]
+REVISING = {"remdm", "editing", "threshold_editing"}
+BUILT_IN = ["random", "confidence", "margin", "entropy", "threshold", "remdm", "editing", "threshold_editing"]
 EXAMPLES = int(os.environ.get("HF_MDM_PROPERTY_EXAMPLES", "100"))  # .ci/run sets 500
 
 
@@ -42,6 +42,12 @@ def strategy_kwargs(draw, strategy):
         return dict(eta=draw(st.sampled_from([0.0, 0.1, 0.5])), remask_schedule=schedule)
     if strategy == "editing":
         return dict(edit_threshold=draw(st.sampled_from([0.1, 0.5, 0.9])))
+    if strategy == "threshold_editing":
+        return dict(
+            editing_threshold=draw(st.sampled_from([0.0, 0.3, 0.9])),
+            max_post_steps=draw(st.integers(0, 3)),
+            num_to_transfer=draw(st.integers(1, 3)),
+        )
     return None
 
 
@@ -134,7 +140,11 @@ def test_generate_invariants(case):
             assert ((after[revealed] == before[revealed]) | (after[revealed] == PAD)).all()
         assert (out.nfe <= fill.sum(1)).all()
     assert (out.nfe >= 1).all()
-    if case["strategy"] != "threshold":
+    if case["strategy"] == "threshold_editing":  # the budget is ignored: a block's [MASK] steps, then editing steps
+        posts = case["strategy_kwargs"]["max_post_steps"] * out.steps_per_block.shape[1]
+        assert (out.nfe <= fill.sum(1) + posts).all()
+        assert torch.equal(out.nfe, out.steps_per_block.sum(1))  # each of its steps runs a forward
+    elif case["strategy"] != "threshold":
         budget = case["steps"] or case["steps_per_block"] * out.steps_per_block.shape[1]
         assert (out.nfe <= budget).all()
         assert (out.steps_per_block.sum(1) <= budget).all()

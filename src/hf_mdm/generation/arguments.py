@@ -61,11 +61,12 @@ FOREIGN_ARGUMENTS = {
     "llada2_decoding": "LLaDA 2.x settings generate() does not follow (its `not_followed` says which): "
     "decode_like_authors(model, d['sampler'], input_ids, **d['options']) with d = generation_config.llada2_decoding, "
     "or delete it to decode with the mapped fields",
-    "editing_threshold": "LLaDA 2.1's token editing is not the `editing` strategy: "
-    "decode_like_authors(model, 'llada21_editing', ...)",
-    "max_post_steps": "LLaDA 2.1's editing steps: decode_like_authors(model, 'llada21_editing', ...)",
-    "num_to_transfer": "only 1 (at least one commit per step) is the `threshold` strategy: "
-    "decode_like_authors(model, 'llada21_editing', ...)",
+    "editing_threshold": "LLaDA 2.1's token editing is strategy='threshold_editing', "
+    "strategy_kwargs={'editing_threshold': ...} here (not the `editing` strategy)",
+    "max_post_steps": "LLaDA 2.1's editing steps are strategy='threshold_editing', "
+    "strategy_kwargs={'max_post_steps': ...} here",
+    "num_to_transfer": "LLaDA 2.1's fewest commits per step are strategy='threshold_editing', "
+    "strategy_kwargs={'num_to_transfer': ...} here",
     "minimal_topk": "LLaDA 2.0's step cap: decode_like_authors(model, 'llada2_threshold', ...)",
     "eos_penalty": "Dream-Coder's step-dependent [EOS]/pad penalty is not offered",
     "number_transfer_tokens": "DreamOn's expand/delete infilling (a canvas that grows and shrinks) is not offered",

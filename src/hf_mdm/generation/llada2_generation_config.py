@@ -6,21 +6,23 @@ Each authors' key (their default) and what hf-mdm makes of it:
 
 * `gen_length` -> `max_new_tokens` (absent: generate()'s own default, not their function's 2048).
 * `block_length` (32): the model's `block_size`, which it must equal (else ValueError); not stored.
-* `threshold` (0.95) -> `strategy="threshold"`, `threshold` (theirs commits p > tau, ours p >= tau).
-* `steps` (per block), `minimal_topk` (1): with s = min(steps, gen_length // minimal_topk) >= block_size every step
-  commits at least one token, which is the threshold strategy (at most block_size forwards a block):
+* `threshold` (0.95) -> `threshold` of the strategy below (2.0's `threshold` compares p >= tau, theirs p > tau;
+  2.1's `threshold_editing` compares p > tau as theirs).
+* The strategy: 2.0 (no 2.1 key) -> `strategy="threshold"`; 2.1 (a file with `editing_threshold`, `max_post_steps`
+  or `num_to_transfer`) -> `strategy="threshold_editing"`, 2.1's decoding itself (threshold reveals with at least
+  `num_to_transfer` a step, token-to-token editing, up to `max_post_steps` editing forwards once a block is
+  complete), with `strategy_kwargs` = {editing_threshold, max_post_steps, num_to_transfer} (2.1's defaults 0.9, 16,
+  1 where the file omits them; an editing_threshold outside [0, 1] is clipped to it, which decides the same edits).
+* `steps` (per block), `minimal_topk` (1): 2.0: with s = min(steps, gen_length // minimal_topk) >= block_size every
+  step commits at least one token, which is the threshold strategy (at most block_size forwards a block):
   `steps_per_block` = steps, which that strategy does not spend. s < block_size commits at least block_size // s
-  tokens a step: not followed.
+  tokens a step: not followed. 2.1: no effect in the authors' code, dropped.
 * `temperature` (0.0): 0 -> `do_sample=False` (argmax); > 0 -> `do_sample=True`, `temperature`.
 * `top_k`, `top_p`: when sampling -> `top_k` (> 0), `top_p` (< 1), transformers' warpers in the authors' order
   (temperature, top-k, top-p); greedy: dropped (the authors ignore them).
 * `eos_id` (156892) -> `eos_token_id`; `mask_id` (156895) must be the model's `mask_token_id` (else ValueError).
 * `eos_early_stop`: dropped; it saves forwards, the returned text (cut after the first eos) is the same.
-* `num_to_transfer` (2.1, 1): 1 is the threshold strategy's "at least one"; other values: not followed.
-* `editing_threshold` (2.1, 0.9), `max_post_steps` (2.1, 16): token-to-token editing (a token is replaced where a
-  different draw has p > editing_threshold, then up to max_post_steps editing forwards once the block is unmasked)
-  is not hf-mdm's `editing` strategy (which replaces a token whose own p < edit_threshold, with ranked reveals): not
-  followed, unless editing_threshold >= 1 (no edit can happen; both keys dropped).
+* `num_to_transfer` (2.1, 1) = 0: not followed (a step may commit nothing, and the authors' loop may never end).
 
 `max_denoising_steps` is not LLaDA 2.x's: it is transformers' DiffusionGemma generation field (the cap on its
 canvas's denoising steps); LLaDA 2.x's "maximum editing steps" is `max_post_steps`. It is left as it is, so generate()
@@ -33,13 +35,14 @@ it does not read) instead of decoding otherwise; decode like the authors with
 mapped fields. The sampler is 2.1's when the file has a 2.1 key (`editing_threshold`, `max_post_steps`,
 `num_to_transfer`), else 2.0's (2.0 and 2.1 folders share `model_type`).
 
-Where the mapping follows the authors, hf-mdm's decoding differs from theirs only in: p >= tau against p > tau; ties
-of the "most confident one" (within 1e-5, leftmost, against torch.topk's); hf-mdm's model never predicts [MASK] (the
-authors' can, and their probabilities count it); the last block when prompt + gen_length is not a multiple of
-block_size (the authors denoise the whole block and cut it, hf-mdm only the positions it returns); 2.1's one extra
-forward once a block is complete. A file without any diffusion key (the published generation_config.json holds only
-eos/pad ids) gets the authors' defaults: threshold 0.95, greedy (and `steps` = block_length: their defaults are
-32 and 32). A file with one of hf-mdm's own decoding fields
+Where the mapping follows the authors, hf-mdm's decoding differs from theirs only in: p >= tau against p > tau (2.0);
+ties of the "most confident" ones (within 1e-5, leftmost, against torch.topk's); hf-mdm's model never predicts
+[MASK] (the authors' can, and their probabilities count it); the last block when prompt + gen_length is not a
+multiple of block_size (the authors denoise the whole block and cut it, hf-mdm only the positions it returns);
+forwards after the block holding the first eos (hf-mdm stops that row; the returned text is the same). A file
+without any diffusion key (the published generation_config.json holds only eos/pad ids) gets the authors' defaults:
+threshold 0.95, greedy (and `steps` = block_length: their defaults are 32 and 32). A file with one of hf-mdm's own
+decoding fields
 (`strategy`, `steps_per_block`, `max_new_tokens`, ...: one hf-mdm saved) is read as it is.
 """
 
@@ -79,7 +82,7 @@ HF_MDM_DECODING_FIELDS = (
 # The authors' generate() defaults that decide the mapping when a key is absent (both versions); `steps` defaults to
 # block_length (their defaults, 32 and 32, commit one token per step at least).
 AUTHORS_DEFAULTS = {"threshold": 0.95, "temperature": 0.0, "minimal_topk": 1, "gen_length": 2048}
-AUTHORS_EDITING_THRESHOLD = 0.9  # 2.1's default
+AUTHORS_EDITING_DEFAULTS = {"editing_threshold": 0.9, "max_post_steps": 16, "num_to_transfer": 1}  # 2.1's
 
 
 def set_values(generation_config) -> dict:
@@ -107,24 +110,33 @@ def not_followed(name: str, dialect: dict, block_size: int) -> list[str]:
         keys.append("steps")
     if name == "llada2_threshold" and value("gen_length") // value("minimal_topk") < block_size:
         keys += [key for key in ("gen_length", "minimal_topk") if key in dialect]
-    if name == "llada21_editing" and dialect.get("num_to_transfer", 1) != 1:
+    if name == "llada21_editing" and dialect.get("num_to_transfer", 1) < 1:
         keys.append("num_to_transfer")
-    if name == "llada21_editing" and dialect.get("editing_threshold", AUTHORS_EDITING_THRESHOLD) < 1.0:
-        keys += ["editing_threshold"] + (["max_post_steps"] if "max_post_steps" in dialect else [])
     if value("temperature") > 0 and dialect.get("top_p") is not None and dialect["top_p"] <= 0.0:
         keys.append("top_p")
     return keys
 
 
-def mapped_fields(dialect: dict) -> dict:
-    """hf-mdm's fields for the keys it follows (module docstring)."""
-    fields = {"strategy": "threshold"}
+def editing_kwargs(dialect: dict) -> dict:
+    """`threshold_editing`'s strategy_kwargs for a 2.1 file's keys (module docstring)."""
+    kwargs = {**AUTHORS_EDITING_DEFAULTS, **{key: dialect[key] for key in AUTHORS_EDITING_DEFAULTS if key in dialect}}
+    kwargs["editing_threshold"] = min(max(float(kwargs["editing_threshold"]), 0.0), 1.0)
+    if kwargs["num_to_transfer"] < 1:
+        del kwargs["num_to_transfer"]  # not followed: generate() refuses the config (llada2_decoding)
+    return kwargs
+
+
+def mapped_fields(name: str, dialect: dict) -> dict:
+    """hf-mdm's fields for the keys it follows of a file for the authors' sampler `name` (module docstring)."""
+    editing = name == "llada21_editing"
+    fields = {"strategy": "threshold_editing", "strategy_kwargs": editing_kwargs(dialect)} if editing else {}
+    fields.setdefault("strategy", "threshold")
     threshold = dialect.get("threshold", AUTHORS_DEFAULTS["threshold"])
     if 0.0 < threshold <= 1.0:
         fields["threshold"] = threshold
     if "gen_length" in dialect:
         fields["max_new_tokens"] = dialect["gen_length"]
-    if "steps" in dialect:
+    if "steps" in dialect and not editing:
         fields["steps_per_block"] = dialect["steps"]
     if "eos_id" in dialect:
         fields["eos_token_id"] = dialect["eos_id"]
@@ -166,7 +178,7 @@ def llada2_generation_config(generation_config, model_config) -> DiffusionGenera
             f"{values['eos_token_id']}: they must agree."
         )
     name, options = authors_sampler(dialect)
-    config = DiffusionGenerationConfig.from_dict({**values, **mapped_fields(dialect)})
+    config = DiffusionGenerationConfig.from_dict({**values, **mapped_fields(name, dialect)})
     keys = not_followed(name, dialect, model_config.block_size)
     if keys:
         config.llada2_decoding = {"sampler": name, "options": options, "not_followed": keys}

@@ -18,7 +18,9 @@ Built from a generation config (`DiffusionSampler.from_config`), it owns the dec
   and the strategy's scores for the rows that ran; the strategy picks positions to reveal (and, if it revises,
   revealed positions to remask or edit); the canvas is updated; rows that revealed EOS and everything before it
   finish, their [MASK] after EOS become pad (a row stops at the first block holding its EOS and costs no forward
-  after it). Returns a `DiffusionSamplerOutput`.
+  after it; under a strategy that `finishes_block_at_eos`, once that block is done). A row keeps decoding a block
+  with no [MASK] left while the strategy's `continues_complete_block` says so (a revising strategy's remaining
+  steps, `threshold_editing`'s editing steps). Returns a `DiffusionSamplerOutput`.
 
 For a ranked strategy that never revises, a step whose count is 0 changes nothing (no reveal, no forward), so each
 row's zero-count steps are dropped when the block begins: `steps` beyond the masked positions cost nothing. A strategy
@@ -275,6 +277,8 @@ class DiffusionSampler:
         state.scores = torch.zeros((state.batch_size, width), device=state.canvas.device)
         state.current_probs = torch.ones_like(state.scores)
         state.stale = torch.ones_like(state.done)
+        state.complete_steps = torch.zeros_like(state.nfe)
+        state.revised = torch.zeros_like(state.done)
         state.reveal_steps = self.strategy.plan_reveal_steps(state, self.randomness)
         state.counts = self.strategy.plan_counts(
             state.masked().sum(1), state.num_steps, self.count_rule, skip_empty_steps
@@ -290,7 +294,7 @@ class DiffusionSampler:
 
     def update_active(self, state: DiffusionState) -> None:
         """Rows still decoding: some [MASK] left, or steps left that the strategy uses; once per step."""
-        busy = state.masked().any(1) | self.strategy.uses_remaining_steps(state.step, state.num_steps)
+        busy = state.masked().any(1) | self.strategy.continues_complete_block(state)
         state.active = ~state.done & busy
 
     def model_request(self, state: DiffusionState) -> DenoiseRequest | None:
@@ -420,8 +424,11 @@ class DiffusionSampler:
             updated = torch.where(edit, view.candidates, updated)
         if remask is not None:
             updated = updated.masked_fill(remask, state.mask_token_id)
+        differs = updated != window  # before the write below: `window` may be a view of the canvas
         changed = torch.zeros_like(state.done)
-        changed[pick] = (updated != window).any(1)  # before the write below: `window` may be a view of the canvas
+        changed[pick] = differs.any(1)
+        state.complete_steps[pick] += ~masked.any(1)
+        state.revised[pick] = (differs & revealed).any(1)
         if self.time_conditioned:
             changed[pick] = True  # the next step's logits are conditioned on its own time
         state.canvas[pick, state.window] = updated
@@ -466,13 +473,13 @@ class DiffusionSampler:
         canvas, length, positions = state.canvas, state.canvas.shape[1], state.positions
         still_masked = (canvas == state.mask_token_id) & state.fill
         first_masked = torch.where(still_masked, positions, length).min(1).values
-        complete = first_masked == length
-        if self.strategy.uses_remaining_steps(state.step, state.num_steps):
-            complete = torch.zeros_like(complete)  # a revising strategy uses the block's remaining steps
-        finished = state.done | complete
+        continuing = self.strategy.continues_complete_block(state)  # e.g. a revising strategy's remaining steps
+        finished = state.done | ((first_masked == length) & ~continuing)
         if self.eos is not None:
             first_eos = torch.where(torch.isin(canvas, self.eos) & state.fill, positions, length).min(1).values
             stopped = ~state.done & (first_eos < first_masked)
+            if self.strategy.finishes_block_at_eos:
+                stopped &= ~(state.masked().any(1) | continuing)
             # No host sync on stopped.any(): filling an all-false mask is a no-op.
             after_eos = state.fill & stopped[:, None] & (positions[None, :] > first_eos[:, None])
             canvas.masked_fill_(after_eos, self.pad_token_id)

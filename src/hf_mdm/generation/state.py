@@ -30,7 +30,9 @@ class DiffusionState:
     canvas changed since their last forward, `counts` (B, K) scheduled reveals, `reveal_steps` (B, W) each
     position's reveal step (strategies that draw them; K where nothing is revealed). `inside` (B, W): the window
     positions of each row's own block (real tokens only), fixed per block; `block_masked` (B, W): those still [MASK],
-    kept current by `refresh()` after every change of the canvas; `active` (B,) rows still decoding the block.
+    kept current by `refresh()` after every change of the canvas; `active` (B,) rows still decoding the block;
+    `complete_steps` (B,) steps each row took in the block that began with no [MASK] left in it, `revised` (B,)
+    rows whose last step changed a token revealed before it (what a strategy's `continues_complete_block` reads).
     `non_finite` (B,): rows whose
     p(. | x_t) held NaN or inf in some forward (checked once, at the end of decoding). `model_order` (L,): the order
     in which the model sees the canvas columns when it differs from the canvas's (a prompt's trailing end marker
@@ -63,6 +65,8 @@ class DiffusionState:
     inside: torch.BoolTensor | None = None
     block_masked: torch.BoolTensor | None = None
     active: torch.BoolTensor | None = None
+    complete_steps: torch.LongTensor | None = None
+    revised: torch.BoolTensor | None = None
     positions: torch.LongTensor = field(init=False)
     non_finite: torch.BoolTensor = field(init=False)
 

@@ -15,9 +15,12 @@ every step it calls `select`, which returns the positions to reveal (they take t
   from the schedule ("cap" and "rescale" bound it, "loop" spends the middle of the grid at fixed alpha).
 * `editing`: confidence ranking plus token editing: a revealed token whose current probability falls below a threshold
   is replaced by the model's candidate.
+* `threshold_editing`: LLaDA 2.1's threshold decoding with token-to-token editing: threshold reveals, and a revealed
+  token is replaced where a different candidate is confident; once the block is complete, editing-only steps follow
+  (`continues_complete_block`) until one edits nothing.
 
-Only strategies with `revises = True` (`remdm`, `editing`) ever change a revealed token; the decoder's invariants test
-holds every other one to "a revealed token never changes".
+Only strategies with `revises = True` (`remdm`, `editing`, `threshold_editing`) ever change a revealed token; the
+decoder's invariants test holds every other one to "a revealed token never changes".
 
 A strategy is one class registered by name: `@register_strategy("name")` adds one without editing the decoder.
 """
@@ -28,6 +31,7 @@ import torch
 
 from ..registry import Registry
 from ..schedules import NoiseSchedule
+from ..value_checks import check_integer, is_real
 from .caches import CACHES
 from .sampling import RowRandomness
 
@@ -90,8 +94,11 @@ class RevealStrategy:
 
     * `uses_counts`: reveal the reveal-count rule's scheduled number of positions per step (`plan_counts`);
     * `fixed_steps=False`: run a block until it is complete instead of for its share of `steps`;
-    * `revises`: remask or edit revealed tokens (`revise`), and use every step of the block;
-    * `scores_revealed`: score revealed positions as well (their current token's probability, for editing).
+    * `revises`: remask or edit revealed tokens (`revise`), and use every step of the block (or the steps
+      `continues_complete_block` grants);
+    * `scores_revealed`: score revealed positions as well (their current token's probability, for editing);
+    * `finishes_block_at_eos`: a row that reveals EOS (and everything before it) stops once its block is done, not
+      at once: the block's later steps may still change the EOS or the tokens before it.
 
     A strategy's constructor takes the schedule and its own parameters. `config_fields` names the
     `DiffusionGenerationConfig` fields passed to it (e.g. `threshold`); any other parameter comes from the config's
@@ -103,6 +110,7 @@ class RevealStrategy:
     fixed_steps: bool = True
     revises: bool = False
     scores_revealed: bool = False
+    finishes_block_at_eos: bool = False
     config_fields: tuple[str, ...] = ()
 
     def __init__(self, schedule: NoiseSchedule):
@@ -156,9 +164,11 @@ class RevealStrategy:
         current = state.canvas[rows][:, state.window_start + columns]
         return probs.gather(-1, current.unsqueeze(-1)).squeeze(-1)
 
-    def uses_remaining_steps(self, step: int, num_steps: int) -> bool:
-        """Whether a row keeps decoding the block until its last step even with no [MASK] left (revising)."""
-        return self.revises and step < num_steps
+    def continues_complete_block(self, state) -> torch.BoolTensor:
+        """(B,) rows that take another step of their block although it has no [MASK] left: a revising strategy
+        uses the block's remaining steps. `state.complete_steps` and `state.revised` tell a strategy how many steps
+        each row took in its complete block and whether the last one changed a revealed token."""
+        return torch.full_like(state.done, self.revises and state.step < state.num_steps)
 
     def check_block_end(self, step: int, num_steps: int, rows_left: bool) -> None:
         """A strategy with `fixed_steps` must have revealed every masked position by the block's last step."""
@@ -414,6 +424,72 @@ class EditingStrategy(ConfidenceStrategy):
         return torch.zeros_like(step.revealed), step.revealed & (step.current_probs < self.edit_threshold)
 
 
+@register_strategy("threshold_editing")
+class ThresholdEditingStrategy(ConfidenceStrategy):
+    r"""
+    LLaDA 2.1's threshold decoding with token-to-token editing. After each forward, with x̂_i the candidate and
+    p_i = p(x̂_i | x_t), every row of the block at once:
+
+    * reveal: the masked positions with p_i > `threshold` if there are at least n = `num_to_transfer` of them, else
+      the n most confident masked ones (all of them if fewer are masked);
+    * edit: each position the decoder filled that held a token before this step takes its candidate where
+      x̂_i != x_i and p_i > `editing_threshold` (a position is never revealed and edited in the same step);
+    * once the block has no [MASK] left, up to `max_post_steps` more steps that only edit, ending after the first
+      step that edits nothing; then the next block. A row that reveals EOS finishes its block before it stops.
+
+    Unlike `editing`, which ranks reveals on the step budget and replaces a token whose own probability
+    p(x_i | x_t) fell below its `edit_threshold`, a token is replaced here only where a different token is
+    confident, and the number of forwards adapts: like `threshold`, this strategy ignores `steps` and
+    `steps_per_block`. A block of W positions costs at most ceil(W / n) forwards with [MASK] left plus
+    `max_post_steps`; each is counted in `nfe`. Both comparisons are strict, as LLaDA 2.1's (`threshold` reveals
+    p >= tau).
+
+    Args:
+        threshold (`float`, defaults to 0.95): reveal confidence, the config's `threshold` field, in (0, 1].
+        editing_threshold (`float`, defaults to 0.9): edit confidence, in [0, 1] (1: never edit).
+        max_post_steps (`int`, defaults to 16): editing steps after the block is complete, >= 0.
+        num_to_transfer (`int`, defaults to 1): the fewest reveals of a step with [MASK] left, >= 1.
+    """
+
+    uses_counts = False
+    fixed_steps = False
+    revises = True
+    scores_revealed = True
+    finishes_block_at_eos = True
+    config_fields = ("threshold",)
+
+    def __init__(self, schedule, threshold: float = 0.95, editing_threshold: float = 0.9, max_post_steps: int = 16,
+                 num_to_transfer: int = 1):  # fmt: skip
+        super().__init__(schedule)
+        if not is_real(threshold) or not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold_editing needs threshold in (0, 1], got {threshold!r}; LLaDA 2.1 uses 0.95.")
+        if not is_real(editing_threshold) or not 0.0 <= editing_threshold <= 1.0:
+            raise ValueError(
+                f"threshold_editing needs editing_threshold in [0, 1], got {editing_threshold!r}; LLaDA 2.1 uses 0.9 "
+                "(1 never edits)."
+            )
+        self.threshold, self.editing_threshold = float(threshold), float(editing_threshold)
+        self.max_post_steps = check_integer(max_post_steps, "threshold_editing's max_post_steps", 0)
+        self.num_to_transfer = check_integer(num_to_transfer, "threshold_editing's num_to_transfer", 1)
+
+    def select(self, step):
+        scores = step.scores.float()
+        confident = step.masked & (scores > self.threshold)
+        enough = confident.sum(1, keepdim=True) >= self.num_to_transfer
+        counts = torch.full_like(step.rows, min(self.num_to_transfer, scores.shape[1]))
+        return torch.where(enough, confident, top_positions(scores, step.masked, counts))
+
+    def revise(self, step):
+        return torch.zeros_like(step.revealed), step.revealed & (step.scores.float() > self.editing_threshold)
+
+    def continues_complete_block(self, state):
+        """Editing steps after the block is complete: the first one, then another while the last one edited, at
+        most `max_post_steps` (rows with no position to fill in the block take none)."""
+        has_positions = (state.fill[:, state.window] & state.inside).any(1)
+        more = (state.complete_steps == 0) | state.revised
+        return has_positions & more & (state.complete_steps < self.max_post_steps)
+
+
 __all__ = [
     "MAX_STEPS_PER_POSITION",
     "STRATEGIES",
@@ -427,6 +503,7 @@ __all__ = [
     "RevealStep",
     "RevealStrategy",
     "TIE_TOLERANCE",
+    "ThresholdEditingStrategy",
     "ThresholdStrategy",
     "get_strategy",
     "register_strategy",
