@@ -407,9 +407,10 @@ class RemaskingStrategy(RevealStrategy):
 
 @register_strategy("editing")
 class EditingStrategy(ConfidenceStrategy):
-    """Confidence ranking plus token editing (LLaDA 2.x): after each forward, a revealed token of the block whose
-    current probability p(x_i = current | x_t) is below `edit_threshold` is replaced by the model's candidate for
-    that position (when the candidate differs). Reveals follow the scheduled counts, so the block ends complete."""
+    """Confidence ranking plus token editing: after each forward, a revealed token of the block whose current
+    probability p(x_i = current | x_t) is below `edit_threshold` is replaced by the model's candidate for that
+    position (when the candidate differs). Reveals follow the scheduled counts, so the block ends complete. LLaDA
+    2.1's rule (a token replaced where a different candidate is confident) is `threshold_editing`."""
 
     revises = True
     scores_revealed = True
