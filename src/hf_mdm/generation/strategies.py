@@ -446,7 +446,9 @@ class ThresholdEditingStrategy(ConfidenceStrategy):
     p >= tau).
 
     Args:
-        threshold (`float`, defaults to 0.95): reveal confidence, the config's `threshold` field, in (0, 1].
+        threshold (`float`, defaults to 0.9): reveal confidence, the config's `threshold` field (generate()'s
+            default 0.9, as for `threshold`; a LLaDA 2.x generation config sets theirs, 0.95 unless it says), in
+            (0, 1].
         editing_threshold (`float`, defaults to 0.9): edit confidence, in [0, 1] (1: never edit).
         max_post_steps (`int`, defaults to 16): editing steps after the block is complete, >= 0.
         num_to_transfer (`int`, defaults to 1): the fewest reveals of a step with [MASK] left, >= 1.
@@ -459,7 +461,7 @@ class ThresholdEditingStrategy(ConfidenceStrategy):
     finishes_block_at_eos = True
     config_fields = ("threshold",)
 
-    def __init__(self, schedule, threshold: float = 0.95, editing_threshold: float = 0.9, max_post_steps: int = 16,
+    def __init__(self, schedule, threshold: float = 0.9, editing_threshold: float = 0.9, max_post_steps: int = 16,
                  num_to_transfer: int = 1):  # fmt: skip
         super().__init__(schedule)
         if not is_real(threshold) or not 0.0 < threshold <= 1.0:
