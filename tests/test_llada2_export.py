@@ -145,6 +145,26 @@ def test_the_generation_config_is_written_in_llada2_keywords(tmp_path, settings,
     assert decoding == {"block_length": BLOCK, "steps": 4, "gen_length": 16, **written}
 
 
+@pytest.mark.parametrize("strategy_kwargs", [None, {"editing_threshold": 0.6, "max_post_steps": 3}])
+def test_llada21_editing_is_written_in_their_keywords_and_read_back(tmp_path, strategy_kwargs):
+    """hf-mdm's threshold_editing is LLaDA 2.1's rule: exported with every setting (the strategy's defaults where the
+    config has none) and read back as the same strategy."""
+    model = block_model()
+    model.generation_config.update(max_new_tokens=16, strategy="threshold_editing", threshold=0.8,
+                                   strategy_kwargs=strategy_kwargs)  # fmt: skip
+    loaded = export(model, tmp_path)
+    written = json.loads((tmp_path / "generation_config.json").read_text())
+    expected = {"editing_threshold": 0.9, "max_post_steps": 16, "num_to_transfer": 1, **(strategy_kwargs or {})}
+    assert {key: written[key] for key in expected} == expected
+    assert (written["threshold"], written["steps"]) == (0.8, BLOCK)
+    generation = loaded.generation_config
+    assert (generation.strategy, generation.threshold, generation.strategy_kwargs) == (
+        "threshold_editing",
+        0.8,
+        expected,
+    )
+
+
 @pytest.mark.parametrize("steps_per_block", [None, 2, BLOCK])
 def test_the_exported_generation_config_reads_back_as_the_same_decoding(tmp_path, steps_per_block):
     """hf-mdm reads the dialect back (LLaDA2MoeForMaskedDiffusion's loading maps it): their per-block `steps` becomes
@@ -269,7 +289,7 @@ def test_options_the_export_does_not_take_are_refused(tmp_path, kwargs, match):
 def test_a_decoding_strategy_their_sampler_lacks_is_refused(tmp_path):
     model = block_model()
     model.generation_config.update(strategy="random")
-    with pytest.raises(ValueError, match="strategy to 'threshold' or 'confidence'"):
+    with pytest.raises(ValueError, match="strategy to 'threshold', 'threshold_editing' or 'confidence'"):
         model.save_pretrained(tmp_path / "out", checkpoint_format="llada2")
     assert not (tmp_path / "out").exists()
 

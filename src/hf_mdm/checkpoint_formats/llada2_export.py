@@ -30,6 +30,8 @@ from transformers.utils import logging
 
 from ..configuration_llada2_moe import AUTHORS_AUTO_MAP
 from ..generation.configuration import DiffusionGenerationConfig
+from ..generation.strategies import STRATEGIES
+from ..schedules import get_schedule
 
 
 logger = logging.get_logger(__name__)
@@ -191,17 +193,25 @@ def llada2_generation_config_dict(model) -> dict:
     Their sampler commits every masked position with p > threshold, else the most confident ones: hf-mdm's
     `threshold` strategy is that rule with at least one commit per step (tau = `threshold`, `steps` = block_length
     whatever its step budget, which it does not spend), its `confidence` strategy is it with no position ever above
-    (tau = 1.0, their per-block `steps`). Other strategies have no counterpart: refused."""
+    (tau = 1.0, their per-block `steps`), and its `threshold_editing` strategy is LLaDA 2.1's rule (written with
+    `editing_threshold`, `max_post_steps` and `num_to_transfer`). Other strategies have no counterpart: refused."""
     generation = model.generation_config
     block_size = model.config.block_size
     unset = DiffusionGenerationConfig.diffusion_defaults(block_size)
     strategy = generation.strategy or unset["strategy"]
-    if strategy not in ("confidence", "threshold"):
+    if strategy not in ("confidence", "threshold", "threshold_editing"):
         raise ValueError(
-            f"generation_config.strategy={strategy!r} has no counterpart in LLaDA 2.x's sampler (threshold decoding); "
-            "set generation_config.strategy to 'threshold' or 'confidence' before exporting (the exported folder "
-            "is decoded with whatever its generation_config.json says)."
+            f"generation_config.strategy={strategy!r} has no counterpart in LLaDA 2.x's samplers (threshold decoding, "
+            "2.1's with token editing); set generation_config.strategy to 'threshold', 'threshold_editing' or "
+            "'confidence' before exporting (the exported folder is decoded with whatever its generation_config.json "
+            "says)."
         )
+    editing = {}
+    if strategy == "threshold_editing":  # every setting of the strategy, its defaults included (2.1's differ)
+        rule = STRATEGIES.build(strategy, schedule=get_schedule(model.config.noise_schedule),
+                                threshold=generation.threshold or unset["threshold"],
+                                **(generation.strategy_kwargs or {}))  # fmt: skip
+        editing = {key: getattr(rule, key) for key in ("editing_threshold", "max_post_steps", "num_to_transfer")}
     steps_per_block = generation.steps_per_block
     total_steps, max_new_tokens = generation.steps, generation.max_new_tokens
     if total_steps is not None:
@@ -215,10 +225,11 @@ def llada2_generation_config_dict(model) -> dict:
     sampling = generation.do_sample
     values = {
         "block_length": block_size,
-        # hf-mdm's threshold strategy spends no step budget: it is theirs with at least one commit per step.
-        "steps": block_size if strategy == "threshold" else steps_per_block or block_size,
+        # hf-mdm's threshold strategies spend no step budget: theirs with at least one commit per step.
+        "steps": steps_per_block or block_size if strategy == "confidence" else block_size,
         "gen_length": max_new_tokens,
-        "threshold": (generation.threshold or unset["threshold"]) if strategy == "threshold" else 1.0,
+        "threshold": 1.0 if strategy == "confidence" else generation.threshold or unset["threshold"],
+        **editing,
         "temperature": (generation.temperature or unset["temperature"]) if sampling else None,
         "top_k": generation.top_k if sampling else None,
         "top_p": generation.top_p if sampling else None,
