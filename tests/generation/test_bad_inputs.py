@@ -200,18 +200,36 @@ ARGUMENT_BATTERY = [
     case("strategy_kwargs_not_a_dict", dict(strategy="remdm", strategy_kwargs=[1]), "must be a dict"),
     case("strategy_kwargs_out_of_range", dict(strategy="remdm", strategy_kwargs={"eta": 2.0}), "eta in \\[0, 1\\]"),
     case("reveal_counts_kwargs_out_of_range", dict(reveal_counts="dream", reveal_counts_kwargs={"eps": 1.5}), "eps"),
-    case("threshold_editing_editing_threshold_above_1", dict(strategy="threshold_editing",
-         strategy_kwargs={"editing_threshold": 1.5}), "editing_threshold in \\[0, 1\\]"),  # fmt: skip
-    case("threshold_editing_editing_threshold_string", dict(strategy="threshold_editing",
-         strategy_kwargs={"editing_threshold": "0.9"}), "editing_threshold in \\[0, 1\\]"),  # fmt: skip
-    case("threshold_editing_max_post_steps_negative", dict(strategy="threshold_editing",
-         strategy_kwargs={"max_post_steps": -1}), "max_post_steps must be an integer >= 0"),  # fmt: skip
-    case("threshold_editing_max_post_steps_float", dict(strategy="threshold_editing",
-         strategy_kwargs={"max_post_steps": 2.0}), "max_post_steps must be an integer >= 0"),  # fmt: skip
-    case("threshold_editing_num_to_transfer_zero", dict(strategy="threshold_editing",
-         strategy_kwargs={"num_to_transfer": 0}), "num_to_transfer must be an integer >= 1"),  # fmt: skip
-    case("threshold_editing_threshold_in_kwargs", dict(strategy="threshold_editing",
-         strategy_kwargs={"threshold": 0.0}), "threshold_editing needs threshold in \\(0, 1\\]"),  # fmt: skip
+    case(
+        "threshold_editing_editing_threshold_above_1",
+        dict(strategy="threshold_editing", strategy_kwargs={"editing_threshold": 1.5}),
+        "editing_threshold in \\[0, 1\\]",
+    ),  # fmt: skip
+    case(
+        "threshold_editing_editing_threshold_string",
+        dict(strategy="threshold_editing", strategy_kwargs={"editing_threshold": "0.9"}),
+        "editing_threshold in \\[0, 1\\]",
+    ),  # fmt: skip
+    case(
+        "threshold_editing_max_post_steps_negative",
+        dict(strategy="threshold_editing", strategy_kwargs={"max_post_steps": -1}),
+        "max_post_steps must be an integer >= 0",
+    ),  # fmt: skip
+    case(
+        "threshold_editing_max_post_steps_float",
+        dict(strategy="threshold_editing", strategy_kwargs={"max_post_steps": 2.0}),
+        "max_post_steps must be an integer >= 0",
+    ),  # fmt: skip
+    case(
+        "threshold_editing_num_to_transfer_zero",
+        dict(strategy="threshold_editing", strategy_kwargs={"num_to_transfer": 0}),
+        "num_to_transfer must be an integer >= 1",
+    ),  # fmt: skip
+    case(
+        "threshold_editing_threshold_in_kwargs",
+        dict(strategy="threshold_editing", strategy_kwargs={"threshold": 0.0}),
+        "threshold_editing needs threshold in \\(0, 1\\]",
+    ),  # fmt: skip
     # token ids: negative, outside the vocabulary, or the [MASK] id where it cannot work
     case("mask_token_id_negative", dict(mask_token_id=-1), "`mask_token_id` must be a non-negative token id"),
     case("mask_token_id_string", dict(mask_token_id="[MASK]"), "`mask_token_id` must be a non-negative token id"),

@@ -63,14 +63,32 @@ def test_the_published_file_gets_the_authors_defaults():
         ({"temperature": 1.0, "top_k": 0, "top_p": 1.0}, {"do_sample": True, "top_k": None, "top_p": None}),
         ({"temperature": 0.8, "top_p": 0.9}, {"top_p": 0.9}),
         ({"eos_id": EOS, "mask_id": MASK, "eos_early_stop": True}, {"eos_token_id": EOS}),
-        ({"editing_threshold": 0.5}, {"strategy": "threshold_editing", "threshold": 0.95, "strategy_kwargs": {
-            "editing_threshold": 0.5, "max_post_steps": 16, "num_to_transfer": 1}}),
-        ({"num_to_transfer": 2, "max_post_steps": 4, "threshold": 0.7}, {"threshold": 0.7, "strategy_kwargs": {
-            "editing_threshold": 0.9, "max_post_steps": 4, "num_to_transfer": 2}}),
-        ({"editing_threshold": 1.5, "steps": 4, "minimal_topk": 2}, {"steps_per_block": None, "strategy_kwargs": {
-            "editing_threshold": 1.0, "max_post_steps": 16, "num_to_transfer": 1}}),
-        ({"editing_threshold": -0.5}, {"strategy_kwargs": {
-            "editing_threshold": 0.0, "max_post_steps": 16, "num_to_transfer": 1}}),
+        (
+            {"editing_threshold": 0.5},
+            {
+                "strategy": "threshold_editing",
+                "threshold": 0.95,
+                "strategy_kwargs": {"editing_threshold": 0.5, "max_post_steps": 16, "num_to_transfer": 1},
+            },
+        ),
+        (
+            {"num_to_transfer": 2, "max_post_steps": 4, "threshold": 0.7},
+            {
+                "threshold": 0.7,
+                "strategy_kwargs": {"editing_threshold": 0.9, "max_post_steps": 4, "num_to_transfer": 2},
+            },
+        ),
+        (
+            {"editing_threshold": 1.5, "steps": 4, "minimal_topk": 2},
+            {
+                "steps_per_block": None,
+                "strategy_kwargs": {"editing_threshold": 1.0, "max_post_steps": 16, "num_to_transfer": 1},
+            },
+        ),
+        (
+            {"editing_threshold": -0.5},
+            {"strategy_kwargs": {"editing_threshold": 0.0, "max_post_steps": 16, "num_to_transfer": 1}},
+        ),
     ],
 )
 def test_each_key_the_authors_share_with_generate_is_mapped(dialect, expected):
