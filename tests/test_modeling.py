@@ -180,7 +180,7 @@ def test_bad_inputs_fail_before_the_forward():
     with pytest.raises(ValueError, match=r"t must lie in \(0, 1\]"):
         model(random_ids(), labels=random_ids(), t=torch.tensor([0.5, 1.5]))
     assert calls == []  # refused before running the stack
-    with pytest.raises(ValueError, match="65 tokens.*max_position_embeddings=64.*Truncate"):
+    with pytest.raises(ValueError, match="65 positions.*max_position_embeddings=64.*Truncate"):
         model(random_ids(batch=1, length=65))
     with pytest.raises(ValueError, match="empty sequence"):
         model(torch.zeros(1, 0, dtype=torch.long))

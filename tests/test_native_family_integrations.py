@@ -91,3 +91,15 @@ def test_a_saved_folder_is_measured_by_lm_eval_the_cli_loader_and_the_pipeline(l
     assert isinstance(text, str) and lm.nfe >= 1
     generator = pipeline("text-generation", model=str(tmp_path), tokenizer=tokenizer)
     assert type(generator) is DiffusionTextGenerationPipeline and type(generator.model) is family_class
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_refuses_an_empty_or_too_long_sequence_before_its_layers(language, family):
+    """The stacks share one input preparation (`diffusion_stack_inputs`): its refusals hold for every family."""
+    model = family_model(family, language.tokenizer())
+    too_long = torch.zeros(1, model.config.max_position_embeddings + 1, dtype=torch.long)
+    with pytest.raises(ValueError, match="65 positions but the model was built for max_position_embeddings=64"):
+        model(too_long)
+    with pytest.raises(ValueError, match="empty sequence"):
+        model(torch.zeros(1, 0, dtype=torch.long))

@@ -1,4 +1,5 @@
-"""The attention pattern of a diffusion LM's forward, shared by `MDMModel` and `DiTModel`.
+"""The inputs and attention pattern of a diffusion LM's forward, shared by every hf-mdm stack (`MDMModel`,
+`DiTModel`, `LLaDA2MoeModel`, SDAR's Qwen3 stack; `diffusion_stack_inputs` prepares them all at once).
 
 * bidirectional: every position sees every real (non-pad) position;
 * block-causal (`config.block_size = B`): a token sees the real tokens of its own block and of earlier ones, blocks
@@ -24,6 +25,42 @@ def diffusion_attention_mask(config, inputs_embeds, attention_mask, cache, posit
     if getattr(config, "is_causal", False):
         return causal_mask(config, inputs_embeds, attention_mask, cache, position_ids)
     return bidirectional_mask(config, inputs_embeds, attention_mask, cache)
+
+
+def diffusion_stack_inputs(config, embed, input_ids, inputs_embeds, attention_mask, position_ids, cache,
+                           clean_input_ids):  # fmt: skip
+    """(embeddings, backend mask, positions) of a stack's forward: `embed(input_ids)` (or `inputs_embeds`, exactly
+    one of the two), positions `past_seen..past_seen + T - 1` after the cache's keys when not given, then the
+    BD3-LM training layout with `clean_input_ids`, else `diffusion_attention_mask`. Refuses an empty sequence and
+    positions beyond `config.max_position_embeddings` (counted on Python ints; given `position_ids` are read, with a
+    device sync, only when the columns alone exceed it: padding columns hold no position)."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+    if inputs_embeds is None:
+        check_token_id_dtype("input_ids", input_ids)
+        inputs_embeds = embed(input_ids)
+    length = inputs_embeds.shape[1]
+    if length == 0:
+        raise ValueError("The model got an empty sequence (length 0); pass at least one token per row.")
+    past_seen = cache.get_seq_length() if cache is not None else 0
+    longest = past_seen + length
+    if position_ids is None:
+        position_ids = torch.arange(past_seen, longest, device=inputs_embeds.device).unsqueeze(0)
+    elif longest > config.max_position_embeddings:
+        longest = int(position_ids.max()) + 1
+    if longest > config.max_position_embeddings:
+        raise ValueError(
+            f"The sequence has {longest} positions but the model was built for "
+            f"max_position_embeddings={config.max_position_embeddings}. Truncate the input (e.g. "
+            "tokenizer(..., truncation=True, max_length=...)) or build the model with a larger "
+            "max_position_embeddings."
+        )
+    if clean_input_ids is not None:
+        return noisy_and_clean_inputs(
+            config, inputs_embeds, clean_input_ids, embed, attention_mask, position_ids, cache
+        )
+    mask = diffusion_attention_mask(config, inputs_embeds, attention_mask, cache, position_ids, past_seen)
+    return inputs_embeds, mask, position_ids
 
 
 def noisy_and_clean_inputs(config, inputs_embeds, clean_input_ids, embed, attention_mask, position_ids, cache):
@@ -57,4 +94,4 @@ def noisy_and_clean_inputs(config, inputs_embeds, clean_input_ids, embed, attent
     return embeddings, mask, position_ids.expand(batch_size, -1).repeat(1, 2)
 
 
-__all__ = ["diffusion_attention_mask", "noisy_and_clean_inputs"]
+__all__ = ["diffusion_attention_mask", "diffusion_stack_inputs", "noisy_and_clean_inputs"]

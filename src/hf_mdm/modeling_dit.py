@@ -28,10 +28,10 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .checkpoint_formats.dit_pretrained_mixin import DiTPretrainedMixin
 from .configuration_dit import DiTConfig
-from .diffusion_attention import diffusion_attention_mask, noisy_and_clean_inputs
+from .diffusion_attention import diffusion_stack_inputs
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
-from .masked_diffusion_objective import check_token_id_dtype, config_loss, forward_training_inputs
+from .masked_diffusion_objective import config_loss, forward_training_inputs
 from .modeling_mdm import MaskedDiffusionOutput, kept_positions
 from .transformers_compat import (
     Cache,
@@ -249,31 +249,9 @@ class DiTModel(DiTPreTrainedModel):
         Hidden states before the head (the head runs in `DiTForMaskedDiffusion`, on the kept positions only).
         sigma: (B,) total noise of each row. attention_mask, position_ids, cache, clean_input_ids: as `MDMModel`.
         """
-        check_token_id_dtype("input_ids", input_ids)
-        inputs_embeds = self.vocab_embed(input_ids)
-        length = inputs_embeds.shape[1]
-        if length == 0:
-            raise ValueError("DiTModel got an empty sequence (length 0); pass at least one token per row.")
-        past_seen = cache.get_seq_length() if cache is not None else 0
-        longest = past_seen + length  # a Python int: no device sync per forward in the usual case
-        if position_ids is None:
-            position_ids = torch.arange(past_seen, past_seen + length, device=inputs_embeds.device).unsqueeze(0)
-        elif longest > self.config.max_position_embeddings:  # padding columns do not count: positions do
-            longest = int(position_ids.max()) + 1
-        if longest > self.config.max_position_embeddings:
-            raise ValueError(
-                f"The sequence has {longest} positions but the model was trained on "
-                f"max_position_embeddings={self.config.max_position_embeddings}. Truncate the input or build the "
-                "model with a larger max_position_embeddings."
-            )
-        if clean_input_ids is not None:
-            inputs_embeds, attention_mask, position_ids = noisy_and_clean_inputs(
-                self.config, inputs_embeds, clean_input_ids, self.vocab_embed, attention_mask, position_ids, cache
-            )
-        else:
-            attention_mask = diffusion_attention_mask(
-                self.config, inputs_embeds, attention_mask, cache, position_ids, past_seen
-            )
+        inputs_embeds, attention_mask, position_ids = diffusion_stack_inputs(
+            self.config, self.vocab_embed, input_ids, None, attention_mask, position_ids, cache, clean_input_ids
+        )
         conditioning = self.conditioning(sigma)
         position_embeddings = self.rotary_emb(position_ids, inputs_embeds.dtype)
         hidden_states = inputs_embeds

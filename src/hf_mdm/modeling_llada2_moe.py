@@ -32,11 +32,11 @@ from transformers.modeling_outputs import MoeModelOutputWithPast
 
 from .checkpoint_formats.pretrained_mixin import DiffusionPretrainedMixin
 from .configuration_llada2_moe import LLaDA2MoeConfig
-from .diffusion_attention import diffusion_attention_mask, noisy_and_clean_inputs
+from .diffusion_attention import diffusion_stack_inputs
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.llada2_generation_config import llada2_generation_config
 from .generation.mixin import DiffusionGenerationMixin
-from .masked_diffusion_objective import check_token_id_dtype, config_loss, forward_training_inputs
+from .masked_diffusion_objective import config_loss, forward_training_inputs
 from .modeling_mdm import MaskedDiffusionOutput, kept_positions
 from .transformers_compat import (
     Cache,
@@ -291,31 +291,10 @@ class LLaDA2MoeModel(LLaDA2MoePreTrainedModel):
         output_router_logits (keyword, default `config.output_router_logits`): also return each MoE layer's router
             logits.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        if inputs_embeds is None:
-            check_token_id_dtype("input_ids", input_ids)
-            inputs_embeds = self.word_embeddings(input_ids)
-        seq_length = inputs_embeds.shape[1]
-        if seq_length == 0:
-            raise ValueError("LLaDA2MoeModel got an empty sequence (length 0); pass at least one token per row.")
-        past_seen = cache.get_seq_length() if cache is not None else 0
-        if position_ids is None:
-            position_ids = torch.arange(past_seen, past_seen + seq_length, device=inputs_embeds.device).unsqueeze(0)
-        if past_seen + seq_length > self.config.max_position_embeddings:
-            raise ValueError(
-                f"The sequence has {past_seen + seq_length} tokens but the model was built for "
-                f"max_position_embeddings={self.config.max_position_embeddings}; truncate the input."
-            )
-        if clean_input_ids is not None:
-            inputs_embeds, attention_mask, position_ids = noisy_and_clean_inputs(
-                self.config, inputs_embeds, clean_input_ids, self.word_embeddings, attention_mask, position_ids, cache
-            )
-        else:
-            attention_mask = diffusion_attention_mask(
-                self.config, inputs_embeds, attention_mask, cache, position_ids, past_seen
-            )
-        hidden_states = inputs_embeds
+        hidden_states, attention_mask, position_ids = diffusion_stack_inputs(
+            self.config, self.word_embeddings, input_ids, inputs_embeds, attention_mask, position_ids, cache,
+            clean_input_ids,
+        )  # fmt: skip
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
         for layer in self.layers:
             hidden_states = layer(

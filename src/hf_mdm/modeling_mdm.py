@@ -24,12 +24,11 @@ from transformers.utils import logging
 from .block_positions import block_ids
 from .checkpoint_formats.pretrained_mixin import MDMPretrainedMixin
 from .configuration_mdm import MDMConfig
-from .diffusion_attention import diffusion_attention_mask, noisy_and_clean_inputs
+from .diffusion_attention import diffusion_stack_inputs
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .logits_shift import previous_real_positions
 from .masked_diffusion_objective import (
-    check_token_id_dtype,
     config_loss,
     forward_training_inputs,
 )
@@ -221,36 +220,10 @@ class MDMModel(MDMPreTrainedModel):
             of the noisy input. The stack then runs once over [x_t ; x_0] (2T columns, both halves with the same
             positions and padding) under `block_diffusion_mask` and returns the 2T hidden states.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        if inputs_embeds is None:
-            check_token_id_dtype("input_ids", input_ids)
-            inputs_embeds = self.embed_tokens(input_ids)
-        seq_length = inputs_embeds.shape[1]
-        if seq_length == 0:
-            raise ValueError("MDMModel got an empty sequence (length 0); pass at least one token per row.")
-        past_seen = cache.get_seq_length() if cache is not None else 0
-        if position_ids is None:
-            position_ids = torch.arange(past_seen, past_seen + seq_length, device=inputs_embeds.device).unsqueeze(0)
-        # Checked on Python ints (no device sync per forward): cached plus new tokens must fit the RoPE range.
-        if past_seen + seq_length > self.config.max_position_embeddings:
-            raise ValueError(
-                f"The sequence has {past_seen + seq_length} tokens but the model was built for "
-                f"max_position_embeddings={self.config.max_position_embeddings}. Truncate the input (e.g. "
-                "tokenizer(..., truncation=True, max_length=...)) or build the model with a larger "
-                "max_position_embeddings."
-            )
-
-        if clean_input_ids is not None:
-            inputs_embeds, attention_mask, position_ids = noisy_and_clean_inputs(
-                self.config, inputs_embeds, clean_input_ids, self.embed_tokens, attention_mask, position_ids, cache
-            )
-        else:
-            attention_mask = diffusion_attention_mask(
-                self.config, inputs_embeds, attention_mask, cache, position_ids, past_seen
-            )
-
-        hidden_states = inputs_embeds
+        hidden_states, attention_mask, position_ids = diffusion_stack_inputs(
+            self.config, self.embed_tokens, input_ids, inputs_embeds, attention_mask, position_ids, cache,
+            clean_input_ids,
+        )  # fmt: skip
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
         for layer in self.layers:
             hidden_states = layer(

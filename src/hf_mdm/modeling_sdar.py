@@ -18,11 +18,11 @@ from torch import nn
 from transformers import Qwen3Model, Qwen3PreTrainedModel
 
 from .configuration_sdar import SDARConfig
-from .diffusion_attention import diffusion_attention_mask, noisy_and_clean_inputs
+from .diffusion_attention import diffusion_stack_inputs
 from .generation.configuration import DiffusionGenerationConfig
 from .generation.mixin import DiffusionGenerationMixin
 from .generation.sdar_generation_config import sdar_generation_config
-from .masked_diffusion_objective import check_token_id_dtype, config_loss, forward_training_inputs
+from .masked_diffusion_objective import config_loss, forward_training_inputs
 from .modeling_mdm import MaskedDiffusionOutput, kept_positions
 from .transformers_compat import Cache, accepts_legacy_cache_name, cache_keyword, can_return_tuple
 
@@ -111,27 +111,11 @@ class SDARForMaskedDiffusion(Qwen3PreTrainedModel, DiffusionGenerationMixin):
             prompt_mask=prompt_mask,
             mask_probability=mask_probability,
         )
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        if inputs_embeds is None:
-            check_token_id_dtype("input_ids", input_ids)
-            inputs_embeds = self.model.embed_tokens(input_ids)
-        length = inputs_embeds.shape[1]
-        past_seen = cache.get_seq_length() if cache is not None else 0
-        if position_ids is None:
-            position_ids = torch.arange(past_seen, past_seen + length, device=inputs_embeds.device).unsqueeze(0)
-        if clean_input_ids is not None:
-            inputs_embeds, mask, position_ids = noisy_and_clean_inputs(
-                self.config,
-                inputs_embeds,
-                clean_input_ids,
-                self.model.embed_tokens,
-                attention_mask,
-                position_ids,
-                cache,
-            )
-        else:
-            mask = diffusion_attention_mask(self.config, inputs_embeds, attention_mask, cache, position_ids, past_seen)
+        length = (input_ids if inputs_embeds is None else inputs_embeds).shape[1]
+        inputs_embeds, mask, position_ids = diffusion_stack_inputs(
+            self.config, self.model.embed_tokens, input_ids, inputs_embeds, attention_mask, position_ids, cache,
+            clean_input_ids,
+        )  # fmt: skip
         outputs = self.model(
             inputs_embeds=inputs_embeds,
             attention_mask=dict.fromkeys(self.config.layer_types, mask),
