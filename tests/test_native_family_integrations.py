@@ -103,3 +103,17 @@ def test_every_family_refuses_an_empty_or_too_long_sequence_before_its_layers(la
         model(too_long)
     with pytest.raises(ValueError, match="empty sequence"):
         model(torch.zeros(1, 0, dtype=torch.long))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_refuses_hf_mdm_remote_code_before_writing_and_takes_a_model_card(language, family, tmp_path):
+    """The shared save (`DiffusionPretrainedMixin.save_pretrained`): remote code is MDM's and cannot run these
+    families, so it is refused before anything is written (SDAR once saved silently without it); a model card is
+    written beside the weights."""
+    model = family_model(family, language.tokenizer())
+    with pytest.raises(ValueError, match=f"which cannot run {type(model).__name__}; save without it"):
+        model.save_pretrained(tmp_path / "refused", remote_code=True)
+    assert not (tmp_path / "refused").exists()
+    model.save_pretrained(tmp_path / "saved", model_card=ModelCard("# tiny"))
+    assert (tmp_path / "saved" / "README.md").read_text().strip().endswith("# tiny")

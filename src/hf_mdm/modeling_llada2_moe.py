@@ -335,18 +335,6 @@ class LLaDA2MoeForMaskedDiffusion(
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
-    def save_pretrained(self, save_directory, *args, remote_code: bool = False, **kwargs):
-        """The published LLaDA 2.x folder (config.json in the authors' dialect, their weight names); `model_card` as
-        for hf-mdm's models. `remote_code=True` is refused: hf-mdm's remote code is MDM's, which cannot read this
-        format (the authors' own code is their Hub repository's)."""
-        if remote_code:
-            raise ValueError(
-                "remote_code=True writes hf-mdm's MDM code, which cannot load a LLaDA 2.x folder; drop it. The folder "
-                "loads with hf-mdm installed, with SGLang, or with the authors' code (inclusionAI/LLaDA2.0-mini's "
-                "modeling_llada2_moe.py, trust_remote_code=True)."
-            )
-        return super().save_pretrained(save_directory, *args, **kwargs)
-
     def adjust_generation_fn(self, *args, **kwargs):
         """`from_pretrained` hook: the folder's generation_config.json read in LLaDA 2.x's dialect (their generate()
         keywords: `gen_length`, `block_length`, `steps`, `threshold`, ...; `generation.llada2_generation_config`),

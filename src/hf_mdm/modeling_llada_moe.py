@@ -223,18 +223,6 @@ class LLaDAMoEForMaskedDiffusion(DiffusionPretrainedMixin, LLaDAMoEPreTrainedMod
                 config, kwargs = LLaDAMoEConfig.from_dict(raw, return_unused_kwargs=True, **kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, config=config, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, remote_code: bool = False, **kwargs):
-        """`DiffusionPretrainedMixin.save_pretrained`, writing LLaDA-MoE's published format (config.json keys as the
-        authors' config class reads them, the published weight names). `remote_code` is refused: it exports
-        `MDMForMaskedGeneration`'s code, which does not run this model."""
-        if remote_code:
-            raise ValueError(
-                "remote_code=True exports MDMForMaskedGeneration's code, which cannot run LLaDA-MoE. The saved folder "
-                "is LLaDA-MoE's published format: it loads with hf-mdm installed (AutoModel) or with the authors' "
-                "modeling_lladamoe.py; save without remote_code."
-            )
-        return super().save_pretrained(save_directory, *args, **kwargs)
-
     def adjust_generation_fn(self, *args, **kwargs):
         """`from_pretrained` hook: the folder's generation_config.json (eos/pad ids, as LLaDA's), with LLaDA's
         sampler as the default decoding (`LLaDAFormat.to_generation_config`) where it sets none."""

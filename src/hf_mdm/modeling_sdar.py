@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from transformers import Qwen3Model, Qwen3PreTrainedModel
 
+from .checkpoint_formats.pretrained_mixin import DiffusionPretrainedMixin
 from .configuration_sdar import SDARConfig
 from .diffusion_attention import diffusion_stack_inputs
 from .generation.configuration import DiffusionGenerationConfig
@@ -27,7 +28,7 @@ from .modeling_mdm import MaskedDiffusionOutput, kept_positions
 from .transformers_compat import Cache, accepts_legacy_cache_name, cache_keyword, can_return_tuple
 
 
-class SDARForMaskedDiffusion(Qwen3PreTrainedModel, DiffusionGenerationMixin):
+class SDARForMaskedDiffusion(DiffusionPretrainedMixin, Qwen3PreTrainedModel, DiffusionGenerationMixin):
     """`Qwen3Model` + LM head under SDAR's block-causal attention, with the masked-diffusion objective and
     `generate()`; `AutoModel.from_pretrained(sdar_folder)` returns it, `save_pretrained` writes SDAR's format.
 
@@ -52,20 +53,6 @@ class SDARForMaskedDiffusion(Qwen3PreTrainedModel, DiffusionGenerationMixin):
         self.model = Qwen3Model(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing a folder whose weights do not fit its config.json (transformers
-        would only warn and initialise the missing ones at random)."""
-        return_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
-        if info["missing_keys"] or info["unexpected_keys"]:
-            raise ValueError(
-                f"{pretrained_model_name_or_path} does not match SDAR's layout (transformers' Qwen3 weight names): "
-                f"missing {sorted(info['missing_keys'])}, unexpected {sorted(info['unexpected_keys'])}. Its weights "
-                "do not fit its config.json: fix config.json or save the model again with save_pretrained."
-            )
-        return (model, info) if return_info else model
 
     def adjust_generation_fn(self, *args, **kwargs):
         """`from_pretrained` hook: the folder's generation_config.json read in SDAR's dialect

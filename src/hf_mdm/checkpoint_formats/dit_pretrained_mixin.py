@@ -8,18 +8,12 @@ from .pretrained_mixin import DiffusionPretrainedMixin
 class DiTPretrainedMixin(DiffusionPretrainedMixin):
     """`save_pretrained(original_format=True)` writes the format the model was read from."""
 
-    def save_pretrained(self, save_directory, *args, original_format: bool = False, remote_code: bool = False,
-                        **kwargs):  # fmt: skip
+    def save_pretrained(self, save_directory, *args, original_format: bool = False, **kwargs):
         """`DiffusionPretrainedMixin.save_pretrained`, plus
 
         original_format: write the folder in the format the model was read from (`config.checkpoint_format`): its
             config.json as read and the weights under the authors' names (`DiTCheckpointFormat.save_original`).
         """
-        if remote_code:
-            raise ValueError(
-                "remote_code=True exports MDMForMaskedGeneration's code; the DiT is not exported. Save with "
-                "original_format=True for the authors' code, or load the folder with hf-mdm installed."
-            )
         if not original_format:
             return super().save_pretrained(save_directory, *args, **kwargs)
         if self.config.checkpoint_format not in CHECKPOINT_FORMATS:

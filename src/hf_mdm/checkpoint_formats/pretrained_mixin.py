@@ -37,7 +37,9 @@ def check_model_card(model_card) -> None:
 class DiffusionPretrainedMixin:
     """`from_pretrained` for the class's own folders and every checkpoint format that converts to its config class,
     and `save_pretrained` / `push_to_hub` with hf-mdm's options; mixed in before `PreTrainedModel`, whose methods it
-    extends."""
+    extends. `exports_remote_code`: the class is the one `save_pretrained(remote_code=True)` exports (MDM's)."""
+
+    exports_remote_code = False
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, expected_sha256=None, **kwargs):
@@ -134,6 +136,13 @@ class DiffusionPretrainedMixin:
         """
         if model_card is not None:
             check_model_card(model_card)
+        if remote_code and not self.exports_remote_code:
+            raise ValueError(
+                f"remote_code=True writes MDMForMaskedGeneration's modeling code, which cannot run "
+                f"{type(self).__name__}; save without it. The folder loads where hf-mdm is installed, and a folder in "
+                "a family's published format (LLaDA 2.x, LLaDA-MoE, SDAR; a DiT saved with original_format=True) "
+                "also with that family's own code."
+            )
         if checkpoint_format is not None:
             if checkpoint_format != LLADA2_FORMAT:
                 raise ValueError(
@@ -168,6 +177,8 @@ class DiffusionPretrainedMixin:
 
 class MDMPretrainedMixin(DiffusionPretrainedMixin):
     """`DiffusionPretrainedMixin` plus `from_causal_lm`, for `MDMForMaskedGeneration`."""
+
+    exports_remote_code = True
 
     @classmethod
     def from_causal_lm(
