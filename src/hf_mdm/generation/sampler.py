@@ -427,8 +427,9 @@ class DiffusionSampler:
         differs = updated != window  # before the write below: `window` may be a view of the canvas
         changed = torch.zeros_like(state.done)
         changed[pick] = differs.any(1)
-        state.complete_steps[pick] += ~masked.any(1)
-        state.revised[pick] = (differs & revealed).any(1)
+        if self.strategy.revises:  # what `continues_complete_block` reads; no strategy that never revises does
+            state.complete_steps[pick] += ~masked.any(1)
+            state.revised[pick] = (differs & revealed).any(1)
         if self.time_conditioned:
             changed[pick] = True  # the next step's logits are conditioned on its own time
         state.canvas[pick, state.window] = updated
