@@ -3,7 +3,7 @@
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .configuration_mdm import check_mask_token_id
+from .configuration_mdm import NoiseScheduleConfigMixin, check_mask_token_id
 from .schedules import get_schedule
 
 
@@ -11,7 +11,7 @@ OUTPUT_PARAMETRIZATIONS = ("logits", "score")
 
 
 @strict
-class DiTConfig(PreTrainedConfig):
+class DiTConfig(NoiseScheduleConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`DiTModel`] and [`DiTForMaskedDiffusion`]: the "DDiT" backbone SEDD introduced and MDLM and
     BD3-LM reuse. Each block is pre-LayerNorm (weight only) attention with rotary embeddings and a GELU-tanh MLP, both
@@ -108,11 +108,6 @@ class DiTConfig(PreTrainedConfig):
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
-
-    @property
-    def noise_schedule(self):
-        """The schedule as an object: `get_schedule(schedule, **schedule_kwargs)`."""
-        return get_schedule(self.schedule, **(self.schedule_kwargs or {}))
 
 
 __all__ = ["DiTConfig"]

@@ -16,8 +16,7 @@ schedule (class constants `schedule`, `loss_weighting`, as `MDMConfig`'s default
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .configuration_mdm import check_mask_token_id
-from .schedules import get_schedule
+from .configuration_mdm import NoiseScheduleConfigMixin, check_mask_token_id
 
 
 PUBLISHED_VOCAB_SIZE = 157184  # inclusionAI/LLaDA2.0-mini, -flash, LLaDA2.1-mini, -flash
@@ -56,7 +55,7 @@ def unsupported_value(field: str, value, supported) -> ValueError:
 
 
 @strict
-class LLaDA2MoeConfig(PreTrainedConfig):
+class LLaDA2MoeConfig(NoiseScheduleConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`LLaDA2MoeModel`] and [`LLaDA2MoeForMaskedDiffusion`], read from a published LLaDA 2.x
     config.json. Defaults are the authors' class defaults (not a published model's); the published LLaDA2.0-mini is
@@ -186,11 +185,6 @@ class LLaDA2MoeConfig(PreTrainedConfig):
     def rope_dim(self) -> int:
         """Channels of each head that RoPE turns: int(head_dim * partial_rotary_factor)."""
         return int(self.head_dim * self.partial_rotary_factor)
-
-    @property
-    def noise_schedule(self):
-        """The training schedule as an object (linear: alpha(t) = 1 - t)."""
-        return get_schedule(self.schedule, **(self.schedule_kwargs or {}))
 
     def validate_llada2_fields(self):
         """Raise a ValueError naming the key and the fix for a config the model cannot run as the authors' code."""

@@ -3,7 +3,7 @@
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .configuration_mdm import check_mask_token_id
+from .configuration_mdm import NoiseScheduleConfigMixin, check_mask_token_id
 from .schedules import get_schedule
 from .transformers_compat import RopeParameters
 
@@ -25,7 +25,7 @@ def is_llada_moe_config(raw: dict) -> bool:
 
 
 @strict
-class LLaDAMoEConfig(PreTrainedConfig):
+class LLaDAMoEConfig(NoiseScheduleConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`LLaDAMoEForMaskedDiffusion`]: every key of LLaDA-MoE's published config.json, read as the
     authors' modeling code (`modeling_lladamoe.py`) reads it, plus hf-mdm's diffusion fields. Defaults are the
@@ -175,11 +175,6 @@ class LLaDAMoEConfig(PreTrainedConfig):
     def is_moe_layer(self, layer_idx: int) -> bool:
         """Whether layer `layer_idx` is an MoE layer (else a dense SwiGLU), as the authors' decoder layer decides."""
         return self.moe_layer_freq[layer_idx] != 0
-
-    @property
-    def noise_schedule(self):
-        """The training schedule as an object: `get_schedule(schedule, **schedule_kwargs)`."""
-        return get_schedule(self.schedule, **(self.schedule_kwargs or {}))
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):

@@ -3,7 +3,7 @@
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .schedules import get_schedule
+from .schedules import NoiseSchedule, get_schedule
 from .transformers_compat import RopeParameters
 
 
@@ -27,8 +27,18 @@ def check_mask_token_id(config) -> None:
         )
 
 
+class NoiseScheduleConfigMixin:
+    """`noise_schedule` for every hf-mdm config that trains with the masked-diffusion objective (its `schedule`
+    and `schedule_kwargs` fields)."""
+
+    @property
+    def noise_schedule(self) -> NoiseSchedule:
+        """The training schedule as an object: `get_schedule(schedule, **schedule_kwargs)`."""
+        return get_schedule(self.schedule, **(self.schedule_kwargs or {}))
+
+
 @strict
-class MDMConfig(PreTrainedConfig):
+class MDMConfig(NoiseScheduleConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`MDMModel`] and [`MDMForMaskedGeneration`].
 
@@ -160,10 +170,5 @@ class MDMConfig(PreTrainedConfig):
                 "is_causal=True and block_size are two attention patterns; a causal model is block_size=1. Set one."
             )
 
-    @property
-    def noise_schedule(self):
-        """The training schedule as an object: `get_schedule(schedule, **schedule_kwargs)`."""
-        return get_schedule(self.schedule, **(self.schedule_kwargs or {}))
 
-
-__all__ = ["MDMConfig"]
+__all__ = ["MDMConfig", "NoiseScheduleConfigMixin"]

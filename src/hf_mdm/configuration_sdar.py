@@ -12,7 +12,7 @@ transformers' default backend (SDPA, or eager) with the block-causal mask of `di
 from huggingface_hub.dataclasses import strict
 from transformers import Qwen3Config
 
-from .configuration_mdm import check_mask_token_id
+from .configuration_mdm import NoiseScheduleConfigMixin, check_mask_token_id
 from .schedules import get_schedule
 
 
@@ -23,7 +23,7 @@ PUBLISHED_ARCHITECTURE = "SDARForCausalLM"
 
 
 @strict
-class SDARConfig(Qwen3Config):
+class SDARConfig(NoiseScheduleConfigMixin, Qwen3Config):
     r"""
     Configuration of [`SDARForMaskedDiffusion`]: every field of transformers' `Qwen3Config`, plus
 
@@ -72,11 +72,6 @@ class SDARConfig(Qwen3Config):
         get_schedule(self.schedule, **(self.schedule_kwargs or {}))
         if self.loss_weighting not in ("elbo", "uniform"):
             raise ValueError(f"loss_weighting must be 'elbo' or 'uniform', got {self.loss_weighting!r}.")
-
-    @property
-    def noise_schedule(self):
-        """The training schedule as an object: `get_schedule(schedule, **schedule_kwargs)`."""
-        return get_schedule(self.schedule, **(self.schedule_kwargs or {}))
 
     def to_dict(self):
         """The config as SDAR's config.json has it: transformers' dict plus the published keys the authors' code
