@@ -36,7 +36,7 @@ from .conftest import tiny_config, word_tokenizer
 from .test_reproduce import TINY_TRAINING, tiny_preset  # noqa: F401 (a fixture)
 
 
-TIMINGS = ("latency_s", "tokens_per_s")
+TIMINGS = ("latency_s", "latency_s_se", "tokens_per_s")
 
 
 @pytest.fixture(scope="module")

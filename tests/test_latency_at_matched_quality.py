@@ -8,6 +8,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from hf_mdm import NGramLanguage, enable_diffusion_generation
 from hf_mdm.evaluation import LanguageTask, latency_at_matched_quality, matched_quality_table, sweep_steps
+from hf_mdm.evaluation.sweep_table import Z_95
 
 
 def row(strategy, steps, ter_gap, ser, ser_low, ser_high, latency_s, length=64, se=0.01, entropy_rate=1.0):
@@ -54,6 +55,18 @@ def test_smallest_matching_steps_with_its_latency_and_ratio():
     # SER: only 64 steps (SER 0) is not significantly worse than the AR's 0 / 200; 0.1 at 32 steps is.
     assert (ser.metric, ser.steps, ser.autoregressive["strategy"]) == ("ser", 64, "autoregressive")
     assert ser.latency_ratio == pytest.approx(2.0 / 1.6)
+
+
+def test_the_latency_ratio_carries_its_interval_from_the_batch_scatter():
+    rows = [dict(autoregressive(), latency_s_se=0.1), *(dict(r, latency_s_se=0.02 * r["latency_s"]) for r in confidence_rows())]
+    ter, _ = latency_at_matched_quality(rows)
+    low, high = ter.latency_ratio_interval
+    spread = Z_95 * math.hypot(0.1 / 2.0, 0.02)  # relative SEs of the AR and the MDM latency
+    assert (low, high) == pytest.approx((5.0 * math.exp(-spread), 5.0 * math.exp(spread)))
+    assert f"| 5.00x [{low:.2f}, {high:.2f}] |" in matched_quality_table([ter])
+    # Without a latency SE (one batch per cell, or rows from before the column) there is no interval, and none shown.
+    (bare,) = latency_at_matched_quality([autoregressive(), *confidence_rows()], metrics=("ter_gap",))
+    assert bare.latency_ratio_interval is None and "| 5.00x |" in matched_quality_table([bare])
 
 
 def test_a_lucky_row_below_a_failing_one_is_not_chosen():

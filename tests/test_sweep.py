@@ -17,7 +17,7 @@ from hf_mdm.evaluation import LanguageTask, PromptTask, read_sweep_rows, sweep_s
 from .conftest import tiny_bert_config, word_tokenizer
 
 
-TIMINGS = ("latency_s", "tokens_per_s")
+TIMINGS = ("latency_s", "latency_s_se", "tokens_per_s")
 
 
 @pytest.fixture(scope="module")

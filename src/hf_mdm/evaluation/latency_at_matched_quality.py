@@ -4,7 +4,8 @@ samples are as good, at the token level (TER gap) and at the sequence level (SER
 From the rows of one sweep at one generated length, holding the autoregressive row (`sweep_steps(...,
 autoregressive_model=...)`) and one diffusion strategy over a grid of steps: for each metric, the smallest swept step
 count S at which the MDM matches the AR model, with that row's latency per `generate()` batch, its NFE, and the ratio
-AR latency / MDM latency (> 1: the MDM is faster).
+AR latency / MDM latency (> 1: the MDM is faster), with its 95% interval from the scatter of each cell's batch
+latencies (`latency_s_se`; the scatter within one run, not the drift between runs on a shared machine).
 
 "Matches" means *not significantly worse*: the 95% interval of the difference MDM - AR reaches 0 or below, i.e.
 the hypothesis "the MDM is worse" is not accepted at one-sided level 2.5%:
@@ -66,6 +67,16 @@ class MatchedQuality:
     def latency_ratio(self) -> float | None:
         """AR latency / MDM latency per batch (> 1: the MDM is faster); None when not reached."""
         return self.autoregressive["latency_s"] / self.row["latency_s"] if self.reached else None
+
+    @property
+    def latency_ratio_interval(self) -> tuple[float, float] | None:
+        """The 95% interval of the latency ratio from the rows' `latency_s_se` (the scatter over each cell's batches),
+        by the delta method on the log: log R +- 1.96 sqrt((se_AR / AR)^2 + (se_MDM / MDM)^2). None when not reached
+        or a row has no latency SE (one batch, or rows from before that column)."""
+        if not self.reached or not all(is_present(row.get("latency_s_se")) for row in (self.autoregressive, self.row)):
+            return None
+        spread = math.hypot(*(row["latency_s_se"] / row["latency_s"] for row in (self.autoregressive, self.row)))
+        return self.latency_ratio * math.exp(-Z_95 * spread), self.latency_ratio * math.exp(Z_95 * spread)
 
     @property
     def below_entropy_rate(self) -> bool:
@@ -182,12 +193,18 @@ BELOW_ENTROPY_RATE_NOTE = (
 )
 
 
+def describe_ratio(point: MatchedQuality) -> str:
+    """The latency ratio, with its 95% interval where the rows have latency standard errors."""
+    interval = point.latency_ratio_interval
+    return f"{point.latency_ratio:.2f}x" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+
+
 def matched_quality_table(results: list[MatchedQuality]) -> str:
     """The matched-quality points as a Markdown table (TER gap ± SE, SER with its Wilson interval), with a note under
     it when a matched TER gap is significantly below 0."""
     lines = [
         "| metric | AR value | AR latency (s) | AR NFE | MDM steps at match | MDM value | MDM - AR, 95% interval "
-        "| MDM latency (s) | MDM NFE | latency ratio AR / MDM |",
+        "| MDM latency (s) | MDM NFE | latency ratio AR / MDM [95% interval] |",
         "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for point in results:
@@ -200,7 +217,7 @@ def matched_quality_table(results: list[MatchedQuality]) -> str:
             value = with_uncertainty(point.metric, point.row) + mark
             steps = f"{point.steps} (smallest swept)" if point.steps == point.min_steps else str(point.steps)
             cells += [steps, value, f"[{low:+.4f}, {high:+.4f}]", f"{point.row['latency_s']:.3f}",
-                      f"{point.row['nfe']:.1f}", f"{point.latency_ratio:.2f}x"]  # fmt: skip
+                      f"{point.row['nfe']:.1f}", describe_ratio(point)]  # fmt: skip
         else:
             cells += [f"not reached by {point.max_steps}"] + ["-"] * 5
         lines.append("| " + " | ".join(cells) + " |")

@@ -33,6 +33,8 @@ sample), its numbers, like the autoregressive row's, depend on `batch_size`. Its
 """
 
 import json
+import math
+import statistics
 import time
 import zlib
 from pathlib import Path
@@ -227,7 +229,7 @@ def run_cell(
         generate_kwargs = diffusion_generate_kwargs(model, task, tokenizer, strategy, length, steps, generation_kwargs)
         first = list(range(min(num_samples, RECORDED_SAMPLES)))
         samples = {"seeds": sample_seeds(seed, strategy, length, first), "prompts": task.prompt_texts(first)}
-    generated, nfe, decoded, elapsed, batches = [], [], [], 0.0, 0
+    generated, nfe, decoded, times = [], [], [], []
     for start in range(0, num_samples, batch_size):
         indices = list(range(start, min(start + batch_size, num_samples)))
         began = time.perf_counter()
@@ -241,8 +243,7 @@ def run_cell(
             else:
                 sequences, row_nfe, row_decoded = _diffusion_batch(model, tokenizer, task, indices, seed,
                                                                    generate_kwargs)  # fmt: skip
-        elapsed += time.perf_counter() - began
-        batches += 1
+        times.append(time.perf_counter() - began)
         generated += sequences.tolist()
         nfe.append(row_nfe)
         decoded.append(row_decoded)
@@ -259,8 +260,9 @@ def run_cell(
         "tokens_per_forward_standard_error": ratio_standard_error(decoded, nfe),
         "num_samples": num_samples,
         **scores,
-        "latency_s": elapsed / batches,
-        "tokens_per_s": num_samples * length / elapsed,
+        "latency_s": statistics.fmean(times),
+        "latency_s_se": statistics.stdev(times) / math.sqrt(len(times)) if len(times) > 1 else None,
+        "tokens_per_s": num_samples * length / sum(times),
         "seed": seed,
         "generation": generation_record(generate_kwargs, samples),
     }

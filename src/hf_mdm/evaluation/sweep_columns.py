@@ -119,6 +119,8 @@ SWEEP_COLUMNS = (
                 axis_label="token error rate"),
     SweepColumn("latency_s", "non-negative", "sweep", "mean seconds per generate() batch (lm-eval: per document)",
                 "latency (s)", "{:.3f}", resume_checked=False),
+    SweepColumn("latency_s_se", "standard error", "sweep", "standard error of latency_s over the cell's batches "
+                "(the scatter within one run; none with one batch)", resume_checked=False),
     SweepColumn("tokens_per_s", "non-negative", "sweep", "generated tokens / seconds of the cell", "tokens/s",
                 "{:,.0f}", resume_checked=False),
     SweepColumn("generation", "record", "record", "the cell's generate() keywords and first samples, as JSON"),
