@@ -28,6 +28,7 @@ from transformers import AutoModelForCausalLM
 
 import hf_mdm
 from hf_mdm.evaluation import LanguageTask, latency_at_matched_quality, markdown_table, matched_quality_table
+from hf_mdm.evaluation.latency_at_matched_quality import describe_ratio
 from hf_mdm.languages import RESEARCH_LANGUAGES, research_language
 
 
@@ -119,9 +120,12 @@ def main():
         if not point.reached:
             verdict = f"not reached by {point.max_steps} steps"
         else:
-            verdict = f"{point.latency_ratio:.2f}x lower latency"
+            interval = point.latency_ratio_interval
+            verdict = f"{describe_ratio(point)} lower latency"
             if point.metric == "ter_gap":
-                verdict += f": the goal of >= {GOAL}x is {'met' if point.latency_ratio >= GOAL else 'not met'}"
+                low, high = interval or (point.latency_ratio, point.latency_ratio)
+                met = "met" if low >= GOAL else "not met" if high < GOAL else "not decided (the interval holds it)"
+                verdict += f": the goal of >= {GOAL}x is {met}"
             if point.below_entropy_rate:
                 verdict += " (but its samples are below the entropy rate: see the note under the table)"
         print(f"At matched {'TER' if point.metric == 'ter_gap' else 'SER'}: {verdict}.")

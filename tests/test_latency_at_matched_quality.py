@@ -58,7 +58,8 @@ def test_smallest_matching_steps_with_its_latency_and_ratio():
 
 
 def test_the_latency_ratio_carries_its_interval_from_the_batch_scatter():
-    rows = [dict(autoregressive(), latency_s_se=0.1), *(dict(r, latency_s_se=0.02 * r["latency_s"]) for r in confidence_rows())]
+    mdm = [dict(r, latency_s_se=0.02 * r["latency_s"]) for r in confidence_rows()]
+    rows = [dict(autoregressive(), latency_s_se=0.1), *mdm]
     ter, _ = latency_at_matched_quality(rows)
     low, high = ter.latency_ratio_interval
     spread = Z_95 * math.hypot(0.1 / 2.0, 0.02)  # relative SEs of the AR and the MDM latency

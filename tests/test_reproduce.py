@@ -39,6 +39,13 @@ def test_reproduce_writes_fits_tables_cards_and_resumes(tiny_preset, tmp_path, m
         assert (folder / "ser_probes-confidence.jsonl").is_file()
     trained_sweep = [json.loads(line) for line in (output / "hmm" / "trained" / "ter_sweep.jsonl").open()]
     assert {row["strategy"] for row in trained_sweep if "strategy" in row} == {"random", "autoregressive"}
+    # next to the AR model the MDM is also swept at S = L, and results.md compares the pair at every length
+    swept = {(row["length"], row["steps"]) for row in trained_sweep if row.get("strategy") == "random"}
+    assert swept >= {(6, 6), (8, 8)}
+    trained = (output / "hmm" / "trained" / "results.md").read_text()
+    assert "## Quality of the pair" in trained and "\n| 6 | " in trained and "\n| 8 | " in trained
+    assert trained.count("| latency ratio AR / MDM [95% interval] |") == 2  # one matched-quality table per length
+    assert "## Quality of the pair" not in (output / "hmm" / "oracle" / "results.md").read_text()
     vocab = research_language("hmm").tokenizer().vocab
     for kind in ("mdm", "autoregressive"):
         assert training_record(output / "hmm" / "models" / kind)["train_steps"] == 2
@@ -115,7 +122,7 @@ def test_the_fits_table_says_not_reached_and_why_there_is_no_exponent():
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--preset", "huge"], "--preset must be one of ['paper', 'quick']"),
+        (["--preset", "huge"], "--preset must be one of ['pair', 'paper', 'quick']"),
         (["--languages", "4gram"], "Unknown research language '4gram'"),
         (["--target", "1.5"], "strictly between 0 and 1"),
         (["--ter_target", "0"], "strictly between 0 and 1"),

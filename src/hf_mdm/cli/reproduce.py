@@ -1,13 +1,16 @@
 """`hf-mdm reproduce`: the research claims measured end to end, per research language (`trigram`, `hmm`).
 
-For each language and each decoder (the exact oracle; with `paper`, also an MDM trained at length, next to an AR
-model of the same size):
+For each language and each decoder (the exact oracle; with `pair` and `paper`, also an MDM trained at length, next
+to an AR model of the same size, both with `WELL_TRAINED`'s budget):
 1. SER claim: per strategy and length, the steps needed for SER <= target (`search_steps_needed`; a trained MDM up
    to S = L, the AR model's NFE), and b in steps ~ c L^b with its standard error and 95% interval (theory: b ~ 1).
 2. TER claim: a fixed-steps sweep over the lengths (`sweep_steps`, with the AR row for a trained model); per step
    count, the slope of the TER gap per doubling of L with its interval (the theory: flat), and the steps needed for
    a TER gap <= `ter_target` nats/token with its b (the theory: b ~ 0; from the swept grid, so as coarse as it).
-3. Outputs in `<output_dir>/<language>/<decoder>/`: the probe and sweep files (JSON lines; a rerun resumes from them),
+3. Next to an AR model, the TER sweep adds S = L (the AR model's NFE) at every length, and results.md gives the
+   quality of the pair per length and the latency at matched TER and matched SER with their intervals
+   (`latency_at_matched_quality` over the sweep's ancestral rows and the AR row).
+4. Outputs in `<output_dir>/<language>/<decoder>/`: the probe and sweep files (JSON lines; a rerun resumes from them),
    `results.md` (both fits and the tables), `step_vs_error.png` and a model card (README.md); `<output_dir>/summary.md`
    gathers every fit. Trained models live in `<output_dir>/<language>/models/{mdm,autoregressive}` with their
    training time; a rerun loads them.
@@ -24,9 +27,10 @@ from pathlib import Path
 from accelerate import PartialState
 
 from ..evaluation import LanguageTask, fit_step_scaling, markdown_table, search_steps_needed, sweep_steps
+from ..evaluation.latency_at_matched_quality import latency_at_matched_quality, matched_quality_table, with_uncertainty
 from ..evaluation.research_models import ResearchTraining, train_block_models, train_research_models, training_record
 from ..evaluation.step_scaling import check_target, fixed_steps_trend_table, step_scaling_table
-from ..evaluation.sweep import block_count, cell_block_size, cell_key
+from ..evaluation.sweep import AUTOREGRESSIVE, block_count, cell_block_size, cell_key
 from ..evaluation.sweep_table import ONE_BLOCK
 from ..generation import DiffusionGenerationConfig, enable_diffusion_generation
 from ..hub import ModelCard
@@ -48,7 +52,14 @@ class Preset:
     train_lengths: tuple[int, ...] = ()
     # A trained MDM is searched up to S = L, the AR model's NFE: needing more would already mean no speed-up.
     trained_max_steps_per_token: int = 1
+    # `ResearchTraining` fields of the trained pair (the rest its defaults).
+    training: dict = field(default_factory=dict)
 
+
+# The research pair trained until the MDM-vs-AR comparison means something (issue P): 10x the tokens of
+# `ResearchTraining`'s defaults (3,000 steps at batch 32, 24,000 fresh sequences per length: one epoch, 23M tokens),
+# the same size (0.20M parameters). Measured results and training cost: docs/benchmarks.md.
+WELL_TRAINED = {"train_steps": 3000, "batch_size": 32, "examples_per_length": 24000}
 
 PRESETS = {
     # The trigram's oracle is slower (at L = 1024, 0.4 s per forward at 50% masked and 3 s at 90% compiled, 3-6x
@@ -63,6 +74,18 @@ PRESETS = {
         8,
         (1, 2, 4, 8, 16, 32, 64),
         train_lengths=(64, 128, 256, 512),
+        training=WELL_TRAINED,
+    ),  # fmt: skip
+    # The HMM end to end on a 2-core machine in under three hours: its oracle, and the well-trained pair at 64-512.
+    "pair": Preset(
+        ("hmm",),
+        (64, 128, 256, 512),
+        ("confidence", "random"),
+        100,
+        4,
+        (1, 2, 4, 8, 16, 32, 64),
+        train_lengths=(64, 128, 256, 512),
+        training=WELL_TRAINED,
     ),  # fmt: skip
 }
 
@@ -130,7 +153,7 @@ def measure(
     model, tokenizer, task, lengths, preset, args, folder: Path, steps_per_token: int, autoregressive=None,
     block_sizes=None,
 ):  # fmt: skip
-    """Steps 1-2 of the module docstring for one decoder, its SER searched up to `steps_per_token` * L at each of
+    """Steps 1-3 of the module docstring for one decoder, its SER searched up to `steps_per_token` * L at each of
     `block_sizes` (None: one block, or a block-causal model's own); the TER sweep decodes one block (a block-causal
     model: its own blocks, at the swept steps with one per block at least). Returns (probe rows, sweep rows, fits)."""
     probes, fits = [], []
@@ -143,11 +166,13 @@ def measure(
         )  # fmt: skip
         probes += list(table)
         fits += scalings
-    cells = [(preset.ter_strategy, length, steps) for length in lengths for steps in preset.ter_steps
+    # next to an AR model, also S = L: the MDM's own sampling quality at the AR model's NFE
+    grids = {length: set(preset.ter_steps) | ({length} if autoregressive is not None else set()) for length in lengths}
+    cells = [(preset.ter_strategy, length, steps) for length in lengths for steps in sorted(grids[length])
              if steps >= block_count(length, cell_block_size(model, None, length))]  # fmt: skip
     sweep = list(
         sweep_steps(
-            model, tokenizer, task, steps=list(preset.ter_steps), strategies=[preset.ter_strategy],
+            model, tokenizer, task, steps=sorted(set().union(*grids.values())), strategies=[preset.ter_strategy],
             lengths=list(lengths), num_samples=preset.num_samples, batch_size=args.batch_size,
             autoregressive_model=autoregressive, output_path=folder / "ter_sweep.jsonl", resume=True,
             progress=args.progress, cells=cells,
@@ -157,13 +182,39 @@ def measure(
     return probes, sweep, fits
 
 
+def pair_sections(sweep: list[dict], ter_strategy: str) -> str:
+    """For a sweep with AR rows: the quality of the pair per length (the AR model's TER gap and SER, the MDM's at
+    S = L with `ter_strategy`), and per length the latency at matched TER and SER (`latency_at_matched_quality`)."""
+    by_length = {}
+    for row in sweep:
+        by_length.setdefault(row["length"], {})[(row["strategy"], row["steps"])] = row
+    if not any((AUTOREGRESSIVE, length) in cells for length, cells in by_length.items()):
+        return ""
+    lines = [
+        f"## Quality of the pair (the MDM with `{ter_strategy}` at S = L, the AR model's NFE)\n",
+        "| length | AR TER gap ± SE | AR SER [95% interval] | MDM TER gap ± SE | MDM SER [95% interval] |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    matched = []
+    for length, cells in sorted(by_length.items()):
+        pair = [cells.get((AUTOREGRESSIVE, length)), cells.get((ter_strategy, length))]
+        if None in pair:
+            continue
+        shown = [f"{with_uncertainty(metric, row)}" for row in pair for metric in ("ter_gap", "ser")]
+        lines.append(f"| {length} | " + " | ".join(shown) + " |")
+        rows = [row for (strategy, _), row in cells.items() if strategy in (AUTOREGRESSIVE, ter_strategy)]
+        matched.append(f"### L = {length}\n\n" + matched_quality_table(latency_at_matched_quality(rows)))
+    return "\n".join(lines) + "\n\n## Latency at matched quality (MDM vs AR)\n\n" + "\n\n".join(matched) + "\n\n"
+
+
 def write_results(folder: Path, title: str, probes, sweep, fits, card_model, ter_strategy, training=None) -> str:
     """results.md, the plot and the card of one decoder; returns the fits table."""
     table = step_scaling_table(fits)
     text = (
         f"# {title}\n\n## Steps needed and their growth with length\n\n{table}\n\n"
         + "\n".join(f"- {scaling.describe()}" for scaling in fits)
-        + f"\n\n## Token error at fixed steps, against length ({ter_strategy})\n\n"
+        + "\n\n" + pair_sections(sweep, ter_strategy)
+        + f"## Token error at fixed steps, against length ({ter_strategy})\n\n"
         + fixed_steps_trend_table(sweep, ter_strategy)
         + f"\n\n## Fixed-steps sweep (TER)\n\n{markdown_table(sweep)}\n"
         + f"\n## Every SER probe\n\n{markdown_table(probes)}\n"
@@ -208,7 +259,8 @@ def run(args: ReproduceArguments):
                 model = enable_diffusion_generation(language.oracle_model(), tokenizer)
                 measured = [("oracle", "exact oracle", model, None, preset.max_steps_per_token, sizes, None)]
             else:
-                size = ResearchTraining(**({"train_steps": args.train_steps} if args.train_steps else {}))
+                size = ResearchTraining(**{**preset.training, **({"train_steps": args.train_steps} if
+                                                                  args.train_steps else {})})  # fmt: skip
                 model, autoregressive = train_research_models(language, list(all_lengths), models_dir, size)
                 measured = [("trained", "trained MDM", model, autoregressive, preset.trained_max_steps_per_token, None,
                              training_facts(models_dir, ("mdm", "autoregressive")))]  # fmt: skip
