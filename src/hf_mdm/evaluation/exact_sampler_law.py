@@ -51,14 +51,16 @@ def diffusion_sampler(model, length: int, generate_kwargs: dict):
     `length` tokens: the config resolved as generate() resolves it, the model's denoiser adapter, and the block plan
     (`prepare` refuses a plan generate() would refuse)."""
     denoiser = DENOISERS.build(model.denoiser_adapter, model=model)
-    config = resolve_generation_config(
-        dict(generate_kwargs), None, model.generation_config, block_size=denoiser.block_size()
-    )
+    generate_kwargs = dict(generate_kwargs)
+    logits_processor = generate_kwargs.pop("logits_processor", None)  # generate()'s argument, not a config field
+    block_size = denoiser.block_size()
+    config = resolve_generation_config(generate_kwargs, None, model.generation_config, block_size=block_size)
     mask_token_id = model._resolve_mask_token_id(config)
     check_token_ids(config, getattr(model.config, "vocab_size", None), mask_token_id)
     sampler = DiffusionSampler.from_config(
-        config, mask_token_id=mask_token_id, schedule=model._model_schedule(), generator=torch.Generator(),
-        device=model.device, block_size=denoiser.block_size(), time_conditioned=denoiser.time_conditioned(),
+        config, mask_token_id=mask_token_id, schedule=model._model_schedule(), logits_processor=logits_processor,
+        generator=torch.Generator(),
+        device=model.device, block_size=block_size, time_conditioned=denoiser.time_conditioned(),
     )  # fmt: skip
     denoiser.check_cache(sampler.cache)
     plan = sampler.prepare(torch.zeros((1, 0), dtype=torch.long, device=model.device), None, length)

@@ -1,0 +1,217 @@
+"""sampler_distribution_error: the exact law of generate() (DP over partially revealed canvases) against generate()'s
+own samples, the known exact cases, the Monte Carlo fallback and its bound, and the refusals."""
+
+import functools
+import math
+import re
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import chisquare
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from hf_mdm.evaluation.exact_sampler_law import reveal_hazards
+from hf_mdm.evaluation.sampler_distribution_error import (
+    language_distribution,
+    monte_carlo_tv_bound,
+    sampler_distribution_error,
+)
+from hf_mdm.generation import enable_diffusion_generation
+from hf_mdm.generation.strategies import RandomStrategy
+from hf_mdm.languages import HMMLanguage
+from hf_mdm.schedules import get_schedule
+
+from .conftest import word_tokenizer
+
+
+LENGTH = 4
+SAMPLES = 4000
+
+
+@functools.cache
+def language():
+    return HMMLanguage(3, 3, seed=0)
+
+
+def oracle():
+    return enable_diffusion_generation(language().oracle_model(), language().tokenizer())
+
+
+def exact_and_sampled(strategy, steps, **kwargs):
+    """(exact result, Monte Carlo result of SAMPLES generate() samples) of one sampler."""
+    exact = sampler_distribution_error(oracle(), language(), LENGTH, steps, strategy, method="exact", **kwargs)
+    sampled = sampler_distribution_error(
+        oracle(), language(), LENGTH, steps, strategy, method="monte_carlo", num_samples=SAMPLES, batch_size=1000,
+        **kwargs,
+    )  # fmt: skip
+    return exact, sampled
+
+
+def goodness_of_fit(q_exact, q_hat, num_samples):
+    """Pearson's chi-square p-value of the samples' counts under q_exact, bins of expected count < 5 pooled."""
+    expected, observed = q_exact * num_samples, q_hat * num_samples
+    large = expected >= 5
+    expected = torch.cat([expected[large], expected[~large].sum()[None]])
+    observed = torch.cat([observed[large], observed[~large].sum()[None]])
+    return chisquare(observed.numpy(), expected.numpy() * observed.sum().item() / expected.sum().item()).pvalue
+
+
+CASES = [
+    ("random", 2, {}),
+    ("random", 3, {"schedule": "cosine"}),
+    ("random", 4, {"block_length": 2}),
+    ("confidence", 2, {}),
+    ("confidence", 4, {"block_length": 2}),
+    ("margin", 2, {}),
+    ("entropy", 3, {"reveal_counts": "dream"}),
+    ("threshold", 4, {"threshold": 0.5}),
+]
+
+
+@pytest.mark.parametrize("strategy,steps,kwargs", CASES)
+def test_exact_law_is_the_law_of_generate_samples(strategy, steps, kwargs):
+    """The DP's Q is the law generate() samples: its samples fit Q (chi-square) and the Monte Carlo TV lies within
+    its stated bound of the exact one."""
+    exact, sampled = exact_and_sampled(strategy, steps, **kwargs)
+    assert exact.method == "exact" and sampled.method == "monte_carlo"
+    assert exact.distribution.sum() == pytest.approx(1.0, abs=1e-9)
+    tv_between = 0.5 * float((exact.distribution - sampled.distribution).abs().sum())
+    assert tv_between <= sampled.tv_bound
+    assert abs(sampled.tv - exact.tv) <= sampled.tv_bound
+    assert goodness_of_fit(exact.distribution, sampled.distribution, SAMPLES) > 1e-3
+
+
+def test_one_step_is_the_product_of_marginals():
+    """S = 1 reveals every position at once from p(. | all masked): Q(x) = prod_i P(x_i), for every strategy."""
+    marginals = language().posterior(torch.zeros(1, LENGTH, dtype=torch.long), torch.zeros(1, LENGTH, dtype=bool))[0]
+    index = torch.arange(3**LENGTH)
+    sequences = index[:, None] // 3 ** torch.arange(LENGTH - 1, -1, -1) % 3
+    product = marginals.gather(1, sequences.T).prod(0)
+    for strategy in ("random", "confidence", "margin", "entropy"):
+        result = sampler_distribution_error(oracle(), language(), LENGTH, 1, strategy)
+        torch.testing.assert_close(result.distribution, product, atol=1e-6, rtol=0)
+
+
+def test_one_token_per_step_in_a_draw_independent_order_is_exact():
+    """With the exact oracle, margin and entropy at S = L reveal one token per step in an order that depends on the
+    canvas only (not on the drawn candidates): each step samples p(x_i | revealed), the chain rule, so Q = P.
+    confidence picks the position after seeing its draw (the most probable draw goes first), which biases Q towards
+    probable tokens: far from P (TV about 0.49 on this language) however many steps."""
+    p = language_distribution(language(), LENGTH)
+    for strategy in ("margin", "entropy"):
+        result = sampler_distribution_error(oracle(), language(), LENGTH, LENGTH, strategy)
+        assert result.tv < 1e-6 and result.kl < 1e-9 and result.kl_language_to_sampler < 1e-9
+        torch.testing.assert_close(result.distribution, p, atol=1e-6, rtol=0)
+    confidence = [sampler_distribution_error(oracle(), language(), LENGTH, s, "confidence").tv for s in (4, 8)]
+    assert min(confidence) > 0.3 and confidence[0] == pytest.approx(confidence[1])
+
+
+def test_random_tv_decreases_towards_zero_with_steps():
+    """The ancestral sampler reveals several positions per step independently; its TV falls with the steps (about
+    as 1/S) and is never 0 at finite S (two positions can share a step)."""
+    tvs = [sampler_distribution_error(oracle(), language(), LENGTH, s, "random").tv for s in (1, 2, 4, 8, 32)]
+    assert all(later < earlier for earlier, later in zip(tvs, tvs[1:]))
+    assert 0 < tvs[-1] < tvs[0] / 16
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_reveal_hazards_are_the_law_random_strategy_draws(schedule):
+    """P(reveal step <= j) = 1 - prod_{i <= j} (1 - h_i) is the breakpoint at which `RandomStrategy.reveal_steps`
+    moves from step j to j + 1."""
+    steps = 5
+    hazards = reveal_hazards(get_schedule(schedule), steps)
+    revealed_by = 1 - torch.cumprod(1 - hazards, 0)
+    strategy = RandomStrategy(get_schedule(schedule))
+    for j in range(steps - 1):
+        around = revealed_by[j] + torch.tensor([[-1e-9, 1e-9]], dtype=torch.float64)
+        below, above = strategy.reveal_steps(around, steps)[0].tolist()
+        assert below <= j < above
+    assert float(revealed_by[-1]) == 1.0
+
+
+class AllowPad(LogitsProcessor):
+    """Gives <pad> (a non-symbol) the logit 0 at every position."""
+
+    def __call__(self, input_ids, scores):
+        scores = scores.clone()
+        scores[:, language().vocab_size + 1] = 0.0
+        return scores
+
+
+def test_mass_outside_the_language_counts_in_tv_and_makes_kl_infinite():
+    """A processor that lets a non-symbol through: Q's mass on sequences holding it is `outside_mass`, the same in the
+    DP and in generate()'s samples; KL(Q || P) is infinite."""
+    processors = LogitsProcessorList([AllowPad()])
+    exact, sampled = exact_and_sampled("random", 2, logits_processor=processors)
+    assert exact.outside_mass > 0.1 and math.isinf(exact.kl)
+    assert abs(exact.outside_mass - sampled.outside_mass) < 4 * math.sqrt(exact.outside_mass / SAMPLES)
+    assert exact.tv >= exact.outside_mass / 2
+
+
+@pytest.mark.parametrize("strategy,kwargs", [("remdm", {}), ("confidence", {"strategy_temperature": 0.5})])
+def test_strategies_with_their_own_randomness_fall_back_to_monte_carlo(strategy, kwargs):
+    result = sampler_distribution_error(oracle(), language(), LENGTH, 4, strategy, num_samples=500, **kwargs)
+    assert result.method == "monte_carlo" and result.num_samples == 500
+    assert result.tv_bound == pytest.approx(monte_carlo_tv_bound(3**LENGTH + 1, 500, 0.95))
+    assert "Monte Carlo over 500 samples" in result.describe()
+
+
+def test_monte_carlo_bound_formula():
+    """1/2 (sqrt(K / N) + sqrt(2 ln(1 / delta) / N)), computed by hand for K = 82, N = 1000, delta = 0.05."""
+    assert monte_carlo_tv_bound(82, 1000, 0.95) == pytest.approx(0.5 * (0.28635642 + 0.07740455), rel=1e-6)
+
+
+class NoForward(torch.nn.Module):
+    def forward(self, *args, **kwargs):
+        raise AssertionError("a refused call ran the model")
+
+
+def model_without_forward():
+    model = oracle()
+    model.language = language()
+    model.forward = NoForward()
+    return model
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        ({"length": 11}, "max_support"),
+        ({"length": 0}, "length"),
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": 2.5}, "steps must be a positive integer"),
+        ({"strategy": "bogus"}, "bogus"),
+        ({"method": "exactly"}, "method must be one of"),
+        ({"method": "exact", "strategy": "remdm"}, "Use method='monte_carlo'"),
+        ({"method": "exact", "num_samples": 10}, "num_samples is for method='monte_carlo'"),
+        ({"num_samples": 0}, "num_samples must be a positive integer"),
+        ({"confidence": 1.0}, "confidence must be a probability"),
+        ({"do_sample": False}, "sets ['do_sample'] itself"),
+        ({"num_return_sequences": 2}, "num_return_sequences"),
+        ({"tokenizer": word_tokenizer()}, "language.tokenizer()"),
+        ({"max_support": 0}, "max_support must be a positive integer"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_forward(arguments, message):
+    arguments = {"length": LENGTH, "steps": 2, **arguments}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sampler_distribution_error(model_without_forward(), language(), **arguments)
+
+
+@pytest.mark.bad_input
+def test_a_model_without_diffusion_generate_or_a_non_language_is_refused():
+    with pytest.raises(ValueError, match="enable_diffusion_generation"):
+        sampler_distribution_error(language().oracle_model(), language(), LENGTH, 2)
+    with pytest.raises(ValueError, match="FormalLanguage"):
+        sampler_distribution_error(oracle(), "hmm", LENGTH, 2)
+
+
+@pytest.mark.bad_input
+@settings(max_examples=25, deadline=None)
+@given(value=st.one_of(st.integers(max_value=0), st.booleans(), st.floats(), st.text(max_size=3), st.none()))
+def test_steps_must_be_a_positive_integer(value):
+    with pytest.raises(ValueError, match="steps"):
+        sampler_distribution_error(model_without_forward(), language(), LENGTH, value)
