@@ -81,13 +81,18 @@ def test_sweep_then_card(tmp_path, capsys):
     assert main(["sweep", "--oracle", "--language", "ngram", "--language_vocab_size", "6", "--language_support", "3",
                  "--steps", "2", "8", "--lengths", "8", "16", "--strategies", "random", "--num_samples", "8",
                  "--output_dir", str(tmp_path / "sweep")]) == 0  # fmt: skip
-    for name in ("sweep.jsonl", "sweep.json", "sweep.md", "step_vs_error.png"):
+    for name in ("sweep.jsonl", "sweep.json", "sweep.md", "aup.md", "step_vs_error.png"):
         assert (tmp_path / "sweep" / name).exists(), name
-    assert "| random | 16 | 8 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| random | 16 | 8 |" in out
+    aup = (tmp_path / "sweep" / "aup.md").read_text()  # one curve per length, printed as written
+    assert "| 8 | random | " in aup and "| 16 | random | " in aup and aup.strip() in out
     assert main(["card", "--sweep", str(tmp_path / "sweep" / "sweep.jsonl"), "--output_dir", str(tmp_path / "card"),
                  "--model_name", "oracle"]) == 0  # fmt: skip
     card = HubModelCard.load(tmp_path / "card" / "README.md")
-    assert card.data.library_name == "hf-mdm" and len(card.data.eval_results) == 12
+    published = [result.metric_type for result in card.data.eval_results]
+    assert card.data.library_name == "hf-mdm" and len(published) == 4 * 4 + 2  # per row 3 errors and TPF; 2 AUPs
+    assert published.count("accuracy_under_parallelism") == 2 and published.count("tokens_per_forward") == 4
     tiny_bert_masked_lm().save_pretrained(tmp_path / "bert")  # a card for any masked LM folder, not only ours
     assert main(["card", "--sweep", str(tmp_path / "sweep" / "sweep.jsonl"), "--output_dir", str(tmp_path / "bert"),
                  "--model_name_or_path", str(tmp_path / "bert")]) == 0  # fmt: skip

@@ -14,6 +14,7 @@ from transformers import BertForMaskedLM
 from hf_mdm import MDMForMaskedGeneration, NGramLanguage, enable_diffusion_generation
 from hf_mdm.cli import main
 from hf_mdm.evaluation import LanguageTask, PromptTask, sweep_steps
+from hf_mdm.evaluation.accuracy_under_parallelism import accuracy_under_parallelism
 from hf_mdm.evaluation.step_scaling import fit_step_scaling, verdict
 from hf_mdm.evaluation.sweep import sample_seeds
 from hf_mdm.generation import DiffusionGenerationMixin
@@ -417,3 +418,32 @@ def test_card_reads_the_latency_at_matched_quality_against_the_autoregressive_ro
     assert "| 8 |" in ser_line and "| 2.00x |" in ser_line  # SER 0.05 from 8 steps on; 0.02 s / 0.01 s
     without_errors = ModelCard.from_sweep(sweep_rows()).text
     assert "### L = 8, random\n\nNot computed:" in without_errors and "log_perplexity_se" in without_errors
+
+
+def test_card_publishes_the_accuracy_under_parallelism_and_tokens_per_forward(tmp_path):
+    rows = [dict(row, tokens_per_forward=row["length"] / row["nfe"], tokens_per_forward_standard_error=0.0)
+            for row in sweep_rows()]  # fmt: skip
+    ModelCard.from_sweep(rows, task_name="bigram language").save_pretrained(tmp_path)
+    loaded = HubModelCard.load(tmp_path / "README.md")
+    section = loaded.text.split("## Accuracy under parallelism (AUP)")[1].split("\n## ")[0]
+    assert "arXiv:2601.07568" in section and "| 8 | autoregressive | 1 / 1 | 97.0 | 97.0 ± " in section
+    results = {(r.metric_type, r.metric_config): r for r in loaded.data.eval_results}
+    for row in rows:  # every row's tokens per forward
+        config = f"strategy={row['strategy']},length={row['length']},steps={row['steps']}"
+        entry = results[("tokens_per_forward", config)]
+        assert entry.metric_value == pytest.approx(row["tokens_per_forward"])
+    curves = accuracy_under_parallelism(rows)
+    assert len(curves) == 4  # random at 8, 16, 32 and the autoregressive row at 8
+    for curve in curves:  # every curve's AUP, its name carrying its uncertainty
+        entry = results[("accuracy_under_parallelism", curve.metric_config)]
+        assert entry.metric_value == pytest.approx(curve.aup)
+        assert f"± {curve.standard_error:.1f} SE, 95% interval [{curve.interval[0]:.1f}" in entry.metric_name
+    assert len(loaded.data.eval_results) == 3 * len(rows) + len(rows) + len(curves)  # SER, TER gap, invalid tokens
+
+
+def test_card_without_tokens_per_forward_says_why_it_has_no_aup():
+    card = ModelCard.from_sweep(sweep_rows())
+    section = card.text.split("## Accuracy under parallelism (AUP)")[1].split("\n## ")[0]
+    assert "Not computed: Sweep row 0 (random, length 8, steps 2) has no tokens_per_forward" in section
+    published = {r.metric_type for r in card.data.eval_results}
+    assert not published & {"accuracy_under_parallelism", "tokens_per_forward"}

@@ -4,7 +4,8 @@ run per (task, strategy, steps).
 Each run is a row (task, strategy, length = the task's max_gen_toks, steps, NFE per document, accuracy, ser = 1 -
 accuracy with its Wilson 95% interval, latency per document) appended to `output_dir/eval.jsonl`, a resume file
 like a sweep's (`--resume` keeps its finished rows, and refuses a file written for another model, task set or
-setting), and the table to `output_dir/eval.md`. `ModelCard.from_sweep` turns one task's rows into a
+setting), the table to `output_dir/eval.md` and the accuracy under parallelism per task to `output_dir/aup.md`
+(`evaluation.accuracy_under_parallelism.aup_report`). `ModelCard.from_sweep` turns one task's rows into a
 step-vs-accuracy card.
 
 Every argument is checked first, the local ones (model folder, numbers, strategies, device, task folder) when they are
@@ -15,6 +16,7 @@ model is loaded or a dataset fetched; a mistake is one line `hf-mdm eval: error:
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..evaluation.accuracy_under_parallelism import aup_report
 from ..evaluation.lm_eval_sweep import LMEvalTasks, lm_eval_step_sweep
 from ..evaluation.sweep_table import markdown_table
 from ..generation.strategies import STRATEGIES
@@ -26,7 +28,7 @@ from ..model_source import check_model_source
 class EvalArguments:
     model_name_or_path: str = field(metadata={"help": "Model folder: hf-mdm, LLaDA, Dream or a stock masked LM."})
     tasks: list[str] = field(metadata={"help": "lm-eval task names (generate_until tasks)."})
-    output_dir: str = field(metadata={"help": "Folder for eval.jsonl (resumable) and eval.md."})
+    output_dir: str = field(metadata={"help": "Folder for eval.jsonl (resumable), eval.md and aup.md."})
     steps: list[int] = field(default_factory=lambda: [16, 32, 64, 128], metadata={"help": "Step budgets."})
     strategies: list[str] = field(default_factory=lambda: ["confidence"], metadata={"help": "Reveal strategies."})
     block_length: int | None = field(default=None, metadata={"help": "Semi-autoregressive block size."})
@@ -87,7 +89,7 @@ def check_local_arguments(args: EvalArguments) -> None:
 
 def run(args: EvalArguments):
     """The tasks and their settings are checked (`LMEvalTasks`) before the model is loaded; then
-    `lm_eval_step_sweep` writes output_dir/eval.jsonl, and its table goes to eval.md."""
+    `lm_eval_step_sweep` writes output_dir/eval.jsonl, its table goes to eval.md and its AUP to aup.md."""
     from ..integrations.lm_eval_harness import load_masked_lm
 
     output_dir = Path(args.output_dir)
@@ -103,5 +105,8 @@ def run(args: EvalArguments):
     )  # fmt: skip
     rows = list(table)
     (output_dir / "eval.md").write_text(markdown_table(rows) + "\n")
+    aup = aup_report(rows)
+    (output_dir / "aup.md").write_text(aup + "\n")
     print(markdown_table(rows))
-    print(f"\nWrote {path} and {output_dir / 'eval.md'}")
+    print(f"\nAccuracy under parallelism (AUP)\n\n{aup}")
+    print(f"\nWrote {path}, {output_dir / 'eval.md'} and {output_dir / 'aup.md'}")

@@ -9,6 +9,7 @@ from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..evaluation import LanguageTask, PromptTask, markdown_table, sweep_steps
+from ..evaluation.accuracy_under_parallelism import aup_report
 from ..evaluation.exact_autoregressive import ExactAutoregressiveLM
 from ..evaluation.sweep_table import ONE_BLOCK
 from ..generation import enable_diffusion_generation
@@ -31,7 +32,7 @@ def block_size_argument(help: str, *aliases: str):
 
 @dataclass
 class SweepArguments:
-    output_dir: str = field(metadata={"help": "Folder for sweep.jsonl, sweep.json, sweep.md and the plot."})
+    output_dir: str = field(metadata={"help": "Folder for sweep.jsonl, sweep.json, sweep.md, aup.md and the plot."})
     model_name_or_path: str | None = field(default=None, metadata={"help": "The MDM folder to evaluate."})
     oracle: bool = field(default=False, metadata={"help": "Evaluate the language's exact denoiser instead."})
     autoregressive_model: str | None = field(default=None, metadata={"help": "Causal LM folder for the AR row."})
@@ -137,6 +138,10 @@ def run(args: SweepArguments, language_args: LanguageArguments):
     table.to_json(output_dir / "sweep.json")
     rows = list(table)
     (output_dir / "sweep.md").write_text(markdown_table(rows) + "\n")
+    aup = aup_report(rows)
+    (output_dir / "aup.md").write_text(aup + "\n")
     plotted = plot_step_vs_error(rows, output_dir / "step_vs_error.png")
     print(markdown_table(rows))
-    print(f"\nWrote {output_dir}/sweep.jsonl, sweep.json, sweep.md" + (" and step_vs_error.png" if plotted else ""))
+    print(f"\nAccuracy under parallelism (AUP)\n\n{aup}")
+    written = "sweep.jsonl, sweep.json, sweep.md, aup.md" + (" and step_vs_error.png" if plotted else "")
+    print(f"\nWrote {written} in {output_dir}")

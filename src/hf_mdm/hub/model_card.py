@@ -2,10 +2,11 @@
 
 `ModelCard.from_sweep(table, ...)` builds a `huggingface_hub.ModelCard` whose YAML carries `library_name: hf-mdm`, tags
 and a `model-index` with one `EvalResult` per reported cell (so the Hub renders the results), and whose body has the
-Markdown table, the same cells in the "Score | tokens per forward" form of the LLaDA 2.x cards, a plot of sequence and
-token error against steps (with the `[plot]` extra), how to load and generate, and the limitation the research
-predicts, fitted from the sweep. A model that brings its own decoder (`hf_mdm.own_decoders`) is reported by its
-weights, and its snippet decodes through that decoder's adapter.
+Markdown table, the same cells in the "Score | tokens per forward" form of the LLaDA 2.x cards, d3LLM's accuracy under
+parallelism (AUP) per curve with its uncertainty (also in the model-index, beside each row's tokens per forward), a
+plot of sequence and token error against steps (with the `[plot]` extra), how to load and generate, and the
+limitation the research predicts, fitted from the sweep. A model that brings its own decoder (`hf_mdm.own_decoders`) is
+reported by its weights, and its snippet decodes through that decoder's adapter.
 
 A sweep table is a `datasets.Dataset` (or a list of dicts) with one row per cell, its columns those of
 `evaluation.sweep_columns` (a value ± its standard error where the row has one; rows written before a standard error
@@ -20,6 +21,12 @@ from huggingface_hub import EvalResult, HfApi, ModelCardData
 from huggingface_hub import ModelCard as HubModelCard
 from transformers.utils import logging
 
+from ..evaluation.accuracy_under_parallelism import (
+    AUP_DEFINITION,
+    AccuracyUnderParallelism,
+    accuracy_under_parallelism,
+    aup_results_table,
+)
 from ..evaluation.argument_checks import check_known
 from ..evaluation.latency_at_matched_quality import latency_at_matched_quality, matched_quality_table
 from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scaling
@@ -78,6 +85,30 @@ def model_facts(model) -> list[str]:
     if getattr(config, "schedule", None) is not None:
         lines.append(f"- training noise schedule: `{config.schedule}`")
     return lines
+
+
+def row_eval_result(row: dict, column: str, metric_type: str, metric_name: str, eval_result: dict) -> EvalResult:
+    """A row's `column` as a model-index entry, its cell the metric_config."""
+    return EvalResult(
+        **eval_result,
+        metric_type=metric_type,
+        metric_name=f"{metric_name} ({metric_config(row)})",
+        metric_config=metric_config(row),
+        metric_value=float(row[column]),
+    )
+
+
+def aup_eval_result(result: AccuracyUnderParallelism, eval_result: dict) -> EvalResult:
+    """A curve's AUP as a model-index entry; its name carries the standard error and 95% interval."""
+    low, high = result.interval
+    return EvalResult(
+        **eval_result,
+        metric_type="accuracy_under_parallelism",
+        metric_name=f"Accuracy under parallelism, AUP ({result.metric_config}; ± {result.standard_error:.1f} SE, "
+        f"95% interval [{low:.1f}, {high:.1f}], {result.points_used} of {result.num_points} points)",
+        metric_config=result.metric_config,
+        metric_value=result.aup,
+    )
 
 
 def matched_quality_section(rows: list[dict]) -> list[str]:
@@ -145,21 +176,25 @@ class ModelCard(HubModelCard):
         check_card_arguments(rows, step_scaling, model_name=model_name, task_name=task_name,
                              dataset_name=dataset_name, dataset_type=dataset_type, base_model=base_model,
                              license=license, model_id=model_id, training=training)  # fmt: skip
+        try:
+            aup = accuracy_under_parallelism(rows)
+        except ValueError as error:  # rows without tokens per forward (`hf-mdm eval`'s), or with 0
+            aup = f"Not computed: {error}"
+        eval_result = dict(task_type="text-generation", task_name=task_name, dataset_type=dataset_type,
+                           dataset_name=dataset_name or task_name)  # fmt: skip
         eval_results = [
-            EvalResult(
-                task_type="text-generation",
-                task_name=task_name,
-                dataset_type=dataset_type,
-                dataset_name=dataset_name or task_name,
-                metric_type=COLUMNS[column].metric_type,
-                metric_name=f"{COLUMNS[column].metric_name} ({metric_config(row)})",
-                metric_config=metric_config(row),
-                metric_value=float(row[column]),
-            )
+            row_eval_result(row, column, COLUMNS[column].metric_type, COLUMNS[column].metric_name, eval_result)
             for row in rows
             for column in ERROR_COLUMNS  # the error columns of `sweep_columns`, in their model-index order
             if is_present(row.get(column))
         ]
+        eval_results += [
+            row_eval_result(row, "tokens_per_forward", "tokens_per_forward", "Tokens per forward", eval_result)
+            for row in rows
+            if is_present(row.get("tokens_per_forward"))
+        ]
+        if not isinstance(aup, str):
+            eval_results += [aup_eval_result(result, eval_result) for result in aup]
         data = ModelCardData(
             model_name=model_name,
             library_name="hf-mdm",
@@ -176,13 +211,13 @@ class ModelCard(HubModelCard):
         ]  # fmt: skip
         if model is not None and own_decoder(model) is not None:
             model = own_decoder(model).module  # the weights the card reports; the snippet comes from the rows
-        body = cls._body(rows, model, model_name, training, scalings, model_id or MODEL_ID_PLACEHOLDER)
+        body = cls._body(rows, model, model_name, training, scalings, model_id or MODEL_ID_PLACEHOLDER, aup)
         card = cls(f"---\n{data.to_yaml()}\n---\n\n{body}")
         card.sweep_rows = rows
         return card
 
     @staticmethod
-    def _body(rows, model, model_name, training, scalings, model_id) -> str:
+    def _body(rows, model, model_name, training, scalings, model_id, aup) -> str:
         parts = [
             f"# {model_name}",
             "",
@@ -217,6 +252,8 @@ class ModelCard(HubModelCard):
                 "",
                 per_forward,
             ]
+        parts += ["", "## Accuracy under parallelism (AUP)", "", AUP_DEFINITION, "",
+                  aup if isinstance(aup, str) else aup_results_table(aup)]  # fmt: skip
         parts += ["", PLOT_LINK]
         parts += matched_quality_section(rows)
         parts += [
