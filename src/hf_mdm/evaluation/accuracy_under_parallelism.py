@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..value_checks import check_integer, is_real
-from .sweep_table import block_axis, check_sweep_rows, decoder_label, describe_cell, is_present
+from .sweep_table import block_axis, checked_rows, decoder_label, describe_cell, is_present
 
 
 ALPHA = 3.0  # d3LLM's penalty factor for accuracy below y_max
@@ -147,12 +147,7 @@ def accuracy_under_parallelism(
 
     Rows are checked first (`check_sweep_rows`): a row without tokens per forward (an `hf-mdm eval` row, a table from
     before the column) or with 0 is refused, naming it."""
-    if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
-        raise TypeError(f"rows must be a sweep table (a datasets.Dataset or a list of dicts), got {type(rows)}.")
-    rows = [dict(row) if isinstance(row, dict) else row for row in rows]
-    if not rows:
-        raise ValueError("The sweep table is empty; run `hf_mdm.sweep_steps` over at least one cell first.")
-    check_sweep_rows(rows)
+    rows = checked_rows(rows, "rows")
     for index, row in enumerate(rows):
         if not is_present(row.get("tokens_per_forward")):
             raise ValueError(

@@ -146,6 +146,18 @@ def check_sweep_rows(rows: list[dict], required=REQUIRED_COLUMNS) -> None:
         first[cell] = index
 
 
+def checked_rows(table, name: str = "table") -> list[dict]:
+    """A sweep table (a `datasets.Dataset` or a list of dicts) as a list of rows that pass `check_sweep_rows`; a
+    string, an object that is not a table, or an empty table is refused."""
+    if isinstance(table, (str, bytes)) or not hasattr(table, "__iter__"):
+        raise TypeError(f"{name} must be a sweep table (a datasets.Dataset or a list of dicts), got {type(table)}.")
+    rows = [dict(row) if isinstance(row, dict) else row for row in table]
+    if not rows:
+        raise ValueError("The sweep table is empty; run `hf_mdm.sweep_steps` over at least one cell first.")
+    check_sweep_rows(rows)
+    return rows
+
+
 def with_standard_error(row: dict, key: str, fmt: str) -> str:
     """The cell of `key`, followed by "± SE" when the row has its standard error `{key}_se` (rows written before a
     column had one show the value alone); empty when the value is missing."""

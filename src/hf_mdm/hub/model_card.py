@@ -33,7 +33,7 @@ from ..evaluation.step_scaling import StepScaling, check_target, fit_step_scalin
 from ..evaluation.sweep_columns import COLUMNS, ERROR_COLUMNS
 from ..evaluation.sweep_table import (
     block_axis,
-    check_sweep_rows,
+    checked_rows,
     decoder_label,
     is_present,
     markdown_table,
@@ -166,12 +166,7 @@ class ModelCard(HubModelCard):
         Every argument is checked first: contradictory or impossible rows (`check_sweep_rows`), fits of strategies
         the table does not hold, names that are not strings.
         """
-        if isinstance(table, (str, bytes)) or not hasattr(table, "__iter__"):
-            raise TypeError(f"table must be a sweep table (a datasets.Dataset or a list of dicts), got {type(table)}.")
-        rows = [dict(row) if isinstance(row, dict) else row for row in table]
-        if not rows:
-            raise ValueError("The sweep table is empty; run `hf_mdm.sweep_steps` over at least one cell first.")
-        check_sweep_rows(rows)
+        rows = checked_rows(table)
         ser_target = check_target(ser_target)
         check_card_arguments(rows, step_scaling, model_name=model_name, task_name=task_name,
                              dataset_name=dataset_name, dataset_type=dataset_type, base_model=base_model,
