@@ -130,7 +130,9 @@ def test_one_aup_per_length_strategy_and_block_size_from_the_rows_points():
     assert autoregressive.metric_config == "strategy=autoregressive,length=8,block_size=1"
     confidence = results[1]  # steps 2 (accuracy 50) is more than 5 points below steps 16 (98): outside the area
     assert (confidence.points_used, confidence.num_points) == (3, 4)
+    assert confidence.first_point == (1.1, 98.0)  # steps 16 at length 8
     assert "over 3 of 4 points" in confidence.describe() and "one point" in autoregressive.describe()
+    assert "from 98.0% at 1.10 tokens per forward" in confidence.describe()
 
 
 def test_block_sizes_are_separate_curves():
@@ -164,9 +166,11 @@ def test_the_tokens_per_forward_error_enters_the_uncertainty():
 def test_the_table_and_the_report():
     table = aup_table(sweep_rows())
     assert table.splitlines()[0] == (
-        "| length | decoder | points used / swept | max accuracy (%) | AUP ± SE | AUP 95% interval |"
+        "| length | decoder | points used / swept | first point: tokens/forward, accuracy (%) | max accuracy (%) "
+        "| AUP ± SE | AUP 95% interval |"
     )
-    assert "| 8 | autoregressive | 1 / 1 | 99.0 | 99.0 ± " in table
+    assert "| 8 | autoregressive | 1 / 1 | 1.00, 99.0 | 99.0 | 99.0 ± " in table
+    assert "| 16 | random | 2 / 4 | 1.00, 96.0 | 98.0 | " in table  # steps 16: 2 x 0.02 wrong
     report = aup_report(sweep_rows())
     assert report.startswith(AUP_DEFINITION) and table in report
 

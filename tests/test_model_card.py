@@ -426,7 +426,7 @@ def test_card_publishes_the_accuracy_under_parallelism_and_tokens_per_forward(tm
     ModelCard.from_sweep(rows, task_name="bigram language").save_pretrained(tmp_path)
     loaded = HubModelCard.load(tmp_path / "README.md")
     section = loaded.text.split("## Accuracy under parallelism (AUP)")[1].split("\n## ")[0]
-    assert "arXiv:2601.07568" in section and "| 8 | autoregressive | 1 / 1 | 97.0 | 97.0 ± " in section
+    assert "arXiv:2601.07568" in section and "| 8 | autoregressive | 1 / 1 | 1.00, 97.0 | 97.0 | 97.0 ± " in section
     results = {(r.metric_type, r.metric_config): r for r in loaded.data.eval_results}
     for row in rows:  # every row's tokens per forward
         config = f"strategy={row['strategy']},length={row['length']},steps={row['steps']}"

@@ -16,7 +16,9 @@ accurate than the best method counts e^-0.3 = 0.74 of its accuracy. An autoregre
 scores its accuracy; any one-point curve scores rho_1 y_1, the definition's rectangle (the tables say how many
 points an area has, so a one-point AUP is not read as a measured trade-off). The reference code also asserts that
 the last point is kept; here a point below the threshold is left out of the area (its filter), and counted.
-Ties in rho are ordered by accuracy, highest first, so the value does not depend on the rows' order.
+Ties in rho are ordered by accuracy, highest first, so the value does not depend on the rows' order. The rectangle
+is not weighted (as in the reference): a curve that starts at rho_1 > 1 scores rho_1 y_1 even when y_1 is far below
+y_max (d3LLM's curves all start at the vanilla decoder, rho = 1), so the tables show the first point beside the AUP.
 
 From a sweep (`accuracy_under_parallelism(rows)`): y = 100 (1 - SER) per row (`hf-mdm eval` rows: SER = 1 - the
 task's accuracy), rho its `tokens_per_forward`; one curve per (length, strategy, block size) over its steps, the
@@ -103,7 +105,8 @@ class AccuracyUnderParallelism:
 
     `block_size` is the curve's block axis (`sweep_table.block_axis`: "L" for one block); `num_points` the curve's
     rows and `points_used` those inside the definition's region (at most 5 points below the accuracy at the least
-    parallelism); `max_accuracy` the y_max of the length, percent."""
+    parallelism); `first_point` (rho_1, y_1), the point of least parallelism; `max_accuracy` the y_max of the
+    length, percent."""
 
     length: int
     strategy: str
@@ -114,6 +117,7 @@ class AccuracyUnderParallelism:
     interval: tuple[float, float]
     num_points: int
     points_used: int
+    first_point: tuple[float, float]
     max_accuracy: float
 
     @property
@@ -126,7 +130,8 @@ class AccuracyUnderParallelism:
         low, high = self.interval
         return (
             f"{self.decoder} at L = {self.length}: AUP {self.aup:.1f} ± {self.standard_error:.1f} (95% interval "
-            f"[{low:.1f}, {high:.1f}]) over {self.points_used} of {self.num_points} points{one}; max accuracy "
+            f"[{low:.1f}, {high:.1f}]) over {self.points_used} of {self.num_points} points{one}, from "
+            f"{self.first_point[1]:.1f}% at {self.first_point[0]:.2f} tokens per forward; max accuracy "
             f"{self.max_accuracy:.1f}%"
         )
 
@@ -186,19 +191,21 @@ def accuracy_under_parallelism(
                 length=length, strategy=first["strategy"], block_size=block_axis(first), decoder=decoder_label(first),
                 aup=float(value[0]), standard_error=float(draws.std(ddof=1)), interval=(float(low), float(high)),
                 num_points=len(members), points_used=int(used[0]), max_accuracy=float(accuracy.max()),
+                first_point=min(((float(rho[i]), float(accuracy[i])) for i in members), key=lambda p: (p[0], -p[1])),
             ))  # fmt: skip
     return results
 
 
 def aup_results_table(results: list[AccuracyUnderParallelism]) -> str:
     """The results of `accuracy_under_parallelism` as a Markdown table, one line per curve."""
-    lines = ["| length | decoder | points used / swept | max accuracy (%) | AUP ± SE | AUP 95% interval |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| length | decoder | points used / swept | first point: tokens/forward, accuracy (%) | max accuracy (%) "
+             "| AUP ± SE | AUP 95% interval |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for result in results:
-        low, high = result.interval
+        (low, high), (rho, accuracy) = result.interval, result.first_point
         lines.append(
-            f"| {result.length} | {result.decoder} | {result.points_used} / {result.num_points} | "
-            f"{result.max_accuracy:.1f} | {result.aup:.1f} ± {result.standard_error:.1f} | [{low:.1f}, {high:.1f}] |"
+            f"| {result.length} | {result.decoder} | {result.points_used} / {result.num_points} | {rho:.2f}, "
+            f"{accuracy:.1f} | {result.max_accuracy:.1f} | {result.aup:.1f} ± {result.standard_error:.1f} | "
+            f"[{low:.1f}, {high:.1f}] |"
         )
     return "\n".join(lines)
 
@@ -212,10 +219,11 @@ AUP_DEFINITION = (
     "AUP (accuracy under parallelism, d3LLM: Qian et al. 2026, arXiv:2601.07568) summarises a decoder's accuracy-vs-"
     "tokens-per-forward curve in one hardware-independent number: over the points sorted by tokens per forward rho "
     "and kept while the accuracy y = 100 (1 - SER) stays within 5 points of the first's, AUP = rho_1 y_1 + the "
-    "trapezoids of y W(y), W(y) = min(exp(-3 (1 - y / y_max)), 1), y_max the best accuracy at the length. One curve "
-    "per length, strategy and block size over its steps; the autoregressive row is a one-point curve (AUP = its "
-    "accuracy). ± SE and the 95% interval: a parametric bootstrap of the rows' accuracies (Jeffreys posterior) and "
-    "tokens per forward (normal, ± its SE)."
+    "trapezoids of y W(y), W(y) = min(exp(-3 (1 - y / y_max)), 1), y_max the best accuracy at the length (the "
+    "rectangle rho_1 y_1 is not weighted: read AUP beside the first point). One curve per length, strategy and block "
+    "size over its steps; the autoregressive row is a one-point curve (AUP = its accuracy). ± SE and the 95% "
+    "interval: a parametric bootstrap of the rows' accuracies (Jeffreys posterior) and tokens per forward (normal, ± "
+    "its SE)."
 )
 
 
