@@ -220,3 +220,35 @@ def test_a_row_without_errors_still_has_an_uncertainty():
     (result,) = accuracy_under_parallelism([row("random", 8, 8, 0.0, 1.0, num_samples=100, se=0.0)])
     assert result.aup == 100 and result.standard_error == pytest.approx(0.70, rel=0.15)
     assert result.interval[1] <= 100
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cells=st.lists(
+        st.tuples(
+            st.sampled_from(["random", "confidence"]),
+            st.sampled_from([8, 16]),
+            st.integers(1, 32),
+            st.integers(0, 20),
+            st.floats(0.1, 16),
+            st.one_of(st.none(), st.floats(0, 1)),
+        ),  # (strategy, length, steps, errors of 20, tokens per forward, its SE)
+        min_size=1,
+        max_size=10,
+        unique_by=lambda cell: cell[:3],
+    )
+)
+def test_every_valid_sweep_gets_each_curve_the_aup_of_its_points(cells):
+    rows = [row(strategy, length, steps, errors / 20, rho, num_samples=20, se=se)
+            for strategy, length, steps, errors, rho, se in cells]  # fmt: skip
+    results = accuracy_under_parallelism(rows, num_draws=50)
+    assert len(results) == len({(r["strategy"], r["length"]) for r in rows})
+    for result in results:
+        at_length = [r for r in rows if r["length"] == result.length]
+        best = max(100 * (1 - r["ser"]) for r in at_length)
+        curve = [r for r in at_length if r["strategy"] == result.strategy]
+        points = [(r["tokens_per_forward"], 100 * (1 - r["ser"])) for r in curve]
+        if best == 0 or best > 1:  # `aup` refuses a best accuracy in (0, 1] as a fraction; the rows are counts
+            assert result.aup == pytest.approx(aup(points, best), rel=1e-12, abs=1e-12)
+        assert result.standard_error >= 0 and result.interval[0] <= result.interval[1]
+        assert 1 <= result.points_used <= result.num_points == len(curve)
