@@ -35,6 +35,11 @@ def test_aup_of_a_hand_computed_curve():
     )
 
 
+def test_a_point_exactly_at_the_threshold_is_kept_whatever_the_rounding():
+    y_1 = 100 * (1 - 0.45)  # 55.00000000000001: 50 is 5 points below it, not 5.00000000000001
+    assert aup([(1, y_1), (2, 50)], y_1) == pytest.approx(y_1 + (y_1 + 50 * math.exp(-3 * (1 - 50 / y_1))) / 2)
+
+
 def test_an_autoregressive_point_scores_its_accuracy_and_one_point_its_rectangle():
     assert aup([(1, 74.1)], 74.98) == pytest.approx(74.1)  # as the d3LLM leaderboard scores an AR model
     assert aup([(3, 50)], 100) == pytest.approx(150)

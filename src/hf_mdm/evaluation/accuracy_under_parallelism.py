@@ -47,6 +47,7 @@ from .sweep_table import block_axis, checked_rows, decoder_label, describe_cell,
 ALPHA = 3.0  # d3LLM's penalty factor for accuracy below y_max
 ACCURACY_DROP = 5.0  # d3LLM's y_min offset: the points kept are at most this many percentage points below y_1
 NUM_DRAWS = 2000
+ROUNDING = 1e-9  # percentage points: an accuracy exactly at the threshold (55 and 50.000000000000007) is kept
 
 
 def _check_positive_real(name: str, value, allow_zero: bool = False) -> float:
@@ -61,7 +62,7 @@ def weighted_areas(rho: np.ndarray, accuracy: np.ndarray, max_accuracy: np.ndarr
     (draws,), and the number of points each kept. The trapezoid of a kept point joins it to the previous kept one."""
     order = np.lexsort((-accuracy, rho), axis=1)  # by rho, ties highest accuracy first
     rho, accuracy = np.take_along_axis(rho, order, 1), np.take_along_axis(accuracy, order, 1)
-    kept = accuracy >= accuracy[:, :1] - accuracy_drop
+    kept = accuracy >= accuracy[:, :1] - accuracy_drop - ROUNDING  # y_1 - 5 itself is in, whatever the rounding
     ratio = np.divide(accuracy, max_accuracy[:, None], out=np.ones_like(accuracy), where=max_accuracy[:, None] > 0)
     weighted = accuracy * np.minimum(np.exp(-alpha * (1 - ratio)), 1.0)  # y_max = 0: every y is 0, y W(y) = 0
     positions = np.arange(rho.shape[1])
