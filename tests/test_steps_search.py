@@ -27,8 +27,11 @@ def test_search_runs_sweep_cells_and_fits_per_strategy(language):
         assert {(length, probe.steps) for probe in result.probes} <= set(probes)
         at = {probe.steps: probe for probe in result.probes}
         assert all(at[s].rate == probes[(length, s)]["ser"] for s in at)
-        if result.reached:  # the threshold meets the target and the step count below it, probed, does not
-            assert at[result.steps].fitted <= 0.2 and (result.steps == 1 or at[result.steps - 1].fitted > 0.2)
+        if result.reached:  # the threshold meets the target, the largest probe below does not; the interval holds it
+            below = [s for s in at if s < result.steps]
+            assert at[result.steps].fitted <= 0.2 and (result.steps == 1 or at[max(below)].fitted > 0.2)
+            low, high = fit.needed_interval[length]
+            assert low <= result.steps <= (high or 16)
         else:
             assert max(at) == 16
     length, steps = next(iter(probes))
@@ -60,14 +63,16 @@ def test_bad_input_fails_before_any_generation(language, monkeypatch, kwargs, ma
         search_steps_needed(language.oracle_model(), language.tokenizer(), LanguageTask(language), **arguments)
 
 
-def test_lengths_searched_together_decide_as_one_search_each(language):
-    """The rounds of search_steps_needed (all lengths at once) reach the decisions of search_steps run per length."""
+def test_each_length_is_one_search_from_the_predicted_start(language):
+    """search_steps_needed reaches, per length, the decisions of search_steps run alone from the start the shorter
+    lengths predict (behaviour change, issue P: a length no longer starts from S_min)."""
     model, tokenizer = enable_diffusion_generation(language.oracle_model()), language.tokenizer()
     task = LanguageTask(language)
     _, (fit,) = search_steps_needed(
         model, tokenizer, task, target=0.2, max_steps=16, strategies=["random"], lengths=[4, 8, 12],
         num_samples=16, progress=False,
     )  # fmt: skip
+    starts = []
     for length in (4, 8, 12):
 
         def evaluate(steps, length=length):
@@ -75,9 +80,13 @@ def test_lengths_searched_together_decide_as_one_search_each(language):
                                  num_samples=16, progress=False)  # fmt: skip
             return round(row["ser"] * 16), 16
 
-        alone = steps_search.search_steps(evaluate, 0.2, max_steps=16, length=length)
-        assert fit.needed[length].steps == alone.steps
+        shorter = {known: result for known, result in fit.needed.items() if known < length}
+        start = steps_search.predicted_start(shorter, length, 1, 16)
+        alone = steps_search.search_steps(evaluate, 0.2, max_steps=16, length=length, start=start)
+        assert fit.needed[length].steps == alone.steps and fit.needed[length].interval == alone.interval
         assert [probe.steps for probe in fit.needed[length].probes] == [probe.steps for probe in alone.probes]
+        starts.append(start)
+    assert starts[0] == 1 and max(starts) > 1  # the longer lengths started where the shorter ones predict
 
 
 def test_a_rerun_reads_its_probes_back_instead_of_generating(language, tmp_path, monkeypatch):

@@ -1,12 +1,26 @@
 """How the steps a model needs grow with the sequence length: steps_needed ~ c * L^b, with the uncertainty of b.
 
 Per length, the steps needed come from a search (`steps_search`) or from a swept table (`fit_step_scaling`), decided
-on the monotone fit of the error against steps (`steps_needed`). Across the n lengths that reach the target,
-least squares on y = log S, x = log L (`scipy.stats.linregress`) gives
+on the monotone fit of the error against steps, with a 95% interval [low_L, high_L] from the probes' own intervals
+(`steps_needed`). Across the n lengths that reach the target, least squares on y = log S, x = log L
+(`scipy.stats.linregress`) gives
 
-    b = Sxy / Sxx,   log c = mean(y) - b mean(x),   SE(b) = sqrt(RSS / (n - 2) / Sxx),   b +- t_{0.975, n-2} SE(b)
+    b = Sxy / Sxx = sum_L w_L y_L,   w_L = (x_L - mean x) / Sxx,   log c = mean(y) - b mean(x),
+    SE_regression(b) = sqrt(RSS / (n - 2) / Sxx).
 
-with the t quantile from `scipy.stats.t.ppf`.
+Each y_L is itself uncertain: S*_L lies in [low_L, high_L] with 95%, read as y_L +- 1.96 sigma_L, so
+sigma_L = (log high_L - log low_L) / (2 * 1.96). Since b is linear in the y_L, that uncertainty propagates exactly:
+
+    SE(b)^2 = SE_regression(b)^2 + sum_L w_L^2 sigma_L^2,   b +- t_{0.975, n-2} SE(b)
+
+with the t quantile from `scipy.stats.t.ppf`. Why both terms: the residual scatter estimates the steps' noise
+only with n - 2 degrees of freedom (one or two here), and it is 0 when the decided steps happen to fall on a line
+(a swept grid of powers of 2 often does), although the per-length brackets say each point is only known to within a
+factor; the probe term keeps that known uncertainty in, the regression term keeps the lack of fit. Where both
+describe the same noise this double-counts, so the interval is conservative rather than short; the t quantile is
+kept for the same reason. A length whose interval is open above (no probe significantly meets the target) makes b
+unbounded on the side of its weight's sign (w_L > 0: above), and SE(b) infinite; a length without an interval
+(probes with none) adds no term, and the reading says so.
 
 The research predicts b ~ 0 for token error and b ~ 1 for sequence error (Feng et al. 2025); `verdict` says which the
 95% interval supports. With 3 lengths the interval has one degree of freedom (t = 12.7): b is given, the interval is
@@ -21,7 +35,7 @@ from scipy import stats
 from .argument_checks import check_known
 from .steps_needed import StepsNeeded, decide_steps_needed
 from .sweep_columns import ERROR_COLUMNS, REQUIRED_CELL_COLUMNS, REQUIRED_COLUMNS
-from .sweep_table import ONE_BLOCK, block_axis, check_sweep_rows
+from .sweep_table import ONE_BLOCK, Z_95, block_axis, check_sweep_rows, is_present
 
 
 MIN_LENGTHS = 3
@@ -71,9 +85,11 @@ def verdict(low: float, high: float) -> str:
 class StepScaling:
     """steps_needed ~ coefficient * length ** exponent for one strategy, block size and error column.
 
-    `needed[L]` is the decision at length L (its probes, or "not reached by S_max"). The fit fields are None with
-    fewer than 3 lengths that reach the target. `block_size`: the decoding block size B held fixed across the
-    lengths, "L" (or None) for one block over the whole length.
+    `needed[L]` is the decision at length L (its probes, its 95% interval, or "not reached by S_max"). The fit
+    fields are None with fewer than 3 lengths that reach the target; `standard_error` and `interval` include the
+    per-length uncertainty (module docstring), `regression_standard_error` is the least-squares part alone.
+    `block_size`: the decoding block size B held fixed across the lengths, "L" (or None) for one block over the
+    whole length.
     """
 
     strategy: str
@@ -85,6 +101,7 @@ class StepScaling:
     standard_error: float | None = None
     interval: tuple[float, float] | None = None
     block_size: "int | str | None" = None
+    regression_standard_error: float | None = None
 
     @property
     def decoder(self) -> str:
@@ -96,6 +113,12 @@ class StepScaling:
     def steps_needed(self) -> dict[int, int]:
         """{length: steps needed} over the lengths that reach the target."""
         return {length: result.steps for length, result in sorted(self.needed.items()) if result.reached}
+
+    @property
+    def needed_interval(self) -> dict[int, tuple[int, int | None]]:
+        """{length: (low, high)}, the 95% interval of the steps needed at each length whose probes give one (high None:
+        open above; for a length not reached, low says how many it needs at least)."""
+        return {length: result.interval for length, result in sorted(self.needed.items()) if result.interval}
 
     @property
     def num_fitted(self) -> int:
@@ -112,33 +135,51 @@ class StepScaling:
         low, high = self.interval
         few = self.num_fitted < CONFIDENT_LENGTHS
         width = "; only 3 lengths (1 degree of freedom): read it as wide" if few else ""
+        without = [length for length in self.steps_needed if self.needed[length].interval is None]
+        if without:
+            width += f"; the steps needed at L={without} have no interval, so their uncertainty is not in it"
         return (
             f"{head} grow as {self.coefficient:.3g} * L^{self.exponent:.2f} (b = {self.exponent:.2f} +- "
-            f"{self.standard_error:.2f}, 95% interval [{low:.2f}, {high:.2f}]{width}): "
-            f"{verdict(low, high)}. Steps needed: {per_length}."
+            f"{self.standard_error:.2f}, 95% interval [{low:.2f}, {high:.2f}], with the per-length intervals; "
+            f"regression alone +- {self.regression_standard_error:.2f}{width}): {verdict(low, high)}. "
+            f"Steps needed (95% interval): {per_length}."
         )
 
 
 def fit_exponent(
     strategy: str, metric: str, target: float, needed: dict[int, StepsNeeded], block_size: "int | str | None" = None
 ) -> StepScaling:
-    """Least squares of log steps_needed on log length over the lengths that reach the target (>= 3 of them)."""
+    """Least squares of log steps_needed on log length over the lengths that reach the target (>= 3 of them), its
+    standard error and interval widened by the per-length intervals (module docstring)."""
     points = {length: result.steps for length, result in needed.items() if result.reached}
     if len(points) < MIN_LENGTHS:
         return StepScaling(strategy, metric, target, needed, block_size=block_size)
-    exponent, intercept, standard_error = least_squares(
-        [math.log(length) for length in points], [math.log(steps) for steps in points.values()]
-    )
-    half = float(stats.t.ppf(0.975, len(points) - 2)) * standard_error
+    x = [math.log(length) for length in points]
+    exponent, intercept, regression_standard_error = least_squares(x, [math.log(steps) for steps in points.values()])
+    mean_x = sum(x) / len(x)
+    sxx = sum((a - mean_x) ** 2 for a in x)
+    variance, unbounded = regression_standard_error**2, set()
+    for length, x_length in zip(points, x):
+        weight, interval = (x_length - mean_x) / sxx, needed[length].interval
+        if interval is None:
+            continue  # no per-length interval: nothing to add (`describe` says so)
+        low, high = interval
+        if high is None:
+            unbounded |= {1.0 if weight > 0 else -1.0} if weight else set()
+            continue
+        variance += (weight * (math.log(high) - math.log(low)) / (2 * Z_95)) ** 2
+    half = float(stats.t.ppf(0.975, len(points) - 2)) * math.sqrt(variance)
+    interval = (-math.inf if -1.0 in unbounded else exponent - half, math.inf if 1.0 in unbounded else exponent + half)
     return StepScaling(
-        strategy, metric, target, needed, exponent, math.exp(intercept), standard_error,
-        (exponent - half, exponent + half), block_size,
+        strategy, metric, target, needed, exponent, math.exp(intercept),
+        math.inf if unbounded else math.sqrt(variance), interval, block_size, regression_standard_error,
     )  # fmt: skip
 
 
 def step_scaling_table(scalings: list[StepScaling]) -> str:
-    """A Markdown table, one row per fit: the steps needed per length ("not reached by S"), b, SE(b), its 95%
-    interval and the verdict (or why there is no exponent)."""
+    """A Markdown table, one row per fit: the steps needed per length ("not reached by S") with its 95% interval
+    ("[low, high]", "[>= low]" open above), b, SE(b), its 95% interval and the verdict (or why there is no
+    exponent)."""
     lengths = sorted({length for scaling in scalings for length in scaling.needed})
     lines = [
         "| strategy | error <= target | " + " | ".join(f"L={length}" for length in lengths)
@@ -149,8 +190,9 @@ def step_scaling_table(scalings: list[StepScaling]) -> str:
         cells = []
         for length in lengths:
             result = scaling.needed.get(length)
-            cells.append("-" if result is None else str(result.steps) if result.reached else
-                         f"not reached by {result.max_steps}")  # fmt: skip
+            cells.append("-" if result is None else " ".join(filter(None, (
+                str(result.steps) if result.reached else f"not reached by {result.max_steps}",
+                result.interval_text()))))  # fmt: skip
         if scaling.exponent is None:
             fit = ["-", "-", "-", f"no exponent ({scaling.num_fitted} lengths reach the target, {MIN_LENGTHS} needed)"]
         else:
@@ -214,6 +256,17 @@ def check_target(target) -> float:
     return float(target)
 
 
+def probe_interval(row: dict, metric: str) -> tuple[float | None, float | None]:
+    """A row's 95% interval of `metric`: its `{metric}_low` / `_high` (the Wilson interval of SER), else
+    value +- 1.96 `{metric}_se` (the TER gap's normal interval), else (None, None): no bound from this row."""
+    low, high, standard_error = row.get(f"{metric}_low"), row.get(f"{metric}_high"), row.get(f"{metric}_se")
+    if is_present(low) and is_present(high):
+        return low, high
+    if is_present(standard_error):
+        return row[metric] - Z_95 * standard_error, row[metric] + Z_95 * standard_error
+    return None, None
+
+
 def fit_step_scaling(
     rows: list[dict], strategy: str, metric: str = "ser", target: float = 0.1, block_size: "int | str | None" = None
 ) -> StepScaling:
@@ -223,7 +276,8 @@ def fit_step_scaling(
 
     Rows where `metric` is None (a column the task does not define) are skipped; NaN or inf is an error, and so are
     a `strategy` or `metric` the rows do not hold and rows that `check_sweep_rows` refuses. The answer is
-    only as fine as the swept grid: the true threshold lies between the swept step count below it and it.
+    only as fine as the swept grid: the true threshold lies between the swept step count below it and it. Each
+    length's 95% interval comes from the rows' intervals (`probe_interval`), with a floor of 1 step.
     """
     target = check_target(target)
     measured: dict[int, dict] = {}
@@ -232,7 +286,7 @@ def fit_step_scaling(
         value = row.get(metric)
         if value is None:
             continue
-        low, high = (row.get(f"{metric}_low"), row.get(f"{metric}_high"))
+        low, high = probe_interval(row, metric)
         measured.setdefault(int(row["length"]), {})[int(row["steps"])] = (value, int(row["num_samples"]), low, high)
     needed = {
         length: decide_steps_needed(length, target, max(cells), cells) for length, cells in sorted(measured.items())

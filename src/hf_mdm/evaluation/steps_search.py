@@ -1,27 +1,34 @@
 """Search for the steps a model needs to reach a target sequence error, length by length, then fit the exponent.
 
 `search_steps(evaluate, target, max_steps)` finds the smallest S in [min_steps, max_steps] with SER(S) <= target,
-where `evaluate(S) -> (errors, num_samples)` measures SER at S. After every probe all probes are refitted
-monotonically (`steps_needed`), and
+where `evaluate(S) -> (errors, num_samples)` measures SER at S, and brackets it with a 95% interval
+(`steps_needed`: a probe whose Wilson interval lies above the target is significantly too few, one whose interval
+lies at or below it significantly enough). After every probe all probes are refitted monotonically, and, d being
+the smallest probed S whose fit meets the target:
 
-- no probe's fit meets the target: probe double the largest S (at most `max_steps`); if `max_steps` was probed, the
-  answer is "not reached by S_max" (never an extrapolation);
-- hi = the smallest S whose fit meets it. If no probe lies above hi, confirm it first: probe min(2 hi, max_steps).
-  A lucky dip at hi that a larger S contradicts is then pooled with it, its fit rises over the target, and the
-  search goes on (bisection alone only ever probes below hi, so it could never see the dip's contradiction);
-- otherwise, lo = the largest probe below hi (with none, halve hi first): bisect, probing (lo + hi) // 2, until
-  hi = lo + 1 or hi = min_steps.
+1. no fit meets the target: probe double the largest S (at most `max_steps`); if `max_steps` was probed, the
+   answer is "not reached by S_max" (never an extrapolation);
+2. no probe lies above d: confirm it, probe min(2 d, max_steps). A lucky dip at d that a larger S contradicts is
+   then pooled with it, its fit rises over the target, and the search goes on;
+3. no probe is significantly enough: probe double the largest S (the interval's high end; none above `max_steps`);
+4. no probe is significantly too few: probe half the smallest S (the interval's low end; none below `min_steps`);
+5. otherwise bisect between lo, the largest probe below d, and d, until d = lo + 1, or until neither lo nor d
+   differs significantly from the target: the rates between them are within the sampling noise of n samples, so
+   further probes there could not be told apart (the bracket is as tight as the noise allows).
 
 Each round probes an S not probed before, so the search ends within max_steps probes, and after O(log S) of them on a
-monotone curve. Probes are never discarded: every decision uses the monotone fit of all of them.
+monotone curve. Probes are never discarded: every decision uses the monotone fit of all of them. The first probe is
+`start` (default `min_steps`).
 
 `search_steps_needed(model, tokenizer, task, ...)` runs that search for every (strategy, block size, length), each
-probe one cell of `sweep_steps` (the same generation, seeding and scoring as a swept table; the lengths of a strategy
-and block size advance together, one round of probes per `sweep_steps` call, resumable from its file), and fits
-steps ~ c L^b per strategy and block size (`step_scaling.fit_exponent`). At block size B the search starts at
-S_min = max(min_steps, ceil(L / B)), one step per block, the fewest `generate()` runs.
+probe one cell of `sweep_steps` (the same generation, seeding and scoring as a swept table, resumable from its file),
+and fits steps ~ c L^b per strategy and block size (`step_scaling.fit_exponent`). The lengths are searched in
+increasing order, each starting where the lengths already decided predict: S_last (L / L_last)^b, b the slope
+between the last two decided lengths (1, the SER prediction, after the first), instead of doubling from S_min. At
+block size B the search floor is S_min = max(min_steps, ceil(L / B)), one step per block.
 """
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,14 +48,16 @@ def search_steps(
     max_steps: int,
     min_steps: int = 1,
     length: int = 0,
+    start: int | None = None,
 ) -> StepsNeeded:
-    """The smallest S with monotone-fitted SER <= target, by doubling from `min_steps` then bisection.
+    """The smallest S with monotone-fitted SER <= target and its 95% interval, by the rounds of the module docstring.
 
     Args:
         evaluate: S -> (number of wrong sequences, number of sequences) at S steps.
         target: the SER to reach, in (0, 1).
         max_steps, min_steps: the range searched (S_max, S_min).
         length: recorded in the result (the sequence length `evaluate` generates).
+        start: the first S probed, in [min_steps, max_steps] (default `min_steps`), e.g. a prediction.
     Returns the decision with every probe, its Wilson 95% interval and its monotone fit.
     """
     target = check_target(target)
@@ -56,8 +65,10 @@ def search_steps(
     check_positive_int("min_steps", min_steps)
     if min_steps > max_steps:
         raise ValueError(f"min_steps ({min_steps}) must not exceed max_steps ({max_steps}).")
+    steps = min_steps if start is None else check_positive_int("start", start)
+    if not min_steps <= steps <= max_steps:
+        raise ValueError(f"start ({start}) must lie in [min_steps, max_steps] = [{min_steps}, {max_steps}].")
     measured = {}
-    steps = min_steps
     while steps is not None:
         result, steps = record_probe(measured, steps, *evaluate(steps), target, max_steps, min_steps, length)
     return result
@@ -68,22 +79,42 @@ def record_probe(measured: dict, steps: int, errors: int, total: int, target, ma
     if not 0 <= errors <= total or total < 1:
         raise ValueError(f"evaluating {steps} steps returned {errors} errors out of {total} sequences.")
     measured[steps] = (errors / total, total, *wilson_interval(errors, total))
-    result = decide_steps_needed(length, target, max_steps, measured)
-    return result, next_probe(result.steps, sorted(measured), min_steps, max_steps)
+    result = decide_steps_needed(length, target, max_steps, measured, min_steps)
+    return result, next_probe(result, min_steps, max_steps)
 
 
-def next_probe(hi: int | None, probed: list[int], min_steps: int, max_steps: int) -> int | None:
-    """The next S to probe given the current decision `hi` (None: no fit meets the target) and the sorted probes;
-    None when the search is done."""
-    top = probed[-1]
+def next_probe(result: StepsNeeded, min_steps: int, max_steps: int) -> int | None:
+    """The next S to probe given the current decision (rounds 1-5 of the module docstring); None when done."""
+    probes, hi, target = result.probes, result.steps, result.target
+    bottom, top = probes[0].steps, probes[-1].steps
     if hi is None:
         return None if top >= max_steps else min(2 * top, max_steps)
     if top == hi and hi < max_steps:
         return min(2 * hi, max_steps)
-    below = [s for s in probed if s < hi]
-    if not below:
-        return None if hi == min_steps else max(min_steps, hi // 2)
-    return None if hi - below[-1] == 1 else (below[-1] + hi) // 2
+    if not any(probe.enough(target) for probe in probes) and top < max_steps:
+        return min(2 * top, max_steps)
+    if not any(probe.too_few(target) for probe in probes) and bottom > min_steps:
+        return max(min_steps, bottom // 2)
+    below = [probe for probe in probes if probe.steps < hi]
+    if not below or hi - below[-1].steps == 1:
+        return None
+    at_hi = next(probe for probe in probes if probe.steps == hi)
+    if not below[-1].too_few(target) and not at_hi.enough(target):
+        return None  # both ends within the sampling noise of the target
+    return (below[-1].steps + hi) // 2
+
+
+def predicted_start(needed: dict[int, StepsNeeded], length: int, floor: int, ceiling: int) -> int:
+    """The first S to probe at `length`: S_last (length / L_last)^b from the decided shorter lengths (b the slope
+    between the last two, 1 after one), within [floor, ceiling]; `floor` when none is decided."""
+    decided = sorted((known, result.steps) for known, result in needed.items() if known < length and result.reached)
+    if not decided:
+        return floor
+    (last_length, last_steps), exponent = decided[-1], 1.0
+    if len(decided) > 1:
+        (before_length, before_steps) = decided[-2]
+        exponent = math.log(last_steps / before_steps) / math.log(last_length / before_length)
+    return min(ceiling, max(floor, round(last_steps * (length / last_length) ** exponent)))
 
 
 def search_steps_needed(
@@ -109,8 +140,8 @@ def search_steps_needed(
     Arguments are those of `sweep_steps` (which runs every probe as one cell, so a probe's numbers equal that
     cell's in a swept table), plus the target and the search range [min_steps, max_steps]; `max_steps` may be a
     {length: S_max} dict (e.g. a bound per token: `generate()` refuses more than 16 steps per position). The
-    lengths of a strategy are searched together: each round runs the next probe of every unfinished length as one
-    `sweep_steps` call, so under `accelerate launch` the probes of a round are split across processes. With
+    lengths are searched in increasing order, each from the steps the shorter ones predict (module docstring); each
+    probe is one `sweep_steps` call of one cell (under `accelerate launch` one process runs it). With
     `output_path` every probe is appended to that sweep file and a rerun (same model, task, seed, samples and
     generation arguments) reads the probes already there instead of generating them again: an interrupted search
     resumes where it stopped.
@@ -120,8 +151,8 @@ def search_steps_needed(
     is refused.
 
     Returns the table of every probe (a sweep table: `markdown_table`, `ModelCard.from_sweep` take it) and one
-    `StepScaling` per strategy and block size, in that order (`describe()` prints the steps needed, b, its standard
-    error and 95% interval).
+    `StepScaling` per strategy and block size, in that order (`describe()` prints the steps needed with their 95%
+    intervals, b, its standard error and 95% interval).
     """
     target = check_target(target)
     min_steps = check_positive_int("min_steps", min_steps)
@@ -154,26 +185,23 @@ def search_steps_needed(
     bar = tqdm(total=len(strategies) * len(block_sizes) * len(lengths), desc="steps searches", disable=not progress)
     for strategy in strategies:
         for size in block_sizes:
-            measured = {length: {} for length in lengths}
-            needed, pending = {}, dict(lowest[size])
-            while pending:  # one round: the next probe of every unfinished length, as one sweep
-                table = sweep_steps(
-                    model, tokenizer, task, steps=sorted(set(pending.values())), strategies=[strategy],
-                    lengths=sorted(pending), num_samples=num_samples, seed=seed, batch_size=batch_size,
-                    progress=False, cells=[(strategy, length, steps) for length, steps in pending.items()],
-                    output_path=output_path, resume=True, block_sizes=[size], **generation_kwargs,
-                )  # fmt: skip
-                for row in table:
-                    rows.append(row)
-                    length, errors = row["length"], round(row["ser"] * row["num_samples"])
-                    needed[length], pending[length] = record_probe(
-                        measured[length], row["steps"], errors, row["num_samples"], target, max_steps[length],
-                        lowest[size][length], length,
+            needed = {}
+            for length in sorted(set(lengths)):
+                measured, floor = {}, lowest[size][length]
+                steps = predicted_start(needed, length, floor, max_steps[length])
+                while steps is not None:
+                    (row,) = sweep_steps(
+                        model, tokenizer, task, steps=[steps], strategies=[strategy], lengths=[length],
+                        num_samples=num_samples, seed=seed, batch_size=batch_size, progress=False,
+                        output_path=output_path, resume=True, block_sizes=[size], **generation_kwargs,
                     )  # fmt: skip
-                    if pending[length] is None:
-                        del pending[length]
-                        bar.update()
+                    rows.append(row)
+                    needed[length], steps = record_probe(
+                        measured, steps, round(row["ser"] * row["num_samples"]), row["num_samples"], target,
+                        max_steps[length], floor, length,
+                    )  # fmt: skip
+                bar.update()
             label = model_block_size(model) or size  # None: one block
-            scalings.append(fit_exponent(strategy, "ser", target, dict(sorted(needed.items())), label))
+            scalings.append(fit_exponent(strategy, "ser", target, needed, label))
     bar.close()
     return Dataset.from_list(rows), scalings
