@@ -10,6 +10,11 @@ carries the mass of every reachable canvas after each step of each block and mov
   (s_j = 1 - (j + 1) / K, G_{K-1} = 1: the law `RandomStrategy.reveal_steps` inverts), independently of the other
   positions and of the tokens, and then takes its candidate: each masked position goes to [MASK] w.p. 1 - h_j and to
   token v w.p. h_j p_i(v | x_t).
+* `remdm`: as `random`, with the strategy's own step probabilities (`RemaskingStrategy.probabilities` at the step's
+  t, s): a masked position takes its candidate w.p. r_j, a revealed one goes back to [MASK] w.p. sigma_j, every
+  position on its own; the block runs all its K steps, complete or not. (Candidates that a step leaves unused are
+  reused while the canvas is unchanged; the step's reveals and remasks do not depend on them, so they are still
+  fresh draws from p(. | x_t).)
 * a ranked strategy without Gumbel noise (`confidence`, `margin`, `entropy`, `threshold`): every joint draw of the
   masked positions' candidates (w.p. prod_i p_i(x̂_i | x_t)) is enumerated, the strategy's own `score` and `select`
   pick the positions (with the count rule's plan, empty steps dropped, as `begin_block` plans them), and those take
@@ -20,8 +25,9 @@ model request and the model's denoiser adapter, once per distinct canvas and blo
 outside the language's symbols (EOS, a special token) is counted in `outside` and dropped: a strategy that never
 revises keeps it, so its sequence is outside the language whatever follows.
 
-Not enumerable (the caller uses Monte Carlo): strategy-internal randomness (`strategy_temperature > 0`, `remdm`),
-revising strategies, a strategy whose `select` is not a ranked one's, block-causal or time-conditioned models, and
+Not enumerable (the caller uses Monte Carlo): Gumbel noise on the ranking (`strategy_temperature > 0`), the editing
+strategies (`editing`, `threshold_editing`: an edit step that changes nothing reuses candidates its decision looked
+at), a strategy whose `select` is not a ranked one's, block-causal or time-conditioned models, and
 approximate block caches (`prefix`, `dual`), whose logits depend on the decoding history.
 """
 
@@ -33,7 +39,7 @@ from ..generation.arguments import check_token_ids, resolve_generation_config
 from ..generation.block_plan import BlockPlan
 from ..generation.denoisers import DENOISERS
 from ..generation.sampler import DiffusionSampler, skip_empty_steps
-from ..generation.strategies import RandomStrategy, RankedStrategy, RevealStep, ThresholdStrategy
+from ..generation.strategies import RandomStrategy, RankedStrategy, RemaskingStrategy, RevealStep, ThresholdStrategy
 
 
 @dataclass(frozen=True)
@@ -76,14 +82,14 @@ def not_enumerable(sampler: DiffusionSampler, denoiser) -> str | None:
         return "the model is time-conditioned"
     if sampler.cache.name != "none":
         return f"cache={sampler.cache.name!r} approximates the logits from earlier forwards"
-    if type(strategy) is RandomStrategy:
+    if type(strategy) in (RandomStrategy, RemaskingStrategy):
         return None
     ranked_select = isinstance(strategy, RankedStrategy) and type(strategy).select in (
         RankedStrategy.select,
         ThresholdStrategy.select,
     )
     if strategy.revises or not ranked_select:
-        return f"strategy {strategy.name!r} revises tokens or selects positions with its own rule"
+        return f"strategy {strategy.name!r} edits tokens or selects positions with its own rule"
     if strategy.strategy_temperature > 0:
         return f"strategy_temperature={strategy.strategy_temperature} adds Gumbel noise to the ranking"
     return None
@@ -127,16 +133,22 @@ class BlockLaws:
         self.length, self.batch_size = length, batch_size
         self.start, self.end = int(block.starts[0]), int(block.ends[0])
         self.known: dict[tuple, torch.Tensor] = {}
+        self.vocab_size = sampler.mask_token_id + 1  # until the first forward gives the logits' width
 
     def __call__(self, canvases: torch.LongTensor) -> torch.Tensor:
-        """(N, W, V) float32 processed probabilities at the block's W columns."""
-        keys = [tuple(row) for row in canvases.tolist()]
+        """(N, W, V) float32 processed probabilities at the block's W columns (0 for a canvas whose block has no
+        [MASK]: the decoder runs no forward for it)."""
+        scored = (canvases[:, self.start : self.end] == self.sampler.mask_token_id).any(1)
+        keys = [tuple(row) for row in canvases[scored].tolist()]
         missing = list(dict.fromkeys(key for key in keys if key not in self.known))
         for first in range(0, len(missing), self.batch_size):
             chunk = missing[first : first + self.batch_size]
             for key, probs in zip(chunk, self.forward(torch.tensor(chunk, dtype=torch.long))):
                 self.known[key] = probs
-        return torch.stack([self.known[key] for key in keys])
+        probs = torch.zeros((len(canvases), self.end - self.start, self.vocab_size))
+        if keys:
+            probs[scored] = torch.stack([self.known[key] for key in keys])
+        return probs
 
     def forward(self, canvases: torch.LongTensor) -> torch.Tensor:
         sampler, rows = self.sampler, canvases.shape[0]
@@ -151,6 +163,7 @@ class BlockLaws:
         logits = self.denoiser.logits(request).float()
         logits[..., sampler.mask_token_id] = float("-inf")
         width, vocab = logits.shape[1:]
+        self.vocab_size = vocab
         if len(sampler.processors) > 0:
             row_ids = state.canvas.unsqueeze(1).expand(-1, width, -1).reshape(rows * width, -1)
             logits = sampler.processors(row_ids, logits.reshape(rows * width, vocab)).view(rows, width, vocab)
@@ -176,15 +189,35 @@ def candidate_laws(sampler, probs: torch.Tensor, canvases: torch.LongTensor, col
     return torch.where((block == sampler.mask_token_id)[..., None], law, kept)
 
 
-def random_step(sampler, laws, canvases, mass, columns, hazard: float):
-    """`random`'s step: each masked position stays masked w.p. 1 - h, else takes its candidate."""
-    masked = canvases[:, columns] == sampler.mask_token_id
-    outcome = torch.where(masked[..., None], laws * hazard, laws)
-    outcome[..., sampler.mask_token_id] += masked.double() * (1.0 - hazard)
+def independent_step(sampler, laws, canvases, mass, columns, reveal: float, remask: float = 0.0):
+    """A step that treats every position alike and apart (`random`, `remdm`): a masked position takes its candidate
+    w.p. `reveal` (else stays masked), a revealed one is set back to [MASK] w.p. `remask`."""
+    masked = (canvases[:, columns] == sampler.mask_token_id).double()
+    outcome = laws * (masked * reveal + (1.0 - masked) * (1.0 - remask))[..., None]
+    outcome[..., sampler.mask_token_id] += masked * (1.0 - reveal) + (1.0 - masked) * remask
     source, values, weight = enumerate_product(outcome)
     canvases = canvases[source]
     canvases[:, columns] = values
     return canvases, mass[source] * weight
+
+
+def remasking_step(sampler, laws, canvases, mass, columns, step: int, num_steps: int, num_symbols: int):
+    """`remdm`'s step: its own (reveal, remask) probabilities at this step's (t, s). A revealed non-symbol could be
+    remasked (or end the row, EOS), which the DP does not follow: refused."""
+    masked = canvases[:, columns] == sampler.mask_token_id
+    symbols = torch.ones(laws.shape[-1], dtype=torch.bool)
+    symbols[num_symbols:] = False
+    if bool((laws[masked][:, ~symbols] > 0).any()):
+        raise ValueError(
+            "A remasking sampler may draw a token outside the language here (its law after EOS or a remasked special "
+            "token is not enumerated). Suppress the special tokens, or use method='monte_carlo'."
+        )
+    t, s = sampler.timesteps(step, num_steps)
+    rows = torch.arange(len(canvases))
+    reveal, remask = sampler.strategy.probabilities(
+        RevealStep(masked=masked, scores=None, counts=None, t=t, s=s, rows=rows, randomness=sampler.randomness)
+    )
+    return independent_step(sampler, laws, canvases, mass, columns, reveal, remask)
 
 
 def ranked_step(sampler, probs, laws, canvases, mass, columns, step: int, num_steps: int, count):
@@ -215,25 +248,29 @@ def exact_sampler_law(model, length: int, generate_kwargs: dict, num_symbols: in
         laws_of = BlockLaws(sampler, denoiser, block, length, batch_size)
         columns = slice(laws_of.start, laws_of.end)
         width = laws_of.end - laws_of.start
-        if isinstance(sampler.strategy, RandomStrategy):
-            hazards = reveal_hazards(sampler.schedule, block.num_steps).tolist()
-            counts = None
+        remasking = isinstance(sampler.strategy, RemaskingStrategy)  # uses every step, even once complete
+        counts = sampler.strategy.plan_counts(
+            torch.tensor([width]), block.num_steps, sampler.count_rule, skip_empty_steps
+        )
+        hazards = reveal_hazards(sampler.schedule, block.num_steps).tolist()
+        if counts is not None:
+            limit = counts.shape[1]  # the count rule's steps, empty ones dropped
+        elif isinstance(sampler.strategy, (RandomStrategy, RemaskingStrategy)):
+            limit = block.num_steps
         else:
-            hazards = None
-            counts = sampler.strategy.plan_counts(
-                torch.tensor([width]), block.num_steps, sampler.count_rule, skip_empty_steps
-            )
-        limit = len(hazards) if hazards is not None else counts.shape[1] if counts is not None else width
+            limit = width  # `threshold`: at least one reveal per step
         step = 0
-        while bool((canvases[:, columns] == sampler.mask_token_id).any()):
+        while step < limit if remasking else bool((canvases[:, columns] == sampler.mask_token_id).any()):
             if step >= limit:
                 raise RuntimeError(f"The DP left [MASK] after the {limit} steps of block {block.index}; a bug.")
-            going = (canvases[:, columns] == sampler.mask_token_id).any(1)  # complete canvases wait
+            going = (canvases[:, columns] == sampler.mask_token_id).any(1) | remasking  # complete ones wait
             moving, weight = canvases[going], mass[going]
             probs = laws_of(moving)
             laws = candidate_laws(sampler, probs, moving, columns)
-            if hazards is not None:
-                moving, weight = random_step(sampler, laws, moving, weight, columns, hazards[step])
+            if remasking:
+                moving, weight = remasking_step(sampler, laws, moving, weight, columns, step, limit, num_symbols)
+            elif isinstance(sampler.strategy, RandomStrategy):
+                moving, weight = independent_step(sampler, laws, moving, weight, columns, hazards[step])
             else:
                 count = None if counts is None else int(counts[0, step])
                 num_steps = block.num_steps if counts is None else counts.shape[1]

@@ -185,7 +185,8 @@ def sampler_distribution_error(
         tokenizer: the language's tokenizer (default `language.tokenizer()`): its non-symbols are suppressed.
         method: "exact", "monte_carlo", or None (exact where the law is enumerable, else Monte Carlo).
         max_support: the largest V^length evaluated (P and Q are vectors of that size); larger is refused.
-        num_samples: Monte Carlo samples (default 10000); refused with method="exact".
+        num_samples: Monte Carlo samples (default 10000), drawn only where Monte Carlo runs (the result's
+            `num_samples` is None when the law was exact); refused with method="exact".
         seed, batch_size: Monte Carlo seeds (per sample, as a sweep's) and rows per generate() call; exact: canvases
             per forward.
         confidence: the probability with which the Monte Carlo bound on TV holds.
