@@ -224,7 +224,7 @@ AUP_DEFINITION = (
     "rectangle rho_1 y_1 is not weighted: read AUP beside the first point). One curve per length, strategy and block "
     "size over its steps; the autoregressive row is a one-point curve (AUP = its accuracy). ± SE and the 95% "
     "interval: a parametric bootstrap of the rows' accuracies (Jeffreys posterior) and tokens per forward (normal, ± "
-    "its SE)."
+    "its SE); where rows have SER 0 the interval lies below the AUP, as the true accuracy lies below 100%."
 )
 
 
