@@ -124,8 +124,9 @@ def test_one_step_is_the_product_of_marginals():
     index = torch.arange(3**LENGTH)
     sequences = index[:, None] // 3 ** torch.arange(LENGTH - 1, -1, -1) % 3
     product = marginals.gather(1, sequences.T).prod(0)
-    for strategy in ("random", "confidence", "margin", "entropy"):
+    for strategy in ("random", "confidence", "margin", "entropy", "remdm"):
         result = sampler_distribution_error(oracle(), language(), LENGTH, 1, strategy)
+        assert result.method == "exact" and result.tv_bound is None and "exact" in result.describe()
         torch.testing.assert_close(result.distribution, product, atol=1e-6, rtol=0)
 
 

@@ -9,8 +9,10 @@ counts in TV in full and makes KL(Q || P) infinite. Tang et al. 2026 ("Is your d
 measure this with an exact HMM oracle: few-step samplers are not distributionally correct until steps approach L.
 
 * `method="exact"`: Q itself, by dynamic programming over the partially revealed canvases with the sampler
-  `generate()` builds (`exact_sampler_law`), for `random` and the ranked strategies without Gumbel noise. Exact up to
-  the float32 probabilities the decoder itself draws from (about 1e-7 in TV).
+  `generate()` builds (`exact_sampler_law`), for `random`, `remdm` and the ranked strategies without Gumbel noise
+  (`confidence`, `margin`, `entropy`, `threshold`). Exact up to the float32 probabilities the decoder itself draws
+  from (about 1e-7 in TV). Cost: at most (V + 1)^L distinct canvases scored (one forward row each), and up to
+  (2V + 1)^L enumerated outcomes per step.
 * `method="monte_carlo"`: Q_hat, the empirical law of `num_samples` `generate()` samples (per-sample seeds, as a
   sweep's). With probability >= `confidence`,
 
