@@ -1,6 +1,6 @@
 """The steps-needed figure: each length's 95% interval as a bar, open intervals as arrows, the fitted line."""
 
-import builtins
+import sys
 
 import numpy as np
 import pytest
@@ -43,14 +43,7 @@ def test_plot_writes_a_png(tmp_path):
 
 
 def test_without_matplotlib_nothing_is_written(tmp_path, monkeypatch):
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
     assert plot_steps_needed([scaling()], tmp_path / "steps.png") is False
     assert not (tmp_path / "steps.png").exists()
 

@@ -10,6 +10,7 @@ and no line. Needs the `[plot]` extra (matplotlib).
 from pathlib import Path
 
 from ..evaluation.step_scaling import StepScaling
+from .figure_file import save_figure
 
 
 def steps_needed_figure(scalings: list[StepScaling]):
@@ -69,12 +70,4 @@ def plot_steps_needed(scalings: list[StepScaling], path: "str | Path") -> bool:
         raise TypeError(f"scalings must be a non-empty list of StepScaling (e.g. [fit]), got {scalings!r:.80}.")
     if not all(isinstance(scaling, StepScaling) for scaling in scalings):
         raise TypeError("every entry of scalings must be a StepScaling, as `search_steps_needed` returns.")
-    try:
-        figure = steps_needed_figure(scalings)
-    except ImportError:
-        return False
-    import matplotlib.pyplot as plt
-
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+    return save_figure(lambda: steps_needed_figure(scalings), path)
