@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from scipy.stats import chisquare
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from hf_mdm import MDMForMaskedGeneration
 from hf_mdm.evaluation.exact_sampler_law import independent_step, reveal_hazards
 from hf_mdm.evaluation.sampler_distribution_error import (
     language_distribution,
@@ -23,9 +24,10 @@ from hf_mdm.generation import enable_diffusion_generation
 from hf_mdm.generation.strategies import RandomStrategy
 from hf_mdm.languages import HMMLanguage
 from hf_mdm.languages.oracle import OracleDenoiser
+from hf_mdm.languages.tokenization import special_token_ids
 from hf_mdm.schedules import get_schedule
 
-from .conftest import word_tokenizer
+from .conftest import tiny_config, word_tokenizer
 
 
 LENGTH = 4
@@ -65,6 +67,13 @@ def neighbours_model():
     return enable_diffusion_generation(OracleDenoiser(Neighbours()), language().tokenizer())
 
 
+def tiny_mdm(training=False):
+    """A randomly initialised MDMForMaskedGeneration over the language's tokenizer layout (the `mdm` denoiser)."""
+    torch.manual_seed(0)
+    model = MDMForMaskedGeneration(tiny_config(vocab_size=len(language().tokenizer()), **special_token_ids(3)))
+    return model.train(training)
+
+
 def exact_and_sampled(strategy, steps, model=oracle, **kwargs):
     """(exact result, Monte Carlo result of SAMPLES generate() samples) of one sampler."""
     exact = sampler_distribution_error(model(), language(), LENGTH, steps, strategy, method="exact", **kwargs)
@@ -99,6 +108,8 @@ CASES = [
     ("entropy", 3, oracle, {"reveal_counts": "dream"}),
     ("threshold", 4, neighbours_model, {"threshold": 0.5}),
     ("remdm", 3, oracle, {}),
+    ("random", 3, tiny_mdm, {}),
+    ("confidence", 3, tiny_mdm, {}),
     ("remdm", 4, neighbours_model, {"strategy_kwargs": {"eta": 1.0, "remask_schedule": "rescale"}}),
     ("remdm", 6, neighbours_model, {"strategy_kwargs": {"eta": 0.5, "remask_schedule": "loop"}, "block_length": 2}),
 ]
@@ -251,6 +262,16 @@ def test_bad_arguments_are_refused_before_any_forward(arguments, message):
     arguments = {"length": LENGTH, "steps": 2, **arguments}
     with pytest.raises(ValueError, match=re.escape(message)):
         sampler_distribution_error(model_without_forward(), language(), **arguments)
+
+
+@pytest.mark.bad_input
+def test_exact_refuses_a_model_in_training_mode():
+    """Dropout draws noise in every forward, which the DP cannot follow: exact is refused (with the fix), and the
+    automatic choice falls back to Monte Carlo."""
+    with pytest.raises(ValueError, match=re.escape("call model.eval()")):
+        sampler_distribution_error(tiny_mdm(training=True), language(), LENGTH, 2, method="exact")
+    result = sampler_distribution_error(tiny_mdm(training=True), language(), LENGTH, 2, num_samples=200)
+    assert result.method == "monte_carlo"
 
 
 @pytest.mark.bad_input

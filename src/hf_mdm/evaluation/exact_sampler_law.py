@@ -25,10 +25,11 @@ model request and the model's denoiser adapter, once per distinct canvas and blo
 outside the language's symbols (EOS, a special token) is counted in `outside` and dropped: a strategy that never
 revises keeps it, so its sequence is outside the language whatever follows.
 
-Not enumerable (the caller uses Monte Carlo): Gumbel noise on the ranking (`strategy_temperature > 0`), the editing
-strategies (`editing`, `threshold_editing`: an edit step that changes nothing reuses candidates its decision looked
-at), a strategy whose `select` is not a ranked one's, block-causal or time-conditioned models, and
-approximate block caches (`prefix`, `dual`), whose logits depend on the decoding history.
+Not enumerable (the caller uses Monte Carlo): a model with weights in training mode (dropout), Gumbel noise on the
+ranking (`strategy_temperature > 0`), the editing strategies (`editing`, `threshold_editing`: an edit step that
+changes nothing reuses candidates its decision looked at), a strategy whose `select` is not a ranked one's,
+block-causal or time-conditioned models, and approximate block caches (`prefix`, `dual`), whose logits depend on the
+decoding history.
 """
 
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ def diffusion_sampler(model, length: int, generate_kwargs: dict):
 def not_enumerable(sampler: DiffusionSampler, denoiser) -> str | None:
     """Why the law of this sampler cannot be enumerated (None when it can): see the module docstring."""
     strategy = sampler.strategy
+    if denoiser.model.training and any(True for _ in denoiser.model.parameters()):
+        return "the model is in training mode (dropout would draw noise in each forward); call model.eval()"
     if denoiser.block_size() is not None:
         return "the model is block-causal"
     if denoiser.time_conditioned():
@@ -235,6 +238,7 @@ def ranked_step(sampler, probs, laws, canvases, mass, columns, step: int, num_st
     return canvases, mass[source] * weight
 
 
+@torch.no_grad()
 def exact_sampler_law(model, length: int, generate_kwargs: dict, num_symbols: int, batch_size: int) -> SamplerLaw:
     """Q of `model.generate(**generate_kwargs)` over unconditional sequences of `length` tokens (module docstring);
     a ValueError when the law is not enumerable."""
