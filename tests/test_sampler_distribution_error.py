@@ -129,6 +129,24 @@ def test_exact_law_is_the_law_of_generate_samples(strategy, steps, model, kwargs
     assert goodness_of_fit(exact.distribution, sampled.distribution, SAMPLES) > 1e-3
 
 
+@settings(max_examples=15, deadline=None)
+@given(
+    strategy=st.sampled_from(["random", "confidence", "entropy", "remdm"]),
+    steps=st.integers(LENGTH, 2 * LENGTH),  # at least one step per block
+    block_length=st.sampled_from([None, 1, 2]),
+    schedule=st.sampled_from(["linear", "cosine"]),
+)
+def test_exact_law_is_a_distribution_and_its_distances_agree(strategy, steps, block_length, schedule):
+    """Over strategies, budgets, blocks and schedules: Q >= 0 sums to 1, and tv / kl are TV and KL of Q and P."""
+    result = sampler_distribution_error(
+        oracle(), language(), LENGTH, steps, strategy, block_length=block_length, schedule=schedule
+    )
+    q, p = result.distribution, language_distribution(language(), LENGTH)
+    assert result.method == "exact" and bool((q >= 0).all()) and float(q.sum()) == pytest.approx(1.0, abs=1e-9)
+    assert result.tv == pytest.approx(0.5 * float((q - p).abs().sum()), abs=1e-12)
+    assert result.kl == pytest.approx(float((q * (q / p).log()).sum()), abs=1e-9)
+
+
 def test_one_step_is_the_product_of_marginals():
     """S = 1 reveals every position at once from p(. | all masked): Q(x) = prod_i P(x_i), for every strategy."""
     marginals = language().posterior(torch.zeros(1, LENGTH, dtype=torch.long), torch.zeros(1, LENGTH, dtype=bool))[0]
@@ -256,6 +274,8 @@ def model_without_forward():
         ({"num_return_sequences": 2}, "num_return_sequences"),
         ({"tokenizer": word_tokenizer()}, "language.tokenizer()"),
         ({"max_support": 0}, "max_support must be a positive integer"),
+        ({"steps": 1, "block_length": 2}, "steps=1 is fewer than the 2 blocks"),  # generate()'s own plan check
+        ({"strategy_kwargs": {"eta": 2.0}, "strategy": "remdm"}, "eta in [0, 1]"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_forward(arguments, message):
