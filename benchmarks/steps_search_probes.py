@@ -73,9 +73,11 @@ def main():
                 spent[row["length"]][1] += row["nfe"] * row["num_samples"]
             for length in args.lengths:
                 decisions[length].append(scaling.needed[length])
-                probes = [row["steps"] for row in table if row["length"] == length]
-                print(f"{strategy}, seed {seed}, L={length}: probes {probes}, needed {scaling.needed[length].steps} "
-                      f"{interval_text(scaling.needed[length])}", flush=True)  # fmt: skip
+                probes = [row for row in table if row["length"] == length]
+                forwards = sum(row["nfe"] * row["num_samples"] for row in probes)
+                print(f"{strategy}, seed {seed}, L={length}: probes {[row['steps'] for row in probes]}, forwards "
+                      f"{forwards:.0f}, needed {scaling.needed[length].steps} {interval_text(scaling.needed[length])}",
+                      flush=True)  # fmt: skip
             print(f"{strategy}, seed {seed}: {scaling.describe()} [{time.perf_counter() - start:.0f} s]\n", flush=True)
         for length in args.lengths:
             needed = ", ".join(str(result.steps) for result in decisions[length])

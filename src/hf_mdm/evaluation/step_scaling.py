@@ -138,11 +138,12 @@ class StepScaling:
         without = [length for length in self.steps_needed if self.needed[length].interval is None]
         if without:
             width += f"; the steps needed at L={without} have no interval, so their uncertainty is not in it"
+        if self.regression_standard_error is not None:
+            width = f"; regression alone +- {self.regression_standard_error:.2f}{width}"
         return (
             f"{head} grow as {self.coefficient:.3g} * L^{self.exponent:.2f} (b = {self.exponent:.2f} +- "
-            f"{self.standard_error:.2f}, 95% interval [{low:.2f}, {high:.2f}], with the per-length intervals; "
-            f"regression alone +- {self.regression_standard_error:.2f}{width}): {verdict(low, high)}. "
-            f"Steps needed (95% interval): {per_length}."
+            f"{self.standard_error:.2f}, 95% interval [{low:.2f}, {high:.2f}], with the per-length intervals"
+            f"{width}): {verdict(low, high)}. Steps needed (95% interval): {per_length}."
         )
 
 
