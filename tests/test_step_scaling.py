@@ -69,6 +69,15 @@ def test_search_brackets_the_true_threshold_as_tightly_as_the_noise_allows(lengt
     assert any(p.too_few(target) for p in result.probes) and any(p.enough(target) for p in result.probes)
 
 
+def test_the_search_stops_when_the_bracket_is_within_the_sampling_noise():
+    """At 100 samples the rates between lo and hi cannot be told from the target: no bisection down to +-1 step."""
+    curve, probed = ser_curve(64, 0.3), []
+    result = search_steps(exact_evaluator(curve, 100, probed), 0.05, max_steps=4096)
+    lo = [p for p in result.probes if p.steps < result.steps][-1]
+    assert result.steps - lo.steps > 1 and lo.low <= 0.05 and next(
+        p for p in result.probes if p.steps == result.steps).high > 0.05  # fmt: skip
+
+
 def test_the_interval_covers_the_true_threshold_of_replicate_searches():
     """Replicate searches on binomial noise scatter; their 95% intervals cover the true threshold (multiplicity
     allows a little less than 95%, see `steps_needed`)."""
