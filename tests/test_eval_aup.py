@@ -18,7 +18,6 @@ def test_eval_prints_and_writes_the_aup_of_each_task(tmp_path_factory, tmp_path,
     aup = (tmp_path / "aup.md").read_text()
     assert aup.startswith(AUP_DEFINITION) and aup.strip() in out and "### language_continue\n\n" in aup
     rows = read_sweep_rows(tmp_path / "eval.jsonl")
-    if all("tokens_per_forward" in row for row in rows):
-        assert "| 3 | confidence | " in aup  # one curve: the task's length 3, over steps 1 and 3
-    else:  # rows without tokens per forward: the section says so instead of a number
-        assert "Not computed: Sweep row 0 (confidence, length 3, steps 1) has no tokens_per_forward" in aup
+    # each row's decoded tokens over its forwards (the task generates its whole length, so length / NFE)
+    assert all(row["tokens_per_forward"] == pytest.approx(row["length"] / row["nfe"]) for row in rows)
+    assert "| 3 | confidence | " in aup  # one curve: the task's length 3, over steps 1 and 3

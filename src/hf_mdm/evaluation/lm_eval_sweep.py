@@ -153,7 +153,9 @@ def lm_eval_row(task_name, strategy, length, steps, lm, results, metric, elapsed
     low, high = wilson_interval(errors, documents)
     row = {
         "task": task_name, "strategy": strategy, "length": length, "steps": steps,
-        "nfe": lm.nfe / max(lm.generated_rows, 1), "num_samples": documents, "accuracy": accuracy,
+        "nfe": lm.nfe / max(lm.generated_rows, 1),
+        "tokens_per_forward": lm.decoded_tokens / lm.nfe if lm.nfe else None,
+        "num_samples": documents, "accuracy": accuracy,
         "ser": errors / documents, "ser_low": low, "ser_high": high, "latency_s": elapsed / documents,
     }  # fmt: skip
     if steps_per_block is not None:

@@ -102,7 +102,8 @@ class MaskedDiffusionLM(TemplateLM):
             `threshold=0.9`); every argument is checked by `check_model_arguments` before the model loads.
 
     After a run, `standard_errors` maps each scored (context, continuation) or (string,) to its Monte Carlo standard
-    error in nats, and `nfe` / `generated_rows` count the forward passes and rows of `generate_until`.
+    error in nats, and `nfe` / `generated_rows` / `decoded_tokens` count the forward passes, rows and decoded tokens of
+    `generate_until`.
     """
 
     backend = "causal"  # context and continuation are encoded together, then split (lm-eval's `_encode_pair`)
@@ -161,6 +162,7 @@ class MaskedDiffusionLM(TemplateLM):
         self.standard_errors: dict[tuple, float] = {}
         self.task_standard_errors: dict[str, dict[tuple, float]] = {}
         self.nfe = 0
+        self.decoded_tokens = 0
         self.generated_rows = 0
 
     def _load_own_decoder(self, adapter, pretrained, tokenizer, dtype, fields: dict) -> None:
@@ -386,6 +388,7 @@ class MaskedDiffusionLM(TemplateLM):
                                                       max_new_tokens, block_size, None,
                                                       request_seed(self.seed, encoded[0]), **overrides)  # fmt: skip
             self.nfe += int(forwards.sum())
+            self.decoded_tokens += len(contexts) * max_new_tokens  # an own decoder fills its whole canvas
             self.generated_rows += len(contexts)
             return self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         generators = [torch.Generator(self.model.device).manual_seed(request_seed(self.seed, ids)) for ids in encoded]
@@ -399,6 +402,7 @@ class MaskedDiffusionLM(TemplateLM):
             **overrides,
         )
         self.nfe += int(output.nfe.sum())
+        self.decoded_tokens += int(output.num_decoded_tokens.sum())
         self.generated_rows += len(contexts)
         return self.tokenizer.batch_decode(output.sequences[:, width:], skip_special_tokens=True)
 
