@@ -15,7 +15,15 @@ from .configuration_llada2_moe import LLaDA2MoeConfig
 from .configuration_llada_moe import LLaDAMoEConfig
 from .configuration_mdm import MDMConfig
 from .configuration_sdar import SDARConfig
-from .evaluation import LanguageTask, PromptTask, elbo_perplexity, sweep_steps, train_autoregressive_baseline
+from .evaluation import (
+    LanguageTask,
+    PromptTask,
+    accuracy_under_parallelism,
+    elbo_perplexity,
+    sampler_distribution_error,
+    sweep_steps,
+    train_autoregressive_baseline,
+)
 from .generation import (
     DiffusionGenerationConfig,
     DiffusionGenerationMixin,
@@ -107,6 +115,8 @@ __all__ = [
     "elbo_perplexity",
     "sweep_steps",
     "train_autoregressive_baseline",
+    "accuracy_under_parallelism",
+    "sampler_distribution_error",
     "ModelCard",
     "NGramLanguage",
     "HMMLanguage",
