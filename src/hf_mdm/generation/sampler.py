@@ -339,8 +339,10 @@ class DiffusionSampler:
             t=t,
         )
 
-    def propose(self, state: DiffusionState, logits: torch.Tensor, rows, columns) -> None:
-        """Candidates, scores (and current-token probabilities) of rows `rows` at window `columns` from `logits`."""
+    def probabilities(self, state: DiffusionState, logits: torch.Tensor, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probs, bad) of rows `rows` from their (rows, positions, V) `logits`: p(. | x_t) = softmax of the float32
+        logits with [MASK] at -inf, after the logits processors (which see each row's canvas once per position);
+        `bad` (rows, positions) flags a position whose processed logits have NaN, +inf, or no finite token left."""
         num_rows, width, vocab = logits.shape
         logits = logits.float()
         logits[..., state.mask_token_id] = float("-inf")
@@ -353,12 +355,16 @@ class DiffusionSampler:
                     f"shape {(num_rows * width, vocab)} (one row per scored position)."
                 )
             logits = processed.view(num_rows, width, vocab)
-        # NaN anywhere, +inf, or every token removed: a non-finite maximum (one read, no copy). Flagged without a sync
-        # and refused by generate() once at the end; until then such positions take a placeholder token and the
-        # lowest score, so that every strategy still terminates.
-        bad = ~torch.isfinite(logits.amax(-1))
+        bad = ~torch.isfinite(logits.amax(-1))  # a non-finite maximum: one read, no copy
+        return logits.softmax(-1), bad
+
+    def propose(self, state: DiffusionState, logits: torch.Tensor, rows, columns) -> None:
+        """Candidates, scores (and current-token probabilities) of rows `rows` at window `columns` from `logits`."""
+        vocab = logits.shape[-1]
+        probs, bad = self.probabilities(state, logits, rows)  # once per forward, shared by sampling and the score
+        # Non-finite positions are flagged without a sync and refused by generate() once at the end; until then they
+        # take a placeholder token and the lowest score, so that every strategy still terminates.
         state.non_finite[rows] |= bad.any(-1)
-        probs = logits.softmax(-1)  # once per forward, shared by sampling and the strategy's score
         if self.do_sample:
             # noise for the row's whole block, so that its draws do not depend on which columns its mates need
             window = state.block_end - state.window_start
