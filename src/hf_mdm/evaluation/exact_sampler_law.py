@@ -36,9 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..generation.arguments import check_token_ids, resolve_generation_config
 from ..generation.block_plan import BlockPlan
-from ..generation.denoisers import DENOISERS
 from ..generation.sampler import DiffusionSampler, skip_empty_steps
 from ..generation.strategies import RandomStrategy, RankedStrategy, RemaskingStrategy, RevealStep, ThresholdStrategy
 
@@ -55,21 +53,9 @@ class SamplerLaw:
 
 def diffusion_sampler(model, length: int, generate_kwargs: dict):
     """(sampler, denoiser, plan) that `model.generate(**generate_kwargs)` builds for an unconditional canvas of
-    `length` tokens: the config resolved as generate() resolves it, the model's denoiser adapter, and the block plan
-    (`prepare` refuses a plan generate() would refuse)."""
-    denoiser = DENOISERS.build(model.denoiser_adapter, model=model)
-    generate_kwargs = dict(generate_kwargs)
-    logits_processor = generate_kwargs.pop("logits_processor", None)  # generate()'s argument, not a config field
-    block_size = denoiser.block_size()
-    config = resolve_generation_config(generate_kwargs, None, model.generation_config, block_size=block_size)
-    mask_token_id = model._resolve_mask_token_id(config)
-    check_token_ids(config, getattr(model.config, "vocab_size", None), mask_token_id)
-    sampler = DiffusionSampler.from_config(
-        config, mask_token_id=mask_token_id, schedule=model._model_schedule(), logits_processor=logits_processor,
-        generator=torch.Generator(),
-        device=model.device, block_size=block_size, time_conditioned=denoiser.time_conditioned(),
-    )  # fmt: skip
-    denoiser.check_cache(sampler.cache)
+    `length` tokens: generate()'s own (`build_diffusion_sampler`) and the block plan (`prepare` refuses a plan
+    generate() would refuse)."""
+    sampler, denoiser, _ = model.build_diffusion_sampler(generator=torch.Generator(), **generate_kwargs)
     plan = sampler.prepare(torch.zeros((1, 0), dtype=torch.long, device=model.device), None, length)
     return sampler, denoiser, plan
 
@@ -163,20 +149,15 @@ class BlockLaws:
         request = sampler.model_request(state)
         if request is None or request.rows.numel() != rows:
             raise RuntimeError("The DP scored a canvas with no [MASK] left in the block; this is a bug.")
-        logits = self.denoiser.logits(request).float()
-        logits[..., sampler.mask_token_id] = float("-inf")
-        width, vocab = logits.shape[1:]
-        self.vocab_size = vocab
-        if len(sampler.processors) > 0:
-            row_ids = state.canvas.unsqueeze(1).expand(-1, width, -1).reshape(rows * width, -1)
-            logits = sampler.processors(row_ids, logits.reshape(rows * width, vocab)).view(rows, width, vocab)
-        if not bool(torch.isfinite(logits.amax(-1)).all()):
+        scored, bad = sampler.probabilities(state, self.denoiser.logits(request), request.rows)
+        if bool(bad.any()):
             raise ValueError(
                 "The model or a logits processor gave NaN or infinite logits, or removed every token; generate() "
                 "refuses such a run, so its law is undefined. Fix the model or the processors."
             )
-        probs = torch.zeros((rows, self.end - self.start, vocab))
-        probs[:, request.columns + state.window_start - self.start] = logits.softmax(-1).cpu()
+        self.vocab_size = scored.shape[-1]
+        probs = torch.zeros((rows, self.end - self.start, self.vocab_size))
+        probs[:, request.columns + state.window_start - self.start] = scored.cpu()
         return probs
 
 

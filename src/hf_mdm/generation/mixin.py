@@ -7,7 +7,7 @@ also holds the row's own prompt [MASK] tokens; on a block-causal model the block
 cache by default); each block runs its share of `steps` reverse steps, or `steps_per_block`. `generate()` checks
 its inputs, then runs a short loop around the `DiffusionSampler` built from the generation config (strategy, reveal
 counts, block cache, the block plan and time grid, each model request; see `sampler.py`) and the denoiser adapter
-that calls the model.
+that calls the model; `build_diffusion_sampler` builds both, for generate() and for whoever needs its sampler.
 """
 
 import os
@@ -23,7 +23,7 @@ from ..transformers_compat import attention_implementation, generation_config_lo
 from .arguments import as_diffusion_config, check_token_ids, resolve_generation_config
 from .callbacks import DecodingCallback, HistoryCallback, StreamerCallback
 from .configuration import DiffusionGenerationConfig
-from .denoisers import DENOISERS
+from .denoisers import DENOISERS, DenoiserAdapter
 from .outputs import DiffusionGenerationOutput
 from .sampler import DiffusionSampler, check_input_ids
 from .strategies import MAX_STEPS_PER_POSITION
@@ -82,30 +82,20 @@ class DiffusionGenerationMixin:
             `torch.LongTensor` (batch, prompt + max_new_tokens), or a [`DiffusionGenerationOutput`] with
             `return_dict_in_generate=True`.
         """
-        # 1. Resolve the config, then check the caller's hooks and inputs, before any allocation that grows with them.
+        # 1. Check the caller's hooks and inputs, then build the sampler from the resolved config, before any
+        #    allocation that grows with them.
         self._refuse_prompt_learning_adapter()
-        denoiser = DENOISERS.build(self.denoiser_adapter, model=self)
-        block_size = denoiser.block_size()
-        config = resolve_generation_config(
-            kwargs, generation_config, getattr(self, "generation_config", None), block_size=block_size
-        )
         callbacks = self._check_hooks(logits_processor, streamer, callbacks)
         input_ids, attention_mask = self._prepare_diffusion_inputs(
             input_ids, attention_mask, token_type_ids, generator
         )
-        mask_token_id = self._resolve_mask_token_id(config)
-        check_token_ids(config, getattr(self.config, "vocab_size", None), mask_token_id)
-        max_new_tokens = self._resolve_max_new_tokens(config, input_ids, mask_token_id)
+        sampler, denoiser, config = self.build_diffusion_sampler(
+            generation_config, logits_processor, generator, device=input_ids.device, **kwargs
+        )
+        max_new_tokens = self._resolve_max_new_tokens(config, input_ids, sampler.mask_token_id)
         self._check_canvas_size(input_ids.shape[0] * config.num_return_sequences, input_ids.shape[1] + max_new_tokens)
 
-        # 2. The sampler the config describes (strategy, reveal counts, schedule, cache, processors) and the model's
-        #    denoiser; the canvas, its block plan and time grid (`prepare` refuses a plan no row could run).
-        sampler = DiffusionSampler.from_config(
-            config, mask_token_id=mask_token_id, schedule=self._model_schedule(), logits_processor=logits_processor,
-            generator=generator, device=input_ids.device, block_size=block_size,
-            time_conditioned=denoiser.time_conditioned(),
-        )  # fmt: skip
-        denoiser.check_cache(sampler.cache)
+        # 2. The canvas, its block plan and time grid (`prepare` refuses a plan no row could run).
         model_order = self._end_marker_order(config, input_ids, attention_mask, max_new_tokens)
         sampler.check_model_order(model_order, config.sep_token_id)
         state = sampler.prepare(input_ids, attention_mask, max_new_tokens, model_order)
@@ -144,6 +134,35 @@ class DiffusionGenerationMixin:
             history=history,
             num_decoded_tokens=sampler.decoded_tokens(state),
         )
+
+    def build_diffusion_sampler(
+        self,
+        generation_config: DiffusionGenerationConfig | None = None,
+        logits_processor: LogitsProcessorList | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        device: torch.device | None = None,
+        **kwargs,
+    ) -> tuple[DiffusionSampler, DenoiserAdapter, DiffusionGenerationConfig]:
+        """(sampler, denoiser, config) that `generate(generation_config=..., logits_processor=..., generator=...,
+        **kwargs)` decodes with: the config resolved from the keywords, `generation_config` and the model's (see
+        `generation.arguments`), the model's denoiser adapter, and the `DiffusionSampler` that config describes
+        (strategy, reveal counts, schedule (the config's, else the model's training one), cache, logits processors)
+        for the model's [MASK] id, on `device` (default the model's). Refuses an argument or a config the model
+        cannot decode with, before any forward."""
+        denoiser = DENOISERS.build(self.denoiser_adapter, model=self)
+        block_size = denoiser.block_size()
+        config = resolve_generation_config(
+            kwargs, generation_config, getattr(self, "generation_config", None), block_size=block_size
+        )
+        mask_token_id = self._resolve_mask_token_id(config)
+        check_token_ids(config, getattr(self.config, "vocab_size", None), mask_token_id)
+        sampler = DiffusionSampler.from_config(
+            config, mask_token_id=mask_token_id, schedule=self._model_schedule(), logits_processor=logits_processor,
+            generator=generator, device=self.device if device is None else device, block_size=block_size,
+            time_conditioned=denoiser.time_conditioned(),
+        )  # fmt: skip
+        denoiser.check_cache(sampler.cache)
+        return sampler, denoiser, config
 
     # PEFT: `get_peft_model(model, LoraConfig(task_type="CAUSAL_LM"))` wraps the model in PeftModelForCausalLM, which
     # reads this hook when it wraps the model and swaps in its own to add a prompt-learning adapter's virtual tokens.
