@@ -1,5 +1,6 @@
 """`hf-mdm reproduce` at a tiny preset: oracle and trained decoders, resumable outputs, and its one-line errors."""
 
+import importlib.util
 import json
 
 import pytest
@@ -37,6 +38,9 @@ def test_reproduce_writes_fits_tables_cards_and_resumes(tiny_preset, tmp_path, m
         card = (folder / "README.md").read_text()
         assert "confidence: steps for ser <= 0.05" in card and "random: steps for ter_gap <= 0.2" in card
         assert (folder / "ser_probes-confidence.jsonl").is_file()
+        # the steps needed with their intervals, drawn where matplotlib is installed and linked from results.md
+        drawn = importlib.util.find_spec("matplotlib") is not None
+        assert (folder / "steps_needed.png").is_file() == drawn == ("](steps_needed.png)" in results)
     trained_sweep = [json.loads(line) for line in (output / "hmm" / "trained" / "ter_sweep.jsonl").open()]
     assert {row["strategy"] for row in trained_sweep if "strategy" in row} == {"random", "autoregressive"}
     # next to the AR model the MDM is also swept at S = L, and results.md compares the pair at every length

@@ -11,13 +11,16 @@ to an AR model of the same size, both with `WELL_TRAINED`'s budget):
    quality of the pair per length and the latency at matched TER and matched SER with their intervals
    (`latency_at_matched_quality` over the sweep's ancestral rows and the AR row).
 4. Outputs in `<output_dir>/<language>/<decoder>/`: the probe and sweep files (JSON lines; a rerun resumes from them),
-   `results.md` (both fits and the tables), `step_vs_error.png` and a model card (README.md); `<output_dir>/summary.md`
+   `results.md` (both fits and the tables), `steps_needed.png` (steps needed against L with their intervals),
+   `step_vs_error.png` and a model card (README.md); `<output_dir>/summary.md`
    gathers every fit. Trained models live in `<output_dir>/<language>/models/{mdm,autoregressive}` with their
    training time; a rerun loads them.
 With `--block_sizes` (e.g. `1 4 L`), block size is an axis: the oracle's SER is searched at each decoding block size
 (one fit per strategy and size), and the `trained` decoder also trains one block-diffusion MDM per integer B
 (`models/mdm-block{B}`, BD3-LM objective) and measures it at its own B as the decoder `trained-block{B}`.
-Under `accelerate launch` the probes of a search round, the sweep cells and the training are split across processes.
+Under `accelerate launch` the sweep cells and the training are split across processes; a search probes one cell at a
+time (each length starts from the steps the shorter ones predict), so its probes run on one process while the others
+wait.
 """
 
 import dataclasses
@@ -33,7 +36,7 @@ from ..evaluation.step_scaling import check_target, fixed_steps_trend_table, ste
 from ..evaluation.sweep import AUTOREGRESSIVE, block_count, cell_block_size, cell_key
 from ..evaluation.sweep_table import ONE_BLOCK
 from ..generation import DiffusionGenerationConfig, enable_diffusion_generation
-from ..hub import ModelCard
+from ..hub import ModelCard, plot_steps_needed
 from ..languages import describe_research_language, research_language
 from .sweep import block_size_argument, block_sizes
 
@@ -219,6 +222,8 @@ def write_results(folder: Path, title: str, probes, sweep, fits, card_model, ter
         + f"\n\n## Fixed-steps sweep (TER)\n\n{markdown_table(sweep)}\n"
         + f"\n## Every SER probe\n\n{markdown_table(probes)}\n"
     )  # fmt: skip
+    if plot_steps_needed(fits, folder / "steps_needed.png"):
+        text += "\n![steps needed against length, 95% intervals](steps_needed.png)\n"
     (folder / "results.md").write_text(text)
     cells = list({cell_key(row): row for row in sweep + probes}.values())
     card = ModelCard.from_sweep(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..evaluation.sweep_columns import COLUMNS
 from ..evaluation.sweep_table import Z_95, decoder_label, is_present
+from .figure_file import save_figure
 
 
 AUTOREGRESSIVE = "autoregressive"
@@ -86,12 +87,4 @@ def step_vs_error_figure(rows: list[dict]):
 
 def plot_step_vs_error(rows: list[dict], path: Path) -> bool:
     """Draw the figure into `path`; False (nothing written) when matplotlib is not installed."""
-    try:
-        figure = step_vs_error_figure(rows)
-    except ImportError:
-        return False
-    import matplotlib.pyplot as plt
-
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+    return save_figure(lambda: step_vs_error_figure(rows), path)
