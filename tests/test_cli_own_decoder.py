@@ -40,8 +40,8 @@ def test_sweep_then_card_of_a_diffusion_gemma_folder(gemma_folder, tmp_path, cap
     assert "`DiffusionGemmaForBlockDiffusion` (model_type `diffusion_gemma`)" in text
     assert (
         "## Score | tokens per forward" in text
-        and len(HubModelCard.load(gemma_folder / "README.md").data.eval_results) == 6
-    )
+        and len(HubModelCard.load(gemma_folder / "README.md").data.eval_results) == 9
+    )  # 2 rows x (3 error metrics + tokens per forward) + the AUP of their one curve
     snippet = run_usage_snippet(text, gemma_folder)
     assert snippet["ids"].shape == (4, 8)
 
