@@ -327,8 +327,15 @@ def test_an_open_interval_makes_the_exponent_unbounded_on_its_side():
 
 
 @pytest.mark.bad_input
-@pytest.mark.parametrize("start, match", [(0, "start must be a positive integer"), (65, "must lie in"),
-                                          (2, "must lie in"), (8.0, "start must be a positive integer")])
+@pytest.mark.parametrize(
+    "start, match",
+    [
+        (0, "start must be a positive integer"),
+        (65, "must lie in"),
+        (2, "must lie in"),
+        (8.0, "start must be a positive integer"),
+    ],
+)
 def test_search_refuses_a_start_outside_its_range(start, match):
     def never(steps):
         raise AssertionError("evaluated before the input was checked")

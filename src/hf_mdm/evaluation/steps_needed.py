@@ -93,7 +93,7 @@ class StepsNeeded:
         return min(ends), max(ends) if high is not None else None
 
     def interval_text(self) -> str:
-        """"[low, high]", "[>= low]" (open above), or "" without an interval."""
+        """The interval as text: "[low, high]", "[>= low]" (open above), or "" without an interval."""
         if self.interval is None:
             return ""
         low, high = self.interval
