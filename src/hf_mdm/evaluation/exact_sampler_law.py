@@ -60,6 +60,11 @@ def diffusion_sampler(model, length: int, generate_kwargs: dict):
     return sampler, denoiser, plan
 
 
+def sequence_index(sequences: torch.LongTensor, num_symbols: int) -> torch.LongTensor:
+    """Each row's index among the num_symbols^L sequences of its length L: sum_i x_i num_symbols^(L-1-i)."""
+    return sequences @ num_symbols ** torch.arange(sequences.shape[-1] - 1, -1, -1)
+
+
 def not_enumerable(sampler: DiffusionSampler, denoiser) -> str | None:
     """Why the law of this sampler cannot be enumerated (None when it can): see the module docstring."""
     strategy = sampler.strategy
@@ -267,13 +272,19 @@ def exact_sampler_law(model, length: int, generate_kwargs: dict, num_symbols: in
             canvases, mass = merge(canvases, torch.cat([mass[~going], weight[~lost]]))
             step += 1
         scored += len(laws_of.known)
-    weights = num_symbols ** torch.arange(length - 1, -1, -1)
     probabilities = torch.zeros(num_symbols**length, dtype=torch.float64)
-    probabilities.index_add_(0, canvases @ weights, mass)
+    probabilities.index_add_(0, sequence_index(canvases, num_symbols), mass)
     total = float(probabilities.sum()) + outside
     if abs(total - 1.0) > 1e-9:
         raise RuntimeError(f"The DP's law sums to {total}, not 1; this is a bug.")
     return SamplerLaw(probabilities, outside, scored)
 
 
-__all__ = ["SamplerLaw", "diffusion_sampler", "exact_sampler_law", "not_enumerable", "reveal_hazards"]
+__all__ = [
+    "SamplerLaw",
+    "diffusion_sampler",
+    "exact_sampler_law",
+    "not_enumerable",
+    "reveal_hazards",
+    "sequence_index",
+]

@@ -39,7 +39,7 @@ from ..generation.strategies import STRATEGIES
 from ..languages import FormalLanguage
 from ..tokenizer_checks import check_mask_token
 from .argument_checks import check_int, check_positive_int
-from .exact_sampler_law import diffusion_sampler, exact_sampler_law, not_enumerable
+from .exact_sampler_law import diffusion_sampler, exact_sampler_law, not_enumerable, sequence_index
 from .sweep import SET_BY_THE_SWEEP, diffusion_generate_kwargs, sample_generators
 from .sweep_tasks import LanguageTask
 
@@ -90,7 +90,7 @@ def language_distribution(language: FormalLanguage, length: int) -> torch.Tensor
     """P over the V^length sequences, index sum_i x_i V^(length-1-i)."""
     vocab = language.vocab_size
     index = torch.arange(vocab**length)
-    sequences = index[:, None] // vocab ** torch.arange(length - 1, -1, -1) % vocab
+    sequences = index[:, None] // vocab ** torch.arange(length - 1, -1, -1) % vocab  # the inverse of sequence_index
     return torch.cat([language.log_prob(chunk).exp() for chunk in sequences.split(1 << 14)])
 
 
@@ -113,7 +113,6 @@ def monte_carlo_law(model, language, length, generate_kwargs, num_samples, seed,
     vocab = language.vocab_size
     counts = torch.zeros(vocab**length, dtype=torch.float64)
     outside, forwards = 0, 0
-    weights = vocab ** torch.arange(length - 1, -1, -1)
     for start in range(0, num_samples, batch_size):
         indices = list(range(start, min(start + batch_size, num_samples)))
         generators = sample_generators(seed, generate_kwargs["strategy"], length, indices)
@@ -122,7 +121,9 @@ def monte_carlo_law(model, language, length, generate_kwargs, num_samples, seed,
         forwards += int(output.nfe.sum())
         symbols = ((sequences >= 0) & (sequences < vocab)).all(1)
         outside += int((~symbols).sum())
-        counts.index_add_(0, sequences[symbols] @ weights, torch.ones(int(symbols.sum()), dtype=torch.float64))
+        counts.index_add_(
+            0, sequence_index(sequences[symbols], vocab), torch.ones(int(symbols.sum()), dtype=torch.float64)
+        )
     return counts / num_samples, outside / num_samples, forwards
 
 
