@@ -151,15 +151,15 @@ def accuracy_under_parallelism(
     """The AUP of every (length, strategy, block size) curve of a sweep, with its bootstrap standard error and 95%
     interval (`num_draws` draws seeded by `seed`), sorted by length then decoder.
 
-    Rows are checked first (`check_sweep_rows`): a row without tokens per forward (an `hf-mdm eval` row, a table from
-    before the column) or with 0 is refused, naming it."""
+    Rows are checked first (`check_sweep_rows`): a row without tokens per forward (a table written before the column,
+    or an lm-eval row of a log-likelihood task, which generates nothing) or with 0 is refused, naming it."""
     rows = checked_rows(rows, "rows")
     for index, row in enumerate(rows):
         if not is_present(row.get("tokens_per_forward")):
             raise ValueError(
                 f"Sweep row {index} ({describe_cell(row)}) has no tokens_per_forward: AUP needs every row's tokens "
-                "per forward, which `sweep_steps` writes (rows of `hf-mdm eval`, or of a table from before the "
-                "column, do not have it: rerun them with this version)."
+                "per forward, which `sweep_steps` and `hf-mdm eval` write (a table from before the column, or a "
+                "task that generates nothing, has none: rerun it with this version, or leave the row out)."
             )
         if row["tokens_per_forward"] == 0:
             raise ValueError(

@@ -173,7 +173,7 @@ class ModelCard(HubModelCard):
                              license=license, model_id=model_id, training=training)  # fmt: skip
         try:
             aup = accuracy_under_parallelism(rows)
-        except ValueError as error:  # rows without tokens per forward (`hf-mdm eval`'s), or with 0
+        except ValueError as error:  # rows without tokens per forward (older tables), or with 0
             aup = f"Not computed: {error}"
         eval_result = dict(task_type="text-generation", task_name=task_name, dataset_type=dataset_type,
                            dataset_name=dataset_name or task_name)  # fmt: skip
