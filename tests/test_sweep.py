@@ -1,6 +1,7 @@
 """sweep_steps on the exact oracle: the grid, determinism, resume, the AR row, prompt tasks, and bad input."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -316,3 +317,15 @@ def test_unwritable_output_path_fails_before_any_cell(language, tmp_path, monkey
     monkeypatch.setattr(sweep_module, "run_cell", lambda *a, **k: pytest.fail("a cell ran"))
     with pytest.raises(ValueError, match="Cannot write the sweep file .*choose a writable path"):
         small_sweep(language, tmp_path / "no" / "such" / "folder" / "sweep.jsonl")
+
+
+def test_latency_carries_its_standard_error_over_the_cells_batches(language):
+    def cell(batch_size):
+        (row,) = sweep_steps(oracle(language), language.tokenizer(), LanguageTask(language), steps=[2],
+                             strategies=["random"], lengths=[8], num_samples=4, batch_size=batch_size,
+                             progress=False)  # fmt: skip
+        return row
+
+    several, one = cell(2), cell(4)
+    assert math.isfinite(several["latency_s_se"]) and several["latency_s_se"] >= 0  # two batches: their scatter
+    assert one["latency_s_se"] is None  # one batch: no scatter to estimate, and no invented one
